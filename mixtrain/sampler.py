@@ -16,7 +16,7 @@ Design (the whole stream is a pure function of (seed, weight schedule, shards)):
   stream never ends. Shuffling is chunk-local (chunk order and order within a chunk, both
   re-drawn every pass) so reads stay sequential inside litdata chunks.
 * Every DataLoader worker walks all global batches (cheap numpy) to keep per-domain counts,
-  and materialises only its own batches (worker k of K makes batches g = k mod K). The
+  and materialises only its own batches (worker k of K makes batches start + k + j*K). The
   DataLoader returns them in order, so the rank's stream is identical for any num_workers.
 * The weight schedule lives in shared memory: `set_weights()` appends "from batch N on, use w",
   with N beyond anything a worker may already have produced (see `weight_change_delay`).
@@ -423,7 +423,7 @@ class MixtureStream(IterableDataset):
         if self._readers is None:
             self._open()
         progress = self._progress.numpy().copy()  # shared: set by load_state_dict / mark_consumed
-        batch = int(progress[0])
+        batch = first = int(progress[0])
         counts = progress[1:].astype(np.int64)
         G, B, M, D = self.global_batch_size, self.batch_size, self.window_batches, self.num_domains
         own = slice(self.rank * B, (self.rank + 1) * B)
@@ -437,7 +437,8 @@ class MixtureStream(IterableDataset):
             ordinals = (before[np.arange(flat.size), flat] + counts[flat]).reshape(plan.shape)
             per_batch = onehot.reshape(plan.shape[0], G, D).sum(axis=1)
             counts_after = counts + np.cumsum(per_batch, axis=0)  # [n, D]
-            mine = [i for i in range(plan.shape[0]) if (batch + i) % num_workers == worker_id]
+            # the DataLoader asks worker 0 first: worker k makes batches first + k, first + k + K, ...
+            mine = [i for i in range(plan.shape[0]) if (batch + i - first) % num_workers == worker_id]
             if mine:
                 domain_ids = plan[mine][:, own]  # [m, B]
                 chunks, blocks = self._locate(domain_ids.reshape(-1), ordinals[mine][:, own].reshape(-1))
