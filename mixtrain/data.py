@@ -1,0 +1,168 @@
+"""Lightning data: the mixed training stream and one fixed validation loader per domain.
+
+Place in the flow: shards.py (prepared DIR) + sampler.py -> **data.py** -> Trainer/module.py.
+
+* Training: one `MixtureStream` over every domain's train shards, built in
+  `train_dataloader()` (after the process group exists, so rank and world size are real).
+* Validation: for every domain, the first `val_blocks_per_domain` blocks of its val shards,
+  split across ranks without padding (rank r takes blocks r, r+W, ...), identical for every
+  mixture and never reweighted. The module logs `val/<domain>/loss` and their mean `val/loss`.
+* State: `state_dict()` is the sampler state; Lightning stores it in the checkpoint and
+  calls `load_state_dict()` before `train_dataloader()` on resume.
+* `MixtureProgress` (callback): after every training batch, tells the sampler it was consumed
+  (exact accounting, exact resume) and logs `mix/<domain>`, `mix/tokens/<domain>`, `tokens`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from mixtrain.sampler import MixtureStream, make_loader, read_domain_blocks
+from mixtrain.shards import read_manifest, read_stats
+
+
+class ValBlocks(Dataset):
+    """A fixed slice of one domain's val blocks (map-style; this rank's share only)."""
+
+    def __init__(self, val_dir: str, block_size: int, indices: list[int]):
+        self.val_dir, self.block_size, self.indices = val_dir, block_size, indices
+        self._ds = None
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        if self._ds is None:  # opened lazily, inside the reading process
+            from litdata import StreamingDataset, TokensLoader
+
+            self._ds = StreamingDataset(self.val_dir, item_loader=TokensLoader(block_size=self.block_size))
+        return self._ds[self.indices[i]]
+
+
+class MixtureDataModule(pl.LightningDataModule):
+    def __init__(
+        self,
+        data_dir: str,
+        seq_len: int,
+        batch_size: int,
+        *,
+        seed: int = 0,
+        sampler_mode: str = "random",
+        num_workers: int = 0,
+        prefetch_factor: int = 2,
+        pin_memory: bool = True,
+        val_blocks_per_domain: int = 64,
+        val_batch_size: int | None = None,
+        window_samples: int = 256,
+    ):
+        super().__init__()
+        self.data_dir = os.fspath(data_dir)
+        self.manifest = read_manifest(self.data_dir)
+        self.domains: list[str] = list(self.manifest["domains"])
+        self.block_size = int(seq_len) + 1  # inputs + the shifted targets
+        if self.block_size > int(self.manifest["block_size"]):
+            raise ValueError(
+                f"seq_len={seq_len} needs blocks of {self.block_size} tokens but {self.data_dir} was prepared with "
+                f"block_size={self.manifest['block_size']} (seq_len <= {int(self.manifest['block_size']) - 1}); "
+                f"lower seq_len or re-run prepare with block_size={self.block_size}"
+            )
+        self.stats = {d: read_stats(self.data_dir, d) for d in self.domains}
+        self.train_blocks = [
+            read_domain_blocks(d, os.path.join(self.data_dir, d, "train"), self.block_size) for d in self.domains
+        ]
+        self.seq_len = int(seq_len)
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        self.sampler_mode = sampler_mode
+        self.num_workers = int(num_workers)
+        self.prefetch_factor = int(prefetch_factor)
+        self.pin_memory = pin_memory
+        self.val_blocks_per_domain = int(val_blocks_per_domain)
+        self.val_batch_size = int(val_batch_size or batch_size)
+        self.window_samples = int(window_samples)
+        self.initial_weights: dict[str, float] | None = None
+        self.stream: MixtureStream | None = None
+        self._pending_state: dict[str, Any] | None = None
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.manifest["vocab_size"])
+
+    def _rank_world(self) -> tuple[int, int]:
+        trainer = self._trainer
+        if trainer is not None:
+            return trainer.global_rank, trainer.world_size
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_rank(), torch.distributed.get_world_size()
+        return 0, 1
+
+    def build_stream(self) -> MixtureStream:
+        if self.initial_weights is None:
+            raise RuntimeError("set MixtureDataModule.initial_weights (from the mixing strategy) before training")
+        rank, world = self._rank_world()
+        stream = MixtureStream(
+            self.train_blocks, self.initial_weights, block_size=self.block_size, batch_size=self.batch_size,
+            seed=self.seed, mode=self.sampler_mode, rank=rank, world_size=world, tokens_per_sample=self.seq_len,
+            num_workers=self.num_workers, prefetch_factor=self.prefetch_factor, window_samples=self.window_samples,
+        )
+        if self._pending_state is not None:
+            stream.load_state_dict(self._pending_state)
+            self._pending_state = None
+        return stream
+
+    def train_dataloader(self):
+        if self.stream is None:
+            self.stream = self.build_stream()
+        elif self._pending_state is not None:
+            self.stream.load_state_dict(self._pending_state)
+            self._pending_state = None
+        return make_loader(self.stream, pin_memory=self.pin_memory)
+
+    def val_dataloader(self):
+        rank, world = self._rank_world()
+        loaders = []
+        for d in self.domains:
+            val_dir = os.path.join(self.data_dir, d, "val")
+            available = read_domain_blocks(d, val_dir, self.block_size).num_blocks
+            indices = list(range(min(self.val_blocks_per_domain, available)))[rank::world]
+            loaders.append(
+                DataLoader(
+                    ValBlocks(val_dir, self.block_size, indices), batch_size=self.val_batch_size, shuffle=False,
+                    num_workers=0,
+                )
+            )
+        return loaders
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.stream is not None:
+            return {"sampler": self.stream.state_dict()}
+        return {"sampler": self._pending_state} if self._pending_state else {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if state.get("sampler"):
+            self._pending_state = dict(state["sampler"])
+            if self.stream is not None:  # loader already built: apply now
+                self.stream.load_state_dict(self._pending_state)
+                self._pending_state = None
+
+
+class MixtureProgress(pl.Callback):
+    """Marks each training batch consumed by the sampler and logs the mixture's state."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        stream = trainer.datamodule.stream
+        stream.mark_consumed(batch)
+        # Logged every batch; Lightning keeps the step's last value and writes on its own cadence.
+        metrics = {"tokens": float(sum(stream.domain_tokens().values()))}
+        for d, w in stream.current_weights().items():
+            metrics[f"mix/{d}"] = w
+        for d, n in stream.domain_tokens().items():
+            metrics[f"mix/tokens/{d}"] = float(n)
+        # identical on every rank by construction (global accounting), so no sync needed
+        pl_module.log_dict(metrics, on_step=True, on_epoch=False, rank_zero_only=True)

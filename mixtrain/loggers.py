@@ -1,0 +1,89 @@
+"""Run logging: the local `RUN/metrics.csv` (always) and a null logger.
+
+Place in the flow: module.py / data.py / refit.py call `self.log(...)` -> Lightning ->
+**loggers.py** writes `RUN/metrics.csv` (format: docs/formats.md, README) next to wandb.
+
+Lightning's CSVLogger is kept for the writing; two things are added:
+* one row per step: metrics logged at the same step (training, validation, mixture) are merged
+  into one row; a row is written once the next step begins (or at the end of the run);
+* resume: an existing file is kept up to the checkpoint's step (rows logged after the
+  checkpoint are re-logged by the resumed run), instead of being deleted.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from typing import Any
+
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.loggers.logger import rank_zero_experiment
+
+FIRST_COLUMNS = ("step", "tokens", "train/loss", "val/loss")
+DROPPED_KEYS = ("epoch",)
+
+
+def _column_order(keys) -> list[str]:
+    first = [k for k in FIRST_COLUMNS if k in keys]
+    return first + sorted(k for k in keys if k not in FIRST_COLUMNS)
+
+
+class _StepRowWriter(ExperimentWriter):
+    def __init__(self, log_dir: str, keep_until_step: int | None):
+        path = os.path.join(log_dir, self.NAME_METRICS_FILE)
+        kept: list[dict[str, Any]] = []
+        if keep_until_step is not None and os.path.isfile(path):
+            with open(path, newline="") as f:
+                kept = [row for row in csv.DictReader(f) if row.get("step") and int(float(row["step"])) <= keep_until_step]
+        super().__init__(log_dir)  # deletes an existing metrics.csv (fresh run semantics)
+        self._pending: dict[str, Any] | None = None
+        if kept:
+            self.metrics_keys = _column_order(set().union(*kept))
+            with open(self.metrics_file_path, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=self.metrics_keys)
+                writer.writeheader()
+                writer.writerows(kept)
+
+    def log_metrics(self, metrics_dict: dict[str, float], step: int | None = None) -> None:
+        values = {k: (v.item() if hasattr(v, "item") else v) for k, v in metrics_dict.items() if k not in DROPPED_KEYS}
+        if self._pending is not None and self._pending["step"] == step:
+            self._pending.update(values)
+            return
+        if self._pending is not None:
+            self.metrics.append(self._pending)
+        self._pending = {**values, "step": step}
+
+    def _record_new_keys(self) -> set[str]:
+        new_keys = set().union(*self.metrics) - set(self.metrics_keys)
+        self.metrics_keys = _column_order(set(self.metrics_keys) | new_keys)
+        return new_keys
+
+    def flush_pending(self) -> None:
+        if self._pending is not None:
+            self.metrics.append(self._pending)
+            self._pending = None
+
+
+class MetricsCSVLogger(CSVLogger):
+    """Writes `<run_dir>/metrics.csv`, one row per logged step; resumable (see module docstring)."""
+
+    def __init__(self, run_dir: str, keep_until_step: int | None = None, flush_logs_every_n_steps: int = 50):
+        super().__init__(save_dir=run_dir, name="", version="", flush_logs_every_n_steps=flush_logs_every_n_steps)
+        self._keep_until_step = keep_until_step
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> _StepRowWriter:
+        if self._experiment is None:
+            os.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _StepRowWriter(self.log_dir, self._keep_until_step)
+        return self._experiment
+
+    def log_hyperparams(self, params: Any = None, *args: Any, **kwargs: Any) -> None:
+        pass  # the run's config is RUN/config.yaml (written once, secrets redacted)
+
+    def finalize(self, status: str) -> None:
+        if self._experiment is not None:
+            self._experiment.flush_pending()
+        super().finalize(status)

@@ -1,0 +1,185 @@
+"""The LightningModule: next-token loss, per-domain losses, optimiser, throughput.
+
+Place in the flow: data.py batches {"input_ids", "domain", ...} -> **module.py** -> Trainer.
+Per-domain training loss comes from the sampler's domain ids on the same forward pass
+(per-sample mean of the per-token loss, summed per domain with index_add), all-reduced
+across ranks (2 x num_domains numbers per step) and returned in the step's outputs for
+refit.py. Validation loss per domain is a token-weighted mean over that domain's fixed val
+blocks, summed across ranks before logging (exact, no DistributedSampler padding).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+
+from mixtrain.model import GPT, GPTConfig, per_token_loss
+
+
+def warmup_cosine(step: int, warmup_steps: int, max_steps: int, min_lr_ratio: float) -> float:
+    """LR multiplier: linear warmup to 1, then cosine decay to `min_lr_ratio` at `max_steps`."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if max_steps <= warmup_steps:
+        return 1.0
+    progress = min(1.0, (step - warmup_steps) / max(1, max_steps - warmup_steps))
+    return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class MixtureLM(pl.LightningModule):
+    def __init__(
+        self,
+        model: Mapping[str, Any],
+        domains: list[str],
+        *,
+        lr: float = 3e-4,
+        weight_decay: float = 0.1,
+        betas: tuple[float, float] = (0.9, 0.95),
+        warmup_steps: int = 100,
+        max_steps: int = 1000,
+        min_lr_ratio: float = 0.1,
+        compile: bool = False,
+        peak_flops_per_s: float | None = None,
+    ):
+        super().__init__()
+        # plain types only: checkpoints stay loadable with weights_only=True
+        self.save_hyperparameters({
+            "model": dict(model), "domains": list(domains), "lr": lr, "weight_decay": weight_decay,
+            "betas": list(betas), "warmup_steps": warmup_steps, "max_steps": max_steps,
+            "min_lr_ratio": min_lr_ratio, "compile": compile,
+        })
+        self.config = GPTConfig(**dict(model))
+        self.domains = list(domains)
+        self.model: torch.nn.Module | None = None
+        self._peak_flops_per_s = peak_flops_per_s
+        self._val_sum: torch.Tensor | None = None
+        self._val_count: torch.Tensor | None = None
+        self._last_step_time: float | None = None
+
+    # -------------------------------------------------------------------- model
+    def configure_model(self) -> None:
+        if self.model is not None:
+            return
+        model = GPT(self.config)
+        mesh = getattr(self, "device_mesh", None)
+        if mesh is not None:  # ModelParallelStrategy (FSDP2): shard each block, then the whole model
+            from torch.distributed.fsdp import fully_shard
+
+            dp_mesh = mesh["data_parallel"] if "data_parallel" in (mesh.mesh_dim_names or ()) else mesh
+            for block in model.blocks:
+                fully_shard(block, mesh=dp_mesh)
+            fully_shard(model, mesh=dp_mesh)
+        if self.hparams["compile"]:
+            model = torch.compile(model)
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids)
+
+    # ----------------------------------------------------------------- training
+    def _domain_sums(self, sample_loss: torch.Tensor, domain: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        D = len(self.domains)
+        sums = torch.zeros(D, device=sample_loss.device, dtype=torch.float32).index_add_(0, domain, sample_loss.float())
+        counts = torch.bincount(domain, minlength=D).float()
+        both = self.trainer.strategy.reduce(torch.cat([sums, counts]), reduce_op="sum")
+        return both[:D], both[D:]
+
+    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> dict[str, Any]:
+        ids = batch["input_ids"].long()  # [B, T+1]
+        inputs, targets = ids[:, :-1], ids[:, 1:]  # [B, T] each
+        logits = self(inputs)  # [B, T, V]
+        token_loss = per_token_loss(logits, targets)  # [B, T] float32
+        loss = token_loss.mean()
+        sums, counts = self._domain_sums(token_loss.detach().mean(dim=1), batch["domain"])
+        global_loss = sums.sum() / counts.sum()
+        metrics = {"train/loss": global_loss}
+        for i, d in enumerate(self.domains):
+            if counts[i] > 0:
+                metrics[f"train/{d}/loss"] = sums[i] / counts[i]
+        self.log_dict(metrics, on_step=True, on_epoch=False, prog_bar=False)
+        self.log("loss", global_loss, on_step=True, on_epoch=False, prog_bar=True, logger=False)
+        return {"loss": loss, "domain_loss_sum": sums, "domain_count": counts}
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        now = time.perf_counter()
+        if self._last_step_time is not None:
+            dt = now - self._last_step_time
+            tokens = batch["input_ids"].shape[0] * (batch["input_ids"].shape[1] - 1) * self.trainer.world_size
+            tokens_per_s = tokens / max(dt, 1e-9)
+            perf = {"perf/tokens_per_s": tokens_per_s}
+            peak = self._peak_flops_per_s
+            if peak:
+                flops = self._flops_per_token() * tokens_per_s
+                perf["perf/mfu"] = flops / (peak * self.trainer.world_size)
+            self.log_dict(perf, on_step=True, on_epoch=False, rank_zero_only=True)
+        self._last_step_time = now
+
+    def _flops_per_token(self) -> float:
+        model = self.model._orig_mod if hasattr(self.model, "_orig_mod") else self.model
+        return float(model.flops_per_token(self.config.seq_len))
+
+    # --------------------------------------------------------------- validation
+    def on_validation_epoch_start(self) -> None:
+        D = len(self.domains)
+        self._val_sum = torch.zeros(D, device=self.device, dtype=torch.float64)
+        self._val_count = torch.zeros(D, device=self.device, dtype=torch.float64)
+
+    def validation_step(self, batch: torch.Tensor, batch_idx: int, dataloader_idx: int = 0) -> None:
+        ids = batch.long()
+        token_loss = per_token_loss(self(ids[:, :-1]), ids[:, 1:])  # [b, T]
+        self._val_sum[dataloader_idx] += token_loss.sum().double()
+        self._val_count[dataloader_idx] += token_loss.numel()
+
+    def on_validation_epoch_end(self) -> None:
+        both = self.trainer.strategy.reduce(torch.cat([self._val_sum, self._val_count]), reduce_op="sum")
+        D = len(self.domains)
+        sums, counts = both[:D], both[D:]
+        metrics = {}
+        for i, d in enumerate(self.domains):
+            if counts[i] > 0:
+                metrics[f"val/{d}/loss"] = (sums[i] / counts[i]).float()
+        if metrics:
+            metrics["val/loss"] = torch.stack(list(metrics.values())).mean()
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=False)
+        if "val/loss" in metrics:
+            self.log("val", metrics["val/loss"], prog_bar=True, logger=False, on_epoch=True)
+
+    # ---------------------------------------------------------------- optimiser
+    def configure_optimizers(self):
+        hp = self.hparams
+        decay, no_decay = [], []
+        for p in self.model.parameters():
+            if p.requires_grad:
+                (decay if p.dim() >= 2 else no_decay).append(p)  # no decay on norms and biases
+        groups = [{"params": decay, "weight_decay": hp["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}]
+        fused = self.device.type == "cuda"
+        optimizer = torch.optim.AdamW(groups, lr=hp["lr"], betas=tuple(hp["betas"]), fused=fused)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer,
+            lambda step: warmup_cosine(step, hp["warmup_steps"], hp["max_steps"], hp["min_lr_ratio"]),
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    # --------------------------------------------------------------- checkpoint
+    def run_identity(self) -> dict[str, Any]:
+        return {"domains": list(self.domains), "model": dict(self.hparams["model"])}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["mixtrain"] = self.run_identity()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("mixtrain")
+        if saved is None:
+            raise ValueError("this checkpoint was not written by mixtrain.train (no 'mixtrain' section); refusing it")
+        mine = self.run_identity()
+        for key in ("domains", "model"):
+            if saved[key] != mine[key]:
+                raise ValueError(
+                    f"checkpoint does not match this run: {key} {saved[key]} != {mine[key]}; "
+                    "resume with the same data_dir and model config, or start a new out_dir"
+                )

@@ -1,0 +1,161 @@
+"""The refit bridge: the only path from training/evaluation back to the sampler's weights.
+
+Place in the flow: module.py (per-domain losses, all-reduced) + data.py (tokens per domain) ->
+**refit.py** -> strategy.update(history) -> sampler.set_weights().
+
+Every `refit_every_n_steps` optimizer steps, the callback builds a `MixHistory` from inputs that
+are identical on every rank (per-domain training-loss sums were all-reduced in the step; token
+counts are global by construction; validation losses are all-reduced), asks the strategy for
+new weights on rank 0, broadcasts them, applies the safety rules and schedules them in the
+sampler. A refit that sees NaN/inf, or whose strategy raises, keeps the previous weights and
+logs a warning; the run never crashes because of a refit. One line per refit goes to
+`RUN/refits.jsonl`. State (strategy, accumulators, records) is saved in the checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+
+from mixtrain.strategies import MixHistory, MixingStrategy
+from mixtrain.weights import normalize_weights
+
+log = logging.getLogger(__name__)
+
+
+def safe_weights(
+    new: Mapping[str, float], old: Mapping[str, float], *, floor: float, max_change: float | None, smoothing: float
+) -> dict[str, float]:
+    """Smooth toward the old weights, bound the change per domain, then apply a floor.
+
+    smoothing s: w = (1 - s) * new + s * old. max_change: |w_i - old_i| <= max_change (before
+    the floor and renormalisation). floor: every domain keeps at least `floor` weight.
+    """
+    domains = list(old)
+    new = normalize_weights(new, domains, what="refit weights")
+    w = {d: (1.0 - smoothing) * new[d] + smoothing * old[d] for d in domains}
+    if max_change is not None:
+        w = {d: min(old[d] + max_change, max(old[d] - max_change, v)) for d, v in w.items()}
+    w = normalize_weights(w, domains, what="refit weights")
+    if floor > 0:
+        if floor * len(domains) > 1:
+            raise ValueError(f"refit floor {floor} x {len(domains)} domains exceeds 1")
+        w = {d: floor + (1.0 - floor * len(domains)) * v for d, v in w.items()}
+    return normalize_weights(w, domains, what="refit weights")
+
+
+class Refit(pl.Callback):
+    def __init__(
+        self,
+        strategy: MixingStrategy,
+        run_dir: str,
+        *,
+        floor: float = 0.0,
+        max_change: float | None = None,
+        smoothing: float = 0.0,
+    ):
+        self.strategy = strategy
+        self.every = int(strategy.refit_every_n_steps or 0)
+        self.run_dir = run_dir
+        self.floor, self.max_change, self.smoothing = float(floor), max_change, float(smoothing)
+        self._sum: torch.Tensor | None = None
+        self._count: torch.Tensor | None = None
+        self.records: list[dict[str, Any]] = []
+
+    # accumulate the all-reduced per-domain training loss of every step since the last refit
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if not isinstance(outputs, Mapping) or "domain_loss_sum" not in outputs:
+            return
+        s, c = outputs["domain_loss_sum"].detach().double().cpu(), outputs["domain_count"].detach().double().cpu()
+        self._sum = s if self._sum is None else self._sum + s
+        self._count = c if self._count is None else self._count + c
+        step = trainer.global_step
+        boundary = not trainer.fit_loop._should_accumulate()
+        if boundary and self.every > 0 and step > 0 and step % self.every == 0:
+            self.refit(trainer, pl_module)
+
+    def _val_loss(self, trainer, domains) -> dict[str, float] | None:
+        metrics = trainer.callback_metrics
+        if not all(f"val/{d}/loss" in metrics for d in domains):
+            return None
+        return {d: float(metrics[f"val/{d}/loss"]) for d in domains}
+
+    def refit(self, trainer, pl_module) -> None:
+        stream = trainer.datamodule.stream
+        domains = stream.domains
+        t0 = time.perf_counter()
+        old = stream.weights_at(stream.schedule()[-1][0])  # the latest scheduled weights
+        train_loss = {
+            d: (float(self._sum[i] / self._count[i]) if self._count is not None and self._count[i] > 0 else math.nan)
+            for i, d in enumerate(domains)
+        }
+        history = MixHistory(
+            step=trainer.global_step,
+            max_steps=trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else None,
+            weights=old,
+            tokens_seen=stream.domain_tokens(),
+            train_loss=train_loss,
+            val_loss=self._val_loss(trainer, domains),
+            records=self.records,
+        )
+        new, status, error = None, "kept", None
+        if trainer.is_global_zero:
+            try:
+                proposal = self.strategy.update(history)
+                if proposal is not None:
+                    if not all(math.isfinite(float(v)) for v in proposal.values()):
+                        raise ValueError(f"non-finite weights {proposal}")
+                    new = safe_weights(proposal, old, floor=self.floor, max_change=self.max_change,
+                                       smoothing=self.smoothing)
+                    status = "updated"
+            except Exception as e:  # a refit never crashes the run: keep the weights, say why
+                error = f"{type(e).__name__}: {e}"
+                log.warning("refit at step %d failed, keeping previous weights: %s", trainer.global_step, error)
+                status = "failed"
+        # rank 0 decides; everyone applies the same weights (and the same strategy state)
+        new, status, strategy_state = trainer.strategy.broadcast((new, status, self.strategy.state_dict()), src=0)
+        self.strategy.load_state_dict(strategy_state)
+        start = stream.set_weights(new) if new is not None else None
+        record = {
+            "step": trainer.global_step, "status": status, "effective_batch": start,
+            "old_weights": old, "new_weights": new, "train_loss": train_loss, "val_loss": history.val_loss,
+            "tokens_seen": history.tokens_seen, "error": error, "seconds": time.perf_counter() - t0,
+            "fit": getattr(self.strategy, "last_fit_report", None),
+        }
+        self.records.append({k: record[k] for k in ("step", "old_weights", "new_weights", "train_loss",
+                                                     "val_loss", "tokens_seen")})
+        self._sum, self._count = None, None
+        if trainer.is_global_zero:
+            with open(os.path.join(self.run_dir, "refits.jsonl"), "a") as f:
+                f.write(json.dumps(record, default=float) + "\n")
+        pl_module.log("perf/refit_seconds", record["seconds"], rank_zero_only=True)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "strategy": self.strategy.state_dict(),
+            "records": self.records,
+            "sum": None if self._sum is None else self._sum.tolist(),
+            "count": None if self._count is None else self._count.tolist(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.strategy.load_state_dict(state.get("strategy", {}))
+        self.records = list(state.get("records", []))
+        self._sum = None if state.get("sum") is None else torch.tensor(state["sum"], dtype=torch.float64)
+        self._count = None if state.get("count") is None else torch.tensor(state["count"], dtype=torch.float64)
+        # refits after the checkpoint will happen again: drop their lines from refits.jsonl
+        path = os.path.join(self.run_dir, "refits.jsonl")
+        if os.path.isfile(path) and int(os.environ.get("RANK", "0")) == 0:
+            last = self.records[-1]["step"] if self.records else -1
+            with open(path) as f:
+                lines = [line for line in f if line.strip() and json.loads(line)["step"] <= last]
+            with open(path, "w") as f:
+                f.writelines(lines)

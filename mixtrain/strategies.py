@@ -1,0 +1,286 @@
+"""Mixing strategies: where the sampler's weights come from.
+
+Place in the flow: shards.py/entropy.py/laws.py produce domain statistics and fitted laws ->
+**strategies.py** turns them into `dict[domain, float]` -> sampler.py draws by those weights;
+refit.py feeds training history back into `update()` for strategies that adapt online.
+
+A strategy is chosen by the Hydra group `conf/mixing/` (each yaml names a class here with
+`_target_`). Adding one touches three places: a class, a `conf/mixing/<name>.yaml`, a test.
+
+Interface:
+    initial_weights(ctx: DataContext) -> weights      called once per run (every rank, same result)
+    refit_every_n_steps: int | None                   None: static, never updated
+    update(history: MixHistory) -> weights | None     new weights, or None to keep the current ones
+    state_dict() / load_state_dict()                  saved in the checkpoint (online strategies)
+Every strategy may cap epochs per domain (`max_epochs`): no domain is planned to be read more
+than that many times over the run's token budget; the surplus goes to the other domains.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mixtrain.weights import normalize_weights
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DataContext:
+    """What a strategy may know about the prepared data and the run's budget."""
+
+    data_dir: str
+    domains: list[str]
+    stats: dict[str, dict[str, Any]]  # DIR/<domain>/stats.json per domain
+    budget_tokens: int | None = None  # planned training tokens of the whole run (all ranks)
+    global_batch_tokens: int | None = None
+    max_steps: int | None = None
+
+    def num_train_tokens(self) -> dict[str, int]:
+        return {d: int(self.stats[d]["num_train_tokens"]) for d in self.domains}
+
+
+@dataclass
+class MixHistory:
+    """What refit.py hands an online strategy: all inputs identical on every rank."""
+
+    step: int
+    max_steps: int | None
+    weights: dict[str, float]  # weights in force now
+    tokens_seen: dict[str, int]  # training tokens consumed per domain, all ranks
+    train_loss: dict[str, float]  # mean per-domain training loss since the last refit (nan: no sample)
+    val_loss: dict[str, float] | None = None  # latest per-domain validation loss, if any
+    # full record since the start of the run: one dict per refit, {"step", "weights", "tokens_seen",
+    # "train_loss", "val_loss"}; strategies that refit laws read this
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+
+def cap_epochs(
+    weights: Mapping[str, float], num_tokens: Mapping[str, int], budget_tokens: int, max_epochs: float
+) -> dict[str, float]:
+    """Lower any weight that would read a domain more than `max_epochs` times over the budget.
+
+    The cap of domain d is max_epochs * num_tokens[d] / budget_tokens; the removed mass is
+    given to the uncapped domains in proportion to their weights (repeated until stable).
+    Raises ValueError if even reading every domain `max_epochs` times cannot fill the budget.
+    """
+    w = normalize_weights(weights, list(weights))
+    caps = {d: max_epochs * num_tokens[d] / budget_tokens for d in w}
+    if sum(min(1.0, c) for c in caps.values()) < 1.0 - 1e-12:
+        raise ValueError(
+            f"max_epochs={max_epochs}: the data holds {sum(num_tokens.values()):,} tokens, less than the budget "
+            f"{budget_tokens:,} / {max_epochs} epochs; raise max_epochs or train for fewer steps"
+        )
+    fixed: dict[str, float] = {}
+    for _ in range(len(w) + 1):
+        free = {d: v for d, v in w.items() if d not in fixed}
+        mass = 1.0 - sum(fixed.values())
+        total = sum(free.values())
+        scaled = {d: (v / total * mass if total > 0 else mass / len(free)) for d, v in free.items()}
+        over = {d for d, v in scaled.items() if v > caps[d] + 1e-15}
+        if not over:
+            return normalize_weights({**fixed, **scaled}, list(w))
+        for d in over:
+            fixed[d] = caps[d]
+    raise AssertionError("unreachable: every pass fixes at least one domain")
+
+
+class MixingStrategy:
+    """Base class: a static strategy only implements `compute(ctx)`."""
+
+    name = "base"
+    refit_every_n_steps: int | None = None
+
+    def __init__(self, max_epochs: float | None = None):
+        self.max_epochs = max_epochs
+
+    def compute(self, ctx: DataContext) -> dict[str, float]:
+        raise NotImplementedError
+
+    def initial_weights(self, ctx: DataContext) -> dict[str, float]:
+        weights = normalize_weights(self.compute(ctx), ctx.domains, what=f"{self.name} weights")
+        return self.apply_cap(weights, ctx)
+
+    def apply_cap(self, weights: dict[str, float], ctx: DataContext) -> dict[str, float]:
+        if self.max_epochs is None:
+            return weights
+        if not ctx.budget_tokens:
+            raise ValueError(f"mixing.max_epochs needs a token budget: set trainer.max_steps ({self.name})")
+        return cap_epochs(weights, ctx.num_train_tokens(), ctx.budget_tokens, self.max_epochs)
+
+    def update(self, history: MixHistory) -> dict[str, float] | None:
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        pass
+
+    def describe(self) -> dict[str, Any]:
+        """Settings for logs and reports."""
+        return {"name": self.name, **{k: v for k, v in vars(self).items() if not k.startswith("_")}}
+
+
+class Uniform(MixingStrategy):
+    name = "uniform"
+
+    def compute(self, ctx: DataContext) -> dict[str, float]:
+        return {d: 1.0 for d in ctx.domains}
+
+
+class Natural(MixingStrategy):
+    """Proportional to each domain's training tokens."""
+
+    name = "natural"
+
+    def compute(self, ctx: DataContext) -> dict[str, float]:
+        return {d: float(n) for d, n in ctx.num_train_tokens().items()}
+
+
+class Temperature(MixingStrategy):
+    """r_i ∝ n_i^(1/T): T=1 is natural, T→∞ uniform (mT5/UniMax style)."""
+
+    name = "temperature"
+
+    def __init__(self, temperature: float = 3.0, max_epochs: float | None = None):
+        super().__init__(max_epochs)
+        if not temperature > 0:
+            raise ValueError(f"mixing.temperature must be > 0, got {temperature}")
+        self.temperature = float(temperature)
+
+    def compute(self, ctx: DataContext) -> dict[str, float]:
+        return {d: float(n) ** (1.0 / self.temperature) for d, n in ctx.num_train_tokens().items()}
+
+
+class Manual(MixingStrategy):
+    """Weights from the config (`weights: {domain: w}`) or from a YAML file with a `weights` key."""
+
+    name = "manual"
+
+    def __init__(
+        self,
+        weights: Mapping[str, float] | None = None,
+        weights_file: str | None = None,
+        max_epochs: float | None = None,
+    ):
+        super().__init__(max_epochs)
+        if (weights is None) == (weights_file is None):
+            raise ValueError(
+                "mixing=manual needs exactly one of mixing.weights={domain: w, ...} or mixing.weights_file=FILE.yaml"
+            )
+        self.weights = dict(weights) if weights is not None else None
+        self.weights_file = weights_file
+
+    def compute(self, ctx: DataContext) -> dict[str, float]:
+        if self.weights is not None:
+            return self.weights
+        return read_weights_file(self.weights_file)
+
+
+def read_weights_file(path: str | os.PathLike) -> dict[str, float]:
+    """Read a weights.yaml (`weights: {domain: w}`), as written by `python -m mixtrain.fit --optimize`."""
+    import yaml
+
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"weights file {path} does not exist") from None
+    if not isinstance(data, dict) or not isinstance(data.get("weights"), dict):
+        raise ValueError(f"weights file {path} must hold a mapping `weights: {{domain: weight, ...}}`")
+    return {str(k): v for k, v in data["weights"].items()}
+
+
+class Entropy(MixingStrategy):
+    """BiMix training-free weights from a per-domain entropy (se, ce, je or vne)."""
+
+    name = "entropy"
+    MEASURES = ("se", "ce", "je", "vne")
+
+    def __init__(
+        self,
+        measure: str = "ce",
+        normalization: str = "proportional",
+        temperature: float = 1.0,
+        sample_tokens: int | None = 2_000_000,
+        seed: int = 0,
+        max_epochs: float | None = None,
+    ):
+        super().__init__(max_epochs)
+        if measure not in self.MEASURES:
+            raise ValueError(f"mixing.measure must be one of {self.MEASURES}, got {measure!r}")
+        self.measure = measure
+        self.normalization = normalization
+        self.temperature = float(temperature)
+        self.sample_tokens = sample_tokens
+        self.seed = seed
+        self.entropies: dict[str, float] | None = None
+
+    def compute(self, ctx: DataContext) -> dict[str, float]:
+        from mixtrain.entropy import entropy_weights, load_or_compute_entropies
+
+        # Only one process writes the cache into stats.json; every process gets the same numbers.
+        writer = int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0"))) == 0
+        table = load_or_compute_entropies(
+            ctx.data_dir, domains=ctx.domains, sample_tokens=self.sample_tokens, seed=self.seed, write=writer
+        )
+        self.entropies = {d: float(table[d][self.measure]) for d in ctx.domains}
+        return entropy_weights(self.entropies, normalization=self.normalization, temperature=self.temperature)
+
+
+class Law(MixingStrategy):
+    """The optimum of a fitted mixing law (law.json from `python -m mixtrain.fit`) at a target step."""
+
+    name = "law"
+
+    def __init__(
+        self,
+        law_file: str | None = None,
+        step: int | None = None,
+        importance: Mapping[str, float] | None = None,
+        min_weight: float = 0.0,
+        max_epochs: float | None = None,
+    ):
+        super().__init__(max_epochs)
+        if not law_file:
+            raise ValueError("mixing=law needs mixing.law_file=law.json (from `python -m mixtrain.fit ... --out law.json`)")
+        self.law_file = law_file
+        self.step = step
+        self.importance = dict(importance) if importance else None
+        self.min_weight = float(min_weight)
+
+    def compute(self, ctx: DataContext) -> dict[str, float]:
+        from mixtrain.laws import load_law
+
+        law = load_law(self.law_file)
+        step = self.step if self.step is not None else ctx.max_steps
+        if step is None:
+            raise ValueError("mixing=law needs mixing.step (the target step) or trainer.max_steps")
+        law_domains = list(law.train_domains)
+        if sorted(law_domains) != sorted(ctx.domains):
+            raise ValueError(
+                f"law {self.law_file} was fitted on domains {law_domains} but this run trains on {ctx.domains}; "
+                "fit the law on runs over the same domains"
+            )
+        return law.optimize(step, importance=self.importance, min_weight=self.min_weight)
+
+
+def domain_stats_context(
+    data_dir: str, domains: Sequence[str], stats: Mapping[str, Mapping[str, Any]], *,
+    max_steps: int | None, global_batch_tokens: int | None,
+) -> DataContext:
+    budget = max_steps * global_batch_tokens if (max_steps and global_batch_tokens) else None
+    return DataContext(
+        data_dir=str(data_dir), domains=list(domains), stats={d: dict(stats[d]) for d in domains},
+        budget_tokens=budget, global_batch_tokens=global_batch_tokens, max_steps=max_steps,
+    )
+
+
+def is_finite_weights(weights: Mapping[str, float]) -> bool:
+    return all(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 for v in weights.values())
