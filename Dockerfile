@@ -16,5 +16,5 @@ COPY launch ./launch
 # the same install path as everywhere else; here torch is the CUDA 12.8 build, pinned
 RUN TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128" EXTRAS=slurm bash install.sh
 VOLUME ["/data", "/runs"]
-ENTRYPOINT ["python", "-m", "mixtrain.train", "hydra.run.dir=/runs/.hydra"]
+ENTRYPOINT ["python", "-m", "mixtrain.train"]
 CMD ["data_dir=/data", "out_dir=/runs/run"]
