@@ -65,7 +65,8 @@ def _ensure_data(cfg: DictConfig) -> None:
     prepare_from_config(cfg)
 
 
-def train(cfg: DictConfig) -> dict:
+def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
+    """Train one run from a composed config; returns the summary also written to RUN/summary.json."""
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -126,6 +127,7 @@ def train(cfg: DictConfig) -> dict:
     ]
     if strategy.refit_every_n_steps:
         callbacks.append(Refit(strategy, out_dir, **refit_cfg))
+    callbacks += list(extra_callbacks or [])
     trainer_kwargs = OmegaConf.to_container(tcfg, resolve=True)
     trainer_kwargs["accumulate_grad_batches"] = accumulate
     trainer = instantiate(trainer_kwargs, callbacks=callbacks, logger=loggers, default_root_dir=out_dir,
