@@ -1,0 +1,367 @@
+"""What every mixing law shares: the interface, the fit report, cross-validation, constrained
+optimisation on the simplex, and JSON save/load.
+
+A law subclass implements `_fit(table, notes)` (sets `self.params`, a dict of numpy arrays),
+`_predict(W, steps)`, `n_params()`, `_check(table)` (too few runs etc. -> ValueError), and
+optionally `_predict_grad(r, step)` (analytic gradient for the optimiser) or `_optimize(...)`
+(a closed form). Everything else lives here. Pure: numpy + scipy.
+
+Report (`law.report`, also in the JSON): per evaluation domain in-sample R^2 and mean relative
+error (MRE) over all rows, and cross-validation: group k-fold over runs (default 5 folds, runs
+assigned to folds by a seeded permutation); each fold refits the law on the other runs and
+predicts the held-out runs' final-step losses; out-of-fold predictions of all runs are pooled,
+then per domain: Spearman rank correlation with the observed final losses and MRE.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+from scipy.optimize import brentq, minimize
+
+from mixtrain.table import ObservationTable, as_domain_map
+from mixtrain.weights import normalize_weights
+
+FORMAT = 1
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation (average ranks for ties); NaN if either side is constant or n < 3."""
+    from scipy.stats import rankdata
+
+    if a.shape[0] < 3:
+        return float("nan")
+    ra, rb = rankdata(a), rankdata(b)
+    sa, sb = ra.std(), rb.std()
+    if sa == 0 or sb == 0:
+        return float("nan")
+    return float(np.mean((ra - ra.mean()) * (rb - rb.mean())) / (sa * sb))
+
+
+def _nanmean(values) -> float | None:
+    v = np.asarray([x for x in values if x is not None], dtype=float)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else None
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, (np.floating, float)):
+        return float(x) if math.isfinite(float(x)) else None
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, np.bool_):
+        return bool(x)
+    return x
+
+
+def project_box_simplex(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Euclidean projection of x onto {lo <= r <= hi, sum r = 1} (assumed non-empty)."""
+    f = lambda mu: float(np.clip(x - mu, lo, hi).sum() - 1.0)  # noqa: E731  decreasing in mu
+    a, b = float(np.min(x - hi)) - 1.0, float(np.max(x - lo)) + 1.0
+    mu = brentq(f, a, b, xtol=1e-15, rtol=1e-15, maxiter=200)
+    return np.clip(x - mu, lo, hi)
+
+
+class MixingLaw:
+    """Base class: fit(table) -> self; predict(W, steps) -> losses; optimize(...) -> weights."""
+
+    name: ClassVar[str] = "base"
+    formula: ClassVar[str] = ""
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, **config: Any) -> None:
+        unknown = [k for k in config if k not in self.defaults]
+        if unknown:
+            raise ValueError(f"{self.name}: unknown option(s) {unknown}; options are {sorted(self.defaults)}")
+        self.config: dict[str, Any] = {**self.defaults, **config}
+        self.params: dict[str, np.ndarray] | None = None
+        self.train_domains: tuple[str, ...] = ()
+        self.eval_domains: tuple[str, ...] = ()
+        self.step_range: tuple[float, float] = (float("nan"), float("nan"))
+        self.report: dict[str, Any] = {}
+
+    # ---- to implement ------------------------------------------------------------------
+    def _check(self, table: ObservationTable) -> None:
+        """Raise ValueError if `table` cannot identify this law (too few runs, ...)."""
+
+    def _fit(self, table: ObservationTable, notes: list[str]) -> None:
+        raise NotImplementedError
+
+    def _predict(self, W: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def n_params(self) -> int:
+        raise NotImplementedError
+
+    def _predict_grad(self, r: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
+        """(L [m], dL/dr [m, k]) at one mixture; default: forward differences."""
+        L0 = self._predict(r[None], np.array([step]))[0]
+        h = 1e-7
+        R = r[None] + h * np.eye(r.shape[0])
+        J = (self._predict(R, np.full(r.shape[0], step)) - L0[None]).T / h
+        return L0, J
+
+    # ---- fit ---------------------------------------------------------------------------
+    def fit(self, table: ObservationTable, *, cv_folds: int = 5, seed: int = 0) -> MixingLaw:
+        """Fit on `table`, store params and `report` (with cross-validation unless cv_folds=0)."""
+        self._check(table)
+        self.train_domains, self.eval_domains = table.train_domains, table.eval_domains
+        self.step_range = (float(table.steps.min()), float(table.steps.max()))
+        notes: list[str] = []
+        self._fit(table, notes)
+        for key, value in (self.params or {}).items():
+            if not np.all(np.isfinite(np.asarray(value, dtype=float))):
+                raise ValueError(f"{self.name}: fit produced non-finite parameter {key!r} = {value}; refusing it")
+        pred = self._predict(table.W, table.steps)
+        bad = np.argwhere(~np.isfinite(pred))
+        if bad.size:
+            d = self.eval_domains[bad[0][1]]
+            raise ValueError(f"{self.name}: fitted law predicts non-finite loss for domain {d!r}; refusing the fit")
+        domains = {}
+        for j, d in enumerate(self.eval_domains):
+            y, p = table.L[:, j], pred[:, j]
+            ss_tot = float(np.sum((y - y.mean()) ** 2))
+            r2 = 1.0 - float(np.sum((y - p) ** 2)) / ss_tot if ss_tot > 0 else float("nan")
+            domains[d] = {"r2": r2, "mre": float(np.mean(np.abs(p - y) / y))}
+        self.report = {
+            "law": self.name,
+            "formula": self.formula,
+            "n_runs": table.n_runs,
+            "n_rows": table.n_rows,
+            "n_mixtures": table.n_mixtures(),
+            "n_params": self.n_params(),
+            "notes": notes,
+            "domains": domains,
+            "mean_r2": _nanmean(v["r2"] for v in domains.values()),
+            "mean_mre": _nanmean(v["mre"] for v in domains.values()),
+        }
+        if cv_folds:
+            self.report["cv"] = cross_validate(self, table, folds=cv_folds, seed=seed)
+        return self
+
+    def _require_fitted(self) -> None:
+        if self.params is None:
+            raise ValueError(f"{self.name}: law is not fitted; call fit(table) or load it with from_json")
+
+    # ---- predict -----------------------------------------------------------------------
+    def predict(self, weights, steps) -> np.ndarray:
+        """Losses [n, m] (eval_domains order) for weights [n, k] (train_domains order) at steps [n]."""
+        self._require_fitted()
+        W = np.asarray(weights, dtype=np.float64)
+        if W.ndim == 1:
+            W = W[None]
+        k = len(self.train_domains)
+        if W.ndim != 2 or W.shape[1] != k:
+            raise ValueError(f"{self.name}: weights must have shape [n, {k}] (domains {list(self.train_domains)}), got {W.shape}")
+        if not np.all(np.isfinite(W)) or np.any(W < 0):
+            raise ValueError(f"{self.name}: weights must be finite and >= 0")
+        s = np.broadcast_to(np.asarray(steps, dtype=np.float64), (W.shape[0],)).copy()
+        if not np.all(np.isfinite(s)) or np.any(s <= 0):
+            raise ValueError(f"{self.name}: steps must be finite and > 0, got {s}")
+        return self._predict(W, s)
+
+    # ---- optimise ----------------------------------------------------------------------
+    def bounds(self, min_weight=0.0, max_weight=None) -> tuple[np.ndarray, np.ndarray]:
+        """Per-training-domain floor and cap arrays from a scalar or {domain: value} each."""
+        lo_map = as_domain_map(min_weight, self.train_domains, 0.0, "min_weight")
+        hi_map = as_domain_map(max_weight, self.train_domains, 1.0, "max_weight")
+        lo = np.array([lo_map[d] for d in self.train_domains])
+        hi = np.array([hi_map[d] for d in self.train_domains])
+        for d, a, b in zip(self.train_domains, lo, hi):
+            if not 0.0 <= a <= 1.0 or not 0.0 <= b <= 1.0 or a > b:
+                raise ValueError(f"{self.name}: bounds of domain {d!r} are min {a} max {b}; need 0 <= min <= max <= 1")
+        if lo.sum() > 1.0 + 1e-12:
+            raise ValueError(f"{self.name}: infeasible: the minimum weights sum to {lo.sum():g} > 1")
+        if hi.sum() < 1.0 - 1e-12:
+            raise ValueError(f"{self.name}: infeasible: the maximum weights sum to {hi.sum():g} < 1")
+        return lo, hi
+
+    def importance_vector(self, importance: Mapping[str, float] | None) -> np.ndarray:
+        """Eval-domain importance weights; unnamed domains get 1.0; normalised to sum 1."""
+        full = as_domain_map(importance, self.eval_domains, 1.0, "importance")
+        return np.array(list(normalize_weights(full, self.eval_domains, what="importance").values()))
+
+    def optimize(
+        self,
+        target_step: float,
+        importance: Mapping[str, float] | None = None,
+        min_weight: float | Mapping[str, float] = 0.0,
+        max_weight: float | Mapping[str, float] | None = None,
+    ) -> dict[str, float]:
+        """Weights minimising sum_i importance_i * L_i(r, target_step) within floors and caps.
+
+        `max_weight` is also how an epoch cap is expressed: cap_d = max_epochs_d * tokens_d / budget.
+        """
+        self._require_fitted()
+        if not math.isfinite(float(target_step)) or float(target_step) <= 0:
+            raise ValueError(f"{self.name}: target_step must be finite and > 0, got {target_step}")
+        w = self.importance_vector(importance)
+        lo, hi = self.bounds(min_weight, max_weight)
+        r = self._optimize(float(target_step), w, lo, hi)
+        if not np.all(np.isfinite(r)):
+            raise ValueError(f"{self.name}: optimisation produced non-finite weights {r}")
+        r = project_box_simplex(np.asarray(r, dtype=float), lo, hi)
+        return normalize_weights(dict(zip(self.train_domains, r.tolist())), self.train_domains, what=f"{self.name} optimum")
+
+    def objective(self, r: np.ndarray, step: float, w: np.ndarray) -> float:
+        return float(self._predict(np.asarray(r, float)[None], np.array([step]))[0] @ w)
+
+    def _optimize(self, step: float, w: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """Generic: SLSQP on {lo <= r <= hi, sum r = 1} from several starts, best objective wins."""
+        k = len(self.train_domains)
+        if np.allclose(lo, hi):
+            return lo.copy()
+
+        def fg(r):
+            L, J = self._predict_grad(np.clip(r, 0, None), step)
+            return float(L @ w), J.T @ w
+
+        starts = [project_box_simplex(np.full(k, 1.0 / k), lo, hi)]
+        rng = np.random.default_rng(0)
+        starts += [project_box_simplex(rng.dirichlet(np.ones(k)), lo, hi) for _ in range(4)]
+        obs = getattr(self, "_observed_mixtures", None)
+        if obs is not None and len(obs):
+            vals = [fg(project_box_simplex(m, lo, hi))[0] for m in obs]
+            starts += [project_box_simplex(obs[i], lo, hi) for i in np.argsort(vals)[:3]]
+        best, best_f = None, math.inf
+        for x0 in starts:
+            res = minimize(
+                fg, x0, jac=True, method="SLSQP", bounds=list(zip(lo, hi)),
+                constraints=[{"type": "eq", "fun": lambda r: r.sum() - 1.0, "jac": lambda r: np.ones_like(r)}],
+                options={"maxiter": 500, "ftol": 1e-12},
+            )
+            x = project_box_simplex(res.x, lo, hi) if np.all(np.isfinite(res.x)) else x0
+            f = fg(x)[0]
+            if f < best_f:
+                best, best_f = x, f
+        return best
+
+    # ---- JSON --------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        self._require_fitted()
+        from mixtrain import __version__
+
+        return _jsonable({
+            "format": FORMAT,
+            "law": self.name,
+            "formula": self.formula,
+            "config": self.config,
+            "train_domains": list(self.train_domains),
+            "eval_domains": list(self.eval_domains),
+            "step_range": list(self.step_range),
+            "params": {k: np.asarray(v) for k, v in self.params.items()},
+            "report": self.report,
+            "mixtrain_version": __version__,
+        })
+
+    def to_json(self, path: str | None = None) -> dict[str, Any]:
+        """The law as a JSON-able dict; also written to `path` if given."""
+        d = self.to_dict()
+        if path is not None:
+            with open(path, "w") as f:
+                json.dump(d, f, indent=1, allow_nan=False)
+                f.write("\n")
+        return d
+
+    @classmethod
+    def from_json(cls, source: str | Mapping[str, Any]) -> MixingLaw:
+        """Load a law saved by `to_json` (a path or the dict); the class comes from the 'law' key."""
+        from mixtrain.laws import LAWS
+
+        if isinstance(source, Mapping):
+            d, where = dict(source), "<dict>"
+        else:
+            with open(source) as f:
+                d, where = json.load(f), source
+        if d.get("format") != FORMAT or d.get("law") not in LAWS:
+            raise ValueError(f"{where}: not a mixtrain law file (format {d.get('format')!r}, law {d.get('law')!r}; known laws {sorted(LAWS)})")
+        law_cls = LAWS[d["law"]]
+        if cls is not MixingLaw and not issubclass(law_cls, cls):
+            raise ValueError(f"{where}: holds law {d['law']!r}, not {cls.name!r}")
+        law = law_cls(**d.get("config", {}))
+        law.train_domains, law.eval_domains = tuple(d["train_domains"]), tuple(d["eval_domains"])
+        law.step_range = tuple(d.get("step_range", (float("nan"), float("nan"))))
+        law.params = {k: np.asarray(v, dtype=float) for k, v in d["params"].items()}
+        law.report = d.get("report", {})
+        law._after_load()
+        return law
+
+    def _after_load(self) -> None:
+        """Hook: rebuild derived fields from params after from_json."""
+
+
+def cross_validate(law: MixingLaw, table: ObservationTable, *, folds: int = 5, seed: int = 0) -> dict[str, Any]:
+    """Group k-fold over runs; out-of-fold final-step predictions -> per-domain Spearman and MRE."""
+    runs = table.run_names
+    n = len(runs)
+    if n < 3:
+        return {"error": f"cross-validation needs >= 3 runs, the table has {n}"}
+    K = max(2, min(folds, n))
+    perm = np.random.default_rng(seed).permutation(n)
+    fold_of = {runs[p]: i % K for i, p in enumerate(perm)}
+    row_fold = np.array([fold_of[r] for r in table.runs.tolist()])
+    final = table.final_rows()
+    final_fold = row_fold[final]
+    oof = np.full((n, len(table.eval_domains)), np.nan)
+    for f in range(K):
+        clone = type(law)(**law.config)
+        try:
+            clone.fit(table.subset(row_fold != f), cv_folds=0)
+        except ValueError as e:
+            return {"error": f"fold {f + 1}/{K}: {e}", "folds": K}
+        idx = np.flatnonzero(final_fold == f)
+        oof[idx] = clone._predict(table.W[final[idx]], table.steps[final[idx]])
+    obs = table.L[final]
+    if not np.all(np.isfinite(oof)):
+        return {"error": "non-finite held-out predictions", "folds": K}
+    domains = {
+        d: {"spearman": spearman(oof[:, j], obs[:, j]), "mre": float(np.mean(np.abs(oof[:, j] - obs[:, j]) / obs[:, j]))}
+        for j, d in enumerate(table.eval_domains)
+    }
+    return {
+        "scheme": f"group {K}-fold over runs (seed {seed}); held-out runs' final-step losses",
+        "folds": K,
+        "domains": domains,
+        "mean_spearman": _nanmean(v["spearman"] for v in domains.values()),
+        "mean_mre": _nanmean(v["mre"] for v in domains.values()),
+    }
+
+
+def own_indices(law: str, train_domains, eval_domains) -> np.ndarray:
+    """Index of each eval domain among the training domains (for own-weight laws); raise if absent."""
+    missing = [d for d in eval_domains if d not in train_domains]
+    if missing:
+        raise ValueError(
+            f"{law}: eval domain(s) {missing} are not training domains, and this law predicts a domain's "
+            f"loss from its own training weight. Drop those loss/ columns, or use law 'exp' or "
+            f"'loglinear' (they relate every eval domain to all weights). Training domains: {list(train_domains)}"
+        )
+    return np.array([list(train_domains).index(d) for d in eval_domains], dtype=np.int64)
+
+
+def run_weights(table: ObservationTable) -> np.ndarray:
+    """[n] row weights 1/sqrt(rows of its run): least squares counts every run once, not every row."""
+    return 1.0 / np.sqrt(table.rows_per_run())
+
+
+def step_mode(law: str, table: ObservationTable) -> str:
+    """'single' (one distinct step: fit the mixture part only) or 'full' (>= 3 steps); 2 steps -> error."""
+    n = table.distinct_steps().shape[0]
+    if n == 1:
+        return "single"
+    if n == 2:
+        raise ValueError(
+            f"{law}: the table has 2 distinct steps, which cannot identify the 3 step parameters "
+            "(B, beta, C). Give >= 3 steps per run, or a single step (mixture-only fit)."
+        )
+    return "full"
