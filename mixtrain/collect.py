@@ -1,0 +1,155 @@
+"""Build the observation table from training runs' metrics.csv files.
+
+    python -m mixtrain.collect RUN_DIR... --out table.csv [--every N] [--final-only]
+
+Place in the flow: `mixtrain.train` writes RUN/metrics.csv -> **collect.py** -> table.csv ->
+`python -m mixtrain.fit --table table.csv ...`.
+
+Each RUN_DIR is a run directory (holds metrics.csv) or any folder above run directories, e.g. a
+Hydra multirun folder: it is searched recursively. A run is named by its directory's name; if
+two runs share a name, by its path relative to the folder given on the command line.
+Rows kept: those with a value in every `val/<domain>/loss` column and step > 0 (a step-0
+validation says nothing about the mixture, and the laws use log step). Weights of a row: the
+`mix/<domain>` columns of that row, or of the latest earlier row that has them; normalised
+with `normalize_weights`. A step logged twice (a resumed run) keeps its last row.
+`--every N` keeps steps divisible by N; `--final-only` keeps each run's last kept row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import sys
+
+from mixtrain.table import make_table, write_table
+from mixtrain.weights import normalize_weights
+
+METRICS = "metrics.csv"
+
+
+def find_run_dirs(paths: list[str]) -> list[tuple[str, str]]:
+    """[(run_dir, root)] for every directory at or under `paths` holding metrics.csv (sorted)."""
+    found: list[tuple[str, str]] = []
+    for root in paths:
+        if not os.path.isdir(root):
+            raise ValueError(f"{root}: not a directory (expected a run directory or a folder of runs)")
+        hits = []
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in ("checkpoints", "wandb"))
+            if METRICS in filenames:
+                hits.append(dirpath)
+        if not hits:
+            raise ValueError(f"{root}: no {METRICS} found in it or below it")
+        found += [(h, root) for h in sorted(hits)]
+    return found
+
+
+def _num(cell: str | None) -> float | None:
+    if cell is None or cell.strip() == "":
+        return None
+    try:
+        v = float(cell)
+    except ValueError:
+        return None
+    return v
+
+
+def read_run(path: str) -> tuple[list[str], list[str], list[dict]]:
+    """(train domains, eval domains, observations) of one run's metrics.csv.
+
+    An observation is {"step", "tokens" (or None), "w": {d: weight}, "loss": {d: loss}}.
+    """
+    file = os.path.join(path, METRICS)
+    with open(file, newline="") as f:
+        reader = csv.DictReader(f)
+        header = list(reader.fieldnames or [])
+        rows = list(reader)
+    train = sorted(c[4:] for c in header if c.startswith("mix/") and not c.startswith("mix/tokens/"))
+    evals = sorted(c[4:-5] for c in header if c.startswith("val/") and c.endswith("/loss") and c != "val/loss")
+    if not train:
+        raise ValueError(f"{file}: no mix/<domain> columns, cannot tell the run's weights")
+    if not evals:
+        raise ValueError(f"{file}: no val/<domain>/loss columns (was validation run?)")
+    if "step" not in header:
+        raise ValueError(f"{file}: no 'step' column")
+    by_step: dict[float, dict] = {}
+    current: dict[str, float] | None = None
+    for line, row in enumerate(rows, start=2):
+        mix = {d: _num(row.get(f"mix/{d}")) for d in train}
+        if all(v is not None for v in mix.values()):
+            current = mix
+        losses = {d: _num(row.get(f"val/{d}/loss")) for d in evals}
+        if any(v is None for v in losses.values()):
+            continue
+        step = _num(row.get("step"))
+        if step is None or step <= 0:
+            continue
+        bad = [d for d, v in losses.items() if not math.isfinite(v)]
+        if bad:
+            raise ValueError(f"{file} line {line} step {step:g}: val/{bad[0]}/loss is {losses[bad[0]]}")
+        if current is None:
+            raise ValueError(f"{file} line {line} step {step:g}: validation row before any complete mix/<domain> row")
+        w = normalize_weights(current, train, what=f"{file} line {line} mix/ columns")
+        by_step[step] = {"step": step, "tokens": _num(row.get("tokens")), "w": w, "loss": losses}
+    return train, evals, [by_step[s] for s in sorted(by_step)]
+
+
+def collect(paths: list[str], *, every: int | None = None, final_only: bool = False):
+    """Observation table from the runs at or under `paths`."""
+    found = find_run_dirs(paths)
+    names = [os.path.basename(os.path.normpath(d)) for d, _ in found]
+    if len(set(names)) < len(names):
+        names = [
+            os.path.join(os.path.basename(os.path.normpath(root)), os.path.relpath(d, root)).replace(os.sep, "/")
+            for d, root in found
+        ]
+    train = evals = None
+    runs, steps, tokens, W, L = [], [], [], [], []
+    for (run_dir, _), name in zip(found, names):
+        tr, ev, obs = read_run(run_dir)
+        if train is None:
+            train, evals, first = tr, ev, run_dir
+        elif tr != train or ev != evals:
+            raise ValueError(
+                f"{run_dir}: domains differ from {first}: mix/ {tr} vs {train}, val/ {ev} vs {evals}; "
+                "collect runs over the same domains"
+            )
+        if every:
+            obs = [o for o in obs if o["step"] % every == 0]
+        if final_only and obs:
+            obs = obs[-1:]
+        if not obs:
+            print(f"collect: {run_dir}: no validation rows kept, skipped", file=sys.stderr)
+            continue
+        for o in obs:
+            runs.append(name)
+            steps.append(o["step"])
+            tokens.append(o["tokens"])
+            W.append([o["w"][d] for d in train])
+            L.append([o["loss"][d] for d in evals])
+    if not runs:
+        raise ValueError(f"no validation rows found in {paths}")
+    tok = tokens if all(t is not None for t in tokens) else None
+    return make_table(train, evals, runs, steps, W, L, tok, source="collect")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories or folders of runs (Hydra multirun)")
+    ap.add_argument("--out", required=True, help="observation table CSV to write")
+    ap.add_argument("--every", type=int, default=None, metavar="N", help="keep steps divisible by N")
+    ap.add_argument("--final-only", action="store_true", help="keep only each run's last validation row")
+    args = ap.parse_args(argv)
+    try:
+        table = collect(args.runs, every=args.every, final_only=args.final_only)
+    except ValueError as e:
+        sys.exit(f"collect: {e}")
+    write_table(table, args.out)
+    print(f"collect: {table.n_runs} runs, {table.n_rows} rows, training domains {list(table.train_domains)}, "
+          f"eval domains {list(table.eval_domains)} -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()

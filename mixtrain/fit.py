@@ -1,0 +1,216 @@
+"""Fit a mixing law to an observation table; predict with it; solve for the optimal mixture.
+
+    python -m mixtrain.fit --table T.csv --law bimix --out law.json [--plot DIR]
+    python -m mixtrain.fit --law-file law.json --predict MIX.csv [--step S] --out PRED.csv
+    python -m mixtrain.fit --law-file law.json --optimize --step S [--importance code=2,prose=1]
+                           [--min-weight 0.01] [--max-weight d=0.5,...] --out weights.yaml
+
+Place in the flow: `mixtrain.collect` -> table.csv -> **fit.py** -> law.json (mixing=law) or
+weights.yaml (mixing=manual mixing.weights_file=weights.yaml).
+
+--law: bimix, exp, loglinear, transfer or auto (default; criterion in mixtrain/laws/__init__.py).
+Fitting prints per-domain in-sample R^2 and MRE and the cross-validated (group k-fold over
+runs) Spearman and MRE of held-out runs' final losses. --predict writes the mixture file's
+columns plus `loss/<domain>` per eval domain. --optimize writes `weights: {domain: w}` with
+comments on where it came from. --min-weight and --max-weight take a number (every domain) or
+domain=value pairs (--max-weight is how a per-domain epoch cap is given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+
+import numpy as np
+
+from mixtrain.laws import LAWS, MixingLaw, fit_law, load_law
+from mixtrain.table import LOSS_PREFIX, ObservationTable, parse_domain_values, read_mixtures, read_table
+
+
+def _pct(x) -> str:
+    return "   -  " if x is None else f"{100 * x:6.2f}"
+
+
+def _num(x, fmt="{:7.4f}") -> str:
+    return "   -   " if x is None or (isinstance(x, float) and x != x) else fmt.format(x)
+
+
+def quality_table(law: MixingLaw) -> str:
+    """Per-domain fit quality as text (R^2, MRE%, CV Spearman, CV MRE%)."""
+    r = law.report
+    cv = r.get("cv", {})
+    lines = [f"law {law.name}: {law.formula}",
+             f"fitted on {r['n_runs']} runs ({r['n_mixtures']} mixtures), {r['n_rows']} rows, {r['n_params']} parameters"]
+    width = max([len(d) for d in law.eval_domains] + [6])
+    lines.append(f"{'domain':<{width}}  {'R2':>7}  {'MRE%':>6}  {'CV-rho':>7}  {'CV-MRE%':>7}")
+    cvd = cv.get("domains", {})
+    for d in law.eval_domains:
+        v, c = r["domains"][d], cvd.get(d, {})
+        lines.append(f"{d:<{width}}  {_num(v['r2'])}  {_pct(v['mre'])}  {_num(c.get('spearman'))}  {_pct(c.get('mre')):>7}")
+    lines.append(f"{'mean':<{width}}  {_num(r['mean_r2'])}  {_pct(r['mean_mre'])}  {_num(cv.get('mean_spearman'))}  "
+                 f"{_pct(cv.get('mean_mre')):>7}")
+    if cv.get("error"):
+        lines.append(f"cross-validation: {cv['error']}")
+    elif cv:
+        lines.append(f"cross-validation: {cv['scheme']}")
+    for note in r.get("notes", []):
+        lines.append(f"note: {note}")
+    auto = r.get("auto")
+    if auto:
+        lines.append(f"auto: chose {auto['chosen']} ({auto['criterion']})")
+        for name, c in auto["candidates"].items():
+            if c.get("cv_mean_mre") is None:
+                lines.append(f"  {name:<10} skipped: {c.get('error')}")
+            else:
+                lines.append(f"  {name:<10} CV-MRE% {_pct(c['cv_mean_mre'])}  CV-rho {_num(c['cv_mean_spearman'])}  "
+                             f"params {c['n_params']}")
+    return "\n".join(lines)
+
+
+def plot_fit(law: MixingLaw, table: ObservationTable, out_dir: str) -> list[str]:
+    """One PNG per eval domain: observed loss vs step per run (points) and the fitted law (lines)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    os.makedirs(out_dir, exist_ok=True)
+    pred = law.predict(table.W, table.steps)
+    final = table.final_rows()
+    paths = []
+    cmap = plt.get_cmap("viridis")
+    for j, d in enumerate(law.eval_domains):
+        fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+        for n, run in enumerate(table.run_names):
+            rows = np.flatnonzero(table.runs == run)
+            rows = rows[np.argsort(table.steps[rows])]
+            color = cmap(n / max(1, table.n_runs - 1))
+            ax.plot(table.steps[rows], table.L[rows, j], "o", ms=3, color=color)
+            ax.plot(table.steps[rows], pred[rows, j], "-", lw=1, color=color)
+        ax.set_xscale("log")
+        ax.set_xlabel("step")
+        ax.set_ylabel(f"val loss ({d})")
+        ax.set_title(f"{law.name}: observed (points) vs fitted (lines)")
+        obs, fit = table.L[final, j], pred[final, j]
+        ax2.plot(obs, fit, "o", ms=4)
+        lo, hi = min(obs.min(), fit.min()), max(obs.max(), fit.max())
+        ax2.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        ax2.set_xlabel("observed final loss")
+        ax2.set_ylabel("fitted final loss")
+        ax2.set_title(f"R2 {law.report['domains'][d]['r2']:.4f}, MRE {100 * law.report['domains'][d]['mre']:.2f}%")
+        fig.tight_layout()
+        path = os.path.join(out_dir, f"{d.replace(os.sep, '_')}.png")
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def write_weights_yaml(path: str, weights: dict[str, float], header_lines: list[str]) -> None:
+    """`weights:` mapping readable by the manual strategy (mixing.weights_file), with # comments."""
+    with open(path, "w") as f:
+        for line in header_lines:
+            f.write(f"# {line}\n")
+        f.write("weights:\n")
+        for d, w in weights.items():
+            f.write(f"  {d}: {float(w)!r}\n")
+
+
+def _predict(args) -> None:
+    law = load_law(args.law_file)
+    header, rows, W, steps = read_mixtures(args.predict, law.train_domains)
+    if steps is None:
+        if args.step is None:
+            raise ValueError(f"{args.predict} has no 'step' column: pass --step S")
+        steps = np.full(W.shape[0], float(args.step))
+    elif args.step is not None:
+        raise ValueError(f"{args.predict} has a 'step' column; drop --step (or the column)")
+    pred = law.predict(W, steps)
+    keep = [c for c in header if not c.startswith(LOSS_PREFIX)]
+    out_cols = keep + ([] if "step" in keep else ["step"]) + [LOSS_PREFIX + d for d in law.eval_domains]
+    with open(args.out, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(out_cols)
+        for i, row in enumerate(rows):
+            vals = [row[c] for c in keep] + ([] if "step" in keep else [repr(float(steps[i]))])
+            w.writerow(vals + [repr(float(x)) for x in pred[i]])
+    print(f"fit: predicted {len(rows)} mixtures with {law.name} ({args.law_file}) -> {args.out}")
+
+
+def _optimize(args) -> None:
+    if args.step is None:
+        raise ValueError("--optimize needs --step S (the target step of the real run)")
+    law = load_law(args.law_file)
+    importance = parse_domain_values(args.importance, "--importance")
+    if isinstance(importance, float):
+        raise ValueError("--importance takes domain=value pairs, e.g. code=2,prose=1")
+    min_w = parse_domain_values(args.min_weight, "--min-weight") or 0.0
+    max_w = parse_domain_values(args.max_weight, "--max-weight")
+    weights = law.optimize(args.step, importance=importance, min_weight=min_w, max_weight=max_w)
+    r = np.array(list(weights.values()))
+    pred = law.predict(r[None], [args.step])[0]
+    imp = law.importance_vector(importance)
+    cv = law.report.get("cv", {})
+    lines = [
+        f"written by: python -m mixtrain.fit --law-file {args.law_file} --optimize --step {args.step:g}",
+        f"law: {law.name}  ({law.formula})",
+        f"fit: {law.report.get('n_runs')} runs, steps {law.step_range[0]:g}..{law.step_range[1]:g}; "
+        f"CV mean MRE {_pct(cv.get('mean_mre')).strip()}%, mean Spearman {_num(cv.get('mean_spearman')).strip()}",
+        "importance: " + " ".join(f"{d}={v:.4g}" for d, v in zip(law.eval_domains, imp)),
+        f"min weight: {args.min_weight or 0}; max weight: {args.max_weight or 'none'}",
+        "predicted val loss at that step: " + " ".join(f"{d}={v:.4f}" for d, v in zip(law.eval_domains, pred)),
+        "use: python -m mixtrain.train mixing=manual mixing.weights_file=<this file>",
+    ]
+    write_weights_yaml(args.out, weights, lines)
+    for d, w in weights.items():
+        print(f"  {d}: {w:.6f}")
+    print(f"fit: optimum of {law.name} at step {args.step:g} -> {args.out}")
+
+
+def _fit(args) -> None:
+    table = read_table(args.table)
+    law = fit_law(table, args.law, cv_folds=args.folds, seed=args.seed)
+    print(quality_table(law))
+    law.to_json(args.out)
+    print(f"fit: wrote {args.out}")
+    if args.plot:
+        paths = plot_fit(law, table, args.plot)
+        print(f"fit: {len(paths)} plot(s) in {args.plot}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--table", help="observation table CSV (fit mode)")
+    ap.add_argument("--law", default="auto", choices=sorted(LAWS) + ["auto"])
+    ap.add_argument("--folds", type=int, default=5, help="cross-validation folds over runs (0: none)")
+    ap.add_argument("--seed", type=int, default=0, help="fold assignment seed")
+    ap.add_argument("--plot", metavar="DIR", help="fit mode: save fitted-vs-observed PNGs per domain here")
+    ap.add_argument("--law-file", help="law JSON written by fit mode (predict / optimize modes)")
+    ap.add_argument("--predict", metavar="MIX.csv", help="mixture file with w/<domain> columns and optional step")
+    ap.add_argument("--optimize", action="store_true", help="write the optimal weights at --step")
+    ap.add_argument("--step", type=float, help="target step (optimize) or step for a mixture file without one")
+    ap.add_argument("--importance", help="eval-domain importance, e.g. code=2,prose=1 (unnamed: 1)")
+    ap.add_argument("--min-weight", help="floor: a number or domain=value,...")
+    ap.add_argument("--max-weight", help="cap (e.g. from an epoch cap): a number or domain=value,...")
+    ap.add_argument("--out", required=True, help="law.json (fit), PRED.csv (predict) or weights.yaml (optimize)")
+    args = ap.parse_args(argv)
+    modes = [bool(args.table), bool(args.predict), bool(args.optimize)]
+    if sum(modes) != 1:
+        ap.error("give exactly one of --table (fit), --predict MIX.csv, --optimize")
+    if (args.predict or args.optimize) and not args.law_file:
+        ap.error("--predict and --optimize need --law-file law.json")
+    try:
+        if args.table:
+            _fit(args)
+        elif args.predict:
+            _predict(args)
+        else:
+            _optimize(args)
+    except (ValueError, FileNotFoundError) as e:
+        sys.exit(f"fit: {e}")
+
+
+if __name__ == "__main__":
+    main()
