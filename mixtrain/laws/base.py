@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy.optimize import brentq, minimize
+from scipy.optimize import brentq, least_squares, minimize
 
 from mixtrain.table import ObservationTable, as_domain_map
 from mixtrain.weights import normalize_weights
@@ -347,6 +347,29 @@ def own_indices(law: str, train_domains, eval_domains) -> np.ndarray:
             f"'loglinear' (they relate every eval domain to all weights). Training domains: {list(train_domains)}"
         )
     return np.array([list(train_domains).index(d) for d in eval_domains], dtype=np.int64)
+
+
+def multistart_least_squares(resid, jac, starts, lo, hi, *, probe_nfev: int = 25, max_nfev: int = 1000):
+    """least_squares from every start for `probe_nfev` evaluations, then from the best to convergence.
+
+    Returns the scipy result, or None if no start gave finite parameters and cost.
+    """
+    def run(p0, nfev):
+        try:
+            res = least_squares(resid, np.clip(p0, lo, hi), jac=jac, bounds=(lo, hi), method="trf",
+                                x_scale="jac", max_nfev=nfev)
+        except (ValueError, FloatingPointError, np.linalg.LinAlgError):
+            return None
+        return res if np.all(np.isfinite(res.x)) and np.isfinite(res.cost) else None
+
+    probes = [r for r in (run(p0, probe_nfev) for p0 in starts) if r is not None]
+    if not probes:
+        return None
+    best = min(probes, key=lambda r: r.cost)
+    if best.status != 0:  # converged within the probe budget
+        return best
+    final = run(best.x, max_nfev)
+    return best if final is None or final.cost > best.cost else final
 
 
 def run_weights(table: ObservationTable) -> np.ndarray:

@@ -22,12 +22,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.optimize import least_squares
-
-from mixtrain.laws.base import MixingLaw, run_weights, step_mode
+from mixtrain.laws.base import MixingLaw, multistart_least_squares, run_weights, step_mode
 from mixtrain.table import ObservationTable
 
-T_MAX, LOG_MAX, BETA_MAX = 50.0, 40.0, 4.0
+T_MAX, BETA_MAX = 50.0, 4.0
+# log b at the largest step: the step factor there lies in [1 + 1e-6, 1 + e^5]
+LB_MIN, LB_MAX = -14.0, 5.0
 
 
 class ExpLaw(MixingLaw):
@@ -99,24 +99,16 @@ class ExpLaw(MixingLaw):
                     J = np.vstack([J, pen])
                 return J
 
-            lo = [0.0] + [-T_MAX] * k + ([] if single else [-LOG_MAX, 0.0])
-            hi = [ymin * (1 - 1e-9)] + [T_MAX] * k + ([] if single else [LOG_MAX, BETA_MAX])
-            best = None
+            lo = [0.0] + [-T_MAX] * k + ([] if single else [LB_MIN, 0.0])
+            hi = [ymin * (1 - 1e-9)] + [T_MAX] * k + ([] if single else [LB_MAX, BETA_MAX])
+            starts = []
             for frac in (0.0, 0.5, 0.8)[: max(1, inits)]:
                 c0 = frac * ymin
                 # linear start: log(L - c0) ~ t'.r (+ const absorbed since sum r = 1) + a x
                 A = np.column_stack([R] + ([] if single else [x]))
                 sol = np.linalg.lstsq(A * omega[:, None], np.log(table.L[:, i] - c0 + 1e-12) * omega, rcond=None)[0]
-                p0 = [c0] + list(np.clip(sol[:k], -T_MAX + 1, T_MAX - 1))
-                if not single:
-                    p0 += [math.log(0.1), 0.5]
-                try:
-                    res = least_squares(resid, np.clip(p0, lo, hi), jac=jac, bounds=(lo, hi), method="trf",
-                                        x_scale="jac", max_nfev=100 * npar)
-                except (ValueError, FloatingPointError):
-                    continue
-                if np.all(np.isfinite(res.x)) and np.isfinite(res.cost) and (best is None or res.cost < best.cost):
-                    best = res
+                starts.append([c0] + list(np.clip(sol[:k], -T_MAX + 1, T_MAX - 1)) + ([] if single else [math.log(0.1), 0.5]))
+            best = multistart_least_squares(resid, jac, starts, lo, hi, max_nfev=100 * npar)
             if best is None:
                 raise ValueError(f"{self.name}: the fit failed for domain {d!r} from every start; check its losses")
             p = best.x

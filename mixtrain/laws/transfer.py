@@ -28,10 +28,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.optimize import least_squares
-
-from mixtrain.laws.base import MixingLaw, own_indices, run_weights, step_mode
-from mixtrain.laws.bimix import ALPHA_MAX, BETA_MAX, LOG_MAX, initial_step_guesses, step_part
+from mixtrain.laws.base import MixingLaw, multistart_least_squares, own_indices, run_weights, step_mode
+from mixtrain.laws.bimix import ALPHA_MAX, BETA_MAX, LOG_FLOOR, LOG_MAX, initial_step_guesses, step_part
 from mixtrain.table import ObservationTable
 
 
@@ -91,17 +89,10 @@ class TransferLaw(MixingLaw):
                 J = np.vstack([J, np.hstack([np.zeros((q, 1 + ns)), pen])])
             return J
 
-        lo = [0.0] + ([-LOG_MAX] if single else [-LOG_MAX, 0.0, -LOG_MAX]) + [0.0] * q
+        floor = float(y.min()) - LOG_FLOOR
+        lo = [0.0] + ([-LOG_MAX] if single else [floor, 0.0, floor]) + [0.0] * q
         hi = [ALPHA_MAX] + ([LOG_MAX] if single else [LOG_MAX, BETA_MAX, LOG_MAX]) + [1.0] * q
-        best = None
-        for p0 in p0s:
-            try:
-                res = least_squares(resid, np.clip(p0, lo, hi), jac=jac, bounds=(lo, hi), method="trf",
-                                    x_scale="jac", max_nfev=100 * len(lo))
-            except (ValueError, FloatingPointError):
-                continue
-            if np.all(np.isfinite(res.x)) and np.isfinite(res.cost) and (best is None or res.cost < best.cost):
-                best = res
+        best = multistart_least_squares(resid, jac, p0s, lo, hi, max_nfev=100 * len(lo))
         return best
 
     def _fit(self, table: ObservationTable, notes: list[str]) -> None:
