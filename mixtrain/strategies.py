@@ -284,3 +284,97 @@ def domain_stats_context(
 
 def is_finite_weights(weights: Mapping[str, float]) -> bool:
     return all(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 for v in weights.values())
+
+
+class OnlineBiMix(MixingStrategy):
+    """Ours: refit the BiMix law on the run's own history and re-solve for the remaining budget.
+
+    Observations (one per refit): the cumulative token share of every domain so far (the
+    mixture the model has actually seen, which moves as weights change) and the latest
+    per-domain validation loss (training loss when no validation ran since the last refit),
+    at the current step. Until `min_records` observations exist the strategy explores:
+    Dirichlet draws around the prior (seeded by refit index), which vary the shares so the
+    proportion exponents become identifiable. Then every refit fits `law` (bimix by default)
+    on all observations and returns its optimum at the final step (trainer.max_steps).
+    A failed fit raises; the refit callback keeps the previous weights and logs why.
+    """
+
+    name = "online_bimix"
+
+    def __init__(
+        self,
+        refit_every_n_steps: int = 200,
+        prior: str = "natural",
+        prior_temperature: float = 3.0,
+        law: str = "bimix",
+        min_records: int = 4,
+        explore_concentration: float = 20.0,
+        min_weight: float = 0.02,
+        seed: int = 0,
+        max_epochs: float | None = None,
+    ):
+        super().__init__(max_epochs)
+        if prior not in ("uniform", "natural", "temperature"):
+            raise ValueError(f"mixing.prior must be uniform, natural or temperature, got {prior!r}")
+        self.refit_every_n_steps = int(refit_every_n_steps)
+        self.prior, self.prior_temperature, self.law = prior, float(prior_temperature), law
+        self.min_records, self.explore_concentration = int(min_records), float(explore_concentration)
+        self.min_weight, self.seed = float(min_weight), int(seed)
+        self._prior_weights: dict[str, float] | None = None
+        self.last_fit_report: dict[str, Any] | None = None
+
+    def compute(self, ctx: DataContext) -> dict[str, float]:
+        rule = {"uniform": Uniform(), "natural": Natural(), "temperature": Temperature(self.prior_temperature)}
+        self._prior_weights = rule[self.prior].compute(ctx)
+        return self._prior_weights
+
+    def _observations(self, history: MixHistory) -> list[dict[str, Any]]:
+        rows = []
+        for rec in [*history.records, {"step": history.step, "tokens_seen": history.tokens_seen,
+                                       "train_loss": history.train_loss, "val_loss": history.val_loss}]:
+            losses = rec.get("val_loss") or rec.get("train_loss")
+            total = sum(rec["tokens_seen"].values())
+            if not losses or total <= 0 or not all(math.isfinite(v) and v > 0 for v in losses.values()):
+                continue
+            rows.append({"step": rec["step"], "share": {d: n / total for d, n in rec["tokens_seen"].items()},
+                         "loss": dict(losses)})
+        return rows
+
+    def update(self, history: MixHistory) -> dict[str, float] | None:
+        import numpy as np
+
+        from mixtrain.laws import make_law
+        from mixtrain.table import make_table
+
+        domains = list(history.weights)
+        rows = self._observations(history)
+        if len(rows) < self.min_records:
+            prior = np.array([(self._prior_weights or history.weights)[d] for d in domains], dtype=float)
+            prior = prior / prior.sum()
+            rng = np.random.default_rng([self.seed, len(history.records)])
+            draw = rng.dirichlet(self.explore_concentration * prior + 1e-3)
+            self.last_fit_report = {"phase": "explore", "observations": len(rows)}
+            return dict(zip(domains, draw.tolist()))
+        table = make_table(
+            domains, domains, ["self"] * len(rows), [r["step"] for r in rows],
+            [[r["share"][d] for d in domains] for r in rows], [[r["loss"][d] for d in domains] for r in rows],
+            source="online_bimix history",
+        )
+        law = make_law(self.law).fit(table, cv_folds=0)  # one run: nothing to cross-validate over
+        target = history.max_steps or history.step
+        weights = law.optimize(target, min_weight=self.min_weight)
+        self.last_fit_report = {"phase": "fit", "observations": len(rows), "target_step": target,
+                                "report": _short_report(law)}
+        return weights
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"prior_weights": self._prior_weights}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if state.get("prior_weights"):
+            self._prior_weights = dict(state["prior_weights"])
+
+
+def _short_report(law) -> dict[str, Any]:
+    report = getattr(law, "report", None) or {}
+    return {k: report[k] for k in ("law", "mean_r2", "mean_mre", "notes") if k in report}

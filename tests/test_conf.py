@@ -1,0 +1,95 @@
+"""Every option of every Hydra group composes, and what it configures instantiates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def _options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def _compose(*overrides: str, name: str = "train"):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(name, overrides=list(overrides))
+
+
+def test_every_group_has_options():
+    for group in ("data", "tokenizer", "model", "mixing", "trainer", "logger", "experiment"):
+        assert _options(group), group
+
+
+@pytest.mark.parametrize("option", _options("model"))
+def test_model_options(option):
+    from mixtrain.model import GPT, GPTConfig
+
+    cfg = _compose(f"model={option}")
+    values = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "_target_"}
+    config = GPTConfig(**{**values, "vocab_size": 256})
+    if option == "tiny":
+        assert sum(p.numel() for p in GPT(config).parameters()) > 0
+
+
+@pytest.mark.parametrize("option", _options("mixing"))
+def test_mixing_options(option, tmp_path):
+    from mixtrain.strategies import MixingStrategy
+
+    overrides = [f"mixing={option}"]
+    if option == "law":
+        overrides.append(f"mixing.law_file={tmp_path / 'law.json'}")
+    if option == "manual":
+        overrides.append("mixing.weights={a: 1.0}")
+    if option == "doremi":
+        overrides.append(f"mixing.reference_run={tmp_path}")
+    cfg = _compose(*overrides)
+    mixing = OmegaConf.to_container(cfg.mixing, resolve=True)
+    assert isinstance(mixing.pop("name"), str)
+    mixing.pop("refit", None)
+    strategy = instantiate(mixing, _convert_="all")
+    assert isinstance(strategy, MixingStrategy)
+
+
+@pytest.mark.parametrize("option", _options("trainer"))
+def test_trainer_options(option, tmp_path):
+    import lightning.pytorch as pl
+
+    cfg = _compose(f"trainer={option}", "trainer.accelerator=cpu", "trainer.devices=1", "trainer.precision=32-true")
+    trainer = instantiate(cfg.trainer, default_root_dir=str(tmp_path), logger=False, _convert_="all")
+    assert isinstance(trainer, pl.Trainer)
+
+
+@pytest.mark.parametrize("option", _options("logger"))
+def test_logger_options(option, tmp_path):
+    cfg = _compose(f"logger={option}", f"out_dir={tmp_path}")
+    for name, logger_cfg in (cfg.get("logger") or {}).items():
+        logger = instantiate(logger_cfg)
+        assert logger is not None and name
+
+
+@pytest.mark.parametrize("option", _options("experiment"))
+def test_experiment_options(option):
+    cfg = _compose(f"experiment={option}")
+    assert cfg.trainer.max_steps > 0 and cfg.seq_len > 0
+
+
+@pytest.mark.parametrize("option", _options("data"))
+def test_data_options_compose_for_prepare(option):
+    cfg = _compose(f"data={option}", "data_dir=/tmp/x", name="prepare")
+    assert "data" in cfg and cfg.data_dir == "/tmp/x"
+
+
+def test_tokenizer_option():
+    cfg = _compose("tokenizer=spm")
+    assert cfg.tokenizer.vocab_size > 0
+
+
+def test_slurm_launcher_config_is_valid_yaml():
+    launcher = OmegaConf.load(CONF / "hydra" / "launcher" / "submitit_slurm.yaml")
+    assert launcher.tasks_per_node == launcher.gpus_per_node
