@@ -164,7 +164,7 @@ def make_table(
     if bad.size:
         i = bad[0]
         raise ValueError(
-            f"{where(i)}: the '{WEIGHT_PREFIX}*' columns sum to {sums[i]!r}, not 1 (tolerance "
+            f"{where(i)}: the '{WEIGHT_PREFIX}*' columns sum to {float(sums[i]):.10g}, not 1 (tolerance "
             f"{SUM_TOLERANCE}); write normalised weights (mixtrain.weights.normalize_weights)"
         )
     bad = np.argwhere(~np.isfinite(L_arr))
