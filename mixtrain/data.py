@@ -95,7 +95,7 @@ class MixtureDataModule(pl.LightningDataModule):
         return int(self.manifest["vocab_size"])
 
     def _rank_world(self) -> tuple[int, int]:
-        trainer = self._trainer
+        trainer = self.trainer
         if trainer is not None:
             return trainer.global_rank, trainer.world_size
         if torch.distributed.is_available() and torch.distributed.is_initialized():

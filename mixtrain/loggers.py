@@ -45,6 +45,11 @@ class _StepRowWriter(ExperimentWriter):
                 writer.writeheader()
                 writer.writerows(kept)
 
+    def _check_log_dir_exists(self) -> None:
+        # the run dir legitimately holds config.yaml, checkpoints, ...: only a stale metrics.csv goes
+        if os.path.isfile(self.metrics_file_path):
+            os.remove(self.metrics_file_path)
+
     def log_metrics(self, metrics_dict: dict[str, float], step: int | None = None) -> None:
         values = {k: (v.item() if hasattr(v, "item") else v) for k, v in metrics_dict.items() if k not in DROPPED_KEYS}
         if self._pending is not None and self._pending["step"] == step:

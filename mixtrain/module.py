@@ -97,7 +97,8 @@ class MixtureLM(pl.LightningModule):
         loss = token_loss.mean()
         sums, counts = self._domain_sums(token_loss.detach().mean(dim=1), batch["domain"])
         global_loss = sums.sum() / counts.sum()
-        metrics = {"train/loss": global_loss}
+        # "step" = optimizer steps completed once this step is done (Lightning uses it as the x-axis)
+        metrics = {"train/loss": global_loss, "step": float(self.global_step + 1)}
         for i, d in enumerate(self.domains):
             if counts[i] > 0:
                 metrics[f"train/{d}/loss"] = sums[i] / counts[i]
@@ -145,6 +146,7 @@ class MixtureLM(pl.LightningModule):
                 metrics[f"val/{d}/loss"] = (sums[i] / counts[i]).float()
         if metrics:
             metrics["val/loss"] = torch.stack(list(metrics.values())).mean()
+        metrics["step"] = float(self.global_step)  # the row of the step validation followed
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=False)
         if "val/loss" in metrics:
             self.log("val", metrics["val/loss"], prog_bar=True, logger=False, on_epoch=True)
