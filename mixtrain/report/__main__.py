@@ -1,0 +1,6 @@
+"""`python -m mixtrain.report ...` (see mixtrain/report/cli.py)."""
+
+from mixtrain.report.cli import main
+
+if __name__ == "__main__":
+    main()

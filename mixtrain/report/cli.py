@@ -1,0 +1,178 @@
+"""Report over training runs: report.md (tables, headline, refits) and PNG figures.
+
+    python -m mixtrain.report RUN_DIR [RUN_DIR ...] --out REPORT_DIR [--law law.json [--table T.csv]]
+
+Place in the flow: `mixtrain.train` writes run directories -> **report** (read-only over them);
+`mixtrain.collect` + `mixtrain.fit` give the optional law.json and table.csv.
+
+RUN_DIR is a run directory (holds metrics.csv) or any folder above run directories, e.g. a Hydra
+multirun folder: it is searched recursively and its name becomes the runs' group. Runs are
+ranked by their final mean validation loss (val/loss, the unweighted mean over eval domains).
+With --law, the law's predictions are plotted against the observation table (--table, or one
+built from the runs with mixtrain.collect when --table is not given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mixtrain.report import plots
+from mixtrain.report.runs import Run, load_run, load_runs, safe_name
+from mixtrain.report.tables import (
+    aggregate_markdown, aggregate_table, fmt_weights, headline, markdown_table, runs_markdown, runs_table,
+)
+
+
+def _load_law(law: Any) -> Any:
+    if law is None or hasattr(law, "predict"):
+        return law
+    try:
+        from mixtrain.laws import load_law
+    except ImportError as e:
+        raise ValueError(f"--law {law}: mixtrain.laws.load_law is not available ({e})") from None
+    return load_law(str(law))
+
+
+def _load_table(table: Any, law: Any, runs: Sequence[Run]) -> tuple[Any, str]:
+    if table is not None and not isinstance(table, (str, os.PathLike)):
+        return table, "the given table"
+    if table is not None:
+        from mixtrain.table import read_table
+
+        return read_table(str(table)), str(table)
+    from mixtrain.collect import collect
+
+    return collect([str(r.path) for r in runs]), "a table collected from these runs"
+
+
+def _refit_summary(run: Run) -> list[str]:
+    statuses: dict[str, int] = {}
+    for rec in run.refits:
+        statuses[rec.get("status", "?")] = statuses.get(rec.get("status", "?"), 0) + 1
+    updated = [r for r in run.refits if r.get("new_weights")]
+    lines = [f"- **{run.name}**: {len(run.refits)} refits ("
+             + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())) + ")"]
+    if updated:
+        last = updated[-1]
+        lines.append(f"  - last weights (step {last.get('step')}): {fmt_weights(last['new_weights'])}")
+        first = run.refits[0].get("old_weights")
+        if first:
+            lines.append(f"  - weights before the first refit: {fmt_weights(first)}")
+    failed = [r for r in run.refits if r.get("status") == "failed"]
+    if failed:
+        lines.append(f"  - last failure (step {failed[-1].get('step')}): {failed[-1].get('error')}")
+    return lines
+
+
+def _link(path: Path, out_dir: Path) -> str:
+    return Path(os.path.relpath(path, out_dir)).as_posix()
+
+
+def write_report(runs: Sequence[Run | str | os.PathLike], out_dir: str | os.PathLike, law: Any = None,
+                 table: Any = None) -> Path:
+    """Write REPORT_DIR/report.md and its PNGs; returns the report.md path.
+
+    `runs`: Run objects (load_runs) or run directories. `law`: a law.json path or a loaded law (has
+    `predict(W, steps)`); `table`: an observation table CSV path or an ObservationTable."""
+    runs = [r if isinstance(r, Run) else load_run(r) for r in runs]
+    if not runs:
+        raise ValueError("no runs to report on")
+    names = [r.name for r in runs]
+    if len(set(names)) < len(names):  # e.g. run dirs of the same name loaded one by one
+        for i, r in enumerate(runs):
+            if names.count(r.name) > 1:
+                r.name = f"{r.path.resolve().parent.name}/{r.path.resolve().name}#{i}"
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = runs_table(runs)
+    aggs = aggregate_table(rows)
+    by_name = {r.name: r for r in runs}
+    ordered = [by_name[row["run"]] for row in rows]
+    labels = [row["variant"] for row in rows]
+
+    overview = {
+        "mean validation loss, all runs": plots.plot_mean_val_loss(ordered, labels, out / "val_loss_all.png"),
+        "final validation loss per domain": plots.plot_final_bars(rows, out / "final_val_loss.png"),
+        "final weights per run": plots.plot_final_weights(rows, out / "final_weights.png"),
+    }
+    per_run = {run.name: plots.plot_run(run, out / "runs" / safe_name(run.name)) for run in ordered}
+
+    groups = sorted({r.group for r in runs if r.group})
+    md = ["# mixtrain report", "",
+          f"{len(runs)} runs" + (f" from {', '.join(groups)}" if groups else "") + ". "
+          "Ranked by final mean validation loss (`val/loss`, unweighted mean over eval domains; lower is better).",
+          "", "## Result", ""]
+    md += [f"- {line}" for line in headline(rows, aggs)]
+    md.append("")
+    md += [f"![{title}]({_link(p, out)})" for title, p in overview.items() if p is not None]
+    md += ["", "## Runs", "", "Bold row: the best run; bold cell: the best value of that domain.", "",
+           runs_markdown(rows), "",
+           "## Strategies", "",
+           "mean ± std over the runs of each strategy (std: sample, ddof=1; a single run shows its value).", "",
+           aggregate_markdown(aggs), ""]
+
+    with_refits = [r for r in ordered if r.refits]
+    if with_refits:
+        md += ["## Refits", ""]
+        for run in with_refits:
+            md += _refit_summary(run)
+        md.append("")
+
+    if law is not None:
+        md += ["## Law vs observations", ""]
+        try:
+            law_obj = _load_law(law)
+            table_obj, source = _load_table(table, law_obj, runs)
+            path, mre = plots.plot_law(law_obj, table_obj, out / "law_fit.png")
+            md += [f"law `{getattr(law_obj, 'name', '?')}`"
+                   + (f" ({law_obj.formula})" if getattr(law_obj, "formula", None) else "")
+                   + f" against {source}: {table_obj.n_runs} runs, {table_obj.n_rows} rows.", "",
+                   markdown_table(["eval domain", "mean relative error"],
+                                  [[d, f"{100 * v:.2f}%"] for d, v in mre.items()], "lr"), "",
+                   f"![law vs observations]({_link(path, out)})", ""]
+        except (ValueError, FileNotFoundError, KeyError) as e:
+            print(f"report: law plot skipped: {e}", file=sys.stderr)
+            md += [f"law plot skipped: {e}", ""]
+
+    md += ["## Per-run figures", ""]
+    for run in ordered:
+        figs = per_run[run.name]
+        links = " · ".join(f"[{kind}]({_link(p, out)})" for kind, p in figs.items()) or "no figures (nothing logged)"
+        note = f" ({'; '.join(run.notes)})" if run.notes else ""
+        md.append(f"- **{run.name}** (`{run.path}`){note}: {links}")
+    md.append("")
+    report = out / "report.md"
+    report.write_text("\n".join(md))
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m mixtrain.report", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories or folders of runs (Hydra multirun)")
+    ap.add_argument("--out", required=True, metavar="REPORT_DIR", help="where report.md and the PNGs go")
+    ap.add_argument("--law", metavar="law.json", help="fitted law (python -m mixtrain.fit) to plot against observations")
+    ap.add_argument("--table", metavar="T.csv", help="observation table for --law (default: collected from the runs)")
+    args = ap.parse_args(argv)
+    if args.table and not args.law:
+        ap.error("--table is only used with --law")
+    for flag, path in (("--law", args.law), ("--table", args.table)):
+        if path and not os.path.isfile(path):
+            ap.error(f"{flag} {path}: no such file")
+    try:
+        runs = load_runs(args.runs)
+        report = write_report(runs, args.out, law=args.law, table=args.table)
+    except (ValueError, FileNotFoundError) as e:
+        sys.exit(f"report: {e}")
+    rows = runs_table(runs)
+    best = headline(rows, aggregate_table(rows))[0].replace("**", "")
+    print(f"report: {len(runs)} runs -> {report}\n{best}")
+
+
+if __name__ == "__main__":
+    main()

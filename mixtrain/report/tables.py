@@ -1,0 +1,243 @@
+"""Tables of runs: one row per run, one row per strategy (mean ± std over seeds), the headline.
+
+Place in the flow: runs.py (`Run`) -> **tables.py** -> report.md (cli.py). Pure: numpy.
+
+A strategy's runs are aggregated together unless their `mixing` config (config.yaml, seed keys
+ignored) differs: then each distinct config is its own row, labelled by the keys that differ,
+e.g. `temperature (temperature=2.0)`. std is the sample standard deviation (ddof=1).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from mixtrain.report.runs import Run
+
+BASELINES = ("uniform", "natural")
+MINUS = "\u2212"
+
+
+def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(_flat(v, key + "."))
+        elif k != "seed":
+            out[key] = v
+    return out
+
+
+def variants(runs: Sequence[Run]) -> list[str]:
+    """Aggregation label of each run: its strategy, plus the mixing keys that set it apart."""
+    labels = [r.strategy for r in runs]
+    by: dict[str, list[int]] = defaultdict(list)
+    for i, r in enumerate(runs):
+        if r.config and isinstance(r.config.get("mixing"), Mapping):
+            by[r.strategy].append(i)
+    for strategy, idx in by.items():
+        cfgs = [_flat(runs[i].config["mixing"]) for i in idx]
+        keys = sorted(set().union(*cfgs))
+        differing = [k for k in keys if len({repr(c.get(k)) for c in cfgs}) > 1]
+        if differing:
+            for i, c in zip(idx, cfgs):
+                labels[i] = f"{strategy} ({', '.join(f'{k}={c.get(k)}' for k in differing)})"
+    return labels
+
+
+def _finite(x: Any) -> bool:
+    return x is not None and isinstance(x, (int, float, np.floating, np.integer)) and math.isfinite(float(x))
+
+
+def runs_table(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """One dict per run, best (lowest final mean val loss) first; runs without one last.
+
+    Keys: rank, run, group, path, strategy, variant, seed, val/<domain>/loss (every eval domain of
+    any run; NaN where a run lacks it), val/loss (final unweighted mean), mix/<domain> (final
+    weights), step, tokens, wall_time_s, refits, has_summary, notes, best.
+    """
+    eval_domains = sorted(set().union(*[r.eval_domains for r in runs])) if runs else []
+    train_domains = sorted(set().union(*[r.train_domains for r in runs])) if runs else []
+    rows = []
+    for run, variant in zip(runs, variants(runs)):
+        s = run.summary
+        row: dict[str, Any] = {
+            "run": run.name, "group": run.group, "path": str(run.path), "strategy": run.strategy,
+            "variant": variant, "seed": run.seed,
+        }
+        for d in eval_domains:
+            row[f"val/{d}/loss"] = run.final(f"val/{d}/loss")
+        row["val/loss"] = run.final_mean_val_loss()
+        for d in train_domains:
+            row[f"mix/{d}"] = run.final(f"mix/{d}")
+        row.update(step=s.get("step"), tokens=s.get("tokens"), wall_time_s=s.get("wall_time_s"),
+                   refits=len(run.refits), has_summary=run.has_summary, notes="; ".join(run.notes))
+        rows.append(row)
+    rows.sort(key=lambda r: (not math.isfinite(r["val/loss"]), r["val/loss"] if math.isfinite(r["val/loss"]) else 0.0))
+    for i, row in enumerate(rows, start=1):
+        row["rank"] = i
+        row["best"] = i == 1 and math.isfinite(row["val/loss"])
+    return rows
+
+
+def _mean_std(values: Sequence[float]) -> dict[str, Any]:
+    v = np.array([x for x in values if _finite(x)], dtype=float)
+    return {"mean": float(v.mean()) if len(v) else math.nan,
+            "std": float(v.std(ddof=1)) if len(v) > 1 else None, "n": int(len(v))}
+
+
+def aggregate_table(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per strategy variant: n runs, seeds, {mean, std, n} of val/loss and every val/<domain>/loss
+    and of the final mix/<domain> weights; best mean val loss first."""
+    by: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by[row["variant"]].append(row)
+    metric_keys = [k for k in (rows[0] if rows else {}) if k.startswith(("val/", "mix/"))]
+    out = []
+    for variant, group in by.items():
+        agg: dict[str, Any] = {"variant": variant, "strategy": group[0]["strategy"], "n": len(group),
+                               "seeds": sorted((g["seed"] for g in group), key=lambda x: (x is None, x or 0)), "runs": [g["run"] for g in group]}
+        for k in metric_keys:
+            agg[k] = _mean_std([g[k] for g in group])
+        agg["tokens"] = _mean_std([g["tokens"] for g in group])
+        out.append(agg)
+    out.sort(key=lambda a: (not math.isfinite(a["val/loss"]["mean"]), np.nan_to_num(a["val/loss"]["mean"], nan=0.0)))
+    return out
+
+
+def signed(x: float, digits: int = 4) -> str:
+    return f"{x:+.{digits}f}".replace("-", MINUS)
+
+
+def fmt(x: Any, digits: int = 4) -> str:
+    return f"{float(x):.{digits}f}" if _finite(x) else "-"
+
+
+def fmt_mean_std(ms: Mapping[str, Any], digits: int = 4) -> str:
+    if not _finite(ms.get("mean")):
+        return "-"
+    if ms.get("std") is None:
+        return fmt(ms["mean"], digits)
+    return f"{ms['mean']:.{digits}f} ± {ms['std']:.{digits}f}"
+
+
+def fmt_tokens(x: Any) -> str:
+    if not _finite(x):
+        return "-"
+    x = float(x)
+    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= size:
+            return f"{x / size:.2f}{unit}"
+    return f"{x:.0f}"
+
+
+def fmt_seconds(x: Any) -> str:
+    if not _finite(x):
+        return "-"
+    s = float(x)
+    if s < 60:
+        return f"{s:.1f}s"
+    if s < 3600:
+        return f"{int(s // 60)}m{int(s % 60):02d}s"
+    return f"{int(s // 3600)}h{int(s % 3600 // 60):02d}m"
+
+
+def fmt_weights(w: Mapping[str, float], digits: int = 3) -> str:
+    return " ".join(f"{d}={float(v):.{digits}f}" for d, v in w.items() if _finite(v)) or "-"
+
+
+def headline(rows: Sequence[Mapping[str, Any]], aggs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Lines that say which mixture won, by how much against the baselines, and where."""
+    ranked = [a for a in aggs if math.isfinite(a["val/loss"]["mean"])]
+    if not ranked:
+        return ["no run has a final validation loss: nothing to rank (were validation steps run?)"]
+    best = ranked[0]
+    bm = best["val/loss"]["mean"]
+    seeds = f" over {best['n']} runs" if best["n"] > 1 else ""
+    vs = []
+    for name in BASELINES:
+        base = next((a for a in ranked if a["strategy"] == name and a is not best), None)
+        if base is not None:
+            d = bm - base["val/loss"]["mean"]
+            vs.append(f"vs {base['variant']} {signed(d)} ({signed(100 * d / base['val/loss']['mean'], 2)}%)")
+    lines = [f"**best: {best['variant']}** mean val loss {bm:.4f}{seeds}" + (f"; {', '.join(vs)}" if vs else "")]
+    domains = [k for k in best if k.startswith("val/") and k.endswith("/loss") and k != "val/loss"]
+    for name in BASELINES:
+        base = next((a for a in ranked if a["strategy"] == name and a is not best), None)
+        if base is not None and domains:
+            parts = [f"{k[4:-5]} {signed(best[k]['mean'] - base[k]['mean'])}" for k in domains
+                     if math.isfinite(best[k]["mean"]) and math.isfinite(base[k]["mean"])]
+            lines.append(f"per domain vs {base['variant']}: " + ", ".join(parts))
+    weights = {k[4:]: v["mean"] for k, v in best.items() if k.startswith("mix/") and not k.startswith("mix/tokens/")}
+    if weights:
+        lines.append(f"final weights of {best['variant']}: {fmt_weights(weights)}")
+    if len(ranked) > 1:
+        second = ranked[1]
+        margin = second["val/loss"]["mean"] - bm
+        stds = [s for s in (best["val/loss"]["std"], second["val/loss"]["std"]) if s is not None]
+        if stds and margin <= max(stds):
+            lines.append(f"caution: the margin over {second['variant']} ({margin:.4f}) is within seed noise "
+                         f"(std up to {max(stds):.4f})")
+        elif not stds:
+            lines.append(f"margin over the runner-up {second['variant']}: {margin:.4f} (one seed each: "
+                         "no estimate of seed noise)")
+        else:
+            lines.append(f"margin over the runner-up {second['variant']}: {margin:.4f} (> seed std {max(stds):.4f})")
+    best_run = next((r for r in rows if r["best"]), None)
+    if best_run is not None and (best["n"] > 1 or best_run["variant"] != best["variant"]):
+        lines.append(f"best single run: {best_run['run']} ({best_run['variant']}, seed {best_run['seed']}) "
+                     f"mean val loss {best_run['val/loss']:.4f}")
+    tokens = [r["tokens"] for r in rows if _finite(r["tokens"])]
+    if tokens and max(tokens) > 1.01 * min(tokens):
+        lines.append(f"caution: runs trained on different token counts ({fmt_tokens(min(tokens))} to "
+                     f"{fmt_tokens(max(tokens))}); compare losses with care")
+    return lines
+
+
+def markdown_table(header: Sequence[str], body: Sequence[Sequence[str]], align: str | None = None) -> str:
+    """A GitHub markdown table; `align` is one char per column, 'l' or 'r'."""
+    align = align or "l" * len(header)
+    esc = [[str(c).replace("|", "\\|") for c in row] for row in [list(header), *body]]
+    lines = ["| " + " | ".join(esc[0]) + " |",
+             "|" + "|".join("---:" if a == "r" else ":---" for a in align) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in esc[1:]]
+    return "\n".join(lines)
+
+
+def runs_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The per-run table; the winner's row in bold, the best value of each domain column in bold."""
+    domains = [k for k in (rows[0] if rows else {}) if k.startswith("val/") and k.endswith("/loss") and k != "val/loss"]
+    col_best = {k: np.nanmin([r[k] for r in rows]) if any(_finite(r[k]) for r in rows) else None for k in domains}
+    header = ["#", "run", "strategy", "seed", *[k[4:-5] for k in domains], "mean val loss", "step", "tokens",
+              "wall time", "refits", "notes"]
+    body = []
+    for r in rows:
+        cells = [str(r["rank"]), r["run"], r["variant"], "-" if r["seed"] is None else str(r["seed"])]
+        for k in domains:
+            c = fmt(r[k])
+            cells.append(f"**{c}**" if col_best[k] is not None and _finite(r[k]) and r[k] == col_best[k] else c)
+        cells += [fmt(r["val/loss"]), "-" if r["step"] is None else str(r["step"]), fmt_tokens(r["tokens"]),
+                  fmt_seconds(r["wall_time_s"]), str(r["refits"]), r["notes"] or ""]
+        if r["best"]:
+            cells = [f"**{c.strip('*')}**" if c else c for c in cells]
+            cells[0] = "**1 (best)**"
+        body.append(cells)
+    return markdown_table(header, body, "rllr" + "r" * len(domains) + "rrrrrl")
+
+
+def aggregate_markdown(aggs: Sequence[Mapping[str, Any]]) -> str:
+    domains = [k for k in (aggs[0] if aggs else {}) if k.startswith("val/") and k.endswith("/loss") and k != "val/loss"]
+    header = ["strategy", "runs", "seeds", "mean val loss", *[k[4:-5] for k in domains], "tokens"]
+    body = []
+    for i, a in enumerate(aggs):
+        cells = [a["variant"], str(a["n"]), ", ".join("-" if s is None else str(s) for s in a["seeds"]),
+                 fmt_mean_std(a["val/loss"]), *[fmt_mean_std(a[k]) for k in domains], fmt_tokens(a["tokens"]["mean"])]
+        if i == 0 and math.isfinite(a["val/loss"]["mean"]):
+            cells = [f"**{c}**" for c in cells]
+        body.append(cells)
+    return markdown_table(header, body, "lrlr" + "r" * len(domains) + "r")
