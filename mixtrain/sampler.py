@@ -207,6 +207,9 @@ class MixtureStream(IterableDataset):
         self._schedule = torch.zeros(max_schedule_entries, 1 + num_domains, dtype=torch.float64).share_memory_()
         self._schedule_len = torch.zeros(1, dtype=torch.int64).share_memory_()
         self._progress = torch.zeros(1 + num_domains, dtype=torch.int64).share_memory_()
+        # where the current iteration starts: frozen by the main process when an iterator is made,
+        # so workers that start later (while batches are being consumed) agree on it
+        self._iter_start = torch.zeros(1 + num_domains, dtype=torch.int64).share_memory_()
         self._append_entry(0, normalize_weights(weights, self.domains, what="initial weights"))
         self._readers: dict[int, Any] | None = None
         self._perms: list[_DomainPermutation] | None = None
@@ -342,6 +345,10 @@ class MixtureStream(IterableDataset):
         self._progress[0] = int(math.ceil(state["next_batch"] * scale))
         self._progress[1:] = torch.tensor([int(state["domain_samples"][d]) for d in self.domains])
 
+    def begin_iteration(self) -> None:
+        """Freeze the start of a new iteration at the consumer's position (main process only)."""
+        self._iter_start.copy_(self._progress)
+
     def _append_entry(self, start: int, weights: Mapping[str, float]) -> None:
         n = int(self._schedule_len[0])
         if n >= self._schedule.shape[0]:
@@ -420,9 +427,11 @@ class MixtureStream(IterableDataset):
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = get_worker_info()
         worker_id, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        if info is None:  # iterated in the main process: start where the consumer is
+            self.begin_iteration()
         if self._readers is None:
             self._open()
-        progress = self._progress.numpy().copy()  # shared: set by load_state_dict / mark_consumed
+        progress = self._iter_start.numpy().copy()  # frozen by begin_iteration() in the main process
         batch = first = int(progress[0])
         counts = progress[1:].astype(np.int64)
         G, B, M, D = self.global_batch_size, self.batch_size, self.window_batches, self.num_domains
@@ -463,6 +472,7 @@ class MixtureLoader(DataLoader):
 
     def __iter__(self):
         pin = self.pin_memory and torch.cuda.is_available()
+        self.dataset.begin_iteration()
         for batch in super().__iter__():
             out = dict(batch)
             for key in ("input_ids", "domain"):
