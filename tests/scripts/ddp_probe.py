@@ -1,0 +1,43 @@
+"""Run mixtrain.train in-process (so Lightning's launcher re-runs this script per rank) with a probe
+that records, per rank, what every training batch held and the weights in force.
+
+    python tests/scripts/ddp_probe.py PROBE_DIR [CRASH_AT_STEP|-] hydra overrides...
+"""
+
+import json
+import os
+import sys
+
+import lightning.pytorch as pl
+from hydra import compose, initialize_config_dir
+
+from mixtrain.train import train
+
+CONF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "conf")
+
+
+class Probe(pl.Callback):
+    def __init__(self, out_dir: str, crash_at: int | None):
+        self.out_dir, self.crash_at, self.rows = out_dir, crash_at, []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if self.crash_at is not None and trainer.global_step == self.crash_at:
+            raise RuntimeError("simulated crash")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        stream = trainer.datamodule.stream
+        self.rows.append({
+            "step": trainer.global_step, "batch_index": batch["batch_index"],
+            "first_tokens": batch["input_ids"][:, :4].tolist(), "domain": batch["domain"].tolist(),
+            "weights": stream.current_weights(), "domain_samples": stream.domain_samples(),
+        })
+        with open(os.path.join(self.out_dir, f"rank{trainer.global_rank}.jsonl"), "a") as f:
+            f.write(json.dumps(self.rows[-1]) + "\n")
+
+
+if __name__ == "__main__":
+    probe_dir, crash = sys.argv[1], sys.argv[2]
+    os.makedirs(probe_dir, exist_ok=True)
+    with initialize_config_dir(config_dir=os.path.abspath(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=sys.argv[3:])
+    train(cfg, extra_callbacks=[Probe(probe_dir, None if crash == "-" else int(crash))])
