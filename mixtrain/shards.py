@@ -1,0 +1,244 @@
+"""Token shards and statistics per domain: the prepared data directory (layout: docs/formats.md).
+
+Place in the flow: corpus.py + tokenizer.py -> **shards.py** -> sampler.py / data.py / entropy.py.
+
+`prepare_corpus(raw_root, data_dir, ...)` tokenizes every domain of RAW and writes, per domain,
+litdata shards (`optimize` + `TokensLoader`, chunks of block_size * blocks_per_chunk tokens)
+for a train and a val split, then `stats.json`, then `DIR/manifest.json`.
+
+* Idempotent: every domain's `stats.json` holds a fingerprint of its input files (paths, sizes,
+  mtimes), the tokenizer file and every setting that changes the output; a domain whose
+  fingerprint matches is skipped, anything else is rebuilt.
+* Atomic: a domain is built in `DIR/.<domain>.tmp-<pid>/` (stats.json written last) and only
+  then renamed into place; `stats.json` in `DIR/<domain>/` therefore always means complete
+  shards. Stale temporary folders of crashed runs are removed. manifest.json is written last.
+* Split: documents are taken in a seeded random order into val until val holds
+  max(min_val_tokens, val_fraction * tokens) tokens (at most max_val_tokens and half the
+  domain); the rest, in corpus order, is train.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+PREPARE_HINT = "run `python -m mixtrain.prepare data=demo data_dir={dir}` (or data=dir data.root=RAW)"
+
+
+@dataclass(frozen=True)
+class ShardSettings:
+    block_size: int = 1025  # longest trainable sequence + 1
+    blocks_per_chunk: int = 256
+    val_fraction: float = 0.02
+    min_val_tokens: int = 16_384
+    max_val_tokens: int = 1_000_000
+    seed: int = 0
+    num_workers: int = 1  # litdata optimize worker processes
+
+    def __post_init__(self):
+        if self.block_size < 2 or self.blocks_per_chunk < 1:
+            raise ValueError(f"block_size ({self.block_size}) must be >= 2 and blocks_per_chunk >= 1")
+        if not 0 <= self.val_fraction < 0.5:
+            raise ValueError(f"val_fraction must be in [0, 0.5), got {self.val_fraction}")
+
+
+# ------------------------------------------------------------------------------ readers
+def read_manifest(data_dir: str | os.PathLike) -> dict[str, Any]:
+    path = Path(data_dir) / "manifest.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no manifest.json in {data_dir}: it is not a prepared data directory; "
+                                + PREPARE_HINT.format(dir=data_dir))
+    try:
+        manifest = json.loads(path.read_text())
+        manifest["domains"], manifest["block_size"], manifest["vocab_size"]  # noqa: B018 (required keys)
+    except (ValueError, KeyError) as e:
+        raise ValueError(f"{path} is corrupt ({e}); delete it and re-run prepare") from None
+    return manifest
+
+
+def read_stats(data_dir: str | os.PathLike, domain: str) -> dict[str, Any]:
+    path = Path(data_dir) / domain / "stats.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"domain {domain!r}: no {path}; its shards are missing or incomplete; "
+                                + PREPARE_HINT.format(dir=data_dir))
+    try:
+        return json.loads(path.read_text())
+    except ValueError as e:
+        raise ValueError(f"{path} is corrupt ({e}); delete {path.parent} and re-run prepare") from None
+
+
+def verify_shards(data_dir: str | os.PathLike) -> None:
+    """Cheap integrity check: every index.json parses and every chunk file has its recorded size."""
+    for domain in read_manifest(data_dir)["domains"]:
+        for split in ("train", "val"):
+            folder = Path(data_dir) / domain / split
+            index = folder / "index.json"
+            try:
+                chunks = json.loads(index.read_text())["chunks"]
+            except FileNotFoundError:
+                raise FileNotFoundError(f"domain {domain!r}: {index} is missing; delete {folder.parent} and re-run prepare") from None
+            except (ValueError, KeyError) as e:
+                raise ValueError(f"domain {domain!r}: {index} is corrupt ({e}); delete {folder.parent} and re-run prepare") from None
+            for chunk in chunks:
+                f = folder / chunk["filename"]
+                if not f.is_file() or f.stat().st_size < int(chunk["chunk_bytes"]):
+                    raise ValueError(
+                        f"domain {domain!r}: shard {f} is missing or truncated (expected {chunk['chunk_bytes']} bytes); "
+                        f"delete {folder.parent} and re-run prepare"
+                    )
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def fingerprint(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------------ writing
+def _emit_documents(item: tuple[str, list[int], list[int]]):
+    """litdata optimize fn: yield the documents [start, end) of a token file as int32 tensors."""
+    import torch
+
+    path, starts, ends = item
+    tokens = np.load(path, mmap_mode="r")
+    for s, e in zip(starts, ends):
+        yield torch.from_numpy(np.array(tokens[s:e], dtype=np.int32))
+
+
+def _optimize(token_file: str, starts: np.ndarray, ends: np.ndarray, out_dir: Path, settings: ShardSettings) -> None:
+    from litdata import TokensLoader, optimize
+
+    group = 512
+    inputs = [(token_file, starts[i:i + group].tolist(), ends[i:i + group].tolist()) for i in range(0, len(starts), group)]
+    optimize(
+        fn=_emit_documents, inputs=inputs, output_dir=str(out_dir), chunk_size=settings.block_size * settings.blocks_per_chunk,
+        item_loader=TokensLoader(), num_workers=max(1, min(settings.num_workers, len(inputs))), mode="overwrite",
+    )
+
+
+def _split(lengths: np.ndarray, settings: ShardSettings, domain: str) -> np.ndarray:
+    """Boolean mask of val documents (see module docstring)."""
+    total = int(lengths.sum())
+    target = min(max(settings.min_val_tokens, int(settings.val_fraction * total)), settings.max_val_tokens, total // 2)
+    order = np.random.default_rng([settings.seed, int(hashlib.md5(domain.encode()).hexdigest()[:8], 16)]).permutation(len(lengths))
+    val = np.zeros(len(lengths), dtype=bool)
+    taken = 0
+    for i in order:
+        if taken >= target:
+            break
+        val[i] = True
+        taken += int(lengths[i])
+    return val
+
+
+def write_domain(domain: str, docs: Iterable[str], tokenizer, data_dir: Path, settings: ShardSettings,
+                 domain_fingerprint: str, extra_stats: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Tokenize `docs` and write DIR/<domain>/{train,val,stats.json} atomically; returns the stats."""
+    from tqdm.auto import tqdm
+
+    tmp_dir = data_dir / f".{domain}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    tmp_dir.mkdir(parents=True)
+    try:
+        num_bytes = num_empty = 0
+        lengths: list[int] = []
+        raw_tokens = tmp_dir / "tokens.bin"
+        with open(raw_tokens, "wb") as f, tqdm(desc=f"tokenize {domain}", unit="doc") as bar:
+            batch: list[str] = []
+
+            def flush():
+                for arr in tokenizer.encode_documents(batch):
+                    f.write(arr.tobytes())
+                    lengths.append(len(arr))
+                bar.update(len(batch))
+                batch.clear()
+
+            for doc in docs:
+                if not doc.strip():
+                    num_empty += 1
+                    continue
+                num_bytes += len(doc.encode("utf-8"))
+                batch.append(doc)
+                if len(batch) >= 256:
+                    flush()
+            if batch:
+                flush()
+        lengths_arr = np.asarray(lengths, dtype=np.int64)
+        if len(lengths_arr) < 2 or lengths_arr.sum() < 4 * settings.block_size:
+            raise ValueError(
+                f"domain {domain!r} has {len(lengths_arr)} non-empty document(s) and {int(lengths_arr.sum())} tokens; "
+                f"it needs at least 2 documents and {4 * settings.block_size} tokens (4 blocks) for a train and a val split: "
+                "add text or lower block_size"
+            )
+        token_file = tmp_dir / "tokens.npy"
+        np.save(token_file, np.fromfile(raw_tokens, dtype=np.int32))
+        raw_tokens.unlink()
+        ends = np.cumsum(lengths_arr)
+        starts = ends - lengths_arr
+        val = _split(lengths_arr, settings, domain)
+        for split, mask in (("train", ~val), ("val", val)):
+            _optimize(str(token_file), starts[mask], ends[mask], tmp_dir / split, settings)
+        token_file.unlink()
+        stats = {
+            "domain": domain, "num_docs": int(len(lengths_arr)), "num_empty_docs": num_empty,
+            "num_tokens": int(lengths_arr.sum()), "num_bytes": num_bytes,
+            "num_train_docs": int((~val).sum()), "num_val_docs": int(val.sum()),
+            "num_train_tokens": int(lengths_arr[~val].sum()), "num_val_tokens": int(lengths_arr[val].sum()),
+            "block_size": settings.block_size, "vocab_size": tokenizer.vocab_size,
+            "fingerprint": domain_fingerprint, "format": FORMAT_VERSION, **(extra_stats or {}),
+        }
+        write_json_atomic(tmp_dir / "stats.json", stats)  # last: its presence means "complete"
+        final = data_dir / domain
+        old = data_dir / f".{domain}.old-{os.getpid()}"
+        if final.exists():
+            os.replace(final, old)
+        os.replace(tmp_dir, final)
+        shutil.rmtree(old, ignore_errors=True)
+        return stats
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+
+
+def remove_stale_temporaries(data_dir: Path) -> None:
+    for p in data_dir.glob(".*.tmp-*"):
+        shutil.rmtree(p, ignore_errors=True)
+    for p in data_dir.glob(".*.old-*"):
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def domain_is_current(data_dir: Path, domain: str, domain_fingerprint: str) -> bool:
+    path = data_dir / domain / "stats.json"
+    try:
+        return json.loads(path.read_text()).get("fingerprint") == domain_fingerprint
+    except (OSError, ValueError):
+        return False
+
+
+def write_manifest(data_dir: Path, domains: list[str], settings: ShardSettings, tokenizer) -> dict[str, Any]:
+    stats = {d: read_stats(data_dir, d) for d in domains}
+    manifest = {
+        "format": FORMAT_VERSION, "domains": sorted(domains), "block_size": settings.block_size,
+        "vocab_size": tokenizer.vocab_size, "tokenizer": "tokenizer.model", "token_dtype": "int32",
+        "bos_id": tokenizer.bos_id, "eos_id": tokenizer.eos_id,
+        "fingerprint": fingerprint([stats[d]["fingerprint"] for d in sorted(domains)]),
+        "settings": asdict(settings),
+    }
+    write_json_atomic(data_dir / "manifest.json", manifest)
+    return manifest
