@@ -129,6 +129,8 @@ def _optimize(token_file: str, starts: np.ndarray, ends: np.ndarray, out_dir: Pa
     optimize(
         fn=_emit_documents, inputs=inputs, output_dir=str(out_dir), chunk_size=settings.block_size * settings.blocks_per_chunk,
         item_loader=TokensLoader(), num_workers=max(1, min(settings.num_workers, len(inputs))), mode="overwrite",
+        # fork: no re-import of the caller's __main__ per call (spawn costs seconds each time)
+        start_method="fork", verbose=False,
     )
 
 

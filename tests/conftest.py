@@ -1,0 +1,67 @@
+"""Shared fixtures: a tiny raw corpus with three clearly different domains, and its prepared data_dir."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+WORDS = ("the model reads data from many domains and learns which mixture of text helps most when "
+         "training language models on code prose and tables with a budget of tokens").split()
+
+
+def _prose(rng, n_docs):
+    return [" ".join(rng.choice(WORDS, size=rng.integers(80, 250))).capitalize() + "." for _ in range(n_docs)]
+
+
+def _code(rng, n_docs):
+    docs = []
+    for i in range(n_docs):
+        lines = [f"def f_{i}_{j}(x, y):\n    return x * {rng.integers(0, 99)} + y  # {rng.choice(WORDS)}"
+                 for j in range(rng.integers(5, 20))]
+        docs.append("\n\n".join(lines))
+    return docs
+
+
+def _tables(rng, n_docs):
+    return ["\n".join(",".join(str(v) for v in rng.integers(0, 1000, size=6)) for _ in range(rng.integers(20, 60)))
+            for _ in range(n_docs)]
+
+
+def write_raw_corpus(root: Path, seed: int = 0, n_docs: int = 60) -> Path:
+    rng = np.random.default_rng(seed)
+    (root / "prose").mkdir(parents=True)
+    for i, doc in enumerate(_prose(rng, n_docs)):
+        (root / "prose" / f"doc{i:03d}.txt").write_text(doc)
+    (root / "code").mkdir()
+    with open(root / "code" / "part.jsonl", "w") as f:
+        for doc in _code(rng, n_docs):
+            f.write(json.dumps({"text": doc}) + "\n")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (root / "tables").mkdir()
+    pq.write_table(pa.table({"text": _tables(rng, n_docs)}), root / "tables" / "part.parquet")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_raw_dir(tmp_path_factory) -> Path:
+    return write_raw_corpus(tmp_path_factory.mktemp("raw"))
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tiny_raw_dir, tmp_path_factory) -> Path:
+    from mixtrain.prepare import prepare_corpus
+    from mixtrain.shards import ShardSettings
+
+    out = tmp_path_factory.mktemp("prepared")
+    prepare_corpus(tiny_raw_dir, out, vocab_size=320, sample_bytes_per_domain=200_000,
+                   settings=ShardSettings(block_size=65, blocks_per_chunk=8, min_val_tokens=1200, val_fraction=0.05))
+    return out
