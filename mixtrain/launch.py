@@ -25,7 +25,7 @@ def single_run_command(module: str) -> list[str]:
     hc = HydraConfig.get()
     overrides = [o for o in hc.overrides.task if not o.startswith("out_dir=")]
     job_dir = hc.runtime.output_dir
-    return [sys.executable, "-m", module, *overrides, f"out_dir={job_dir}"]
+    return [sys.executable, "-m", module, *overrides, f"out_dir='{job_dir}'"]
 
 
 def global_rank() -> int:
