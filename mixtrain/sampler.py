@@ -456,6 +456,7 @@ class MixtureStream(IterableDataset):
                     yield {
                         "input_ids": self._read(domain_ids[j].tolist(), chunks[j].tolist(), blocks[j].tolist()),
                         "domain": domain_ids[j].copy(),
+                        "block": blocks[j].copy(),  # block index within its domain's train shards
                         "batch_index": batch + i,
                         "domain_counts": tuple(counts_after[i].tolist()),
                     }

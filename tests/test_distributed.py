@@ -47,8 +47,8 @@ def ddp_full(tiny_data_dir, tmp_path_factory):
 def test_ranks_read_disjoint_data_with_identical_weights(ddp_full):
     r0, r1 = _probe(ddp_full / "probe", 0), _probe(ddp_full / "probe", 1)
     assert len(r0) == len(r1) == 8
-    blocks0 = {tuple(t) for row in r0 for t in row["first_tokens"]}
-    blocks1 = {tuple(t) for row in r1 for t in row["first_tokens"]}
+    blocks0 = {tuple(b) for row in r0 for b in row["blocks"]}  # (domain, block) pairs
+    blocks1 = {tuple(b) for row in r1 for b in row["blocks"]}
     assert blocks0.isdisjoint(blocks1)
     for a, b in zip(r0, r1):
         assert a["batch_index"] == b["batch_index"]
@@ -80,10 +80,10 @@ def test_two_process_resume_continues_exactly(ddp_full, tiny_data_dir, tmp_path)
     resumed = _run(tmp_path / "probe_resumed", "-", tiny_data_dir, tmp_path / "run", "resume=true")
     assert resumed.returncode == 0, resumed.stderr[-4000:]
     for rank in (0, 1):
-        full = [r for r in _probe(ddp_full / "probe", rank) if r["step"] >= 4]
+        full = [r for r in _probe(ddp_full / "probe", rank) if r["batch_index"] >= 4]  # after the step-4 checkpoint
         after = _probe(tmp_path / "probe_resumed", rank)
-        assert [(r["batch_index"], r["first_tokens"], r["weights"]) for r in after] == \
-               [(r["batch_index"], r["first_tokens"], r["weights"]) for r in full]
+        assert [(r["batch_index"], r["blocks"], r["first_tokens"], r["weights"]) for r in after] == \
+               [(r["batch_index"], r["blocks"], r["first_tokens"], r["weights"]) for r in full]
     a, b = _metrics(ddp_full / "run"), _metrics(tmp_path / "run")
     keys = [k for k in a[0] if not k.startswith("perf/")]
     assert [[r[k] for k in keys] for r in a] == [[r[k] for k in keys] for r in b]

@@ -29,6 +29,7 @@ class Probe(pl.Callback):
         self.rows.append({
             "step": trainer.global_step, "batch_index": batch["batch_index"],
             "first_tokens": batch["input_ids"][:, :4].tolist(), "domain": batch["domain"].tolist(),
+            "blocks": list(zip(batch["domain"].tolist(), batch["block"].tolist())),
             "weights": stream.current_weights(), "domain_samples": stream.domain_samples(),
         })
         with open(os.path.join(self.out_dir, f"rank{trainer.global_rank}.jsonl"), "a") as f:
