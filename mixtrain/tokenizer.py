@@ -61,10 +61,9 @@ def train_tokenizer(sentences: list[str], model_path: str | os.PathLike, vocab_s
             remove_extra_whitespaces=False, normalization_rule_name="identity",
         )
     except RuntimeError as e:
-        raise ValueError(
-            f"SentencePiece could not train a vocabulary of {vocab_size} ({e}); the sample is too small for it: "
-            "lower tokenizer.vocab_size or add text"
-        ) from None
+        hint = ("raise tokenizer.vocab_size (it must cover every distinct character plus the special pieces)"
+                if "required_chars" in str(e) else "the sample is too small for it: lower tokenizer.vocab_size or add text")
+        raise ValueError(f"SentencePiece could not train a vocabulary of {vocab_size} ({e}); {hint}") from None
     model_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = model_path.with_name(model_path.name + f".tmp-{os.getpid()}")
     tmp.write_bytes(buffer.getvalue())
