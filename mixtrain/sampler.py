@@ -212,6 +212,7 @@ class MixtureStream(IterableDataset):
         self._iter_start = torch.zeros(1 + num_domains, dtype=torch.int64).share_memory_()
         self._append_entry(0, normalize_weights(weights, self.domains, what="initial weights"))
         self._readers: dict[int, Any] | None = None
+        self._caches: list[Any] | None = None
         self._perms: list[_DomainPermutation] | None = None
 
     # ----------------------------------------------------------------- main-process API
@@ -405,6 +406,9 @@ class MixtureStream(IterableDataset):
             for i, b in enumerate(self._blocks)
         }
         self._perms = [_DomainPermutation(b, self.seed, i) for i, b in enumerate(self._blocks)]
+        for ds in self._readers.values():
+            ds[0]  # noqa: B018 - the first read creates the dataset's cache (litdata does it lazily)
+        self._caches = [self._readers[i].cache for i in range(len(self._blocks))]
 
     def _locate(self, domain_ids: np.ndarray, ordinals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(domain, ordinal) arrays -> (chunk, block) arrays; vectorised per domain."""
@@ -419,9 +423,11 @@ class MixtureStream(IterableDataset):
     def _read(self, domain_ids: list[int], chunks: list[int], blocks: list[int]) -> np.ndarray:
         from litdata.streaming.sampler import ChunkedIndex
 
-        assert self._readers is not None
-        # Passing the chunk index skips litdata's linear search over chunks per item.
-        rows = [self._readers[d][ChunkedIndex(index=b, chunk_index=c)] for d, c, b in zip(domain_ids, chunks, blocks)]
+        assert self._caches is not None
+        # Passing the chunk index skips litdata's linear search over chunks per item, and going
+        # to the dataset's cache (litdata's own read path) skips per-item dispatch in __getitem__.
+        caches = self._caches
+        rows = [caches[d][ChunkedIndex(b, c)] for d, c, b in zip(domain_ids, chunks, blocks)]
         return torch.stack(rows).numpy()
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
