@@ -155,14 +155,26 @@ class MixtureDataModule(pl.LightningDataModule):
 class MixtureProgress(pl.Callback):
     """Marks each training batch consumed by the sampler and logs the mixture's state."""
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        stream = trainer.datamodule.stream
-        stream.mark_consumed(batch)
-        # Logged every batch; Lightning keeps the step's last value and writes on its own cadence.
+    @staticmethod
+    def _metrics(stream) -> dict[str, float]:
         metrics = {"tokens": float(sum(stream.domain_tokens().values()))}
         for d, w in stream.current_weights().items():
             metrics[f"mix/{d}"] = w
         for d, n in stream.domain_tokens().items():
             metrics[f"mix/tokens/{d}"] = float(n)
-        # identical on every rank by construction (global accounting), so no sync needed
-        pl_module.log_dict(metrics, on_step=True, on_epoch=False, rank_zero_only=True)
+        return metrics
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        stream = trainer.datamodule.stream
+        stream.mark_consumed(batch)
+        # Logged every batch; Lightning keeps the step's last value and writes on its own cadence.
+        # Identical on every rank by construction (global accounting), so no sync needed.
+        pl_module.log_dict(self._metrics(stream), on_step=True, on_epoch=False, rank_zero_only=True)
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        # Validation rows carry the mixture in force too, so a row of val losses is a complete
+        # observation (collect.py) even when training rows are logged less often than validation.
+        stream = getattr(trainer.datamodule, "stream", None)
+        if trainer.sanity_checking or stream is None:
+            return
+        pl_module.log_dict(self._metrics(stream), on_step=False, on_epoch=True, rank_zero_only=True)
