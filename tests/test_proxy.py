@@ -51,3 +51,13 @@ def test_sweep_collect_fit_optimise_train(tiny_data_dir, tmp_path):
             f"mixing.weights_file={out / 'weights.yaml'}", "trainer.val_check_interval=3", "table_at_end=false"])
     summary = train(cfg)
     assert summary["initial_weights"] == pytest.approx(weights)
+
+    # the same law through mixing=law: its optimum at the target step is what weights.yaml holds
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=[
+            "experiment=smoke", f"data_dir={tiny_data_dir}", f"out_dir={tmp_path / 'law'}", "prepare_if_missing=false",
+            "seq_len=32", "batch_size=4", "trainer.max_steps=3", "val_blocks_per_domain=2", "mixing=law",
+            f"mixing.law_file={out / 'law.json'}", "mixing.step=200", "trainer.val_check_interval=3",
+            "table_at_end=false"])
+    summary = train(cfg)
+    assert summary["initial_weights"] == pytest.approx(weights, abs=1e-6)
