@@ -87,3 +87,27 @@ def test_two_process_resume_continues_exactly(ddp_full, tiny_data_dir, tmp_path)
     a, b = _metrics(ddp_full / "run"), _metrics(tmp_path / "run")
     keys = [k for k in a[0] if not k.startswith("perf/")]
     assert [[r[k] for k in keys] for r in a] == [[r[k] for k in keys] for r in b]
+
+
+def test_multirun_with_ddp_runs_each_job_once(tiny_data_dir, tmp_path):
+    """Hydra -m + Lightning DDP: each sweep point is one 2-process job; rank 1 never re-runs the sweep."""
+    sweep = tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "mixtrain.train", "-m", "mixing=uniform,natural", "experiment=smoke",
+           "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.precision=32-true",
+           f"data_dir={tiny_data_dir}", f"sweep_dir={sweep}", "prepare_if_missing=false", "seq_len=32",
+           "batch_size=4", "trainer.max_steps=2", "val_blocks_per_domain=2", "trainer.val_check_interval=2",
+           "table_at_end=false"]
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert jobs == ["0-uniform-seed0", "1-natural-seed0"], jobs  # no third job, no job run twice
+    assert proc.stdout.count("[mixtrain] sweep job:") == 2
+    for job in jobs:
+        summary = json.loads((sweep / job / "summary.json").read_text())
+        assert summary["step"] == 2
+        rows = _metrics(sweep / job)
+        steps = [int(float(r["step"])) for r in rows]
+        assert steps == sorted(set(steps)), "each step logged once: one process group wrote this run"
+        # both ranks' samples were counted: 2 steps x 2 ranks x 4 sequences x 32 tokens
+        assert float(rows[-1]["tokens"] or 0) == 2 * 2 * 4 * 32
