@@ -1,0 +1,373 @@
+"""Online strategies (mixtrain/online.py): ADO, ODM, DoReMi.
+
+Unit tests drive `update()` with hand-built MixHistory objects the way refit.py does (records
+grow by one per refit); end-to-end tests train a few steps on the tiny shards and read
+refits.jsonl; a 2-process gloo run checks every rank applies identical weights; a crash
+between refits followed by resume=true reproduces every later refit exactly.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning.pytorch as pl
+import pytest
+from hydra import compose, initialize_config_dir
+
+from mixtrain.online import ADO, ODM, DoReMi, fit_power_law, read_reference_losses
+from mixtrain.strategies import DataContext, MixHistory
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = str(REPO / "conf")
+DOMAINS = ["a", "b", "c"]
+
+
+# ---------------------------------------------------------------------------- unit helpers
+
+
+def _ctx(tokens=(1000, 2000, 3000)) -> DataContext:
+    return DataContext(data_dir="unused", domains=list(DOMAINS),
+                       stats={d: {"num_train_tokens": n} for d, n in zip(DOMAINS, tokens)})
+
+
+def _history(step, weights, tokens, train_loss, records, val_loss=None) -> MixHistory:
+    return MixHistory(step=step, max_steps=1000, weights=dict(weights), tokens_seen=dict(tokens),
+                      train_loss=dict(train_loss), val_loss=val_loss, records=list(records))
+
+
+def _drive(strategy, weights, loss_fn, *, refits=10, every=10, tokens_per_step=1000, start=None):
+    """Run `refits` refits like refit.py does; loss_fn(d, n_tokens_of_d, step) -> training loss.
+
+    Returns (list of proposals, final weights, records). `start` continues from a previous drive.
+    """
+    records, tokens, step = ([], {d: 0 for d in weights}, 0) if start is None else start
+    weights, proposals = dict(weights), []
+    for _ in range(refits):
+        prev = dict(tokens)
+        step += every
+        tokens = {d: tokens[d] + int(every * tokens_per_step * weights[d]) for d in weights}
+        loss = {d: loss_fn(d, 0.5 * (prev[d] + tokens[d]), step) for d in weights}
+        h = _history(step, weights, tokens, loss, records)
+        new = strategy.update(h)
+        proposals.append(new)
+        records.append({"step": step, "old_weights": dict(weights), "new_weights": new, "train_loss": loss,
+                        "val_loss": None, "tokens_seen": dict(tokens)})
+        if new is not None:
+            assert all(math.isfinite(v) and v >= 0 for v in new.values())
+            assert sum(new.values()) == pytest.approx(1.0)
+            weights = new
+    return proposals, weights, (records, tokens, step)
+
+
+def _write_reference(run_dir: Path, losses: dict[str, float], steps=range(1, 101), kind="train"):
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cols = ["step"] + [f"{kind}/{d}/loss" for d in losses]
+    with open(run_dir / "metrics.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        for s in steps:
+            w.writerow([s] + [losses[d] for d in losses])
+    return run_dir
+
+
+# ---------------------------------------------------------------------------- ADO
+
+
+def test_power_law_fit_recovers_parameters():
+    import numpy as np
+
+    n = np.geomspace(1e3, 1e7, 30)
+    fit = fit_power_law(n, 2.0 + 30.0 * n ** -0.3)
+    assert fit["alpha"] == pytest.approx(0.3, abs=1e-3) and fit["eps"] == pytest.approx(2.0, rel=1e-3)
+    flat = fit_power_law(n, np.full(30, 3.0))
+    assert flat["alpha"] * flat["beta"] * 1e7 ** -flat["alpha"] < 1e-3  # a flat curve has no speed
+
+
+def test_ado_flat_domain_loses_weight_to_improving_one():
+    ado = ADO(refit_every_n_steps=10, prior="uniform")
+    init = ado.initial_weights(_ctx())
+
+    def loss(d, n, step):  # a: stopped improving; b: still improving fast; c: in between
+        return {"a": 3.0, "b": 1.0 + 50.0 * n ** -0.4, "c": 2.0 + 5.0 * n ** -0.2}[d]
+
+    proposals, final, _ = _drive(ado, init, loss, refits=8)
+    assert proposals[:2] == [None, None]  # fewer than min_points observations: keep the prior
+    assert ado.last_fit_report["phase"] == "fit"
+    assert final["b"] / final["a"] > 1.2 * init["b"] / init["a"]
+    assert final["a"] < init["a"] and final["b"] > init["b"]
+    assert min(final.values()) >= ado.floor - 1e-12
+
+
+def test_ado_prior_is_natural_mixture():
+    w = ADO().initial_weights(_ctx((1000, 1000, 2000)))
+    assert w == pytest.approx({"a": 0.25, "b": 0.25, "c": 0.5})
+    w = ADO(prior="temperature", prior_temperature=2.0).initial_weights(_ctx((1000, 1000, 4000)))
+    assert w == pytest.approx({"a": 0.25, "b": 0.25, "c": 0.5})
+
+
+# ---------------------------------------------------------------------------- ODM
+
+
+def test_odm_domain_with_higher_loss_gains_weight():
+    odm = ODM(refit_every_n_steps=10, warmup_steps=0)
+    init = odm.initial_weights(_ctx())
+    assert init == pytest.approx({d: 1 / 3 for d in DOMAINS})
+    proposals, final, _ = _drive(odm, init, lambda d, n, s: {"a": 6.0, "b": 3.0, "c": 3.0}[d], refits=30)
+    shares = [p["a"] for p in proposals]
+    # importance-weighted moving-average rewards: a settles well above uniform (the paper's EXP3
+    # with a decaying eps_t then slowly relaxes towards uniform, as R stays bounded)
+    assert shares[0] > 1 / 3 and max(shares) > 0.38 and shares[5] > shares[0]
+    assert all(p["a"] > p["b"] for p in proposals)
+    assert final["b"] == pytest.approx(final["c"]) and final["a"] > final["b"]
+    eps = odm.last_fit_report["eps"]
+    assert eps == pytest.approx(min(1 / 3, math.sqrt(math.log(3) / (3 * 300))))
+    assert min(final.values()) >= eps - 1e-12  # EXP3 keeps eps_t on every arm
+
+
+def test_odm_warmup_keeps_uniform_and_unsampled_domain_gets_no_reward():
+    odm = ODM(warmup_steps=25)
+    init = odm.initial_weights(_ctx())
+    proposals, _, _ = _drive(odm, init, lambda d, n, s: math.nan if d == "c" else 4.0, refits=4)
+    assert proposals[:2] == [None, None] and proposals[2] is not None
+    assert odm.state_dict()["rewards"]["c"] == 0.0
+    assert proposals[-1]["a"] == pytest.approx(proposals[-1]["b"]) and proposals[-1]["a"] > proposals[-1]["c"]
+
+
+# ---------------------------------------------------------------------------- DoReMi
+
+
+def test_doremi_excess_loss_over_reference_gains_weight(tmp_path):
+    ref = _write_reference(tmp_path / "ref", {"a": 3.0, "b": 3.0, "c": 3.0})
+    doremi = DoReMi(reference_run=str(ref), refit_every_n_steps=10)
+    init = doremi.initial_weights(_ctx())
+    # a: far above its reference; b: below it (no excess); c: slightly above
+    loss = {"a": 5.0, "b": 2.0, "c": 3.05}
+    proposals, final, _ = _drive(doremi, init, lambda d, n, s: loss[d], refits=3)
+    first = proposals[0]
+    assert first["a"] > 0.9 and first["b"] < 1 / 3 and first["b"] < first["c"]
+    assert final["b"] >= doremi.smoothing / 3 - 1e-12  # smoothing keeps every domain alive
+    assert doremi.last_fit_report["excess"] == pytest.approx({"a": 2.0, "b": 0.0, "c": 0.05})
+
+
+def test_doremi_reference_is_window_mean_of_train_and_interpolated_val(tmp_path):
+    ref = _write_reference(tmp_path / "ref", {"a": 0.0, "b": 0.0, "c": 0.0}, steps=[])
+    with open(ref / "metrics.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["step", "train/a/loss", "train/b/loss", "train/c/loss", "val/a/loss", "val/b/loss", "val/c/loss"])
+        for s in range(1, 21):
+            w.writerow([s, 10 - 0.1 * s, 4, ""] + ([6 - 0.1 * s, 4, 4] if s % 10 == 0 else ["", "", ""]))
+        w.writerow([20, 1, 4, 4, 4, 4, 4])  # a resumed run logs step 20 again: the last row wins
+    table = read_reference_losses(ref, "train")
+    assert list(table["a"][0]) == list(range(1, 21)) and table["a"][1][-1] == 1 and len(table["c"][0]) == 1
+    doremi = DoReMi(reference_run=str(ref))
+    doremi.initial_weights(_ctx())
+    h = _history(10, {d: 1 / 3 for d in DOMAINS}, {d: 100 for d in DOMAINS}, {d: 4.0 for d in DOMAINS}, [])
+    doremi.update(h)
+    assert doremi.last_fit_report["reference"]["a"] == pytest.approx(10 - 0.1 * 5.5)  # mean over steps 1..10
+    val = DoReMi(reference_run=str(ref), reference_loss="val")
+    val.initial_weights(_ctx())
+    h = _history(15, {d: 1 / 3 for d in DOMAINS}, {d: 100 for d in DOMAINS}, {d: 4.0 for d in DOMAINS}, [],
+                 val_loss={d: 4.0 for d in DOMAINS})
+    val.update(h)
+    assert val.last_fit_report["kind"] == "val"
+    assert val.last_fit_report["reference"]["a"] == pytest.approx((5.0 + 4.0) / 2)  # between steps 10 and 20
+
+
+def test_doremi_bad_reference_run_errors_name_file_and_column(tmp_path):
+    with pytest.raises(ValueError, match="reference_run=RUN_DIR"):
+        DoReMi(reference_run=None)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match=re.escape(f"{empty / 'metrics.csv'} does not exist")):
+        DoReMi(reference_run=str(empty)).initial_weights(_ctx())
+    partial = _write_reference(tmp_path / "partial", {"a": 3.0, "b": 3.0})
+    with pytest.raises(ValueError, match=r"partial/metrics.csv: no column 'train/c/loss' for domain 'c'"):
+        DoReMi(reference_run=str(partial)).initial_weights(_ctx())
+    extra = _write_reference(tmp_path / "extra", {"a": 3.0, "b": 3.0, "c": 3.0, "z": 1.0})
+    with pytest.raises(ValueError, match=r"extra/metrics.csv: reference run has domain\(s\) \['z'\]"):
+        DoReMi(reference_run=str(extra)).initial_weights(_ctx())
+    train_only = _write_reference(tmp_path / "trainonly", {"a": 3.0, "b": 3.0, "c": 3.0})
+    with pytest.raises(ValueError, match="no column 'val/a/loss'"):
+        DoReMi(reference_run=str(train_only), reference_loss="val").initial_weights(_ctx())
+
+
+# ---------------------------------------------------------------------------- all three
+
+
+def _make(name, tmp_path):
+    if name == "ado":
+        return ADO(prior="uniform"), lambda d, n, s: {"a": 3.0, "b": 1.0 + 50.0 * n ** -0.4, "c": 2.5}[d]
+    if name == "odm":
+        return ODM(warmup_steps=0), lambda d, n, s: {"a": 6.0, "b": 3.0, "c": 3.5}[d]
+    ref = _write_reference(tmp_path / "ref", {"a": 3.0, "b": 3.0, "c": 3.0}, steps=range(0, 400, 5))
+    return DoReMi(reference_run=str(ref), step_size=0.05, average=True), \
+        lambda d, n, s: {"a": 3.2, "b": 2.0, "c": 3.1}[d]
+
+
+@pytest.mark.parametrize("name", ["ado", "odm", "doremi"])
+def test_state_dict_round_trip_gives_identical_updates(name, tmp_path):
+    first, loss = _make(name, tmp_path)
+    init = first.initial_weights(_ctx())
+    _, w, carry = _drive(first, init, loss, refits=5)
+    state = json.loads(json.dumps(first.state_dict()))  # must be plain JSON-able python
+    fresh, _ = _make(name, tmp_path)
+    fresh.load_state_dict(state)  # no compute(ctx): a resumed rank-0 gets everything from the state
+    records, tokens, step = carry
+    copy = ([dict(r) for r in records], dict(tokens), step)
+    a, _, _ = _drive(first, w, loss, refits=4, start=carry)
+    b, _, _ = _drive(fresh, w, loss, refits=4, start=copy)
+    assert all(p is not None for p in a)
+    assert a == b  # bit-identical proposals
+
+
+@pytest.mark.parametrize("name", ["ado", "odm", "doremi"])
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_non_finite_inputs_keep_weights_and_state(name, bad, tmp_path):
+    strategy, loss = _make(name, tmp_path)
+    init = strategy.initial_weights(_ctx())
+    _, w, (records, tokens, step) = _drive(strategy, init, loss, refits=5)
+    before = json.dumps(strategy.state_dict())
+    h = _history(step + 10, w, {d: tokens[d] + 3000 for d in w}, {d: bad for d in w}, records)
+    assert strategy.update(h) is None
+    assert strategy.last_fit_report["phase"] in ("skipped", "warmup")
+    assert json.dumps(strategy.state_dict()) == before
+    h = _history(step + 10, w, {d: tokens[d] + 3000 for d in w}, {"a": bad, "b": 3.0, "c": 3.0}, records)
+    out = strategy.update(h)
+    if math.isinf(bad):
+        assert out is None
+    else:  # NaN is "domain not sampled": the others still count; never a NaN weight
+        assert out is None or all(math.isfinite(v) for v in out.values())
+
+
+# ---------------------------------------------------------------------------- end to end
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """The tiny model gains nothing from intra-op threads, and on a busy 2-core machine two
+    spinning OpenMP threads make an AdamW step ~100x slower; restored after this module."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _cfg(data_dir, out_dir, *overrides):
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        return compose("train", overrides=[
+            "experiment=smoke", f"data_dir={data_dir}", f"out_dir={out_dir}", "prepare_if_missing=false",
+            "seq_len=32", "batch_size=4", "val_blocks_per_domain=4", "table_at_end=false",
+            "trainer.enable_progress_bar=false", *overrides,
+        ])
+
+
+# 12 steps, refit every 3, checkpoint every 4: the crash at 10 falls between the refits at 9 and 12
+# window_samples=4: a weight change governs the batch right after the refit's planning delay
+COMMON = ["trainer.max_steps=12", "trainer.val_check_interval=12", "checkpoint_every_n_steps=4",
+          "trainer.log_every_n_steps=1", "sampler.window_samples=4", "mixing.refit_every_n_steps=3"]
+ONLINE = {"ado": ["mixing.min_points=2"], "odm": ["mixing.warmup_steps=0"], "doremi": []}
+
+
+def _refits(run_dir) -> list[dict]:
+    with open(Path(run_dir) / "refits.jsonl") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def uniform_run(tiny_data_dir, tmp_path_factory):
+    from mixtrain.train import train
+
+    run = tmp_path_factory.mktemp("uniform") / "run"
+    train(_cfg(tiny_data_dir, run, "mixing=uniform", *COMMON[:-1]))
+    return run
+
+
+@pytest.fixture(scope="module")
+def online_runs(tiny_data_dir, uniform_run, tmp_path_factory):
+    from mixtrain.train import train
+
+    root = tmp_path_factory.mktemp("online")
+    runs = {}
+    for name, extra in ONLINE.items():
+        if name == "doremi":
+            extra = [f"mixing.reference_run={uniform_run}"]
+        runs[name] = root / name
+        summary = train(_cfg(tiny_data_dir, runs[name], f"mixing={name}", *COMMON, *extra))
+        assert summary["step"] == 12
+    return runs
+
+
+@pytest.mark.parametrize("name", list(ONLINE))
+def test_online_strategy_trains_and_updates_weights(online_runs, name):
+    lines = _refits(online_runs[name])
+    assert [r["step"] for r in lines] == [3, 6, 9, 12]
+    updated = [r for r in lines if r["status"] == "updated"]
+    assert updated, [(r["status"], r["error"], r["fit"]) for r in lines]
+    assert all(r["error"] is None for r in lines)
+    initial = lines[0]["old_weights"]
+    assert any(r["new_weights"] != initial for r in updated)
+    for r in updated:
+        assert all(math.isfinite(v) and v >= 0 for v in r["new_weights"].values())
+        assert sum(r["new_weights"].values()) == pytest.approx(1.0)
+        assert isinstance(r["fit"], dict) and r["fit"]["phase"] not in ("skipped",)
+    with open(Path(online_runs[name]) / "metrics.csv", newline="") as f:
+        last = list(csv.DictReader(f))[-1]
+    # the new weights reached the sampler (they govern batches a little after the refit step)
+    assert any(abs(float(last[f"mix/{d}"]) - initial[d]) > 1e-6 for d in initial)
+
+
+class _CrashAt(pl.Callback):
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.step:
+            raise RuntimeError("simulated crash")
+
+
+def test_resume_between_refits_reproduces_every_refit(online_runs, tiny_data_dir, tmp_path):
+    from mixtrain.train import train
+
+    name = "ado"  # the most stateful: credit EMA, running mean of rho, fitted on all records
+    crashed = tmp_path / "crashed"
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(_cfg(tiny_data_dir, crashed, f"mixing={name}", *COMMON, *ONLINE[name]), extra_callbacks=[_CrashAt(10)])
+    assert [r["step"] for r in _refits(crashed)] == [3, 6, 9]  # refit 9 ran after the step-8 checkpoint
+    train(_cfg(tiny_data_dir, crashed, f"mixing={name}", *COMMON, *ONLINE[name], "resume=true"))
+    full, resumed = _refits(online_runs[name]), _refits(crashed)
+    assert [r["step"] for r in resumed] == [3, 6, 9, 12]
+    assert any(r["status"] == "updated" for r in full if r["step"] > 8)
+    for a, b in zip(full, resumed):
+        for key in ("status", "new_weights", "old_weights", "train_loss", "tokens_seen", "fit", "effective_batch"):
+            assert a[key] == b[key], (a["step"], key, a[key], b[key])
+
+
+def test_ranks_apply_identical_refit_weights(tiny_data_dir, tmp_path):
+    probe = REPO / "tests" / "scripts" / "refit_probe.py"
+    cmd = [sys.executable, str(probe), str(tmp_path / "probe"),
+           "experiment=smoke", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+           "trainer.precision=32-true", f"data_dir={tiny_data_dir}", f"out_dir={tmp_path / 'run'}",
+           "prepare_if_missing=false", "seq_len=32", "batch_size=4", "val_blocks_per_domain=4",
+           "trainer.max_steps=8", "trainer.val_check_interval=8", "checkpoint_every_n_steps=8",
+           "table_at_end=false", "trainer.enable_progress_bar=false",
+           "mixing=odm", "mixing.refit_every_n_steps=2", "mixing.warmup_steps=0"]
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    r0, r1 = ((tmp_path / "probe" / f"rank{r}.json").read_text() for r in (0, 1))
+    assert r0 == r1  # records, sampler schedule, strategy state: byte-identical on both ranks
+    dump = json.loads(r0)
+    assert [r["step"] for r in dump["records"]] == [2, 4, 6, 8]
+    lines = _refits(tmp_path / "run")
+    assert [r["new_weights"] for r in lines] == [r["new_weights"] for r in dump["records"]]
+    assert sum(r["status"] == "updated" for r in lines) == 4
+    assert len(dump["schedule"]) > 1  # the weight changes reached both samplers
