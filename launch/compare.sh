@@ -9,7 +9,8 @@
 # Environment knobs (defaults = the 2-core CPU scale of RESULTS.md):
 #   DATA=data/demo  STEPS=200  SEEDS=0,1,2  REFIT_EVERY=20 (online strategies)
 #   PROXY_RUNS=8  PROXY_STEPS=100 (the sweep the BiMix law is fitted on)  LAW=auto
-#   PARTS="static entropy law online"   (a group whose OUT/runs/<group>/DONE exists is skipped)
+#   PARTS="static entropy law online"   (a part-seed whose OUT/runs/<part>-seed<N>/DONE exists is skipped,
+#   so re-running the command resumes; shards of it may run in parallel, e.g. SEEDS=0 and SEEDS=1,2)
 # Steps: 1 prepare DATA if needed; 2 static: uniform, natural, temperature; 3 entropy: se, ce, je,
 # vne x proportional, softmax; 4 law: proxy sweep -> fit -> optimum at STEPS -> mixing=law;
 # 5 online: online_bimix, ado, odm, and doremi against the uniform run of the same seed;
@@ -28,40 +29,40 @@ LAW="${LAW:-auto}"
 PARTS="${PARTS:-static entropy law online}"
 export WANDB_MODE="${WANDB_MODE:-offline}"
 mkdir -p "$OUT/runs"
-
 [ -f "$DATA/manifest.json" ] || "$PYTHON" -m mixtrain.prepare data=demo data_dir="$DATA"
-common=(experiment=compare data_dir="$DATA" prepare_if_missing=false trainer.max_steps="$STEPS" seed="$SEEDS")
 
-run_group() {  # run_group NAME overrides...: one Hydra multirun into OUT/runs/NAME
-  local name="$1"; shift
+run_group() {  # run_group NAME SEED overrides...: one Hydra multirun into OUT/runs/NAME-seedSEED
+  local name="$1-seed$2" seed="$2"; shift 2
   if [ -f "$OUT/runs/$name/DONE" ]; then echo "[compare] $name: done before, skipped"; return; fi
   echo "[compare] $name"
-  "$PYTHON" -m mixtrain.train -m "${common[@]}" sweep_dir="$OUT/runs/$name" "$@" "${EXTRA[@]}"
+  "$PYTHON" -m mixtrain.train -m experiment=compare data_dir="$DATA" prepare_if_missing=false \
+    trainer.max_steps="$STEPS" seed="$seed" sweep_dir="$OUT/runs/$name" "$@" "${EXTRA[@]}"
   touch "$OUT/runs/$name/DONE"
 }
 EXTRA=("$@")
 
-for group in $PARTS; do
-  case "$group" in
-    static)  run_group static mixing=uniform,natural,temperature ;;
-    entropy) run_group entropy mixing=entropy mixing.measure=se,ce,je,vne mixing.normalization=proportional,softmax ;;
-    law)
-      if [ ! -f "$OUT/proxy/weights.yaml" ]; then
-        PYTHON="$PYTHON" LAW="$LAW" TARGET_STEP="$STEPS" bash "$(dirname "$0")/proxy_sweep.sh" "$DATA" "$OUT/proxy" \
-          "$PROXY_RUNS" prepare_if_missing=false trainer.max_steps="$PROXY_STEPS" "${EXTRA[@]}"
-      fi
-      run_group law mixing=law mixing.law_file="$OUT/proxy/law.json" mixing.step="$STEPS" ;;
-    online)
-      run_group online mixing=online_bimix,ado,odm mixing.refit_every_n_steps="$REFIT_EVERY"
-      # DoReMi's reference model: the uniform run of the same seed (as in the paper)
-      for seed in ${SEEDS//,/ }; do
-        ref=$(ls -d "$OUT"/runs/static/*-uniform-seed"$seed" 2>/dev/null | head -1)
-        [ -n "$ref" ] || { echo "doremi needs the static group's uniform-seed$seed run in $OUT/runs/static" >&2; exit 2; }
-        (SEEDS="$seed"; common=(experiment=compare data_dir="$DATA" prepare_if_missing=false trainer.max_steps="$STEPS" seed="$seed")
-         run_group "doremi-seed$seed" mixing=doremi mixing.reference_run="$ref" mixing.refit_every_n_steps="$REFIT_EVERY")
-      done ;;
-    *) echo "unknown group $group (static entropy law online)" >&2; exit 2 ;;
-  esac
+# seed-major order: an interrupted comparison resumes at the first unfinished (group, seed)
+for seed in ${SEEDS//,/ }; do
+  for group in $PARTS; do
+    case "$group" in
+      static)  run_group static "$seed" mixing=uniform,natural,temperature ;;
+      entropy) run_group entropy "$seed" mixing=entropy mixing.measure=se,ce,je,vne \
+                 mixing.normalization=proportional,softmax ;;
+      law)
+        if [ ! -f "$OUT/proxy/weights.yaml" ]; then
+          PYTHON="$PYTHON" LAW="$LAW" TARGET_STEP="$STEPS" bash "$(dirname "$0")/proxy_sweep.sh" "$DATA" "$OUT/proxy" \
+            "$PROXY_RUNS" prepare_if_missing=false trainer.max_steps="$PROXY_STEPS" "${EXTRA[@]}"
+        fi
+        run_group law "$seed" mixing=law mixing.law_file="$OUT/proxy/law.json" mixing.step="$STEPS" ;;
+      online)
+        run_group online "$seed" mixing=online_bimix,ado,odm mixing.refit_every_n_steps="$REFIT_EVERY"
+        # DoReMi's reference model: the uniform run of the same seed (as in the paper)
+        ref=$(ls -d "$OUT/runs/static-seed$seed"/*-uniform-seed"$seed" 2>/dev/null | head -1)
+        [ -n "$ref" ] || { echo "doremi needs the static part's uniform run: $OUT/runs/static-seed$seed" >&2; exit 2; }
+        run_group doremi "$seed" mixing=doremi mixing.reference_run="$ref" mixing.refit_every_n_steps="$REFIT_EVERY" ;;
+      *) echo "unknown part $group (static entropy law online)" >&2; exit 2 ;;
+    esac
+  done
 done
 
 law_args=()
