@@ -55,8 +55,8 @@ class MixHistory:
     tokens_seen: dict[str, int]  # training tokens consumed per domain, all ranks
     train_loss: dict[str, float]  # mean per-domain training loss since the last refit (nan: no sample)
     val_loss: dict[str, float] | None = None  # latest per-domain validation loss, if any
-    # full record since the start of the run: one dict per refit, {"step", "weights", "tokens_seen",
-    # "train_loss", "val_loss"}; strategies that refit laws read this
+    # full record since the start of the run: one dict per earlier refit, {"step", "old_weights",
+    # "new_weights" (None if kept), "tokens_seen", "train_loss", "val_loss"}; laws refit on it
     records: list[dict[str, Any]] = field(default_factory=list)
 
 
