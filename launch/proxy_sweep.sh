@@ -3,7 +3,7 @@
 #
 #   bash launch/proxy_sweep.sh DATA_DIR OUT_DIR [NUM_RUNS=16] [extra Hydra overrides for the proxy runs...]
 #   e.g. bash launch/proxy_sweep.sh data/demo runs/proxy 16 trainer.max_steps=200
-#        PYTHON=.venv/bin/python LAW=bimix TARGET_STEP=2000 bash launch/proxy_sweep.sh ...
+#        PYTHON=.venv/bin/python LAW=bimix TARGET_STEP=2000 CONCENTRATION=2 bash launch/proxy_sweep.sh ...
 #
 # 1. mixtures: uniform, natural, entropy (SE/CE/JE/VNE), Dirichlet draws around natural -> OUT/mixtures/
 # 2. a Hydra multirun of short proxy runs (experiment=proxy; on a cluster add hydra/launcher=submitit_slurm)
@@ -17,8 +17,9 @@ NUM_RUNS="${3:-16}"
 shift $(( $# < 3 ? $# : 3 ))
 PYTHON="${PYTHON:-python}"
 LAW="${LAW:-auto}"
+CONCENTRATION="${CONCENTRATION:-10}"   # Dirichlet spread of the proxy mixtures (lower: more diverse)
 mkdir -p "$OUT"
-FILES="$("$PYTHON" -m mixtrain.proxy --data-dir "$DATA_DIR" --num-runs "$NUM_RUNS" --out "$OUT/mixtures")"
+FILES="$("$PYTHON" -m mixtrain.proxy --data-dir "$DATA_DIR" --num-runs "$NUM_RUNS" --concentration "$CONCENTRATION" --out "$OUT/mixtures")"
 "$PYTHON" -m mixtrain.train -m experiment=proxy data_dir="$DATA_DIR" sweep_dir="$OUT/runs" \
   mixing=manual "mixing.weights_file=$FILES" "$@"
 "$PYTHON" -m mixtrain.collect "$OUT/runs" --out "$OUT/table.csv"
