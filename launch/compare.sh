@@ -55,7 +55,10 @@ for seed in ${SEEDS//,/ }; do
         fi
         run_group law "$seed" mixing=law mixing.law_file="$OUT/proxy/law.json" mixing.step="$STEPS" ;;
       online)
-        run_group online "$seed" mixing=online_bimix,ado,odm mixing.refit_every_n_steps="$REFIT_EVERY"
+        # one group per strategy: a sweep over mixing= cannot take a key only the online options have
+        for m in online_bimix ado odm; do
+          run_group "$m" "$seed" mixing="$m" mixing.refit_every_n_steps="$REFIT_EVERY"
+        done
         # DoReMi's reference model: the uniform run of the same seed (as in the paper)
         ref=$(ls -d "$OUT/runs/static-seed$seed"/*-uniform-seed"$seed" 2>/dev/null | head -1)
         [ -n "$ref" ] || { echo "doremi needs the static part's uniform run: $OUT/runs/static-seed$seed" >&2; exit 2; }
