@@ -12,7 +12,8 @@
 #   PARTS="static entropy law online"   (a part-seed whose OUT/runs/<part>-seed<N>/DONE exists is skipped,
 #   so re-running the command resumes; shards of it may run in parallel, e.g. SEEDS=0 and SEEDS=1,2)
 # Steps: 1 prepare DATA if needed; 2 static: uniform, natural, temperature; 3 entropy: se, ce, je,
-# vne x proportional, softmax; 4 law: proxy sweep -> fit -> optimum at STEPS -> mixing=law;
+# vne x proportional, softmax; 4 law: proxy sweep -> fit (LAW, and bimix) -> optimum at STEPS -> mixing=law
+# (strategy names `law` and `law-bimix`);
 # 5 online: online_bimix, ado, odm, and doremi against the uniform run of the same seed;
 # 6 python -m mixtrain.report OUT/runs --out OUT/report (with the law's fit plots).
 set -euo pipefail
@@ -53,7 +54,12 @@ for seed in ${SEEDS//,/ }; do
           PYTHON="$PYTHON" LAW="$LAW" TARGET_STEP="$STEPS" bash "$(dirname "$0")/proxy_sweep.sh" "$DATA" "$OUT/proxy" \
             "$PROXY_RUNS" prepare_if_missing=false trainer.max_steps="$PROXY_STEPS" "${EXTRA[@]}"
         fi
-        run_group law "$seed" mixing=law mixing.law_file="$OUT/proxy/law.json" mixing.step="$STEPS" ;;
+        run_group law "$seed" mixing=law mixing.law_file="$OUT/proxy/law.json" mixing.step="$STEPS"
+        # the BiMix law itself, whatever LAW=auto chose (the paper's claim is about this one)
+        [ -f "$OUT/proxy/law_bimix.json" ] || "$PYTHON" -m mixtrain.fit --table "$OUT/proxy/table.csv" --law bimix \
+          --out "$OUT/proxy/law_bimix.json"
+        run_group law-bimix "$seed" mixing=law mixing.name=law-bimix mixing.law_file="$OUT/proxy/law_bimix.json" \
+          mixing.step="$STEPS" ;;
       online)
         # one group per strategy: a sweep over mixing= cannot take a key only the online options have
         for m in online_bimix ado odm; do
