@@ -355,8 +355,10 @@ class OnlineBiMix(MixingStrategy):
             draw = rng.dirichlet(self.explore_concentration * prior + 1e-3)
             self.last_fit_report = {"phase": "explore", "observations": len(rows)}
             return dict(zip(domains, draw.tolist()))
+        # every observation is its own "run": its mixture (the cumulative share) differs from
+        # the others', which is what identifies the proportion exponents; equal weight per refit
         table = make_table(
-            domains, domains, ["self"] * len(rows), [r["step"] for r in rows],
+            domains, domains, [f"refit-{i}" for i in range(len(rows))], [r["step"] for r in rows],
             [[r["share"][d] for d in domains] for r in rows], [[r["loss"][d] for d in domains] for r in rows],
             source="online_bimix history",
         )
