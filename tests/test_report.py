@@ -130,6 +130,13 @@ def test_aggregate_mean_std_matches_numpy(experiment):
     assert aggs["natural"]["val/loss"]["std"] is None  # one run: no spread
     cell = f"{np.mean(uniform):.4f} ± {np.std(uniform, ddof=1):.4f}"
     assert any(r[0] == "uniform" and r[3] == cell for r in _table_rows(experiment["md"], "Strategies"))
+    # paired by seed: every strategy's difference to the uniform run of the same seed
+    for variant, agg in aggs.items():
+        diffs = [experiment["finals"][run]["val/loss"] - experiment["finals"][f"mixing=uniform,seed={s}"]["val/loss"]
+                 for run, s in zip(agg["runs"], agg["seeds"]) if s in (0, 1)]
+        if diffs:
+            assert agg["vs_uniform_paired"]["mean"] == pytest.approx(np.mean(diffs)), variant
+    assert aggs["uniform"]["vs_uniform_paired"]["mean"] == 0.0
 
 
 def test_headline_names_winner_and_margins_vs_baselines(experiment):

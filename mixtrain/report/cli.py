@@ -113,7 +113,9 @@ def write_report(runs: Sequence[Run | str | os.PathLike], out_dir: str | os.Path
     md += ["", "## Runs", "", "Bold row: the best run; bold cell: the best value of that domain.", "",
            runs_markdown(rows), "",
            "## Strategies", "",
-           "mean ± std over the runs of each strategy (std: sample, ddof=1; a single run shows its value).", "",
+           "mean ± std over the runs of each strategy (std: sample, ddof=1; a single run shows its value). "
+           "`vs uniform, same seed`: mean ± std over seeds of (this run's mean val loss − the uniform run's of "
+           "the same seed); negative is better, and far less noisy than comparing the means.", "",
            aggregate_markdown(aggs), ""]
 
     with_refits = [r for r in ordered if r.refits]

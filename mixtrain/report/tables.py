@@ -2,8 +2,8 @@
 
 Place in the flow: runs.py (`Run`) -> **tables.py** -> report.md (cli.py). Pure: numpy.
 
-A strategy's runs are aggregated together unless their `mixing` config (config.yaml, seed keys
-ignored) differs: then each distinct config is its own row, labelled by the keys that differ,
+A strategy's runs are aggregated together unless their `mixing` config (config.yaml, seed and
+per-seed keys such as doremi's reference_run ignored) differs: then each distinct config is its own row, labelled by the keys that differ,
 e.g. `temperature (temperature=2.0)`. std is the sample standard deviation (ddof=1).
 """
 
@@ -19,6 +19,9 @@ import numpy as np
 from mixtrain.report.runs import Run
 
 BASELINES = ("uniform", "natural")
+# mixing keys that differ between the seeds of one strategy by design (doremi's reference run is
+# the uniform run of the same seed): not a different variant
+PER_SEED_KEYS = ("seed", "reference_run")
 MINUS = "\u2212"
 
 
@@ -28,7 +31,7 @@ def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         key = f"{prefix}{k}"
         if isinstance(v, Mapping):
             out.update(_flat(v, key + "."))
-        elif k != "seed":
+        elif k not in PER_SEED_KEYS:
             out[key] = v
     return out
 
@@ -98,6 +101,8 @@ def aggregate_table(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     for row in rows:
         by[row["variant"]].append(row)
     metric_keys = [k for k in (rows[0] if rows else {}) if k.startswith(("val/", "mix/"))]
+    uniform_by_seed = {r["seed"]: r["val/loss"] for r in rows
+                       if r["strategy"] == "uniform" and r["seed"] is not None and _finite(r.get("val/loss"))}
     out = []
     for variant, group in by.items():
         agg: dict[str, Any] = {"variant": variant, "strategy": group[0]["strategy"], "n": len(group),
@@ -105,6 +110,10 @@ def aggregate_table(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         for k in metric_keys:
             agg[k] = _mean_std([g[k] for g in group])
         agg["tokens"] = _mean_std([g["tokens"] for g in group])
+        # seeds share initialisation and data order across strategies, so the difference to the
+        # uniform run of the same seed is far less noisy than either mean (seed sd cancels)
+        agg["vs_uniform_paired"] = _mean_std([g["val/loss"] - uniform_by_seed[g["seed"]] for g in group
+                                              if g["seed"] in uniform_by_seed and _finite(g["val/loss"])])
         out.append(agg)
     out.sort(key=lambda a: (not math.isfinite(a["val/loss"]["mean"]), np.nan_to_num(a["val/loss"]["mean"], nan=0.0)))
     return out
@@ -232,12 +241,17 @@ def runs_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
 
 def aggregate_markdown(aggs: Sequence[Mapping[str, Any]]) -> str:
     domains = [k for k in (aggs[0] if aggs else {}) if k.startswith("val/") and k.endswith("/loss") and k != "val/loss"]
-    header = ["strategy", "runs", "seeds", "mean val loss", *[k[4:-5] for k in domains], "tokens"]
+    header = ["strategy", "runs", "seeds", "mean val loss", "vs uniform, same seed", *[k[4:-5] for k in domains],
+              "tokens"]
     body = []
     for i, a in enumerate(aggs):
+        paired = a.get("vs_uniform_paired") or {}
+        delta = "-" if not _finite(paired.get("mean")) else (
+            signed(paired["mean"]) + (f" ± {paired['std']:.4f}" if paired.get("std") is not None else ""))
         cells = [a["variant"], str(a["n"]), ", ".join("-" if s is None else str(s) for s in a["seeds"]),
-                 fmt_mean_std(a["val/loss"]), *[fmt_mean_std(a[k]) for k in domains], fmt_tokens(a["tokens"]["mean"])]
+                 fmt_mean_std(a["val/loss"]), delta, *[fmt_mean_std(a[k]) for k in domains],
+                 fmt_tokens(a["tokens"]["mean"])]
         if i == 0 and math.isfinite(a["val/loss"]["mean"]):
             cells = [f"**{c}**" for c in cells]
         body.append(cells)
-    return markdown_table(header, body, "lrlr" + "r" * len(domains) + "r")
+    return markdown_table(header, body, "lrlrr" + "r" * len(domains) + "r")
