@@ -137,7 +137,7 @@ def test_fit_predict_optimize_end_to_end(table_csv, capsys):
 
 def test_fit_auto_and_cli_errors(table_csv, capsys):
     d, table = table_csv
-    fit_mod.main(["--table", str(table), "--out", str(d / "auto.json"), "--folds", "3"])
+    fit_mod.main(["--table", str(table), "--out", str(d / "auto.json"), "--folds", "3", "--law", "auto"])
     assert "auto: chose" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="fit: .*has no 'step' column: pass --step"):
         (d / "nostep.csv").write_text("w/code,w/prose,w/web\n1,1,1\n")
