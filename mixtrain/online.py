@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from mixtrain.collect import METRICS, _num
-from mixtrain.strategies import DataContext, MixHistory, MixingStrategy, Natural, Temperature, Uniform
+from mixtrain.strategies import DataContext, MixHistory, MixingStrategy, prior_weights
 from mixtrain.weights import normalize_weights
 
 
@@ -61,11 +61,6 @@ def _tokens_ok(tokens: Mapping[str, float], domains: Sequence[str]) -> bool:
         return False
 
 
-def _prior(kind: str, temperature: float, ctx: DataContext) -> dict[str, float]:
-    rule = {"uniform": Uniform(), "natural": Natural(), "temperature": Temperature(temperature)}
-    if kind not in rule:
-        raise ValueError(f"mixing.prior must be uniform, natural or temperature, got {kind!r}")
-    return normalize_weights(rule[kind].compute(ctx), ctx.domains, what="prior weights")
 
 
 # --------------------------------------------------------------------------------------- ADO
@@ -181,7 +176,7 @@ class ADO(MixingStrategy):
         self.last_fit_report: dict[str, Any] | None = None
 
     def compute(self, ctx: DataContext) -> dict[str, float]:
-        self._prior_weights = _prior(self.prior, self.prior_temperature, ctx)
+        self._prior_weights = prior_weights(self.prior, self.prior_temperature, ctx)
         return dict(self._prior_weights)
 
     def _points(self, history: MixHistory, d: str) -> tuple[list[float], list[float]]:

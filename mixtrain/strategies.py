@@ -271,6 +271,14 @@ class Law(MixingStrategy):
         return law.optimize(step, importance=self.importance, min_weight=self.min_weight)
 
 
+def prior_weights(kind: str, temperature: float, ctx: DataContext) -> dict[str, float]:
+    """The static rule an online strategy starts from: uniform, natural or temperature."""
+    rule = {"uniform": Uniform(), "natural": Natural(), "temperature": Temperature(temperature)}
+    if kind not in rule:
+        raise ValueError(f"mixing.prior must be uniform, natural or temperature, got {kind!r}")
+    return normalize_weights(rule[kind].compute(ctx), ctx.domains, what="prior weights")
+
+
 def domain_stats_context(
     data_dir: str, domains: Sequence[str], stats: Mapping[str, Mapping[str, Any]], *,
     max_steps: int | None, global_batch_tokens: int | None,
@@ -324,8 +332,7 @@ class OnlineBiMix(MixingStrategy):
         self.last_fit_report: dict[str, Any] | None = None
 
     def compute(self, ctx: DataContext) -> dict[str, float]:
-        rule = {"uniform": Uniform(), "natural": Natural(), "temperature": Temperature(self.prior_temperature)}
-        self._prior_weights = rule[self.prior].compute(ctx)
+        self._prior_weights = prior_weights(self.prior, self.prior_temperature, ctx)
         return self._prior_weights
 
     def _observations(self, history: MixHistory) -> list[dict[str, Any]]:

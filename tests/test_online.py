@@ -17,8 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import lightning.pytorch as pl
 import pytest
+from crash import CrashAt
 from hydra import compose, initialize_config_dir
 
 from mixtrain.online import ADO, ODM, DoReMi, fit_power_law, read_reference_losses
@@ -329,13 +329,6 @@ def test_online_strategy_trains_and_updates_weights(online_runs, name):
     assert any(abs(float(last[f"mix/{d}"]) - initial[d]) > 1e-6 for d in initial)
 
 
-class _CrashAt(pl.Callback):
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if trainer.global_step == self.step:
-            raise RuntimeError("simulated crash")
 
 
 def test_resume_between_refits_reproduces_every_refit(online_runs, tiny_data_dir, tmp_path):
@@ -344,7 +337,7 @@ def test_resume_between_refits_reproduces_every_refit(online_runs, tiny_data_dir
     name = "ado"  # the most stateful: credit EMA, running mean of rho, fitted on all records
     crashed = tmp_path / "crashed"
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train(_cfg(tiny_data_dir, crashed, f"mixing={name}", *COMMON, *ONLINE[name]), extra_callbacks=[_CrashAt(10)])
+        train(_cfg(tiny_data_dir, crashed, f"mixing={name}", *COMMON, *ONLINE[name]), extra_callbacks=[CrashAt(10)])
     assert [r["step"] for r in _refits(crashed)] == [3, 6, 9]  # refit 9 ran after the step-8 checkpoint
     train(_cfg(tiny_data_dir, crashed, f"mixing={name}", *COMMON, *ONLINE[name], "resume=true"))
     full, resumed = _refits(online_runs[name]), _refits(crashed)

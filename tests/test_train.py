@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import lightning.pytorch as pl
 import pytest
+from crash import CrashAt
 from hydra import compose, initialize_config_dir
 
 from mixtrain.train import train
@@ -56,13 +56,6 @@ def test_few_steps_log_per_domain_metrics(tiny_data_dir, tmp_path):
     assert (run / "checkpoints" / "last.ckpt").is_file() and (run / "config.yaml").is_file()
 
 
-class _CrashAt(pl.Callback):
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if trainer.global_step == self.step:
-            raise RuntimeError("simulated crash")
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])
@@ -73,7 +66,7 @@ def test_resume_after_crash_matches_uninterrupted_run(tiny_data_dir, tmp_path, n
     train(_cfg(tiny_data_dir, full, *common))
     crashed = tmp_path / "crashed"
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train(_cfg(tiny_data_dir, crashed, *common), extra_callbacks=[_CrashAt(10)])
+        train(_cfg(tiny_data_dir, crashed, *common), extra_callbacks=[CrashAt(10)])
     train(_cfg(tiny_data_dir, crashed, *common, "resume=true"))
     a, b = _rows(full), _rows(crashed)
     assert [r["step"] for r in a] == [r["step"] for r in b]
