@@ -28,7 +28,6 @@ and caches them in `DIR/<domain>/stats.json` under "entropy" (keyed by sample si
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import time
@@ -38,10 +37,9 @@ from typing import Any
 
 import numpy as np
 
-log = logging.getLogger(__name__)
-
 MEASURES = ("se", "ce", "je", "vne")
 NORMALIZATIONS = ("proportional", "softmax")
+INT32_TOKENS_FORMAT = "no_header_tensor:16"  # litdata's name for a torch.int32 tensor item (shards.py writes these)
 _DENSE_PAIR_LIMIT = 1 << 16  # V² up to 65k possible pairs: a dense bincount beats sorting
 
 
@@ -59,14 +57,14 @@ def _code_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint32) if vocab_size <= 0xFFFF else np.dtype(np.int64)
 
 
-def pair_codes(tokens: np.ndarray, vocab_size: int, eos_id: int | None = None) -> np.ndarray:
-    """Codes a*V+b of adjacent pairs, without pairs whose left token ends a document."""
+def document_pairs(tokens: np.ndarray, vocab_size: int, eos_id: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(left, right) tokens of adjacent pairs, without pairs whose left token ends a document."""
     t = np.asarray(tokens).astype(_code_dtype(vocab_size), copy=False)
     left, right = t[:-1], t[1:]
     if eos_id is not None:
         keep = left != eos_id
         left, right = left[keep], right[keep]
-    return left * vocab_size + right
+    return left, right
 
 
 def _pair_counts(codes: np.ndarray, vocab_size: int) -> np.ndarray:
@@ -87,11 +85,10 @@ def token_entropies(tokens: np.ndarray, vocab_size: int, eos_id: int | None = No
     if t.min() < 0 or t.max() >= vocab_size:
         raise ValueError(f"token ids must lie in [0, {vocab_size}), got [{t.min()}, {t.max()}]")
     se = _entropy_from_counts(np.bincount(t, minlength=vocab_size))
-    codes = pair_codes(t, vocab_size, eos_id)
-    if codes.size == 0:
+    left, right = document_pairs(t, vocab_size, eos_id)
+    if left.size == 0:
         raise ValueError("no adjacent pair inside a document: every token is an end-of-document token")
-    je = _entropy_from_counts(_pair_counts(codes, vocab_size))
-    left = t[:-1] if eos_id is None else t[:-1][t[:-1] != eos_id]
+    je = _entropy_from_counts(_pair_counts(left * vocab_size + right, vocab_size))
     left_se = _entropy_from_counts(np.bincount(left, minlength=vocab_size))
     return {"se": se, "je": je, "ce": max(0.0, je - left_se)}
 
@@ -177,9 +174,10 @@ def read_domain_tokens(train_dir: str | os.PathLike, sample_tokens: int | None =
         raise FileNotFoundError(f"no shards at {index_path}; run `python -m mixtrain.prepare` for this data_dir") from None
     except (ValueError, KeyError, TypeError) as e:
         raise ValueError(f"corrupt litdata index {index_path} ({e}); delete {train_dir} and re-run prepare") from None
-    if not fmt or fmt[0] not in ("no_header_tensor:int32", "no_header_numpy:int32", "no_header_tensor:6"):
-        # TokensLoader shards written by shards.py are int32 tensors; anything else is not ours
-        log.debug("data_format %s", fmt)
+    if fmt != [INT32_TOKENS_FORMAT]:
+        # the chunk files are read as raw int32 below: any other layout would be read as garbage
+        raise ValueError(f"{index_path}: data_format {fmt}, expected [{INT32_TOKENS_FORMAT!r}] (int32 token "
+                         f"tensors as written by `python -m mixtrain.prepare`); re-prepare {train_dir}")
     order = np.random.default_rng(seed).permutation(len(chunks)) if sample_tokens else np.arange(len(chunks))
     parts, total = [], 0
     for i in order:

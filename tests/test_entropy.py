@@ -164,3 +164,15 @@ def test_cli_prints_table(tiny_data_dir):
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
     assert len(rows) == 1 + 3 and "w(ce,prop)" in rows[0]
+
+
+def test_shards_of_another_dtype_are_refused(tiny_data_dir, tmp_path):
+    import shutil
+
+    train = tmp_path / "train"
+    shutil.copytree(tiny_data_dir / "code" / "train", train)
+    index = json.loads((train / "index.json").read_text())
+    index["config"]["data_format"] = ["no_header_tensor:15"]  # not int32: reading it as int32 would be garbage
+    (train / "index.json").write_text(json.dumps(index))
+    with pytest.raises(ValueError, match="data_format.*re-prepare"):
+        read_domain_tokens(train)
