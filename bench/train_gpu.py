@@ -26,39 +26,34 @@ import tempfile
 import time
 from pathlib import Path
 
+import lightning.pytorch as pl
+import torch
+
 REPO = Path(__file__).resolve().parents[1]
 
 
-class StepTimer:
-    """Lightning callback: wall time per optimizer step after a warm-up, synchronised with CUDA."""
+class StepTimer(pl.Callback):
+    """Wall time per optimizer step after a warm-up, synchronised with CUDA; includes the data wait."""
 
     def __init__(self, warmup: int):
-        import lightning.pytorch as pl
+        self.warmup = warmup
+        self.times: list[float] = []
+        self._t: float | None = None
 
-        class _Timer(pl.Callback):
-            def __init__(inner):
-                inner.times: list[float] = []
-                inner._t = None
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if self._t is None:
+            self._t = time.perf_counter()
 
-            def on_train_batch_start(inner, trainer, pl_module, batch, batch_idx):
-                if inner._t is None:
-                    inner._t = time.perf_counter()
-
-            def on_train_batch_end(inner, trainer, pl_module, outputs, batch, batch_idx):
-                import torch
-
-                if torch.cuda.is_available():
-                    torch.cuda.synchronize()
-                now = time.perf_counter()
-                if trainer.global_step > warmup:
-                    inner.times.append(now - inner._t)
-                inner._t = now  # the next step's time includes its data wait
-
-        self.callback = _Timer()
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        now = time.perf_counter()
+        if trainer.global_step > self.warmup:
+            self.times.append(now - self._t)
+        self._t = now  # the next step's time includes its data wait
 
 
 def run_one(args, model: str, batch_size: int, compile_: bool) -> dict:
-    import torch
     from hydra import compose, initialize_config_dir
 
     from mixtrain.model import peak_flops_per_s
@@ -80,16 +75,14 @@ def run_one(args, model: str, batch_size: int, compile_: bool) -> dict:
         torch.cuda.reset_peak_memory_stats()
     captured = {}
 
-    import lightning.pytorch as pl
-
     class _Grab(pl.Callback):  # keep the trainer to read its profiler after fit
         def on_train_end(self, trainer, pl_module):
             captured["trainer"] = trainer
             captured["flops_per_token"] = pl_module.model.flops_per_token(args.seq_len)
 
-    train(cfg, extra_callbacks=[timer.callback, _Grab()])
+    train(cfg, extra_callbacks=[timer, _Grab()])
     trainer = captured["trainer"]
-    step_s = statistics.median(timer.callback.times)
+    step_s = statistics.median(timer.times)
     tokens_per_step = batch_size * args.seq_len
     tokens_per_s = tokens_per_step / step_s
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
