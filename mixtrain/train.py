@@ -113,6 +113,7 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     module = MixtureLM(
         model_cfg, dm.domains, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, betas=tuple(cfg.optim.betas),
         warmup_steps=cfg.optim.warmup_steps, max_steps=tcfg.max_steps, min_lr_ratio=cfg.optim.min_lr_ratio,
+        schedule=cfg.optim.schedule, decay_fraction=cfg.optim.decay_fraction, decay_shape=cfg.optim.decay_shape,
         compile=cfg.compile, peak_flops_per_s=peak_flops_per_s(device_name),
     )
 
