@@ -8,6 +8,7 @@ Pure Python: no torch, no Lightning, no Hydra.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 
 
@@ -16,8 +17,9 @@ def normalize_weights(
 ) -> dict[str, float]:
     """Validate `weights` against `domains` and return them normalised to sum 1, in `domains` order.
 
-    Raises ValueError naming the offending domain for: an unknown or missing domain, a value
-    that is not a finite number, a negative value, or weights that are all zero.
+    Raises ValueError naming the offending domain and value for: an unknown or missing domain,
+    a value that is not a real number (strings and bools included), not finite, or negative,
+    or weights that are all zero. Any finite magnitude is accepted (1e308 included).
     """
     if not isinstance(weights, Mapping) or len(weights) == 0:
         raise ValueError(f"{what} must be a non-empty mapping domain -> weight, got {weights!r}")
@@ -37,19 +39,27 @@ def normalize_weights(
     values: dict[str, float] = {}
     for d in names:
         raw = weights[d]
+        # float() would take "0.5" and True: a string or bool weight is a config mistake, not a number
+        if isinstance(raw, (bool, str, bytes)) or not isinstance(raw, numbers.Real):
+            raise ValueError(
+                f"{what}: weight of domain {d!r} is not a number: {raw!r} ({type(raw).__name__}); give a float"
+            )
         try:
             v = float(raw)
-        except (TypeError, ValueError):
-            raise ValueError(f"{what}: weight of domain {d!r} is not a number: {raw!r}") from None
+        except (TypeError, ValueError, OverflowError):
+            raise ValueError(f"{what}: weight of domain {d!r} is not a finite number: {raw!r}") from None
         if not math.isfinite(v):
             raise ValueError(f"{what}: weight of domain {d!r} is {v} (must be finite)")
         if v < 0:
             raise ValueError(f"{what}: weight of domain {d!r} is negative ({v}); weights must be >= 0")
         values[d] = v
-    total = math.fsum(values.values())
-    if total <= 0:
+    # divide by the largest first: the sum of finite weights near 1e308 would overflow
+    largest = max(values.values())
+    if largest <= 0:
         raise ValueError(f"{what}: all weights are zero; at least one domain needs a positive weight")
-    return {d: v / total for d, v in values.items()}
+    scaled = {d: v / largest for d, v in values.items()}
+    total = math.fsum(scaled.values())
+    return {d: v / total for d, v in scaled.items()}
 
 
 def format_weights(weights: Mapping[str, float], digits: int = 4) -> str:

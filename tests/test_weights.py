@@ -31,3 +31,25 @@ def test_zero_weight_is_allowed_and_format_is_readable():
     w = normalize_weights({"a": 0, "b": 2}, ["a", "b"])
     assert w == {"a": 0.0, "b": 1.0}
     assert format_weights(w, 2) == "a=0.00 b=1.00"
+
+
+@pytest.mark.parametrize("weights, message", [
+    ({"a": "0.5", "b": 1}, r"domain 'a' is not a number: '0.5' \(str\)"),
+    ({"a": True, "b": 1}, r"domain 'a' is not a number: True \(bool\)"),
+    ({"a": None, "b": 1}, r"domain 'a' is not a number: None"),
+    ({"a": 1, "b": 10**400}, r"domain 'b' is not a finite number"),
+])
+def test_strings_bools_and_huge_ints_are_refused_naming_domain_and_value(weights, message):
+    with pytest.raises(ValueError, match=message):
+        normalize_weights(weights, ["a", "b"])
+
+
+def test_huge_finite_weights_normalise_without_overflow():
+    assert normalize_weights({"a": 1e308, "b": 1e308}, ["a", "b"]) == {"a": 0.5, "b": 0.5}
+    w = normalize_weights({"a": 1e308, "b": 1e-308}, ["a", "b"])
+    assert w["a"] == 1.0 and 0.0 <= w["b"] < 1e-300
+
+
+def test_numpy_numbers_are_numbers():
+    np = pytest.importorskip("numpy")
+    assert normalize_weights({"a": np.float32(1), "b": np.int64(3)}, ["a", "b"]) == {"a": 0.25, "b": 0.75}
