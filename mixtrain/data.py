@@ -60,6 +60,7 @@ class MixtureDataModule(pl.LightningDataModule):
         val_blocks_per_domain: int = 64,
         val_batch_size: int | None = None,
         window_samples: int = 256,
+        weight_lag_batches: int = 8,
     ):
         super().__init__()
         self.data_dir = os.fspath(data_dir)
@@ -86,6 +87,7 @@ class MixtureDataModule(pl.LightningDataModule):
         self.val_blocks_per_domain = int(val_blocks_per_domain)
         self.val_batch_size = int(val_batch_size or batch_size)
         self.window_samples = int(window_samples)
+        self.weight_lag_batches = int(weight_lag_batches)
         self.initial_weights: dict[str, float] | None = None
         self.stream: MixtureStream | None = None
         self._pending_state: dict[str, Any] | None = None
@@ -110,6 +112,7 @@ class MixtureDataModule(pl.LightningDataModule):
             self.train_blocks, self.initial_weights, block_size=self.block_size, batch_size=self.batch_size,
             seed=self.seed, mode=self.sampler_mode, rank=rank, world_size=world, tokens_per_sample=self.seq_len,
             num_workers=self.num_workers, prefetch_factor=self.prefetch_factor, window_samples=self.window_samples,
+            weight_lag_batches=self.weight_lag_batches,
         )
         if self._pending_state is not None:
             stream.load_state_dict(self._pending_state)

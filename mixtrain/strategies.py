@@ -294,6 +294,31 @@ def is_finite_weights(weights: Mapping[str, float]) -> bool:
     return all(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 for v in weights.values())
 
 
+def remaining_budget_weights(
+    target: Mapping[str, float], tokens_seen: Mapping[str, float], remaining_tokens: float
+) -> dict[str, float]:
+    """Weights for the rest of a run so that its cumulative mixture ends as close to `target` as possible.
+
+    With n_d tokens seen (N in all) and R tokens left, weights w give the final cumulative share
+    c_d = (n_d + w_d R) / (N + R). c = target needs w_d = (target_d (N + R) - n_d) / R, which
+    leaves the simplex when a domain is already over-represented. c is affine in w, so the w on
+    the simplex with c closest to target (Euclidean) is the Euclidean projection of that
+    unconstrained w onto the simplex: negative entries clipped to 0, the rest shifted equally.
+    """
+    domains = list(target)
+    if remaining_tokens <= 0:
+        return normalize_weights(target, domains)
+    import numpy as np
+
+    from mixtrain.laws.base import project_box_simplex
+
+    seen = np.array([float(tokens_seen.get(d, 0.0)) for d in domains])
+    r = np.array([float(target[d]) for d in domains])
+    ideal = (r * (seen.sum() + remaining_tokens) - seen) / remaining_tokens
+    w = project_box_simplex(ideal, np.zeros(len(domains)), np.ones(len(domains)))
+    return normalize_weights(dict(zip(domains, w.tolist())), domains, what="online_bimix remaining-budget weights")
+
+
 class OnlineBiMix(MixingStrategy):
     """Ours: refit the BiMix law on the run's own history and re-solve for the remaining budget.
 
@@ -303,7 +328,12 @@ class OnlineBiMix(MixingStrategy):
     at the current step. Until `min_records` observations exist the strategy explores:
     Dirichlet draws around the prior (seeded by refit index), which vary the shares so the
     proportion exponents become identifiable. Then every refit fits `law` (bimix by default)
-    on all observations and returns its optimum at the final step (trainer.max_steps).
+    on all observations and solves for its optimum r* at the final step (trainer.max_steps).
+    r* is a cumulative proportion (BiMix's r is the share of the tokens seen), so the weights
+    returned are those for the *rest* of the run that bring the cumulative share at the end
+    closest to r* given the tokens already seen (`remaining_budget_weights`; remaining tokens
+    = steps left x tokens per step so far). The refit callback's floor/max_change/smoothing and
+    the sampler's planning window still move the realised shares; every refit re-compensates.
     A failed fit raises; the refit callback keeps the previous weights and logs why.
     """
 
@@ -371,9 +401,13 @@ class OnlineBiMix(MixingStrategy):
         )
         law = make_law(self.law).fit(table, cv_folds=0)  # one run: nothing to cross-validate over
         target = history.max_steps or history.step
-        weights = law.optimize(target, min_weight=self.min_weight)
+        optimum = law.optimize(target, min_weight=self.min_weight)
+        seen_total = float(sum(history.tokens_seen.values()))
+        remaining = seen_total / history.step * (target - history.step) if history.step > 0 else 0.0
+        weights = remaining_budget_weights(optimum, history.tokens_seen, remaining)
         self.last_fit_report = {"phase": "fit", "observations": len(rows), "target_step": target,
-                                "report": _short_report(law)}
+                                "optimum": {d: round(v, 5) for d, v in optimum.items()},
+                                "remaining_tokens": round(remaining), "report": _short_report(law)}
         return weights
 
     def state_dict(self) -> dict[str, Any]:

@@ -94,7 +94,7 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
         cfg.data_dir, cfg.seq_len, cfg.batch_size, seed=cfg.seed, sampler_mode=cfg.sampler.mode,
         num_workers=cfg.sampler.num_workers, prefetch_factor=cfg.sampler.prefetch_factor,
         pin_memory=tcfg.accelerator not in ("cpu",), val_blocks_per_domain=cfg.val_blocks_per_domain,
-        window_samples=cfg.sampler.window_samples,
+        window_samples=cfg.sampler.window_samples, weight_lag_batches=cfg.sampler.weight_lag_batches,
     )
     mixing = OmegaConf.to_container(cfg.mixing, resolve=True)
     strategy_name = mixing.pop("name")

@@ -395,3 +395,52 @@ def test_online_bimix_fit_favours_the_domain_whose_loss_depends_on_its_share():
         records.append({"step": step, "tokens_seen": dict(tokens), "train_loss": loss, "val_loss": loss})
     assert strategy.last_fit_report["phase"] == "fit"
     assert proposal["a"] > max(proposal["b"], proposal["c"]), proposal
+
+
+def test_remaining_budget_weights_reach_the_target_cumulatively():
+    from mixtrain.strategies import remaining_budget_weights
+
+    # a biased first half (a: 80%), then as many tokens again: the rest must favour b to end at 50/50
+    w = remaining_budget_weights({"a": 0.5, "b": 0.5}, {"a": 800, "b": 200}, 1000)
+    assert w == pytest.approx({"a": 0.2, "b": 0.8})
+    assert (800 + 1000 * w["a"]) / 2000 == pytest.approx(0.5)
+    # unreachable: a is already over 50% of the final total; the closest is to read none of it
+    w = remaining_budget_weights({"a": 0.5, "b": 0.5}, {"a": 1800, "b": 200}, 1000)
+    assert w == pytest.approx({"a": 0.0, "b": 1.0})
+    # three domains, one clipped: the projection keeps the others' relative correction
+    w = remaining_budget_weights({"a": 0.2, "b": 0.3, "c": 0.5}, {"a": 600, "b": 300, "c": 100}, 1000)
+    assert w["a"] == 0.0 and w["c"] > w["b"] > 0 and sum(w.values()) == pytest.approx(1.0)
+    assert remaining_budget_weights({"a": 0.3, "b": 0.7}, {"a": 5, "b": 5}, 0) == pytest.approx({"a": 0.3, "b": 0.7})
+
+
+def test_online_bimix_compensates_a_biased_first_half():
+    """Halfway through a 160-step run whose first half read `a` at ~15%, the proposal for the rest
+    gives `a` more than the law's optimum r*, so that the cumulative share at the end is r*."""
+    import numpy as np
+
+    from mixtrain.strategies import OnlineBiMix
+
+    rng = np.random.default_rng(1)
+    alpha = {"a": 0.6, "b": 0.05, "c": 0.05}
+    strategy = OnlineBiMix(refit_every_n_steps=10, prior="uniform", min_records=4, min_weight=0.0)
+    strategy.compute(_ctx())
+    tokens = {d: 0.0 for d in alpha}
+    records, proposal = [], None
+    for i in range(1, 9):
+        share = rng.dirichlet([3.0, 8.0, 8.0])  # biased against a
+        for d, w in zip(alpha, share):
+            tokens[d] += 1000 * w
+        total = sum(tokens.values())
+        step = 10 * i
+        loss = {d: (tokens[d] / total) ** -alpha[d] * (3.0 * step ** -0.4 + 1.5) for d in alpha}
+        history = MixHistory(step=step, max_steps=160, weights={d: 1 / 3 for d in alpha}, tokens_seen=dict(tokens),
+                             train_loss=loss, val_loss=loss, records=list(records))
+        proposal = strategy.update(history)
+        records.append({"step": step, "tokens_seen": dict(tokens), "train_loss": loss, "val_loss": loss})
+    report = strategy.last_fit_report
+    assert report["phase"] == "fit" and report["remaining_tokens"] == pytest.approx(sum(tokens.values()), rel=1e-6)
+    optimum, seen = report["optimum"], sum(tokens.values())
+    assert tokens["a"] / seen < optimum["a"] - 0.05  # the first half really is behind the optimum
+    assert proposal["a"] > optimum["a"] + 0.05
+    final = {d: (tokens[d] + proposal[d] * seen) / (2 * seen) for d in alpha}  # remaining = seen tokens
+    assert final == pytest.approx(optimum, abs=1e-4)
