@@ -444,3 +444,18 @@ def test_online_bimix_compensates_a_biased_first_half():
     assert proposal["a"] > optimum["a"] + 0.05
     final = {d: (tokens[d] + proposal[d] * seen) / (2 * seen) for d in alpha}  # remaining = seen tokens
     assert final == pytest.approx(optimum, abs=1e-4)
+
+
+def test_every_seeded_mixing_option_follows_the_run_seed():
+    """A literal seed in conf/mixing would make runs compared across seeds share their draws."""
+    from hydra import compose, initialize_config_dir
+
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    # (law.yaml's seed is the optimiser's random starts: the optimum of a law file, not a run draw)
+    seeded = sorted(p.stem for p in (conf / "mixing").glob("*.yaml")
+                    if "\nseed:" in "\n" + p.read_text() and p.stem != "law")
+    assert {"entropy", "online_bimix"} <= set(seeded)
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        for name in seeded:
+            seeds = [compose("train", overrides=[f"mixing={name}", f"seed={s}"]).mixing.seed for s in (1, 2)]
+            assert seeds == [1, 2], (name, seeds)
