@@ -10,6 +10,23 @@
 # 3. collect -> OUT/table.csv   4. fit (LAW=bimix by default) -> OUT/law.json + plots
 # 5. optimise at TARGET_STEP (default: the proxy runs' max_steps x 10) -> OUT/weights.yaml,
 #    usable as: python -m mixtrain.train mixing=manual mixing.weights_file=OUT/weights.yaml ...
+#
+# LR schedules (SCHEDULE, default constant; README "LR schedules and proxy runs"):
+#   SCHEDULE=constant  proxies warm up, then keep a flat LR: the loss at every validation step is
+#                      what a constant-LR run of that length reaches, so each proxy gives one
+#                      comparable observation per val_check_interval and the law's step term is
+#                      the constant-LR curve. Read it at the TARGET's budget: TARGET_STEP = the
+#                      target's trainer.max_steps (same global batch). Train the target with
+#                      optim.schedule=constant for an exactly like-for-like prediction, or with
+#                      optim.schedule=wsd: its loss equals the constant run's until the decay
+#                      starts, then drops; the law does not model that drop (it assumes the gain
+#                      from decaying is about the same for every mixture, which is not measured here).
+#   SCHEDULE=cosine    the old behaviour: each proxy's cosine ends at its own max_steps, so only
+#                      its last row is a finished run; earlier rows are mid-decay (higher LR than
+#                      a run that ends there) and bias the step term. Use it only with proxies of
+#                      several lengths and `collect --final-only` (not automated here).
+#   WSD with a decay at each observation budget (branch a short decay off the constant run at
+#   every budget) gives finished-WSD observations at several budgets; not automated here.
 set -euo pipefail
 DATA_DIR="${1:?usage: proxy_sweep.sh DATA_DIR OUT_DIR [NUM_RUNS] [overrides...]}"
 OUT="${2:?usage: proxy_sweep.sh DATA_DIR OUT_DIR [NUM_RUNS] [overrides...]}"
@@ -18,14 +35,16 @@ shift $(( $# < 3 ? $# : 3 ))
 PYTHON="${PYTHON:-python}"
 LAW="${LAW:-bimix}"   # or auto (RESULTS.md: why bimix is the default)
 CONCENTRATION="${CONCENTRATION:-10}"   # Dirichlet spread of the proxy mixtures (lower: more diverse)
+SCHEDULE="${SCHEDULE:-constant}"   # LR schedule of the proxy runs: constant | cosine | wsd (see above)
 mkdir -p "$OUT"
 FILES="$("$PYTHON" -m mixtrain.proxy --data-dir "$DATA_DIR" --num-runs "$NUM_RUNS" --concentration "$CONCENTRATION" --out "$OUT/mixtures")"
 "$PYTHON" -m mixtrain.train -m experiment=proxy data_dir="$DATA_DIR" sweep_dir="$OUT/runs" \
-  mixing=manual "mixing.weights_file=$FILES" "$@"
+  mixing=manual "mixing.weights_file=$FILES" "optim.schedule=$SCHEDULE" "$@"
 "$PYTHON" -m mixtrain.collect "$OUT/runs" --out "$OUT/table.csv"
 "$PYTHON" -m mixtrain.fit --table "$OUT/table.csv" --law "$LAW" --out "$OUT/law.json" --plot "$OUT/law_plots"
 if [ -z "${TARGET_STEP:-}" ]; then
   TARGET_STEP=$("$PYTHON" -c "import csv,sys; print(10*max(int(float(r['step'])) for r in csv.DictReader(open(sys.argv[1]))))" "$OUT/table.csv")
 fi
 "$PYTHON" -m mixtrain.fit --law-file "$OUT/law.json" --optimize --step "$TARGET_STEP" --out "$OUT/weights.yaml"
-echo "proxy sweep done: $OUT/law.json, $OUT/weights.yaml (target step $TARGET_STEP)"
+echo "proxy sweep done: $OUT/law.json, $OUT/weights.yaml (target step $TARGET_STEP, proxies optim.schedule=$SCHEDULE;" \
+     "train the target with trainer.max_steps=$TARGET_STEP and the same global batch)"

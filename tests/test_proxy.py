@@ -37,6 +37,15 @@ def test_sweep_collect_fit_optimise_train(tiny_data_dir, tmp_path):
     assert len(list((out / "runs").glob("*/summary.json"))) == 4
     header = (out / "table.csv").read_text().splitlines()[0].split(",")
     assert {"run", "step", "w/code", "loss/code"} <= set(header)
+    # constant-LR proxies (the default): every run gives comparable observations at several budgets
+    for run_dir in (out / "runs").glob("*/"):
+        if (run_dir / "config.yaml").exists():
+            assert yaml.safe_load((run_dir / "config.yaml").read_text())["optim"]["schedule"] == "constant"
+    rows = [dict(zip(header, line.split(","))) for line in (out / "table.csv").read_text().splitlines()[1:]]
+    steps_per_run = {r["run"]: set() for r in rows}
+    for r in rows:
+        steps_per_run[r["run"]].add(float(r["step"]))
+    assert len(steps_per_run) == 4 and all(s == {3.0, 6.0, 9.0, 12.0} for s in steps_per_run.values())
     weights = yaml.safe_load((out / "weights.yaml").read_text())["weights"]
     assert set(weights) == {"code", "prose", "tables"} and sum(weights.values()) == pytest.approx(1.0, abs=1e-6)
 
