@@ -6,10 +6,12 @@ Place in the flow: module.py (per-domain losses, all-reduced) + data.py (tokens 
 Every `refit_every_n_steps` optimizer steps, the callback builds a `MixHistory` from inputs that
 are identical on every rank (per-domain training-loss sums were all-reduced in the step; token
 counts are global by construction; validation losses are all-reduced), asks the strategy for
-new weights on rank 0, broadcasts them, applies the safety rules and schedules them in the
-sampler. A refit that sees NaN/inf, or whose strategy raises, keeps the previous weights and
-logs a warning; the run never crashes because of a refit. One line per refit goes to
-`RUN/refits.jsonl`. State (strategy, accumulators, records) is saved in the checkpoint.
+new weights on rank 0, broadcasts them, applies the safety rules and the strategy's
+`max_epochs` cap over the remaining budget, and schedules them in the sampler. A refit that
+sees NaN/inf, or whose strategy raises, keeps the previous weights and logs a warning; the run
+never crashes because of a refit. One line per refit goes to `RUN/refits.jsonl`; a change
+replaced by a newer one before it took effect is rewritten there as status "replaced".
+State (strategy, accumulators, records) is saved in the checkpoint.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from mixtrain.strategies import MixHistory, MixingStrategy
+from mixtrain.strategies import MixHistory, MixingStrategy, cap_remaining_epochs
 from mixtrain.weights import normalize_weights
 
 log = logging.getLogger(__name__)
@@ -92,7 +94,8 @@ class Refit(pl.Callback):
         stream = trainer.datamodule.stream
         domains = stream.domains
         t0 = time.perf_counter()
-        old = stream.weights_at(stream.schedule()[-1][0])  # the latest scheduled weights
+        old = stream.latest_weights()  # the latest scheduled weights: the base of the next change
+        tokens_seen = stream.domain_tokens()
         train_loss = {
             d: (float(self._sum[i] / self._count[i]) if self._count is not None and self._count[i] > 0 else math.nan)
             for i, d in enumerate(domains)
@@ -100,11 +103,12 @@ class Refit(pl.Callback):
         history = MixHistory(
             step=trainer.global_step,
             max_steps=trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else None,
-            weights=old,
-            tokens_seen=stream.domain_tokens(),
+            weights=self._realised_shares(tokens_seen, old),
+            tokens_seen=tokens_seen,
             train_loss=train_loss,
             val_loss=self._val_loss(trainer, domains),
             records=self.records,
+            scheduled_weights=old,
         )
         new, status, error = None, "kept", None
         if trainer.is_global_zero:
@@ -115,6 +119,7 @@ class Refit(pl.Callback):
                         raise ValueError(f"non-finite weights {proposal}")
                     new = safe_weights(proposal, old, floor=self.floor, max_change=self.max_change,
                                        smoothing=self.smoothing)
+                    new = self._cap(new, trainer, tokens_seen)
                     status = "updated"
             except Exception as e:  # a refit never crashes the run: keep the weights, say why
                 error = f"{type(e).__name__}: {e}"
@@ -124,19 +129,65 @@ class Refit(pl.Callback):
         new, status, strategy_state = trainer.strategy.broadcast((new, status, self.strategy.state_dict()), src=0)
         self.strategy.load_state_dict(strategy_state)
         start = stream.set_weights(new) if new is not None else None
+        if start is not None:
+            self._mark_replaced(start, trainer.global_step, trainer.is_global_zero)
         record = {
             "step": trainer.global_step, "status": status, "effective_batch": start,
-            "old_weights": old, "new_weights": new, "train_loss": train_loss, "val_loss": history.val_loss,
+            "old_weights": old, "new_weights": new, "realised_weights": history.weights,
+            "train_loss": train_loss, "val_loss": history.val_loss,
             "tokens_seen": history.tokens_seen, "error": error, "seconds": time.perf_counter() - t0,
             "fit": getattr(self.strategy, "last_fit_report", None),
         }
-        self.records.append({k: record[k] for k in ("step", "old_weights", "new_weights", "train_loss",
-                                                     "val_loss", "tokens_seen")})
+        self.records.append({k: record[k] for k in ("step", "status", "effective_batch", "old_weights", "new_weights",
+                                                     "train_loss", "val_loss", "tokens_seen")})
         self._sum, self._count = None, None
         if trainer.is_global_zero:
             with open(os.path.join(self.run_dir, "refits.jsonl"), "a") as f:
                 f.write(json.dumps(record, default=float) + "\n")
         pl_module.log("perf/refit_seconds", record["seconds"], rank_zero_only=True)
+
+    def _realised_shares(self, tokens_seen: Mapping[str, int], scheduled: Mapping[str, float]) -> dict[str, float]:
+        """Per-domain shares of the samples consumed since the last refit (what the losses were drawn
+        under); the scheduled weights only if nothing was consumed."""
+        before = self.records[-1]["tokens_seen"] if self.records else {}
+        delta = {d: max(int(n) - int(before.get(d, 0)), 0) for d, n in tokens_seen.items()}
+        total = sum(delta.values())
+        return {d: n / total for d, n in delta.items()} if total > 0 else dict(scheduled)
+
+    def _cap(self, weights: dict[str, float], trainer, tokens_seen: Mapping[str, int]) -> dict[str, float]:
+        """mixing.max_epochs over what is left of the run: the same rule as the initial weights."""
+        max_epochs = getattr(self.strategy, "max_epochs", None)
+        if max_epochs is None:
+            return weights
+        if not (trainer.max_steps and trainer.max_steps > 0):
+            raise ValueError(f"mixing.max_epochs needs a token budget: set trainer.max_steps ({self.strategy.name})")
+        stream, stats = trainer.datamodule.stream, trainer.datamodule.stats
+        tokens_per_step = stream.global_batch_size * stream.tokens_per_sample * int(trainer.accumulate_grad_batches)
+        num_tokens = {d: int(stats[d]["num_train_tokens"]) for d in weights}
+        return cap_remaining_epochs(weights, num_tokens, tokens_seen, trainer.max_steps * tokens_per_step,
+                                    float(max_epochs))
+
+    def _mark_replaced(self, start: int, step: int, writer: bool) -> None:
+        """The sampler replaced the pending change that was to take effect at `start` (set_weights
+        returns the same batch): that earlier refit's weights never governed a batch."""
+        for rec in reversed(self.records):
+            if rec.get("status") == "updated" and rec.get("effective_batch") == start:
+                rec["status"], rec["replaced_by_step"] = "replaced", step
+                break
+        else:
+            return
+        path = os.path.join(self.run_dir, "refits.jsonl")
+        if not writer or not os.path.isfile(path):
+            return
+        with open(path) as f:
+            lines = [json.loads(line) for line in f if line.strip()]
+        for line in lines:
+            if line["step"] == rec["step"]:
+                line["status"], line["replaced_by_step"] = "replaced", step
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            f.writelines(json.dumps(line, default=float) + "\n" for line in lines)
+        os.replace(tmp, path)
 
     def state_dict(self) -> dict[str, Any]:
         return {

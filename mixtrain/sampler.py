@@ -19,8 +19,11 @@ Design (the whole stream is a pure function of (seed, weight schedule, shards)):
   and materialises only its own batches (worker k of K makes batches start + k + j*K). The
   DataLoader returns them in order, so the rank's stream is identical for any num_workers.
 * The weight schedule lives in shared memory: `set_weights()` appends "from batch N on, use w",
-  with N beyond anything a worker may already have produced (see `weight_change_delay`).
-  Workers plan `window_batches` global batches at a time; N is rounded up to a window start.
+  N = next_batch + `weight_lag_batches` rounded up to a planning window (`window_batches`
+  global batches). The lag is a config value, not derived from the loader, so N does not depend
+  on num_workers or prefetch_factor; it must exceed what the loader may have prefetched.
+* The schedule is unbounded: when its shared buffer is full, entries no consumer or worker can
+  still need are compacted away (see `_compact`); lookups are binary searches on the start column.
 * Resume needs only (next batch, per-domain counts, schedule): `state_dict()` is tiny and exact.
 
 This module reads shards through litdata's `StreamingDataset` random access; datasets are
@@ -33,6 +36,7 @@ import json
 import logging
 import math
 import os
+import time
 import warnings
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
@@ -48,7 +52,17 @@ from mixtrain.weights import normalize_weights
 log = logging.getLogger(__name__)
 
 MODES = ("random", "stratified")
-STATE_VERSION = 1
+STATE_VERSION = 1  # v1 states without weight_lag_batches/window_samples still load (those checks are skipped)
+# worker low-water marks pack (iteration generation, batch) into one int64, written atomically
+_LOW_BITS = 40
+_LOW_MASK = (1 << _LOW_BITS) - 1
+
+
+def min_weight_lag_batches(num_workers: int, prefetch_factor: int) -> int:
+    """Batches the loader may already hold past the consumer: Lightning fetches one batch ahead,
+    the DataLoader keeps num_workers * prefetch_factor requested, plus one batch of margin for a
+    `set_weights` made before `mark_consumed` of the current batch."""
+    return 2 + int(num_workers) * (int(prefetch_factor) if num_workers > 0 else 0)
 
 
 @dataclass(frozen=True)
@@ -175,6 +189,7 @@ class MixtureStream(IterableDataset):
         num_workers: int = 0,
         prefetch_factor: int = 2,
         window_samples: int = 256,
+        weight_lag_batches: int = 8,
         max_schedule_entries: int = 16384,
     ):
         super().__init__()
@@ -200,12 +215,30 @@ class MixtureStream(IterableDataset):
         self.num_workers = int(num_workers)
         self.prefetch_factor = int(prefetch_factor) if num_workers > 0 else 0
         self.global_batch_size = self.world_size * self.batch_size
+        self.window_samples = int(window_samples)
         self.window_batches = max(1, math.ceil(window_samples / self.global_batch_size))
+        self.weight_lag_batches = int(weight_lag_batches)
+        minimum = min_weight_lag_batches(self.num_workers, self.prefetch_factor)
+        if self.weight_lag_batches < minimum:
+            raise ValueError(
+                f"sampler.weight_lag_batches={self.weight_lag_batches} is less than the {minimum} batches the loader "
+                f"may already have prefetched (2 + num_workers {self.num_workers} x prefetch_factor "
+                f"{self.prefetch_factor}); set sampler.weight_lag_batches >= {minimum} or lower the prefetching"
+            )
+        if max_schedule_entries < 2:
+            raise ValueError(f"max_schedule_entries must be >= 2, got {max_schedule_entries}")
         num_domains = len(self.domains)
         # Shared memory: survives fork/spawn into DataLoader workers (also persistent ones), so
         # the main process can append weight changes and progress the workers then read.
-        self._schedule = torch.zeros(max_schedule_entries, 1 + num_domains, dtype=torch.float64).share_memory_()
+        # Starts are their own contiguous column so lookups are a binary search without a copy.
+        self._starts = torch.zeros(max_schedule_entries, dtype=torch.int64).share_memory_()
+        self._rows = torch.zeros(max_schedule_entries, num_domains, dtype=torch.float64).share_memory_()
         self._schedule_len = torch.zeros(1, dtype=torch.int64).share_memory_()
+        # seqlock: odd while `_compact` moves rows; readers retry if it changed during their read
+        self._schedule_version = torch.zeros(1, dtype=torch.int64).share_memory_()
+        # per worker: (iteration generation << 40) | first batch it may still plan (see `_compact`)
+        self._lows = torch.zeros(max(1, self.num_workers), dtype=torch.int64).share_memory_()
+        self._generation = torch.zeros(1, dtype=torch.int64).share_memory_()
         self._progress = torch.zeros(1 + num_domains, dtype=torch.int64).share_memory_()
         # where the current iteration starts: frozen by the main process when an iterator is made,
         # so workers that start later (while batches are being consumed) agree on it
@@ -240,48 +273,58 @@ class MixtureStream(IterableDataset):
         return {b.name: b.num_blocks for b in self._blocks}
 
     def schedule(self) -> list[tuple[int, dict[str, float]]]:
-        """[(first global batch, weights), ...] in order; the last entry with start <= g governs g."""
+        """[(first global batch, weights), ...] in order; the last entry with start <= g governs g.
+
+        Entries that governed only batches before every consumer's position may have been
+        compacted away (the first entry then starts after 0); what governs next_batch on is kept.
+        """
         n = int(self._schedule_len[0])
-        rows = self._schedule[:n].tolist()
-        return [(int(r[0]), dict(zip(self.domains, r[1:]))) for r in rows]
+        starts, rows = self._starts[:n].tolist(), self._rows[:n].tolist()
+        return [(int(s), dict(zip(self.domains, r))) for s, r in zip(starts, rows)]
 
     def current_weights(self) -> dict[str, float]:
         """Weights that govern the next batch to be consumed."""
         return self.weights_at(self.next_batch)
 
+    def latest_weights(self) -> dict[str, float]:
+        """The last scheduled weights (govern every batch from the last entry's start on)."""
+        n = int(self._schedule_len[0])
+        return dict(zip(self.domains, self._rows[n - 1].tolist()))
+
     def weights_at(self, batch_index: int) -> dict[str, float]:
-        weights = self.schedule()[0][1]
-        for start, w in self.schedule():
-            if start <= batch_index:
-                weights = w
-        return weights
+        """Weights that govern global batch `batch_index`: O(log n) in the schedule length."""
+        n = int(self._schedule_len[0])  # main process: the only writer, so no seqlock needed
+        i = int(np.searchsorted(self._starts[:n].numpy(), batch_index, side="right")) - 1
+        if i < 0:
+            raise ValueError(
+                f"batch {batch_index} is before the first kept schedule entry (batch {int(self._starts[0])}); "
+                "entries for batches every consumer has passed are compacted away"
+            )
+        return dict(zip(self.domains, self._rows[i].tolist()))
 
-    @property
-    def weight_change_delay(self) -> int:
-        """Batches between the consumer's position and the first batch new weights can govern.
-
-        Lightning fetches one batch ahead and the DataLoader keeps up to
-        num_workers * prefetch_factor more requested, so batch next_batch + 1 + K*P may already
-        exist; one more batch of margin covers calls made before `mark_consumed` of the
-        current batch. The effective batch is then rounded up to a planning-window start.
-        """
-        return 2 + self.num_workers * self.prefetch_factor
+    def effective_batch(self) -> int:
+        """The first global batch weights set now would govern (independent of num_workers)."""
+        start = self.next_batch + self.weight_lag_batches
+        return -(-start // self.window_batches) * self.window_batches
 
     def set_weights(self, weights: Mapping[str, float]) -> int:
-        """Schedule new weights; returns the first global batch they govern.
+        """Schedule new weights; returns the first global batch they govern (`effective_batch()`).
 
         Safe at any time, with any num_workers and persistent workers: every batch from the
-        returned index on is drawn with `weights`; earlier batches keep the old weights.
+        returned index on is drawn with `weights`; earlier batches keep the old weights. A change
+        whose batch is not after the last scheduled one (two calls in one lag) replaces it.
         """
         w = normalize_weights(weights, self.domains)
-        start = self.next_batch + self.weight_change_delay
-        start = -(-start // self.window_batches) * self.window_batches
-        last_start = int(self._schedule[int(self._schedule_len[0]) - 1, 0])
-        if start <= last_start:  # repeated changes before the last one took effect: replace it
-            start = last_start
-            self._schedule_len[0] -= 1
-        self._append_entry(start, w)
-        return start
+        start = self.effective_batch()
+        n = int(self._schedule_len[0])
+        last_start = int(self._starts[n - 1])
+        if n > 1 and start <= last_start:
+            # the last change has not taken effect (no worker planned a batch >= last_start: it was
+            # >= the lag when set): overwrite its row in place; its start stays, so readers agree
+            self._rows[n - 1] = torch.tensor([w[d] for d in self.domains], dtype=torch.float64)
+            return last_start
+        self._append_entry(max(start, last_start + 1), w)
+        return max(start, last_start + 1)
 
     def mark_consumed(self, batch: Mapping[str, Any]) -> None:
         """Record that the training loop consumed `batch` (call once per batch, in order)."""
@@ -305,6 +348,8 @@ class MixtureStream(IterableDataset):
             "block_size": self.block_size,
             "global_batch_size": self.global_batch_size,
             "window_batches": self.window_batches,
+            "window_samples": self.window_samples,
+            "weight_lag_batches": self.weight_lag_batches,
             "tokens_per_sample": self.tokens_per_sample,
             "next_batch": self.next_batch,
             "domain_samples": self.domain_samples(),
@@ -331,6 +376,15 @@ class MixtureStream(IterableDataset):
                     f"checkpoint sampler has {key}={state[key]!r} but this run has {getattr(self, key)!r}; "
                     f"resume with the same {key}"
                 )
+        # The effective batch of every future weight change depends on these two: a different
+        # value would make the resumed stream differ from the uninterrupted one.
+        for key in ("window_samples", "weight_lag_batches"):
+            if key in state and int(state[key]) != getattr(self, key):
+                raise ValueError(
+                    f"checkpoint sampler has sampler.{key}={state[key]} but this run has {getattr(self, key)}; "
+                    f"resume with sampler.{key}={state[key]} (it fixes when weight changes take effect)"
+                )
+        schedule = _checked_schedule(state.get("schedule"), int(state["next_batch"]), self.domains)
         scale = 1
         if state["global_batch_size"] != self.global_batch_size:
             # Still correct (counts, positions, weights carry over) but not bit-identical.
@@ -340,36 +394,99 @@ class MixtureStream(IterableDataset):
                 stacklevel=2,
             )
             scale = state["global_batch_size"] / self.global_batch_size
-        self._schedule_len[0] = 0
-        for start, w in state["schedule"]:
-            self._append_entry(int(math.ceil(start * scale)), normalize_weights(w, self.domains))
+        # position first: a schedule longer than the buffer is compacted against it
         self._progress[0] = int(math.ceil(state["next_batch"] * scale))
         self._progress[1:] = torch.tensor([int(state["domain_samples"][d]) for d in self.domains])
+        self.begin_iteration()
+        self._schedule_len[0] = 0
+        for start, w in schedule:
+            self._append_entry(int(math.ceil(start * scale)), w)
 
     def begin_iteration(self) -> None:
         """Freeze the start of a new iteration at the consumer's position (main process only)."""
         self._iter_start.copy_(self._progress)
+        # a new generation: low-water marks of workers of an earlier iteration no longer count
+        self._generation[0] += 1
+        self._lows.fill_((int(self._generation[0]) << _LOW_BITS) | int(self._iter_start[0]))
 
     def _append_entry(self, start: int, weights: Mapping[str, float]) -> None:
         n = int(self._schedule_len[0])
-        if n >= self._schedule.shape[0]:
-            raise RuntimeError(
-                f"weight schedule is full ({n} changes); raise max_schedule_entries or refit less often"
-            )
+        if n >= self._starts.shape[0]:
+            self._compact()
+            n = int(self._schedule_len[0])
+            if n >= self._starts.shape[0]:
+                raise RuntimeError(
+                    f"weight schedule is full: all {n} entries may still be needed by a worker; "
+                    "raise max_schedule_entries"
+                )
         # Write the row before publishing the new length: a worker never reads a half-written row.
-        self._schedule[n, 0] = float(start)
-        self._schedule[n, 1:] = torch.tensor([weights[d] for d in self.domains], dtype=torch.float64)
+        self._starts[n] = int(start)
+        self._rows[n] = torch.tensor([weights[d] for d in self.domains], dtype=torch.float64)
         self._schedule_len[0] = n + 1
 
+    def _lowest_needed_batch(self) -> int:
+        """The lowest global batch any consumer or worker of this iteration may still plan.
+
+        A worker publishes the start of every stretch it is about to plan (only increasing); a
+        worker that has not published yet in this generation may still start at the iteration
+        start. The consumer never goes back before next_batch.
+        """
+        gen = int(self._generation[0])
+        low = self.next_batch
+        for packed in self._lows.tolist():
+            batch = packed & _LOW_MASK if (packed >> _LOW_BITS) == gen else int(self._iter_start[0])
+            low = min(low, batch)
+        return low
+
+    def _compact(self) -> None:
+        """Merge away entries that only govern batches below what anyone can still need.
+
+        Why compaction and not a bigger buffer: persistent DataLoader workers hold the shared
+        tensors they inherited at start-up; a buffer allocated later cannot be handed to them
+        without a channel to every worker, so growth would silently leave them reading the old,
+        full schedule. Compaction stays inside the buffer they already share. Entries with
+        start <= L (L = `_lowest_needed_batch()`) except the last of them (it governs L) are
+        dropped; every batch >= L has the same governing weights before and after, so no
+        worker's stream and no resume (which starts at next_batch >= L) changes. Rows move down
+        under a seqlock (`_schedule_version` odd while moving); readers retry a torn read.
+        """
+        n = int(self._schedule_len[0])
+        keep_from = int(np.searchsorted(self._starts[:n].numpy(), self._lowest_needed_batch(), side="right")) - 1
+        if keep_from <= 0:
+            return
+        starts, rows = self._starts[keep_from:n].clone(), self._rows[keep_from:n].clone()
+        self._schedule_version[0] += 1  # odd: rows are moving
+        self._starts[: n - keep_from] = starts
+        self._rows[: n - keep_from] = rows
+        self._schedule_len[0] = n - keep_from
+        self._schedule_version[0] += 1  # even: consistent again
+        log.info("weight schedule compacted: %d entries before batch %d merged away", keep_from, int(starts[0]))
+
     # ----------------------------------------------------------------- stream (any process)
+    def _schedule_slice(self, first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
+        """(starts, rows) of the entries governing batches first..last: O(log n + their number).
+
+        Any process may call it while the main process appends (rows are written before the
+        length is published) or compacts (seqlock: retry if the version moved or is odd).
+        """
+        while True:
+            version = int(self._schedule_version[0])
+            if version % 2 == 0:
+                n = int(self._schedule_len[0])
+                starts_all = self._starts[:n].numpy()
+                lo = max(int(np.searchsorted(starts_all, first, side="right")) - 1, 0)
+                hi = max(int(np.searchsorted(starts_all, last, side="right")), lo + 1)
+                starts, rows = starts_all[lo:hi].copy(), self._rows[lo:hi].numpy().copy()
+                if int(self._schedule_version[0]) == version and len(starts) == hi - lo:
+                    return starts, rows
+            time.sleep(0)  # let the writer finish its compaction
+
     def _cumulative_weights(self, first: int, count: int) -> np.ndarray:
         """[count, D] cumulative weights for global batches first..first+count-1."""
-        n = int(self._schedule_len[0])
-        table = self._schedule[:n].numpy()
-        starts = table[:, 0]
+        starts, table = self._schedule_slice(first, first + count - 1)
         batches = np.arange(first, first + count)
-        rows = np.searchsorted(starts, batches, side="right") - 1
-        cum = np.cumsum(table[rows, 1:], axis=1)
+        rows = np.maximum(np.searchsorted(starts, batches, side="right") - 1, 0)
+        cum = np.cumsum(table[rows], axis=1)
         cum /= cum[:, -1:]
         cum[:, -1] = 1.0
         return cum
@@ -438,12 +555,16 @@ class MixtureStream(IterableDataset):
         if self._readers is None:
             self._open()
         progress = self._iter_start.numpy().copy()  # frozen by begin_iteration() in the main process
+        generation = int(self._generation[0]) << _LOW_BITS
+        low_slot = worker_id if info is not None else 0
         batch = first = int(progress[0])
         counts = progress[1:].astype(np.int64)
         G, B, M, D = self.global_batch_size, self.batch_size, self.window_batches, self.num_domains
         own = slice(self.rank * B, (self.rank + 1) * B)
         while True:
             window_end = (batch // M + 1) * M
+            # publish before reading the schedule: `_compact` keeps what governs `batch` on
+            self._lows[low_slot] = generation | batch
             plan = self._plan(batch, window_end - batch)  # [n, G]
             # ordinal of each position within its domain, counted over all ranks in order
             onehot = (plan.reshape(-1, 1) == np.arange(D)[None, :]).astype(np.int64)  # [n*G, D]
@@ -496,3 +617,29 @@ def make_loader(stream: MixtureStream, *, pin_memory: bool = False, persistent_w
     return MixtureLoader(
         stream, batch_size=None, num_workers=stream.num_workers, collate_fn=_identity, pin_memory=pin_memory, **kwargs
     )
+
+
+def _checked_schedule(schedule: Any, next_batch: int, domains: Sequence[str]) -> list[tuple[int, dict[str, float]]]:
+    """A checkpoint's weight schedule, validated: entries [start, weights] with integer starts in
+    strictly increasing order, the first at or before next_batch (it governs the resume point)."""
+    if not isinstance(schedule, Sequence) or isinstance(schedule, str) or len(schedule) == 0:
+        raise ValueError(f"checkpoint sampler schedule must be a non-empty list of [start, weights], got {schedule!r}")
+    out: list[tuple[int, dict[str, float]]] = []
+    for i, entry in enumerate(schedule):
+        if not isinstance(entry, Sequence) or isinstance(entry, str) or len(entry) != 2:
+            raise ValueError(f"checkpoint sampler schedule entry {i} must be [start, weights], got {entry!r}")
+        start, weights = entry
+        if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0:
+            raise ValueError(f"checkpoint sampler schedule entry {i}: start {start!r} is not a batch index (int >= 0)")
+        if out and start <= out[-1][0]:
+            raise ValueError(
+                f"checkpoint sampler schedule entry {i}: start {start} is not after entry {i - 1}'s {out[-1][0]}; "
+                "starts must strictly increase (the checkpoint is corrupt or was edited)"
+            )
+        out.append((int(start), normalize_weights(weights, domains, what=f"checkpoint schedule entry {i} (batch {start})")))
+    if out[0][0] > next_batch:
+        raise ValueError(
+            f"checkpoint sampler schedule starts at batch {out[0][0]}, after its next batch {next_batch}: "
+            "no weights govern the resume point (the checkpoint is corrupt)"
+        )
+    return out

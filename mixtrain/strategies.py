@@ -51,13 +51,19 @@ class MixHistory:
 
     step: int
     max_steps: int | None
-    weights: dict[str, float]  # weights in force now
+    # realised per-domain shares of the samples since the last refit (counted from the stream):
+    # the mixture the losses below were actually drawn under, not what was scheduled (a change
+    # takes effect `weight_lag_batches` later, and may be replaced before it does)
+    weights: dict[str, float]
     tokens_seen: dict[str, int]  # training tokens consumed per domain, all ranks
     train_loss: dict[str, float]  # mean per-domain training loss since the last refit (nan: no sample)
     val_loss: dict[str, float] | None = None  # latest per-domain validation loss, if any
     # full record since the start of the run: one dict per earlier refit, {"step", "old_weights",
     # "new_weights" (None if kept), "tokens_seen", "train_loss", "val_loss"}; laws refit on it
     records: list[dict[str, Any]] = field(default_factory=list)
+    # the latest scheduled weights (what the sampler will draw by once pending changes land);
+    # the base for a strategy's next proposal. None when the caller has no sampler (tests).
+    scheduled_weights: dict[str, float] | None = None
 
 
 def cap_epochs(
@@ -88,6 +94,19 @@ def cap_epochs(
         for d in over:
             fixed[d] = caps[d]
     raise AssertionError("unreachable: every pass fixes at least one domain")
+
+
+def cap_remaining_epochs(
+    weights: Mapping[str, float], num_tokens: Mapping[str, int], tokens_seen: Mapping[str, int],
+    budget_tokens: int, max_epochs: float,
+) -> dict[str, float]:
+    """`cap_epochs` for the rest of a run: what is left of each domain's `max_epochs` allowance
+    (max_epochs * num_tokens - tokens already seen) over what is left of the budget."""
+    remaining = budget_tokens - sum(int(tokens_seen[d]) for d in weights)
+    if remaining <= 0:
+        return normalize_weights(weights, list(weights))  # the budget is spent: nothing left to cap
+    allowance = {d: max(max_epochs * num_tokens[d] - int(tokens_seen[d]), 0.0) for d in weights}
+    return cap_epochs(weights, allowance, remaining, 1.0)
 
 
 class MixingStrategy:

@@ -147,17 +147,30 @@ def test_realised_proportions_match_weights(domains, mode):
             assert np.all(np.abs(counts - np.array(list(weights.values())) * 10) < 1)
 
 
+def _pair_independence_pvalue(a, b) -> float:
+    """Chi-square test of independence of two aligned domain sequences (3 domains)."""
+    table = np.zeros((3, 3))
+    for x, y in zip(a, b):
+        table[x, y] += 1
+    return stats.chi2_contingency(table + 1e-9).pvalue
+
+
 def test_workers_and_ranks_get_decorrelated_domain_sequences(domains):
-    s = _stream(domains, {"big": 0.34, "mid": 0.33, "tiny": 0.33}, batch_size=8, num_workers=2)
-    batches = _take(s, 40, persistent_workers=False)
-    even = [b["domain"].tolist() for b in batches[0::2]]
-    odd = [b["domain"].tolist() for b in batches[1::2]]
-    assert even != odd  # litdata's mixer would give both workers the same sequence
-    r0 = _stream(domains, {"big": 0.34, "mid": 0.33, "tiny": 0.33}, batch_size=8, rank=0, world_size=2)
-    r1 = _stream(domains, {"big": 0.34, "mid": 0.33, "tiny": 0.33}, batch_size=8, rank=1, world_size=2)
-    seq0 = [b["domain"].tolist() for b in _take(r0, 20)]
-    seq1 = [b["domain"].tolist() for b in _take(r1, 20)]
-    assert seq0 != seq1
+    uniform = {"big": 1 / 3, "mid": 1 / 3, "tiny": 1 / 3}
+    s = _stream(domains, uniform, batch_size=8, num_workers=2)
+    batches = _take(s, 80, persistent_workers=False)
+    even = np.concatenate([b["domain"].numpy() for b in batches[0::2]])  # worker 0's batches
+    odd = np.concatenate([b["domain"].numpy() for b in batches[1::2]])  # worker 1's
+    # litdata's mixer gives every worker the same sequence: agreement 1.0; independent draws agree
+    # at chance (1/3 for 3 uniform domains; 320 positions: sd 0.026)
+    assert abs(np.mean(even == odd) - 1 / 3) < 0.12
+    assert _pair_independence_pvalue(even, odd) > 1e-3
+    r0 = _stream(domains, uniform, batch_size=8, rank=0, world_size=2)
+    r1 = _stream(domains, uniform, batch_size=8, rank=1, world_size=2)
+    seq0 = np.concatenate([b["domain"].numpy() for b in _take(r0, 40)])
+    seq1 = np.concatenate([b["domain"].numpy() for b in _take(r1, 40)])
+    assert abs(np.mean(seq0 == seq1) - 1 / 3) < 0.12
+    assert _pair_independence_pvalue(seq0, seq1) > 1e-3
 
 
 def test_ranks_read_disjoint_blocks_and_agree_on_global_counts(domains):
@@ -179,6 +192,34 @@ def test_same_stream_for_any_num_workers(domains):
     assert _signature(_take(_stream(domains, num_workers=2), 60)) == ref
 
 
+W0 = {"big": 0.5, "mid": 0.3, "tiny": 0.2}
+W1 = {"big": 0.0, "mid": 0.2, "tiny": 0.8}  # no "big": a batch governed by W1 has none
+W2 = {"big": 0.7, "mid": 0.3, "tiny": 0.0}  # no "tiny"
+
+
+def _governed(batches, start1, start2):
+    """Batch indices whose domains are consistent only with W1 (resp. W2), checked per batch."""
+    in1 = [b for b in batches if start1 <= b["batch_index"] < start2]
+    in2 = [b for b in batches if b["batch_index"] >= start2]
+    assert all(0 not in b["domain"].tolist() for b in in1), "a batch after the first change drew 'big'"
+    assert all(2 not in b["domain"].tolist() for b in in2), "a batch after the second change drew 'tiny'"
+    before = [b for b in batches if b["batch_index"] < start1]
+    assert {0, 2} <= {d for b in before for d in b["domain"].tolist()}  # the initial weights drew both
+    return len(in1), len(in2)
+
+
+def _changer(stream, at=(5, 23)):
+    """Set W1 after batch at[0] and W2 after batch at[1] (as a refit would); records the effective batches."""
+    starts = {}
+
+    def on_batch(batch):
+        if batch["batch_index"] == at[0]:
+            starts[1] = stream.set_weights(W1)
+        elif batch["batch_index"] == at[1]:
+            starts[2] = stream.set_weights(W2)
+    return on_batch, starts
+
+
 @pytest.mark.parametrize("num_workers", [0, 2])
 def test_set_weights_governs_every_batch_after_the_documented_bound(domains, num_workers):
     s = _stream(domains, {"big": 1.0, "mid": 0.0, "tiny": 0.0}, num_workers=num_workers, window_samples=8)
@@ -186,41 +227,135 @@ def test_set_weights_governs_every_batch_after_the_documented_bound(domains, num
 
     def on_batch(batch):
         if batch["batch_index"] == 10:
-            bound = s.next_batch + s.weight_change_delay
+            bound = s.next_batch + s.weight_lag_batches
             changes["start"] = s.set_weights({"big": 0.0, "mid": 0.0, "tiny": 1.0})
-            assert changes["start"] <= bound + s.window_batches - 1
+            assert bound <= changes["start"] <= bound + s.window_batches - 1
 
     batches = _take(s, 60, on_batch=on_batch, persistent_workers=True)
     start = changes["start"]
+    assert start == 20  # next 11 + lag 8 = 19, rounded up to a window of 2 batches: the same for any num_workers
     for b in batches:
         expected = 0 if b["batch_index"] < start else 2
         assert set(b["domain"].tolist()) == {expected}, b["batch_index"]
     assert s.schedule()[-1] == (start, {"big": 0.0, "mid": 0.0, "tiny": 1.0})
 
 
+def test_weight_changes_land_on_the_same_batch_for_any_num_workers(domains):
+    runs = {}
+    for num_workers in (0, 2):
+        s = _stream(domains, W0, num_workers=num_workers, window_samples=8)
+        on_batch, starts = _changer(s)
+        runs[num_workers] = (_signature(_take(s, 50, on_batch=on_batch)), dict(starts))
+    assert runs[0] == runs[2]
+    assert runs[0][1] == {1: 14, 2: 32}  # next 6 + 8 -> 14; next 24 + 8 -> 32 (windows of 2 batches)
+
+
 @pytest.mark.parametrize("num_workers", [0, 2])
 def test_exact_resume_across_weight_changes(domains, num_workers):
-    def change(stream):
-        def on_batch(batch):
-            if batch["batch_index"] in (5, 23):
-                w = {"big": 0.1, "mid": 0.1, "tiny": 0.8} if batch["batch_index"] == 5 else {"big": 0.7, "mid": 0.3, "tiny": 0.0}
-                stream.set_weights(w)
-        return on_batch
+    # windows of 2 batches, so each change lands in its own window; the checkpoint (after batch 26)
+    # falls after the first change took effect (batch 14) and while the second (batch 32) is pending
+    kw = dict(window_samples=8)
+    full_stream = _stream(domains, W0, num_workers=num_workers, **kw)
+    on_batch, starts = _changer(full_stream)
+    full_batches = _take(full_stream, 60, on_batch=on_batch)
+    full = _signature(full_batches)
+    n1, n2 = _governed(full_batches, starts[1], starts[2])
+    assert n1 >= 15 and n2 >= 25  # both changed weights govern many batches, each checked above
 
-    full_stream = _stream(domains, num_workers=num_workers)
-    full = _signature(_take(full_stream, 60, on_batch=change(full_stream)))
-
-    first = _stream(domains, num_workers=num_workers)
-    head = _signature(_take(first, 17, on_batch=change(first)))
+    first = _stream(domains, W0, num_workers=num_workers, **kw)
+    on_batch, _ = _changer(first)
+    head = _signature(_take(first, 27, on_batch=on_batch))
     state = first.state_dict()
+    assert [start for start, _ in state["schedule"]] == [0, 14, 32]  # the second change is pending
     # resume in a fresh object (as after a crash); the other worker count must not matter either
     other = 2 - num_workers
-    resumed = _stream(domains, num_workers=other)
+    resumed = _stream(domains, W0, num_workers=other, **kw)
     resumed.load_state_dict(state)
-    tail = _signature(_take(resumed, 43, on_batch=change(resumed)))
+    tail = _signature(_take(resumed, 33))
     assert head + tail == full
     assert resumed.schedule() == full_stream.schedule()
     assert resumed.domain_samples() == full_stream.domain_samples()
+
+
+def test_lag_below_what_the_loader_prefetches_is_refused(domains):
+    with pytest.raises(ValueError, match=r"sampler.weight_lag_batches=5 .* >= 6"):
+        _stream(domains, num_workers=2, prefetch_factor=2, weight_lag_batches=5)
+    assert _stream(domains, num_workers=0, weight_lag_batches=2).weight_lag_batches == 2
+
+
+@pytest.mark.parametrize("key, value", [("window_samples", 16), ("weight_lag_batches", 12)])
+def test_resume_that_changes_when_weights_take_effect_is_refused(domains, key, value):
+    s = _stream(domains, window_samples=8)
+    _take(s, 3)
+    state = s.state_dict()
+    with pytest.raises(ValueError, match=rf"sampler.{key}=.* resume with sampler.{key}"):
+        _stream(domains, **{"window_samples": 8, key: value}).load_state_dict(state)
+
+
+@pytest.mark.parametrize("schedule, message", [
+    ([[0, W0], [40, W1], [20, W2]], "entry 2: start 20 is not after entry 1's 40"),
+    ([[0, W0], [20, W1], [20, W2]], "entry 2: start 20 is not after"),
+    ([[5, W0]], "starts at batch 5, after its next batch 3"),
+    ([[0, W0], [8, {"big": "1", "mid": 0, "tiny": 0}]], "entry 1 .*'big' is not a number"),
+    ([[0.5, W0]], "start 0.5 is not a batch index"),
+    ([], "non-empty"),
+])
+def test_corrupt_schedule_in_state_is_refused(domains, schedule, message):
+    s = _stream(domains)
+    _take(s, 3)
+    state = dict(s.state_dict(), schedule=schedule)
+    with pytest.raises(ValueError, match=message):
+        _stream(domains).load_state_dict(state)
+
+
+def _run_with_change_every_batch(stream, num_batches, first_call=0):
+    """Set alternating one-domain weights after every batch: a schedule far longer than the buffer."""
+    def on_batch(batch):
+        i = batch["batch_index"]
+        if i >= first_call:
+            stream.set_weights({d: float(d == ("big", "mid", "tiny")[i % 3]) for d in stream.domains})
+    return _take(stream, num_batches, on_batch=on_batch, persistent_workers=True)
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_schedule_is_unbounded_and_exact_with_persistent_workers(domains, num_workers):
+    # buffer of 16 entries, 80 changes: compaction runs many times while the workers read it
+    kw = dict(window_samples=4, max_schedule_entries=16, num_workers=num_workers)
+    s = _stream(domains, W0, **kw)
+    batches = _run_with_change_every_batch(s, 80)
+    lag = s.weight_lag_batches
+    # the change made after batch i governs batch i + 1 + lag (windows of one batch): its one domain
+    for b in batches[1 + lag:]:
+        i = b["batch_index"]
+        assert set(b["domain"].tolist()) == {(i - 1 - lag) % 3}, i
+    kept = s.schedule()
+    assert len(kept) <= 16 and kept[0][0] <= s.next_batch  # compacted, and still governs the position
+    assert s.weights_at(s.next_batch + lag) == kept[-1][1]
+    with pytest.raises(ValueError, match="compacted away"):
+        s.weights_at(0)
+
+    # exact resume from a state taken mid-way (its schedule was compacted too)
+    first = _stream(domains, W0, **kw)
+    head = _run_with_change_every_batch(first, 41)
+    state = first.state_dict()
+    resumed = _stream(domains, W0, **{**kw, "num_workers": 2 - num_workers})
+    resumed.load_state_dict(state)
+    tail = _run_with_change_every_batch(resumed, 39, first_call=41)
+    assert _signature(head + tail) == _signature(batches)
+
+
+def test_weights_at_on_a_long_schedule_matches_the_definition(domains):
+    s = _stream(domains, W0, window_samples=4)
+    rng = np.random.default_rng(0)
+    starts = np.concatenate([[0], np.cumsum(rng.integers(1, 5, size=4999))])
+    table = rng.random((5000, 3)) + 0.01
+    state = dict(s.state_dict(), next_batch=int(starts[-1]) + 1,
+                 schedule=[[int(a), dict(zip(s.domains, row.tolist()))] for a, row in zip(starts, table)])
+    s.load_state_dict(state)
+    assert len(s.schedule()) == 5000
+    for g in [0, 1, int(starts[1234]), int(starts[1234]) + 1, int(starts[-1]), int(starts[-1]) + 99]:
+        i = int(np.flatnonzero(starts <= g)[-1])
+        assert s.weights_at(g) == pytest.approx(dict(zip(s.domains, (table[i] / table[i].sum()).tolist())))
 
 
 def test_accounting_is_exact(domains):
