@@ -3,16 +3,22 @@
     python -m mixtrain.fit --table T.csv --law bimix --out law.json [--plot DIR]
     python -m mixtrain.fit --law-file law.json --predict MIX.csv [--step S] --out PRED.csv
     python -m mixtrain.fit --law-file law.json --optimize --step S [--importance code=2,prose=1]
-                           [--min-weight 0.01] [--max-weight d=0.5,...] --out weights.yaml
+                           [--min-weight 0.01] [--max-weight d=0.5,...] [--support-margin 0.05]
+                           [--trust-radius 0.25] [--seed 0] --out weights.yaml
 
 Place in the flow: `mixtrain.collect` -> table.csv -> **fit.py** -> law.json (mixing=law) or
 weights.yaml (mixing=manual mixing.weights_file=weights.yaml).
 
---law: bimix, exp, loglinear, transfer or auto (default; criterion in mixtrain/laws/__init__.py).
-Fitting prints per-domain in-sample R^2 and MRE and the cross-validated (group k-fold over
-runs) Spearman and MRE of held-out runs' final losses. --predict writes the mixture file's
-columns plus `loss/<domain>` per eval domain. --optimize writes `weights: {domain: w}` with
-comments on where it came from. --min-weight and --max-weight take a number (every domain) or
+--law: bimix (default), exp, loglinear, transfer or auto (criterion in mixtrain/laws/__init__.py).
+Fitting prints per-domain in-sample R^2 and MRE, the cross-validated (group k-fold over runs)
+Spearman of held-out runs' final losses next to the own-weight baseline, and what a mixture
+choice depends on: the held-out mean-loss Spearman and top-1 / top-k regret (laws/evaluate.py).
+--predict writes the mixture file's columns plus `loss/<domain>` per eval domain. --optimize
+writes `weights: {domain: w}` with comments on where it came from and an `optimum:` block: the
+TV distance to the nearest observed (proxy) mixture and the active constraints. By default the
+optimum stays inside the data's support (laws/support.py): --support-margin (per-domain box
+around the observed weights) and --trust-radius (TV ball around any observed mixture); 'none'
+switches either off. --min-weight and --max-weight take a number (every domain) or
 domain=value pairs (--max-weight is how a per-domain epoch cap is given).
 """
 
@@ -25,7 +31,8 @@ import sys
 
 import numpy as np
 
-from mixtrain.laws import LAWS, MixingLaw, fit_law, load_law
+from mixtrain.laws import LAWS, MixingLaw, Optimum, fit_law, load_law
+from mixtrain.laws.support import DEFAULT_SUPPORT_MARGIN, DEFAULT_TRUST_RADIUS
 from mixtrain.table import LOSS_PREFIX, ObservationTable, parse_domain_values, read_mixtures, read_table
 
 
@@ -38,34 +45,44 @@ def _num(x, fmt="{:7.4f}") -> str:
 
 
 def quality_table(law: MixingLaw) -> str:
-    """Per-domain fit quality as text (R^2, MRE%, CV Spearman, CV MRE%)."""
+    """Fit quality as text: per domain R^2, MRE%, CV Spearman next to the own-weight baseline, CV MRE%;
+    then what choosing a mixture depends on: CV mean-loss Spearman and top-1 / top-k regret."""
     r = law.report
     cv = r.get("cv", {})
     lines = [f"law {law.name}: {law.formula}",
              f"fitted on {r['n_runs']} runs ({r['n_mixtures']} mixtures), {r['n_rows']} rows, {r['n_params']} parameters"]
     width = max([len(d) for d in law.eval_domains] + [6])
-    lines.append(f"{'domain':<{width}}  {'R2':>7}  {'MRE%':>6}  {'CV-rho':>7}  {'CV-MRE%':>7}")
+    lines.append(f"{'domain':<{width}}  {'R2':>7}  {'MRE%':>6}  {'CV-rho':>7}  {'own-rho':>7}  {'CV-MRE%':>7}")
     cvd = cv.get("domains", {})
     for d in law.eval_domains:
         v, c = r["domains"][d], cvd.get(d, {})
-        lines.append(f"{d:<{width}}  {_num(v['r2'])}  {_pct(v['mre'])}  {_num(c.get('spearman'))}  {_pct(c.get('mre')):>7}")
+        lines.append(f"{d:<{width}}  {_num(v['r2'])}  {_pct(v['mre'])}  {_num(c.get('spearman'))}  "
+                     f"{_num(c.get('own_weight_spearman'))}  {_pct(c.get('mre')):>7}")
     lines.append(f"{'mean':<{width}}  {_num(r['mean_r2'])}  {_pct(r['mean_mre'])}  {_num(cv.get('mean_spearman'))}  "
-                 f"{_pct(cv.get('mean_mre')):>7}")
+                 f"{_num(cv.get('mean_own_weight_spearman'))}  {_pct(cv.get('mean_mre')):>7}")
     if cv.get("error"):
         lines.append(f"cross-validation: {cv['error']}")
     elif cv:
         lines.append(f"cross-validation: {cv['scheme']}")
+        lines.append("own-rho: baseline that ranks a domain's runs by -(its own weight), no fit")
+        lines.append(
+            f"mixture choice over {cv['n']} held-out runs (mean loss, importance "
+            + " ".join(f"{d}={x:.3g}" for d, x in cv["importance"].items()) + "): "
+            f"Spearman {_num(cv['mean_loss_spearman']).strip()}, top-1 regret {cv['regret_top1']:.4f} nats, "
+            f"top-{cv['top_k']} regret {cv['regret_topk']:.4f}, random pick {cv['regret_random']:.4f}"
+        )
     for note in r.get("notes", []):
         lines.append(f"note: {note}")
     auto = r.get("auto")
     if auto:
         lines.append(f"auto: chose {auto['chosen']} ({auto['criterion']})")
         for name, c in auto["candidates"].items():
-            if c.get("cv_mean_mre") is None:
+            if c.get("regret_top1") is None:
                 lines.append(f"  {name:<10} skipped: {c.get('error')}")
             else:
-                lines.append(f"  {name:<10} CV-MRE% {_pct(c['cv_mean_mre'])}  CV-rho {_num(c['cv_mean_spearman'])}  "
-                             f"params {c['n_params']}")
+                lines.append(f"  {name:<10} regret@1 {c['regret_top1']:.4f}  regret@k {c['regret_topk']:.4f}  "
+                             f"mean-loss rho {_num(c['mean_loss_spearman']).strip()}  CV-rho {_num(c['mean_spearman']).strip()}  "
+                             f"CV-MRE% {_pct(c['mean_mre']).strip()}  params {c['n_params']}")
     return "\n".join(lines)
 
 
@@ -108,14 +125,32 @@ def plot_fit(law: MixingLaw, table: ObservationTable, out_dir: str) -> list[str]
     return paths
 
 
-def write_weights_yaml(path: str, weights: dict[str, float], header_lines: list[str]) -> None:
-    """`weights:` mapping readable by the manual strategy (mixing.weights_file), with # comments."""
+def write_weights_yaml(path: str, weights: dict[str, float], header_lines: list[str], optimum: Optimum | None = None) -> None:
+    """`weights:` mapping readable by the manual strategy (mixing.weights_file), with # comments and
+    an `optimum:` metadata block (where the optimum lies relative to the data; the strategy ignores it)."""
+    import yaml
+
     with open(path, "w") as f:
         for line in header_lines:
             f.write(f"# {line}\n")
         f.write("weights:\n")
         for d, w in weights.items():
             f.write(f"  {d}: {float(w)!r}\n")
+        if optimum is not None:
+            meta = {"predicted_mean_loss": float(optimum.objective), "tv_to_nearest_observed": optimum.tv_to_nearest,
+                    "nearest_run": optimum.nearest_run, "active_constraints": list(optimum.active),
+                    "support_margin": optimum.support_margin, "trust_radius": optimum.trust_radius,
+                    "unconstrained_tv": optimum.unconstrained_tv}
+            f.write(yaml.safe_dump({"optimum": meta}, sort_keys=False))
+
+
+def _off_or_float(text: str | None, flag: str) -> float | None:
+    if text is None or text.strip().lower() in ("none", "off"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{flag}: expected a number or 'none' (switch it off), got {text!r}") from None
 
 
 def _predict(args) -> None:
@@ -148,30 +183,42 @@ def _optimize(args) -> None:
         raise ValueError("--importance takes domain=value pairs, e.g. code=2,prose=1")
     min_w = parse_domain_values(args.min_weight, "--min-weight") or 0.0
     max_w = parse_domain_values(args.max_weight, "--max-weight")
-    weights = law.optimize(args.step, importance=importance, min_weight=min_w, max_weight=max_w)
+    margin = _off_or_float(args.support_margin, "--support-margin")
+    radius = _off_or_float(args.trust_radius, "--trust-radius")
+    opt = law.solve(args.step, importance=importance, min_weight=min_w, max_weight=max_w,
+                    support_margin=margin, trust_radius=radius, seed=args.seed)
+    weights = opt.weights
     r = np.array(list(weights.values()))
     pred = law.predict(r[None], [args.step])[0]
     imp = law.importance_vector(importance)
     cv = law.report.get("cv", {})
     lines = [
-        f"written by: python -m mixtrain.fit --law-file {args.law_file} --optimize --step {args.step:g}",
+        f"written by: python -m mixtrain.fit --law-file {args.law_file} --optimize --step {args.step:g} "
+        f"--support-margin {args.support_margin} --trust-radius {args.trust_radius} --seed {args.seed}",
         f"law: {law.name}  ({law.formula})",
         f"fit: {law.report.get('n_runs')} runs, steps {law.step_range[0]:g}..{law.step_range[1]:g}; "
-        f"CV mean MRE {_pct(cv.get('mean_mre')).strip()}%, mean Spearman {_num(cv.get('mean_spearman')).strip()}",
+        f"CV mean MRE {_pct(cv.get('mean_mre')).strip()}%, mean Spearman {_num(cv.get('mean_spearman')).strip()}, "
+        f"mean-loss Spearman {_num(cv.get('mean_loss_spearman')).strip()}, top-1 regret {_num(cv.get('regret_top1')).strip()}",
         "importance: " + " ".join(f"{d}={v:.4g}" for d, v in zip(law.eval_domains, imp)),
         f"min weight: {args.min_weight or 0}; max weight: {args.max_weight or 'none'}",
         "predicted val loss at that step: " + " ".join(f"{d}={v:.4f}" for d, v in zip(law.eval_domains, pred)),
+        *opt.lines(),
         "use: python -m mixtrain.train mixing=manual mixing.weights_file=<this file>",
     ]
-    write_weights_yaml(args.out, weights, lines)
+    write_weights_yaml(args.out, weights, lines, opt)
     for d, w in weights.items():
         print(f"  {d}: {w:.6f}")
+    for line in opt.lines():
+        print(f"fit: {line}")
     print(f"fit: optimum of {law.name} at step {args.step:g} -> {args.out}")
 
 
 def _fit(args) -> None:
     table = read_table(args.table)
-    law = fit_law(table, args.law, cv_folds=args.folds, seed=args.seed)
+    importance = parse_domain_values(args.importance, "--importance")
+    if isinstance(importance, float):
+        raise ValueError("--importance takes domain=value pairs, e.g. code=2,prose=1")
+    law = fit_law(table, args.law, cv_folds=args.folds, seed=args.seed, importance=importance)
     print(quality_table(law))
     law.to_json(args.out)
     print(f"fit: wrote {args.out}")
@@ -188,13 +235,18 @@ def main(argv: list[str] | None = None) -> None:
     # runs best and its optimum was sane
     ap.add_argument("--law", default="bimix", choices=sorted(LAWS) + ["auto"])
     ap.add_argument("--folds", type=int, default=5, help="cross-validation folds over runs (0: none)")
-    ap.add_argument("--seed", type=int, default=0, help="fold assignment seed")
+    ap.add_argument("--seed", type=int, default=0, help="fold assignment seed (fit); random starts (optimize)")
     ap.add_argument("--plot", metavar="DIR", help="fit mode: save fitted-vs-observed PNGs per domain here")
     ap.add_argument("--law-file", help="law JSON written by fit mode (predict / optimize modes)")
     ap.add_argument("--predict", metavar="MIX.csv", help="mixture file with w/<domain> columns and optional step")
     ap.add_argument("--optimize", action="store_true", help="write the optimal weights at --step")
     ap.add_argument("--step", type=float, help="target step (optimize) or step for a mixture file without one")
-    ap.add_argument("--importance", help="eval-domain importance, e.g. code=2,prose=1 (unnamed: 1)")
+    ap.add_argument("--importance", help="eval-domain importance, e.g. code=2,prose=1 (unnamed: 1); in fit mode "
+                    "it weights the CV mean-loss ranking and regret")
+    ap.add_argument("--support-margin", default=str(DEFAULT_SUPPORT_MARGIN),
+                    help="optimize: keep each weight within [min observed - M, max observed + M] ('none': off)")
+    ap.add_argument("--trust-radius", default=str(DEFAULT_TRUST_RADIUS),
+                    help="optimize: stay within this TV distance of some observed mixture ('none': off)")
     ap.add_argument("--min-weight", help="floor: a number or domain=value,...")
     ap.add_argument("--max-weight", help="cap (e.g. from an epoch cap): a number or domain=value,...")
     ap.add_argument("--out", required=True, help="law.json (fit), PRED.csv (predict) or weights.yaml (optimize)")

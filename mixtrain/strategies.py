@@ -265,6 +265,9 @@ class Law(MixingStrategy):
         importance: Mapping[str, float] | None = None,
         min_weight: float = 0.0,
         max_epochs: float | None = None,
+        support_margin: float | None = 0.05,
+        trust_radius: float | None = 0.25,
+        seed: int = 0,
     ):
         super().__init__(max_epochs)
         if not law_file:
@@ -273,6 +276,10 @@ class Law(MixingStrategy):
         self.step = step
         self.importance = dict(importance) if importance else None
         self.min_weight = float(min_weight)
+        # the optimum stays inside the proxies' support unless these are null (mixtrain/laws/support.py)
+        self.support_margin = None if support_margin is None else float(support_margin)
+        self.trust_radius = None if trust_radius is None else float(trust_radius)
+        self.seed = int(seed)
 
     def compute(self, ctx: DataContext) -> dict[str, float]:
         from mixtrain.laws import load_law
@@ -287,7 +294,10 @@ class Law(MixingStrategy):
                 f"law {self.law_file} was fitted on domains {law_domains} but this run trains on {ctx.domains}; "
                 "fit the law on runs over the same domains"
             )
-        return law.optimize(step, importance=self.importance, min_weight=self.min_weight)
+        opt = law.solve(step, importance=self.importance, min_weight=self.min_weight,
+                        support_margin=self.support_margin, trust_radius=self.trust_radius, seed=self.seed)
+        log.info("mixing=law: optimum of %s at step %s; %s", self.law_file, step, "; ".join(opt.lines()))
+        return opt.weights
 
 
 def prior_weights(kind: str, temperature: float, ctx: DataContext) -> dict[str, float]:

@@ -82,7 +82,8 @@ def test_bimix_optimum_moves_with_target_step():
     law.train_domains = law.eval_domains = ("fast", "slow")
     law.params = {"alpha": np.array([0.2, 0.2]), "B": np.array([50.0, 1.0]), "beta": np.array([0.5, 0.5]),
                   "C": np.array([0.5, 3.0]), "own": np.array([0.0, 1.0]), "step_free": np.array(0.0)}
-    r = [law.optimize(s)["fast"] for s in (100, 1000, 10_000, 100_000)]
+    # hand-set parameters carry no observed mixtures: the closed form itself, outside any support limits
+    r = [law.optimize(s, support_margin=None, trust_radius=None)["fast"] for s in (100, 1000, 10_000, 100_000)]
     assert all(a > b for a, b in zip(r, r[1:])), r
     for s, rf in zip((100, 1000, 10_000, 100_000), r):
         K = law.params["B"] * s ** -0.5 + law.params["C"]
@@ -97,8 +98,8 @@ def _objective(law, r, step, w):
 def test_bimix_closed_form_matches_brute_force(bimix_fit):
     law = bimix_fit
     w = law.importance_vector({"code": 3.0})
-    closed = np.array(list(law.optimize(5000, importance={"code": 3.0}).values()))
-    generic = MixingLaw._optimize(law, 5000.0, w, np.zeros(4), np.ones(4))  # SLSQP path of the base class
+    closed = np.array(list(law.optimize(5000, importance={"code": 3.0}, support_margin=None, trust_radius=None).values()))
+    generic = MixingLaw._optimize(law, 5000.0, w, np.zeros(4), np.ones(4), rng=np.random.default_rng(0))  # SLSQP path
     f_closed, f_generic = _objective(law, closed, 5000, w), _objective(law, generic, 5000, w)
     assert f_closed <= f_generic + 1e-9
     np.testing.assert_allclose(closed, generic, atol=2e-3)
@@ -249,3 +250,117 @@ def test_auto_picks_loglinear_on_loglinear_data():
     table = synthetic_table(loss, dirichlet_mixtures(4, 10, seed=4), STEPS[::2], DOMAINS, noise=0.001, seed=4)
     law = fit_law(table, "auto", cv_folds=3)
     assert law.name == "loglinear", law.report["auto"]
+
+
+# ---- optimisation inside the data's support (laws/support.py) ------------------------------------
+
+def narrow_bimix_table(seed=3):
+    """Proxies clustered around uniform (Dirichlet concentration 60): every weight within ~0.1-0.4."""
+    return synthetic_table(bimix_loss, dirichlet_mixtures(4, 10, concentration=60.0, seed=seed), STEPS, DOMAINS,
+                           noise=0.002, seed=seed)
+
+
+def test_optimum_stays_inside_the_support_by_default():
+    law = BiMixLaw().fit(narrow_bimix_table(), cv_folds=0)
+    imp = {"web": 20.0}  # pulls the unconstrained optimum far onto web
+    free = law.solve(5000, importance=imp, support_margin=None, trust_radius=None)
+    opt = law.solve(5000, importance=imp)
+    M = law.observed_mixtures
+    assert free.weights["web"] > M[:, 3].max() + 0.2  # the extrapolating optimum the defaults must prevent
+    assert free.tv_to_nearest > 0.25
+    r = np.array(list(opt.weights.values()))
+    assert np.all(r <= M.max(axis=0) + 0.05 + 1e-9) and np.all(r >= M.min(axis=0) - 0.05 - 1e-9)
+    assert opt.tv_to_nearest <= 0.25 + 1e-6
+    assert opt.nearest_run in law.observed_runs
+    assert any("web <=" in a and "(support)" in a for a in opt.active), opt.active
+    # it is the best point of the constrained set: no observed mixture scores better
+    w = law.importance_vector(imp)
+    assert opt.objective <= min(_objective(law, m, 5000, w) for m in M) + 1e-9
+    assert opt.objective >= free.objective - 1e-12
+    # a tighter trust region binds and is reported, with the unconstrained distance
+    tight = law.solve(5000, importance=imp, trust_radius=0.02)
+    assert tight.tv_to_nearest <= 0.02 + 1e-6
+    assert "trust region TV <= 0.02" in tight.active and tight.unconstrained_tv > 0.02
+    assert any("TV to the nearest observed mixture" in line for line in tight.lines())
+
+
+def test_generic_optimiser_is_seeded_and_trust_region_holds_for_exp():
+    law = ExpLaw().fit(exp_table(), cv_folds=0)
+    a = law.solve(3000, importance={"code": 10.0}, trust_radius=0.05, seed=7)
+    b = law.solve(3000, importance={"code": 10.0}, trust_radius=0.05, seed=7)
+    assert a.weights == b.weights
+    assert a.tv_to_nearest <= 0.05 + 1e-6
+
+
+def test_user_bounds_override_the_support_box():
+    law = BiMixLaw().fit(narrow_bimix_table(), cv_folds=0)
+    lo_obs = law.observed_mixtures[:, 0].min()
+    opt = law.solve(5000, max_weight={"code": lo_obs / 4}, trust_radius=None)  # an epoch cap below the support
+    assert opt.weights["code"] <= lo_obs / 4 + 1e-9
+    assert any(a.startswith("code <=") and "(cap)" in a for a in opt.active), opt.active
+
+
+def test_law_without_observed_mixtures_needs_an_explicit_opt_out(tmp_path):
+    law = BiMixLaw().fit(bimix_table(), cv_folds=0)
+    d = law.to_json(str(tmp_path / "law.json"))
+    assert len(d["observed_mixtures"]) == 10 and len(d["observed_runs"]) == 10
+    back = load_law(str(tmp_path / "law.json"))
+    assert back.solve(2000).weights == pytest.approx(law.solve(2000).weights, abs=1e-9)
+    old = {k: v for k, v in d.items() if k not in ("observed_mixtures", "observed_runs")}
+    legacy = MixingLaw.from_json(old)
+    with pytest.raises(ValueError, match="no observed mixtures.*support_margin=None and trust_radius=None"):
+        legacy.optimize(2000)
+    assert sum(legacy.optimize(2000, support_margin=None, trust_radius=None).values()) == pytest.approx(1.0)
+
+
+# ---- evaluation by what matters for choosing a mixture (laws/evaluate.py) ------------------------
+
+def test_selection_metrics_regret_and_spearman():
+    from mixtrain.laws.evaluate import selection_metrics
+
+    obs = np.array([[1.0, 3.0], [2.0, 2.0], [3.0, 3.0], [0.5, 3.0]])  # mean 2.0, 2.0, 3.0, 1.75
+    pred = np.array([[1.0, 1.0], [2.0, 2.0], [0.0, 0.0], [5.0, 5.0]])  # predicts run 2 best (truly worst)
+    m = selection_metrics(pred, obs, np.array([0.5, 0.5]), top_k=2)
+    assert m["regret_top1"] == pytest.approx(3.0 - 1.75)
+    assert m["regret_topk"] == pytest.approx(2.0 - 1.75)  # best of runs 2 and 0
+    assert m["regret_random"] == pytest.approx(np.mean([2.0, 2.0, 3.0, 1.75]) - 1.75)
+    assert m["mean_loss_spearman"] < 0
+    # importance moves the choice: all weight on domain 0 makes run 3 the true best
+    assert selection_metrics(obs, obs, np.array([1.0, 0.0]))["regret_top1"] == 0.0
+
+
+def test_cv_reports_mean_loss_ranking_regret_and_own_weight_baseline():
+    from mixtrain.laws.evaluate import spearman
+
+    table = bimix_table()
+    law = BiMixLaw().fit(table, cv_folds=5, importance={"code": 3.0})
+    cv = law.report["cv"]
+    assert cv["importance"]["code"] == pytest.approx(0.5)
+    assert cv["n"] == 10 and cv["regret_top1"] >= 0 and cv["regret_topk"] <= cv["regret_top1"]
+    assert cv["regret_top1"] <= cv["regret_random"] and cv["mean_loss_spearman"] > 0.8
+    fin = table.final_rows()
+    own = spearman(-table.W[fin, 1], table.L[fin, 1])
+    assert cv["domains"]["math"]["own_weight_spearman"] == pytest.approx(own)
+    assert cv["mean_own_weight_spearman"] is not None
+
+
+def test_auto_chooses_by_regret_not_by_loss_error(monkeypatch):
+    import mixtrain.laws as laws_mod
+
+    def fake(name, regret, rho, mre):
+        class Fake(BiMixLaw):
+            def fit(self, table, **kw):
+                super().fit(table, cv_folds=0)
+                self.name = name
+                self.report["cv"] = {"regret_top1": regret, "regret_topk": regret, "regret_random": 1.0,
+                                     "mean_loss_spearman": rho, "mean_spearman": 0.9, "mean_mre": mre}
+                return self
+        return Fake
+
+    monkeypatch.setattr(laws_mod, "LAWS", {
+        "precise": fake("precise", 0.5, 0.6, 0.001),   # lowest loss error, bad choice
+        "chooser": fake("chooser", 0.0, 0.7, 0.05),
+        "ranker": fake("ranker", 0.05, 0.9, 0.05),     # regret tied (within 10% of 1.0), ranks best
+    })
+    law = fit_law(bimix_table(), "auto")
+    assert law.report["auto"]["chosen"] == "ranker", law.report["auto"]

@@ -1,16 +1,18 @@
-"""What every mixing law shares: the interface, the fit report, cross-validation, constrained
-optimisation on the simplex, and JSON save/load.
+"""What every mixing law shares: the interface, the fit report, constrained optimisation on the
+simplex inside the data's support (laws/support.py), and JSON save/load.
 
 A law subclass implements `_fit(table, notes)` (sets `self.params`, a dict of numpy arrays),
 `_predict(W, steps)`, `n_params()`, `_check(table)` (too few runs etc. -> ValueError), and
 optionally `_predict_grad(r, step)` (analytic gradient for the optimiser) or `_optimize(...)`
-(a closed form). Everything else lives here. Pure: numpy + scipy.
+(a closed form over floors/caps, given a seeded `rng`). Everything else lives here. Pure: numpy + scipy.
 
 Report (`law.report`, also in the JSON): per evaluation domain in-sample R^2 and mean relative
-error (MRE) over all rows, and cross-validation: group k-fold over runs (default 5 folds, runs
-assigned to folds by a seeded permutation); each fold refits the law on the other runs and
-predicts the held-out runs' final-step losses; out-of-fold predictions of all runs are pooled,
-then per domain: Spearman rank correlation with the observed final losses and MRE.
+error (MRE) over all rows, and cross-validation (laws/evaluate.py): group k-fold over runs (default
+5 folds, runs assigned to folds by a seeded permutation); each fold refits the law on the other
+runs and predicts the held-out runs' final-step losses; pooled out-of-fold predictions give per
+domain Spearman and MRE (next to the own-weight baseline) and the mean-loss Spearman and regret.
+The JSON also keeps the fitting table's distinct mixtures (`observed_mixtures`): `solve` keeps
+the optimum inside their support by default.
 """
 
 from __future__ import annotations
@@ -23,29 +25,18 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.optimize import brentq, least_squares, minimize
 
+from mixtrain.laws.evaluate import cross_validate, spearman
+from mixtrain.laws.evaluate import nanmean as _nanmean
+from mixtrain.laws.support import (
+    DEFAULT_SUPPORT_MARGIN, DEFAULT_TRUST_RADIUS, Optimum, active_constraints, combine_bounds, distinct_mixtures,
+    solve_in_support, support_box, tv_distance,
+)
 from mixtrain.table import ObservationTable, as_domain_map
 from mixtrain.weights import normalize_weights
 
+__all__ = ["MixingLaw", "Optimum", "cross_validate", "project_box_simplex", "spearman"]
+
 FORMAT = 1
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman rank correlation (average ranks for ties); NaN if either side is constant or n < 3."""
-    from scipy.stats import rankdata
-
-    if a.shape[0] < 3:
-        return float("nan")
-    ra, rb = rankdata(a), rankdata(b)
-    sa, sb = ra.std(), rb.std()
-    if sa == 0 or sb == 0:
-        return float("nan")
-    return float(np.mean((ra - ra.mean()) * (rb - rb.mean())) / (sa * sb))
-
-
-def _nanmean(values) -> float | None:
-    v = np.asarray([x for x in values if x is not None], dtype=float)
-    v = v[np.isfinite(v)]
-    return float(v.mean()) if v.size else None
 
 
 def _jsonable(x: Any) -> Any:
@@ -89,6 +80,8 @@ class MixingLaw:
         self.eval_domains: tuple[str, ...] = ()
         self.step_range: tuple[float, float] = (float("nan"), float("nan"))
         self.report: dict[str, Any] = {}
+        self.observed_mixtures: np.ndarray | None = None  # [n_mix, k] distinct mixtures of the fitting table
+        self.observed_runs: list[str] = []  # a run of each
 
     # ---- to implement ------------------------------------------------------------------
     def _check(self, table: ObservationTable) -> None:
@@ -112,11 +105,17 @@ class MixingLaw:
         return L0, J
 
     # ---- fit ---------------------------------------------------------------------------
-    def fit(self, table: ObservationTable, *, cv_folds: int = 5, seed: int = 0) -> MixingLaw:
-        """Fit on `table`, store params and `report` (with cross-validation unless cv_folds=0)."""
+    def fit(self, table: ObservationTable, *, cv_folds: int = 5, seed: int = 0,
+            importance: Mapping[str, float] | None = None) -> MixingLaw:
+        """Fit on `table`, store params and `report` (with cross-validation unless cv_folds=0).
+
+        `importance` weights the eval domains in the CV's mean-loss ranking and regret (equal if None).
+        """
         self._check(table)
         self.train_domains, self.eval_domains = table.train_domains, table.eval_domains
         self.step_range = (float(table.steps.min()), float(table.steps.max()))
+        # the data's support, for optimisation inside it (laws/support.py) and the JSON
+        self.observed_mixtures, self.observed_runs = distinct_mixtures(table.W, table.runs)
         notes: list[str] = []
         self._fit(table, notes)
         for key, value in (self.params or {}).items():
@@ -146,7 +145,8 @@ class MixingLaw:
             "mean_mre": _nanmean(v["mre"] for v in domains.values()),
         }
         if cv_folds:
-            self.report["cv"] = cross_validate(self, table, folds=cv_folds, seed=seed)
+            self.report["cv"] = cross_validate(self, table, folds=cv_folds, seed=seed,
+                                               importance=self.importance_vector(importance))
         return self
 
     def _require_fitted(self) -> None:
@@ -191,33 +191,88 @@ class MixingLaw:
         full = as_domain_map(importance, self.eval_domains, 1.0, "importance")
         return np.array(list(normalize_weights(full, self.eval_domains, what="importance").values()))
 
-    def optimize(
+    def optimize(self, target_step: float, importance: Mapping[str, float] | None = None,
+                 min_weight: float | Mapping[str, float] = 0.0, max_weight: float | Mapping[str, float] | None = None,
+                 **support: Any) -> dict[str, float]:
+        """The weights of `solve(...)` (same arguments)."""
+        return self.solve(target_step, importance, min_weight, max_weight, **support).weights
+
+    def solve(
         self,
         target_step: float,
         importance: Mapping[str, float] | None = None,
         min_weight: float | Mapping[str, float] = 0.0,
         max_weight: float | Mapping[str, float] | None = None,
-    ) -> dict[str, float]:
-        """Weights minimising sum_i importance_i * L_i(r, target_step) within floors and caps.
+        *,
+        support_margin: float | None = DEFAULT_SUPPORT_MARGIN,
+        trust_radius: float | None = DEFAULT_TRUST_RADIUS,
+        seed: int = 0,
+    ) -> Optimum:
+        """Weights minimising sum_i importance_i * L_i(r, target_step) within floors, caps and the data's support.
 
         `max_weight` is also how an epoch cap is expressed: cap_d = max_epochs_d * tokens_d / budget.
+        `support_margin` (absolute weight) and `trust_radius` (TV) keep the optimum near the fitting
+        table's mixtures (laws/support.py); None switches each off. `seed` drives the random starts.
         """
         self._require_fitted()
         if not math.isfinite(float(target_step)) or float(target_step) <= 0:
             raise ValueError(f"{self.name}: target_step must be finite and > 0, got {target_step}")
         w = self.importance_vector(importance)
-        lo, hi = self.bounds(min_weight, max_weight)
-        r = self._optimize(float(target_step), w, lo, hi)
+        ulo, uhi = self.bounds(min_weight, max_weight)
+        M = self.observed_mixtures
+        if (support_margin is not None or trust_radius is not None) and M is None:
+            raise ValueError(
+                f"{self.name}: this law carries no observed mixtures (a law.json written before they were saved, "
+                "or parameters set by hand), so the optimum cannot be kept inside the data's support. Refit it "
+                "with `python -m mixtrain.fit --table T.csv`, or opt out with support_margin=None and "
+                "trust_radius=None (--support-margin none --trust-radius none)."
+            )
+        k = len(self.train_domains)
+        if support_margin is not None:
+            slo, shi = support_box(M, float(support_margin))
+        else:
+            slo, shi = np.zeros(k), np.ones(k)
+        lo, hi, lo_src, hi_src = combine_bounds(ulo, uhi, slo, shi)
+        rng = np.random.default_rng(seed)
+
+        def fg(r):
+            L, J = self._predict_grad(np.clip(r, 0, None), float(target_step))
+            return float(L @ w), J.T @ w
+
+        r, free = solve_in_support(
+            fg, lambda a, b: self._optimize(float(target_step), w, a, b, rng=rng), project_box_simplex,
+            M if M is not None else np.empty((0, k)), lo, hi, None if trust_radius is None else float(trust_radius), rng,
+        )
         if not np.all(np.isfinite(r)):
             raise ValueError(f"{self.name}: optimisation produced non-finite weights {r}")
         r = project_box_simplex(np.asarray(r, dtype=float), lo, hi)
-        return normalize_weights(dict(zip(self.train_domains, r.tolist())), self.train_domains, what=f"{self.name} optimum")
+        weights = normalize_weights(dict(zip(self.train_domains, r.tolist())), self.train_domains, what=f"{self.name} optimum")
+        tv = near = free_tv = trust_tv = None
+        if M is not None and len(M):
+            d = tv_distance(r, M)
+            near = int(np.argmin(d))
+            tv = float(d[near])
+            free_tv = float(tv_distance(free, M).min())
+            trust_tv = float(tv_distance(r, np.array([project_box_simplex(m, lo, hi) for m in M])).min())
+        return Optimum(
+            weights=weights, objective=fg(r)[0], tv_to_nearest=tv,
+            nearest_run=None if near is None else self.observed_runs[near],
+            active=active_constraints(r, lo, hi, lo_src, hi_src, self.train_domains, trust_tv,
+                                      None if trust_radius is None else float(trust_radius)),
+            support_margin=support_margin, trust_radius=trust_radius,
+            unconstrained_tv=free_tv if trust_radius is not None and free_tv is not None and free_tv > tv + 1e-6 else None,
+        )
 
     def objective(self, r: np.ndarray, step: float, w: np.ndarray) -> float:
         return float(self._predict(np.asarray(r, float)[None], np.array([step]))[0] @ w)
 
-    def _optimize(self, step: float, w: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        """Generic: SLSQP on {lo <= r <= hi, sum r = 1} from several starts, best objective wins."""
+    def _optimize(self, step: float, w: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                  *, rng: np.random.Generator) -> np.ndarray:
+        """Generic: SLSQP on {lo <= r <= hi, sum r = 1} from several starts, best objective wins.
+
+        Starts: uniform, 4 Dirichlet draws from `rng` (seeded by the caller), and the 3 observed
+        mixtures with the lowest objective (projected into the box).
+        """
         k = len(self.train_domains)
         if np.allclose(lo, hi):
             return lo.copy()
@@ -227,12 +282,12 @@ class MixingLaw:
             return float(L @ w), J.T @ w
 
         starts = [project_box_simplex(np.full(k, 1.0 / k), lo, hi)]
-        rng = np.random.default_rng(0)
         starts += [project_box_simplex(rng.dirichlet(np.ones(k)), lo, hi) for _ in range(4)]
-        obs = getattr(self, "_observed_mixtures", None)
+        obs = self.observed_mixtures
         if obs is not None and len(obs):
-            vals = [fg(project_box_simplex(m, lo, hi))[0] for m in obs]
-            starts += [project_box_simplex(obs[i], lo, hi) for i in np.argsort(vals)[:3]]
+            proj = [project_box_simplex(m, lo, hi) for m in obs]
+            vals = [fg(m)[0] for m in proj]
+            starts += [proj[i] for i in np.argsort(vals)[:3]]
         best, best_f = None, math.inf
         for x0 in starts:
             res = minimize(
@@ -260,6 +315,8 @@ class MixingLaw:
             "eval_domains": list(self.eval_domains),
             "step_range": list(self.step_range),
             "params": {k: np.asarray(v) for k, v in self.params.items()},
+            "observed_mixtures": None if self.observed_mixtures is None else np.asarray(self.observed_mixtures),
+            "observed_runs": list(self.observed_runs),
             "report": self.report,
             "mixtrain_version": __version__,
         })
@@ -293,48 +350,14 @@ class MixingLaw:
         law.step_range = tuple(d.get("step_range", (float("nan"), float("nan"))))
         law.params = {k: np.asarray(v, dtype=float) for k, v in d["params"].items()}
         law.report = d.get("report", {})
+        if d.get("observed_mixtures") is not None:
+            law.observed_mixtures = np.asarray(d["observed_mixtures"], dtype=float).reshape(-1, len(law.train_domains))
+            law.observed_runs = [str(r) for r in d.get("observed_runs", [])] or [f"#{i}" for i in range(len(law.observed_mixtures))]
         law._after_load()
         return law
 
     def _after_load(self) -> None:
         """Hook: rebuild derived fields from params after from_json."""
-
-
-def cross_validate(law: MixingLaw, table: ObservationTable, *, folds: int = 5, seed: int = 0) -> dict[str, Any]:
-    """Group k-fold over runs; out-of-fold final-step predictions -> per-domain Spearman and MRE."""
-    runs = table.run_names
-    n = len(runs)
-    if n < 3:
-        return {"error": f"cross-validation needs >= 3 runs, the table has {n}"}
-    K = max(2, min(folds, n))
-    perm = np.random.default_rng(seed).permutation(n)
-    fold_of = {runs[p]: i % K for i, p in enumerate(perm)}
-    row_fold = np.array([fold_of[r] for r in table.runs.tolist()])
-    final = table.final_rows()
-    final_fold = row_fold[final]
-    oof = np.full((n, len(table.eval_domains)), np.nan)
-    for f in range(K):
-        clone = type(law)(**law.config)
-        try:
-            clone.fit(table.subset(row_fold != f), cv_folds=0)
-        except ValueError as e:
-            return {"error": f"fold {f + 1}/{K}: {e}", "folds": K}
-        idx = np.flatnonzero(final_fold == f)
-        oof[idx] = clone._predict(table.W[final[idx]], table.steps[final[idx]])
-    obs = table.L[final]
-    if not np.all(np.isfinite(oof)):
-        return {"error": "non-finite held-out predictions", "folds": K}
-    domains = {
-        d: {"spearman": spearman(oof[:, j], obs[:, j]), "mre": float(np.mean(np.abs(oof[:, j] - obs[:, j]) / obs[:, j]))}
-        for j, d in enumerate(table.eval_domains)
-    }
-    return {
-        "scheme": f"group {K}-fold over runs (seed {seed}); held-out runs' final-step losses",
-        "folds": K,
-        "domains": domains,
-        "mean_spearman": _nanmean(v["spearman"] for v in domains.values()),
-        "mean_mre": _nanmean(v["mre"] for v in domains.values()),
-    }
 
 
 def own_indices(law: str, train_domains, eval_domains) -> np.ndarray:

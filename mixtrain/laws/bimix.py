@@ -145,7 +145,8 @@ class BiMixLaw(MixingLaw):
         J[np.arange(L.shape[0]), own] = -p["alpha"] * L / (r[own] + float(self.config["eps"]))
         return L, J
 
-    def _optimize(self, step: float, w: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    def _optimize(self, step: float, w: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, rng=None) -> np.ndarray:
+        """Closed form (module docstring); deterministic, so `rng` is unused."""
         p, eps = self.params, float(self.config["eps"])
         k = len(self.train_domains)
         own = p["own"].astype(np.int64)
