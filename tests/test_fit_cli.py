@@ -104,6 +104,8 @@ def test_fit_predict_optimize_end_to_end(table_csv, capsys):
     fit_mod.main(["--table", str(table), "--law", "bimix", "--out", str(law_json), "--plot", str(plots)])
     out = capsys.readouterr().out
     assert "CV-rho" in out and "code" in out and "mean" in out
+    # what choosing a mixture depends on, next to the parameter-free own-weight baseline
+    assert "own-rho" in out and "top-1 regret" in out and "mixture choice over 8 held-out runs" in out
     saved = json.loads(law_json.read_text())
     assert saved["law"] == "bimix" and saved["report"]["cv"]["folds"] == 5
     assert sorted(os.listdir(plots)) == ["code.png", "prose.png", "web.png"]
@@ -133,6 +135,25 @@ def test_fit_predict_optimize_end_to_end(table_csv, capsys):
     assert list(weights) == DOMAINS
     assert sum(weights.values()) == pytest.approx(1.0, abs=1e-12)
     assert min(weights.values()) >= 0.05 - 1e-9 and weights["web"] <= 0.3 + 1e-9
+    # where the optimum lies relative to the proxies: in the comments and as metadata
+    import yaml
+
+    assert "# TV to the nearest observed mixture:" in text and "# active constraints:" in text
+    meta = yaml.safe_load(text)["optimum"]
+    assert meta["trust_radius"] == 0.25 and meta["support_margin"] == 0.05
+    assert 0 <= meta["tv_to_nearest_observed"] <= 0.25 + 1e-6 and meta["nearest_run"].startswith("run")
+    assert isinstance(meta["active_constraints"], list)
+    # opting out of the support limits is explicit
+    free_yaml = d / "free.yaml"
+    fit_mod.main(["--law-file", str(law_json), "--optimize", "--step", "5000", "--importance", "code=50",
+                  "--support-margin", "none", "--trust-radius", "none", "--out", str(free_yaml)])
+    fit_mod.main(["--law-file", str(law_json), "--optimize", "--step", "5000", "--importance", "code=50",
+                  "--trust-radius", "0.01", "--out", str(weights_yaml)])
+    out = capsys.readouterr().out
+    free, tight = yaml.safe_load(free_yaml.read_text())["optimum"], yaml.safe_load(weights_yaml.read_text())["optimum"]
+    assert free["trust_radius"] is None and free["support_margin"] is None
+    assert tight["tv_to_nearest_observed"] <= 0.01 + 1e-6 < free["tv_to_nearest_observed"]
+    assert "trust region TV <= 0.01" in tight["active_constraints"] and "fit: active constraints:" in out
 
 
 def test_fit_auto_and_cli_errors(table_csv, capsys):
