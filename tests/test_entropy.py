@@ -176,3 +176,94 @@ def test_shards_of_another_dtype_are_refused(tiny_data_dir, tmp_path):
     (train / "index.json").write_text(json.dumps(index))
     with pytest.raises(ValueError, match="data_format.*re-prepare"):
         read_domain_tokens(train)
+
+
+def _zipf(vocab: int) -> np.ndarray:
+    p = 1.0 / np.arange(1, vocab + 1)
+    return p / p.sum()
+
+
+def test_miller_madow_is_closer_to_truth_than_plug_in_on_small_samples():
+    """iid source with known entropy H (so je = 2H, ce = H); 2,000 tokens of a 64-symbol Zipf source."""
+    p = _zipf(64)
+    h = float(-(p * np.log(p)).sum())
+    truth = {"se": h, "je": 2 * h, "ce": h}
+    err = {"none": {m: [] for m in truth}, "miller_madow": {m: [] for m in truth}}
+    for seed in range(10):
+        tokens = np.random.default_rng(seed).choice(64, size=2000, p=p)
+        for kind in err:
+            got = token_entropies(tokens, 64, bias_correction=kind)
+            for m in truth:
+                err[kind][m].append(got[m] - truth[m])
+    for m in truth:
+        plug, mm = np.mean(err["none"][m]), np.mean(err["miller_madow"][m])
+        assert plug < 0  # the plug-in estimate is biased low ...
+        assert abs(mm) < 0.7 * abs(plug), (m, plug, mm)  # ... and the correction is closer to the truth
+    # se (64 symbols, N >> m) loses almost all its bias; pairs (4,096 possible, N = 2,000) keep some:
+    # first-order correction cannot account for pairs never observed (module doc)
+    assert abs(np.mean(err["miller_madow"]["se"])) < 0.2 * abs(np.mean(err["none"]["se"]))
+
+
+def test_unknown_bias_correction_is_refused(tiny_data_dir):
+    with pytest.raises(ValueError, match="bias_correction"):
+        token_entropies(np.array([0, 1, 2]), 4, bias_correction="jackknife")
+    with pytest.raises(ValueError, match="bias_correction"):
+        load_or_compute_entropies(tiny_data_dir, bias_correction="jackknife", write=False)
+
+
+@pytest.fixture(scope="module")
+def same_source_data_dir(tmp_path_factory):
+    """Two domains drawn from one source, one 5x larger: iid Zipf words from a 2,000-word lexicon, so
+    the small domain's sample sees only part of the pairs (the regime where sample size biases je)."""
+    from mixtrain.prepare import prepare_corpus
+    from mixtrain.shards import ShardSettings
+
+    raw = tmp_path_factory.mktemp("same_source_raw")
+    rng = np.random.default_rng(7)
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    lexicon = ["".join(rng.choice(letters, size=rng.integers(2, 7))) for _ in range(2000)]
+    p = _zipf(len(lexicon))
+    for name, n_docs in (("big", 250), ("small", 50)):
+        (raw / name).mkdir()
+        for i in range(n_docs):
+            words = rng.choice(len(lexicon), size=200, p=p)
+            (raw / name / f"doc{i:03d}.txt").write_text(" ".join(lexicon[w] for w in words) + ".")
+    out = tmp_path_factory.mktemp("same_source")
+    prepare_corpus(raw, out, vocab_size=320, sample_bytes_per_domain=100_000,
+                   settings=ShardSettings(block_size=65, blocks_per_chunk=8, min_val_tokens=1200, val_fraction=0.05))
+    return out
+
+
+def test_equal_size_samples_give_same_source_domains_near_equal_entropies(same_source_data_dir):
+    stats = {d: json.loads((same_source_data_dir / d / "stats.json").read_text()) for d in ("big", "small")}
+    assert stats["big"]["num_train_tokens"] > 4 * stats["small"]["num_train_tokens"]
+    table = load_or_compute_entropies(same_source_data_dir, sample_tokens=None, write=False)
+    assert table["big"]["num_tokens"] == table["small"]["num_tokens"] == stats["small"]["num_train_tokens"]
+    assert table["big"]["vne_windows"] == table["small"]["vne_windows"]
+    for m in ("se", "je", "ce"):
+        assert table["big"][m] == pytest.approx(table["small"][m], rel=0.01), m
+    assert table["big"]["vne"] == pytest.approx(table["small"]["vne"], rel=0.05)  # 47 windows each: noisier
+    # the plug-in on each domain's whole data (the old semantics) is off by far more for je
+    whole = {d: token_entropies(read_domain_tokens(same_source_data_dir / d / "train"), 320) for d in ("big", "small")}
+    gap_whole, gap_equal = (abs(whole["big"]["je"] - whole["small"]["je"]), abs(table["big"]["je"] - table["small"]["je"]))
+    assert gap_whole > 3 * gap_equal, (gap_whole, gap_equal)
+
+
+def test_cache_is_keyed_by_the_new_semantics(same_source_data_dir, tmp_path):
+    """An entry written by the old code (plug-in, per-domain sample size) is not reused."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(same_source_data_dir, data)
+    stats_file = data / "big" / "stats.json"
+    stats = json.loads(stats_file.read_text())
+    stats["entropy"] = {"se": 1.0, "ce": 1.0, "je": 1.0, "vne": 1.0, "num_tokens": 10,
+                        "settings": {"sample_tokens": None, "seed": 0, "vne_dim": 256, "max_doc_tokens": 1024}}
+    stats_file.write_text(json.dumps(stats))
+    table = load_or_compute_entropies(data, sample_tokens=None)
+    assert table["big"]["se"] != 1.0
+    cached = json.loads(stats_file.read_text())["entropy"]
+    assert cached["settings"]["version"] == 2 and cached["settings"]["bias_correction"] == "miller_madow"
+    # the measures depend on the comparison set: alone, big is measured on all of its tokens
+    alone = load_or_compute_entropies(data, ["big"], sample_tokens=None, write=False)
+    assert alone["big"]["num_tokens"] == stats["num_train_tokens"] > table["big"]["num_tokens"]
