@@ -13,6 +13,10 @@ validation says nothing about the mixture, and the laws use log step). Weights o
 `mix/<domain>` columns of that row, or of the latest earlier row that has them; normalised
 with `normalize_weights`. A step logged twice (a resumed run) keeps its last row.
 `--every N` keeps steps divisible by N; `--final-only` keeps each run's last kept row.
+Eval-only domains (`eval_only_domains`: validated, never trained on) have `val/` but no `mix/`
+columns: they become `loss/<domain>` columns with no `w/<domain>` (fit them with a law that
+relates every eval domain to all weights, e.g. loglinear); `--training-domains-only` drops them
+(for bimix, which fits each domain from its own weight).
 """
 
 from __future__ import annotations
@@ -96,7 +100,8 @@ def read_run(path: str) -> tuple[list[str], list[str], list[dict]]:
     return train, evals, [by_step[s] for s in sorted(by_step)]
 
 
-def collect(paths: list[str], *, every: int | None = None, final_only: bool = False):
+def collect(paths: list[str], *, every: int | None = None, final_only: bool = False,
+            training_domains_only: bool = False):
     """Observation table from the runs at or under `paths`."""
     found = find_run_dirs(paths)
     names = [os.path.basename(os.path.normpath(d)) for d, _ in found]
@@ -109,6 +114,8 @@ def collect(paths: list[str], *, every: int | None = None, final_only: bool = Fa
     runs, steps, tokens, W, L = [], [], [], [], []
     for (run_dir, _), name in zip(found, names):
         tr, ev, obs = read_run(run_dir)
+        if training_domains_only:
+            ev = [d for d in ev if d in tr]
         if train is None:
             train, evals, first = tr, ev, run_dir
         elif tr != train or ev != evals:
@@ -141,9 +148,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", required=True, help="observation table CSV to write")
     ap.add_argument("--every", type=int, default=None, metavar="N", help="keep steps divisible by N")
     ap.add_argument("--final-only", action="store_true", help="keep only each run's last validation row")
+    ap.add_argument("--training-domains-only", action="store_true",
+                    help="no loss/ columns for eval-only domains (domains without a mix/ column)")
     args = ap.parse_args(argv)
     try:
-        table = collect(args.runs, every=args.every, final_only=args.final_only)
+        table = collect(args.runs, every=args.every, final_only=args.final_only,
+                        training_domains_only=args.training_domains_only)
     except ValueError as e:
         sys.exit(f"collect: {e}")
     write_table(table, args.out)

@@ -7,6 +7,9 @@ Place in the flow: shards.py (prepared DIR) + sampler.py -> **data.py** -> Train
 * Validation: for every domain, the first `val_blocks_per_domain` blocks of its val shards,
   split across ranks without padding (rank r takes blocks r, r+W, ...), identical for every
   mixture and never reweighted. The module logs `val/<domain>/loss` and their mean `val/loss`.
+* Eval-only domains (`eval_only_domains`): domains of the same data_dir that are never trained
+  on: no sampler entry, no weight, no stats for the strategies; only a val loader (after the
+  training domains', in `val_domains` order) -- a held-out target the mixture is scored on.
 * State: `state_dict()` is the sampler state; Lightning stores it in the checkpoint and
   calls `load_state_dict()` before `train_dataloader()` on resume.
 * `MixtureProgress` (callback): after every training batch, tells the sampler it was consumed
@@ -61,11 +64,23 @@ class MixtureDataModule(pl.LightningDataModule):
         val_batch_size: int | None = None,
         window_samples: int = 256,
         weight_lag_batches: int = 8,
+        eval_only_domains: list[str] | tuple[str, ...] = (),
     ):
         super().__init__()
         self.data_dir = os.fspath(data_dir)
         self.manifest = read_manifest(self.data_dir)
-        self.domains: list[str] = list(self.manifest["domains"])
+        prepared = list(self.manifest["domains"])
+        unknown = [d for d in eval_only_domains if d not in prepared]
+        if unknown:
+            raise ValueError(
+                f"eval_only_domains: {unknown[0]!r} is not a domain of {self.data_dir} (prepared: {prepared}); "
+                "prepare the eval text as an extra domain of the same data_dir (same tokenizer) or fix the name"
+            )
+        self.eval_only_domains: list[str] = [d for d in prepared if d in set(eval_only_domains)]
+        self.domains: list[str] = [d for d in prepared if d not in set(eval_only_domains)]  # training domains
+        if not self.domains:
+            raise ValueError(f"eval_only_domains={list(eval_only_domains)} leaves no training domain in {self.data_dir}")
+        self.val_domains: list[str] = self.domains + self.eval_only_domains
         self.block_size = int(seq_len) + 1  # inputs + the shifted targets
         if self.block_size > int(self.manifest["block_size"]):
             raise ValueError(
@@ -130,7 +145,7 @@ class MixtureDataModule(pl.LightningDataModule):
     def val_dataloader(self):
         rank, world = self._rank_world()
         loaders = []
-        for d in self.domains:
+        for d in self.val_domains:  # the module maps dataloader_idx -> val_domains[idx]
             val_dir = os.path.join(self.data_dir, d, "val")
             available = read_domain_blocks(d, val_dir, self.block_size).num_blocks
             indices = list(range(min(self.val_blocks_per_domain, available)))[rank::world]

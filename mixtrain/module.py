@@ -87,6 +87,8 @@ class MixtureLM(pl.LightningModule):
         decay_shape: str = "linear",
         compile: bool = False,
         peak_flops_per_s: float | None = None,
+        val_domains: list[str] | None = None,
+        target_importance: Mapping[str, float] | None = None,
     ):
         super().__init__()
         # plain types only: checkpoints stay loadable with weights_only=True
@@ -94,12 +96,16 @@ class MixtureLM(pl.LightningModule):
             "model": dict(model), "domains": list(domains), "lr": lr, "weight_decay": weight_decay,
             "betas": list(betas), "warmup_steps": warmup_steps, "max_steps": max_steps,
             "min_lr_ratio": min_lr_ratio, "schedule": schedule, "decay_fraction": decay_fraction,
-            "decay_shape": decay_shape, "compile": compile,
+            "decay_shape": decay_shape, "compile": compile, "val_domains": list(val_domains or domains),
+            "target_importance": dict(target_importance) if target_importance else None,
         })
         lr_multiplier(0, schedule, warmup_steps=warmup_steps, max_steps=max_steps, min_lr_ratio=min_lr_ratio,
                       decay_fraction=decay_fraction, decay_shape=decay_shape)  # bad settings fail before training
         self.config = GPTConfig(**dict(model))
-        self.domains = list(domains)
+        self.domains = list(domains)  # training domains (the sampler's domain ids)
+        # validated domains: the training ones, then eval-only ones (data.py's val loader order)
+        self.val_domains = list(val_domains or domains)
+        self.target_importance = dict(target_importance) if target_importance else None
         self.model: torch.nn.Module | None = None
         self._peak_flops_per_s = peak_flops_per_s
         self._val_sum: torch.Tensor | None = None
@@ -171,7 +177,7 @@ class MixtureLM(pl.LightningModule):
 
     # --------------------------------------------------------------- validation
     def on_validation_epoch_start(self) -> None:
-        D = len(self.domains)
+        D = len(self.val_domains)
         self._val_sum = torch.zeros(D, device=self.device, dtype=torch.float64)
         self._val_count = torch.zeros(D, device=self.device, dtype=torch.float64)
 
@@ -183,14 +189,19 @@ class MixtureLM(pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         both = self.trainer.strategy.reduce(torch.cat([self._val_sum, self._val_count]), reduce_op="sum")
-        D = len(self.domains)
+        D = len(self.val_domains)
         sums, counts = both[:D], both[D:]
         metrics = {}
-        for i, d in enumerate(self.domains):
+        for i, d in enumerate(self.val_domains):
             if counts[i] > 0:
                 metrics[f"val/{d}/loss"] = (sums[i] / counts[i]).float()
-        if metrics:
-            metrics["val/loss"] = torch.stack(list(metrics.values())).mean()
+        trained = [metrics[f"val/{d}/loss"] for d in self.domains if f"val/{d}/loss" in metrics]
+        if trained:  # the unweighted mean over training domains (eval-only ones are in val/target)
+            metrics["val/loss"] = torch.stack(trained).mean()
+        if self.target_importance is not None:
+            named = [(f"val/{d}/loss", w) for d, w in self.target_importance.items() if w > 0]
+            if all(key in metrics for key, _ in named):  # importance-weighted mean (mixtrain/target.py)
+                metrics["val/target"] = torch.stack([w * metrics[key] for key, w in named]).sum()
         metrics["step"] = float(self.global_step)  # the row of the step validation followed
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=False)
         if "val/loss" in metrics:

@@ -76,6 +76,7 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     from mixtrain.module import MixtureLM
     from mixtrain.refit import Refit
     from mixtrain.strategies import domain_stats_context
+    from mixtrain.target import target_importance
 
     started = time.time()
     _ensure_data(cfg)
@@ -95,7 +96,9 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
         num_workers=cfg.sampler.num_workers, prefetch_factor=cfg.sampler.prefetch_factor,
         pin_memory=tcfg.accelerator not in ("cpu",), val_blocks_per_domain=cfg.val_blocks_per_domain,
         window_samples=cfg.sampler.window_samples, weight_lag_batches=cfg.sampler.weight_lag_batches,
+        eval_only_domains=list(cfg.get("eval_only_domains") or []),
     )
+    importance = target_importance((cfg.get("target") or {}).get("importance"), dm.domains, dm.val_domains)
     mixing = OmegaConf.to_container(cfg.mixing, resolve=True)
     strategy_name = mixing.pop("name")
     refit_cfg = mixing.pop("refit", None) or {}
@@ -115,6 +118,7 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
         warmup_steps=cfg.optim.warmup_steps, max_steps=tcfg.max_steps, min_lr_ratio=cfg.optim.min_lr_ratio,
         schedule=cfg.optim.schedule, decay_fraction=cfg.optim.decay_fraction, decay_shape=cfg.optim.decay_shape,
         compile=cfg.compile, peak_flops_per_s=peak_flops_per_s(device_name),
+        val_domains=dm.val_domains, target_importance=importance,
     )
 
     ckpt_path = _checkpoint_to_resume(cfg)
@@ -140,6 +144,7 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
         "strategy": strategy_name, "seed": int(cfg.seed), "wall_time_s": time.time() - started,
         "step": int(trainer.global_step), "tokens": int(sum(dm.stream.domain_tokens().values())),
         "initial_weights": dm.initial_weights, "passes": dm.stream.passes(), "final": final,
+        "eval_only_domains": dm.eval_only_domains, "target_importance": importance,
     }
     if trainer.is_global_zero:
         write_json(os.path.join(out_dir, "summary.json"), summary)
