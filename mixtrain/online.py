@@ -408,6 +408,21 @@ class DoReMi(MixingStrategy):
         alpha    = (1 - c) alpha' + c / K        (stored smoothed, so no domain dies for good)
     and returns alpha, or with `average: true` the running mean of alpha over refits (the
     paper's final output, for when this run is a proxy).
+
+    Where this differs from the paper (kept on purpose, not an oversight):
+    - Clipping per domain mean, not per token. The paper's excess of domain d is the mean over
+      its tokens x of max(l_theta(x) - l_ref(x), 0); ours is max(mean l_theta - mean l_ref, 0).
+      By Jensen the paper's value is >= ours; they agree only when every token's excess has
+      the same sign. Ours lets tokens the model already predicts better than the reference
+      cancel tokens it predicts worse, so a domain with a mix of both gains less weight here.
+    - The reference is a finished run's loss curve, not a reference model: l_ref comes from
+      other batches (the reference run's, at the same steps) rather than the same tokens, and
+      from the reference at the same point of training rather than a fully trained model.
+      Per-token clipping needs the reference model's per-token losses on this run's batch:
+      a frozen second model in the LightningModule (a forward pass per step, sharded like the
+      trained model under FSDP), its clipped excess summed per domain next to
+      `domain_loss_sum` and carried by refit.py into MixHistory. Not implemented: see
+      README "Mixing strategies" (doremi).
     """
 
     name = "doremi"
