@@ -5,13 +5,16 @@ Place in the flow: the first stage. **corpus.py** -> tokenizer.py -> shards.py (
 Every source ends up as a RAW folder with one sub-folder per domain (the folder name is the
 domain name), which `iter_documents` reads:
 
-* `.txt`      - `txt_mode="file"` (default): the whole file is one document;
-                `txt_mode="blocks"`: documents are separated by one or more blank lines.
+* `.txt`      - `txt_mode` (data.txt_mode, see TXT_MODES): `file` (default) the whole file is
+                one document; `lines` every non-empty line is one document; `blocks` documents
+                are separated by one or more blank lines. `lines` and `blocks` stream the file,
+                so one large file is fine. Text with NUL bytes (binary data) is refused.
 * `.jsonl`, `.jsonl.gz`, `.jsonl.zst` - one JSON object per line; the text is `text_field`
                 (default "text"; a dotted path such as "meta.body" reaches nested fields).
 * `.parquet`  - the `text_field` column.
 Files are read in sorted path order. Text must be UTF-8. Documents that are empty or only
-whitespace carry no tokens and are counted (`num_empty_docs`), not trained on. Anything else
+whitespace carry no tokens and are counted (`num_empty_docs`, printed by prepare), not trained
+on; an empty `.txt` file counts as one empty document in every txt_mode. Anything else
 that cannot be read - an unsupported file type, undecodable bytes, a line without the text
 field, a corrupt archive - raises an error naming the file (and line) and the fix.
 
@@ -43,6 +46,14 @@ from pathlib import Path
 from typing import Any
 
 SUPPORTED_SUFFIXES = (".txt", ".jsonl", ".jsonl.gz", ".jsonl.zst", ".parquet")
+TXT_MODES = {"file": "one document per .txt file", "lines": "one document per non-empty line",
+             "blocks": "documents separated by blank lines"}
+TXT_MODES_HINT = "data.txt_mode=" + " | ".join(f"{k} ({v})" for k, v in TXT_MODES.items())
+
+
+def check_txt_mode(txt_mode: str) -> None:
+    if txt_mode not in TXT_MODES:
+        raise ValueError(f"data.txt_mode={txt_mode!r} is not an option; use {TXT_MODES_HINT}")
 DEMO_DOMAINS = ("code", "cpp", "prose", "legal", "data")
 
 
@@ -102,6 +113,55 @@ def _read_text(path: Path) -> str:
         ) from None
 
 
+def _refuse_nul(text: str, where: str) -> None:
+    if "\x00" in text:
+        raise ValueError(f"{where}: contains NUL bytes, i.e. binary data, not text; "
+                         "remove the file from the domain folder or convert it to plain UTF-8 text")
+
+
+def _txt_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, line without its newline), decoded and checked line by line (no whole-file read)."""
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(
+                    f"{path}:{number}: not valid UTF-8 at byte {e.start} of the line ({raw[e.start:e.start + 4]!r}); "
+                    "convert the file to UTF-8 (e.g. `iconv -f latin1 -t utf-8`)"
+                ) from None
+            _refuse_nul(line, f"{path}:{number}")
+            yield number, line.rstrip("\r\n")
+
+
+def _txt_documents(path: Path, txt_mode: str) -> Iterator[str]:
+    if txt_mode not in TXT_MODES:
+        raise ValueError(f"{path}: data.txt_mode={txt_mode!r} is not an option; use {TXT_MODES_HINT}")
+    if txt_mode == "file":
+        text = _read_text(path)
+        _refuse_nul(text, f"{path} (at character {text.find(chr(0))})")
+        yield text
+        return
+    produced = False
+    block: list[str] = []
+    for _, line in _txt_lines(path):
+        if txt_mode == "lines":
+            if line.strip():
+                produced = True
+                yield line
+        elif line.strip():
+            block.append(line)
+        elif block:
+            produced = True
+            yield "\n".join(block)
+            block = []
+    if block:
+        produced = True
+        yield "\n".join(block)
+    if not produced:
+        yield ""  # an empty file is counted as an empty document, never silently dropped
+
+
 def _jsonl_lines(path: Path, suffix: str) -> Iterator[tuple[int, str]]:
     try:
         if suffix == ".jsonl.gz":
@@ -135,13 +195,7 @@ def iter_file_documents(path: str | os.PathLike, text_field: str = "text", txt_m
     if suffix is None:
         raise ValueError(f"{path}: unsupported file type; supported: {', '.join(SUPPORTED_SUFFIXES)}")
     if suffix == ".txt":
-        text = _read_text(path)
-        if txt_mode == "file":
-            yield text
-        elif txt_mode == "blocks":
-            yield from re.split(r"\n[ \t]*\n+", text)
-        else:
-            raise ValueError(f"data.txt_mode must be 'file' or 'blocks', got {txt_mode!r}")
+        yield from _txt_documents(path, txt_mode)
     elif suffix == ".parquet":
         import pyarrow.parquet as pq
 
@@ -154,11 +208,23 @@ def iter_file_documents(path: str | os.PathLike, text_field: str = "text", txt_m
                 f"{path}: no column {text_field!r} (columns: {pf.schema_arrow.names}); set data.text_field"
             )
         try:
-            for batch in pf.iter_batches(columns=[text_field], batch_size=1024):
-                for value in batch.column(0).to_pylist():
-                    yield "" if value is None else str(value)
+            batches = pf.iter_batches(columns=[text_field], batch_size=1024)
         except Exception as e:
             raise ValueError(f"{path}: corrupt parquet data ({e}); re-create the file") from None
+        row = 0
+        while True:
+            try:  # only pyarrow's reading is wrapped (ArrowInvalid is a ValueError too)
+                batch = next(batches, None)
+                values = [] if batch is None else batch.column(0).to_pylist()
+            except Exception as e:
+                raise ValueError(f"{path}: corrupt parquet data ({e}); re-create the file") from None
+            if batch is None:
+                break
+            for value in values:
+                text = "" if value is None else str(value)
+                _refuse_nul(text, f"{path} row {row} ({text_field!r})")
+                row += 1
+                yield text
     else:
         for number, line in _jsonl_lines(path, suffix):
             if not line.strip():
@@ -173,6 +239,7 @@ def iter_file_documents(path: str | os.PathLike, text_field: str = "text", txt_m
                     f"{path}:{number}: no string field {text_field!r} in this record; "
                     "set data.text_field to the field that holds the text"
                 )
+            _refuse_nul(value, f"{path}:{number}")
             yield value
 
 

@@ -5,27 +5,124 @@
     python -m mixtrain.prepare data=hf data.name=NAME data.domain_field=meta.pile_set_name data_dir=DIR
 
 Place in the flow: first stage; composes corpus.py, tokenizer.py and shards.py. Re-running is
-idempotent (up-to-date domains are skipped) and atomic (see shards.py). Config: conf/prepare.yaml.
+idempotent (up-to-date domains are skipped, after checking their shards: `verify`) and atomic
+(see shards.py). Config: conf/prepare.yaml.
+
+* RAW and DIR must not overlap (same folder, one inside the other, through symlinks too):
+  building DIR/<domain> replaces that folder, which would delete raw text. The one exception
+  is DIR/raw, where the demo and HF sources are written by prepare itself.
+* One prepare at a time per DIR: an exclusive flock on DIR/.prepare.lock; a second process
+  (e.g. every job of a SLURM sweep) waits up to `lock_timeout_s`, then finds the domains the
+  first one built up to date.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
+import socket
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from mixtrain import corpus
 from mixtrain.shards import (
-    ShardSettings, domain_is_current, fingerprint, remove_stale_temporaries, write_domain, write_json_atomic,
-    write_manifest,
+    ShardSettings, domain_is_current, domain_problem, fingerprint, remove_stale_temporaries, write_domain,
+    write_json_atomic, write_manifest,
 )
 from mixtrain.tokenizer import Tokenizer, balanced_sample, file_hash, train_tokenizer
 
 log = logging.getLogger(__name__)
+
+
+VERIFY_OPTIONS = ("deep", "cheap")
+LOCK_NAME = ".prepare.lock"
+
+
+def _inside(child: str, parent: str) -> bool:
+    return child == parent or child.startswith(parent.rstrip(os.sep) + os.sep)
+
+
+def check_separate_folders(raw_root: str | os.PathLike, data_dir: str | os.PathLike, *,
+                           internal_raw_ok: bool = True) -> None:
+    """Refuse a RAW that is, contains or lies inside DIR (real paths), before anything is written.
+
+    Building DIR/<domain> renames and deletes that folder, so any overlap can delete raw text.
+    `internal_raw_ok`: RAW == DIR/raw (where prepare writes the demo and HF sources) is allowed,
+    as long as no domain is called "raw". Domain folders that are symlinks are checked too.
+    """
+    raw, out = os.path.realpath(raw_root), os.path.realpath(data_dir)
+    fix = ("put the prepared data elsewhere, e.g. data_dir=" + os.path.join(os.path.dirname(raw), "prepared")
+           + f" next to the raw folder, never inside it (or move the raw corpus out of {data_dir})")
+    if internal_raw_ok and raw == os.path.join(out, "raw"):
+        if os.path.isdir(os.path.join(raw, "raw")):
+            raise ValueError(f"{raw_root} holds a domain called 'raw': its shards would replace {raw} itself; "
+                             "rename that domain folder")
+        return
+    where = ("is the same folder as" if raw == out else "is inside" if _inside(raw, out)
+             else "contains" if _inside(out, raw) else None)
+    if where:
+        raise ValueError(f"the raw corpus folder {raw_root} (data.root, real path {raw}) {where} the prepared data "
+                         f"folder {data_dir} (data_dir, real path {out}): prepare replaces DIR/<domain> folders and "
+                         f"would delete raw text; {fix}")
+    if os.path.isdir(raw):
+        for entry in os.scandir(raw):
+            target = os.path.realpath(entry.path)
+            if entry.is_dir() and (_inside(target, out) or _inside(out, target)):
+                raise ValueError(f"domain folder {entry.path} of the raw corpus (data.root) resolves to {target}, which overlaps "
+                                 f"the prepared data folder {data_dir} (real path {out}): prepare would delete it; {fix}")
+
+
+@contextlib.contextmanager
+def prepare_lock(data_dir: str | os.PathLike, timeout_s: float = 6 * 3600.0, poll_s: float = 0.5) -> Iterator[None]:
+    """Exclusive flock on DIR/.prepare.lock (re-entrant within a process); TimeoutError after timeout_s."""
+    path = os.path.realpath(os.path.join(data_dir, LOCK_NAME))
+    if path in _HELD_LOCKS:  # flock is per open file: a second open() in this process would wait on itself
+        yield
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    f = open(path, "a+")
+    try:
+        deadline = time.monotonic() + float(timeout_s)
+        announced = False
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                f.seek(0)
+                holder = f.read().strip() or "another process"
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(
+                        f"{data_dir} is still being prepared by {holder} after {timeout_s:g} s (lock {path}); wait for it "
+                        "and re-run, raise lock_timeout_s, or delete the lock file if that process is gone"
+                    ) from None
+                if not announced:
+                    print(f"[prepare] {data_dir} is being prepared by {holder}; waiting for {path} "
+                          f"(up to {timeout_s:g} s)", flush=True)
+                    announced = True
+                time.sleep(poll_s)
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        f.flush()
+        _HELD_LOCKS.add(path)
+        try:
+            yield
+        finally:
+            _HELD_LOCKS.discard(path)
+            f.seek(0)
+            f.truncate()  # closing releases the flock; the (empty) file stays so waiters keep their inode
+    finally:
+        f.close()
+
+
+_HELD_LOCKS: set[str] = set()
 
 
 def materialize_raw(data: Mapping[str, Any], data_dir: Path) -> Path:
@@ -34,6 +131,7 @@ def materialize_raw(data: Mapping[str, Any], data_dir: Path) -> Path:
     if source == "dir":
         if not data.get("root"):
             raise ValueError("data=dir needs data.root=RAW (a folder with one sub-folder per domain)")
+        check_separate_folders(data["root"], data_dir, internal_raw_ok=False)
         return Path(data["root"])
     raw = data_dir / "raw"
     if source == "demo":
@@ -63,13 +161,43 @@ def materialize_raw(data: Mapping[str, Any], data_dir: Path) -> Path:
 def prepare_corpus(raw_root: str | os.PathLike, data_dir: str | os.PathLike, *, settings: ShardSettings,
                    vocab_size: int = 8192, tokenizer_model: str | None = None,
                    sample_bytes_per_domain: int = 1_000_000, text_field: str = "text", txt_mode: str = "file",
-                   tokenizer_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Tokenize every domain of RAW into DIR; returns the manifest. Library function (no Hydra)."""
-    raw_root, data_dir = Path(raw_root), Path(data_dir)
+                   tokenizer_options: Mapping[str, Any] | None = None, verify: str = "deep",
+                   lock_timeout_s: float = 6 * 3600.0) -> dict[str, Any]:
+    """Tokenize every domain of RAW into DIR; returns the manifest. Library function (no Hydra).
+
+    verify: how up-to-date domains are checked before being skipped ("deep": sha256 of every
+    shard file, "cheap": sizes); a domain that fails is rebuilt, and the bad file is printed.
+    """
+    if verify not in VERIFY_OPTIONS:
+        raise ValueError(f"verify={verify!r} is not an option; use one of {VERIFY_OPTIONS}")
+    corpus.check_txt_mode(txt_mode)
+    check_separate_folders(raw_root, data_dir)  # before anything is written or deleted
+    with prepare_lock(data_dir, lock_timeout_s):
+        return _prepare_locked(Path(raw_root), Path(data_dir), settings=settings, vocab_size=vocab_size,
+                               tokenizer_model=tokenizer_model, sample_bytes_per_domain=sample_bytes_per_domain,
+                               text_field=text_field, txt_mode=txt_mode, tokenizer_options=tokenizer_options,
+                               verify=verify)
+
+
+def _txt_hint(files: list[Path], txt_mode: str) -> str:
+    txt = [p for p in files if p.suffix.lower() == ".txt"]
+    if not txt:
+        return ""
+    return (f"; its {len(txt)} .txt file(s) are split with data.txt_mode={txt_mode} - if that is the wrong "
+            f"rule, set {corpus.TXT_MODES_HINT}")
+
+
+def _prepare_locked(raw_root: Path, data_dir: Path, *, settings: ShardSettings, vocab_size: int,
+                    tokenizer_model: str | None, sample_bytes_per_domain: int, text_field: str, txt_mode: str,
+                    tokenizer_options: Mapping[str, Any] | None, verify: str) -> dict[str, Any]:
     data_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(data_dir)
+    remove_stale_temporaries(data_dir)  # safe: the lock says no other prepare is writing here
     domains = corpus.list_domains(raw_root)
     files = {d: corpus.domain_files(raw_root, d) for d in domains}  # validates every file up front
+    for d in domains:  # known before any tokenizing: one .txt file per document cannot make 2 documents
+        if txt_mode == "file" and len(files[d]) < 2 and all(p.suffix.lower() == ".txt" for p in files[d]):
+            raise ValueError(f"domain {d!r}: {files[d][0]} is its only file, and data.txt_mode=file makes it one "
+                             f"document; a domain needs at least 2 (train and val): set {corpus.TXT_MODES_HINT}")
     read_opts = {"text_field": text_field, "txt_mode": txt_mode}
     raw_prints = {d: corpus.files_fingerprint(files[d]) for d in domains}
 
@@ -99,13 +227,17 @@ def prepare_corpus(raw_root: str | os.PathLike, data_dir: str | os.PathLike, *, 
         fp = fingerprint(FORMAT_TAG, raw_prints[d], tok_hash, read_opts,
                          {k: v for k, v in vars(settings).items() if k != "num_workers"})
         if domain_is_current(data_dir, d, fp):
-            print(f"[prepare] {d}: up to date, skipped", flush=True)
-            continue
+            problem = domain_problem(data_dir, d, deep=verify == "deep")
+            if problem is None:
+                print(f"[prepare] {d}: up to date, skipped", flush=True)
+                continue
+            print(f"[prepare] {d}: up to date but {problem}; rebuilding it", flush=True)
         stats = write_domain(d, corpus.iter_documents(raw_root, d, **read_opts), tokenizer, data_dir, settings, fp,
-                             extra_stats={"source_files": len(files[d])})
+                             extra_stats={"source_files": len(files[d])}, hint=_txt_hint(files[d], txt_mode))
+        empty = f", {stats['num_empty_docs']:,} empty documents counted and left out" if stats["num_empty_docs"] else ""
         print(f"[prepare] {d}: {stats['num_docs']:,} docs, {stats['num_tokens']:,} tokens "
-              f"({stats['num_train_tokens']:,} train / {stats['num_val_tokens']:,} val), {stats['num_bytes']:,} bytes",
-              flush=True)
+              f"({stats['num_train_tokens']:,} train / {stats['num_val_tokens']:,} val), {stats['num_bytes']:,} bytes"
+              + empty, flush=True)
     stale = sorted(p.name for p in data_dir.iterdir() if p.is_dir() and (p / "stats.json").is_file() and p.name not in domains)
     if stale:
         log.warning("%s holds prepared domains that are no longer in %s and are left out of the manifest: %s",
@@ -126,13 +258,18 @@ def prepare_from_config(cfg) -> dict[str, Any]:
     if "seq_len" in cfg:  # called by train.py: shards must hold at least one training sequence + 1
         shard_cfg["block_size"] = max(int(shard_cfg.get("block_size", ShardSettings.block_size)), int(cfg.seq_len) + 1)
     data_dir = Path(cfg.data_dir)
-    raw = materialize_raw(data, data_dir)
-    return prepare_corpus(
-        raw, data_dir, settings=ShardSettings(**shard_cfg), vocab_size=int(tok["vocab_size"]),
-        tokenizer_model=tok.get("model_path"), sample_bytes_per_domain=int(tok["sample_bytes_per_domain"]),
-        text_field=data.get("text_field", "text"), txt_mode=data.get("txt_mode", "file"),
-        tokenizer_options={k: tok[k] for k in ("model_type", "character_coverage", "num_threads") if k in tok},
-    )
+    if data.get("source", "dir") == "dir" and data.get("root"):
+        check_separate_folders(data["root"], data_dir, internal_raw_ok=False)  # before the lock creates DIR
+    lock_timeout_s = float(cfg.get("lock_timeout_s", 6 * 3600.0))
+    with prepare_lock(data_dir, lock_timeout_s):  # materialize_raw writes DIR/raw for the demo and HF sources
+        raw = materialize_raw(data, data_dir)
+        return prepare_corpus(
+            raw, data_dir, settings=ShardSettings(**shard_cfg), vocab_size=int(tok["vocab_size"]),
+            tokenizer_model=tok.get("model_path"), sample_bytes_per_domain=int(tok["sample_bytes_per_domain"]),
+            text_field=data.get("text_field", "text"), txt_mode=data.get("txt_mode", "file"),
+            tokenizer_options={k: tok[k] for k in ("model_type", "character_coverage", "num_threads") if k in tok},
+            verify=str(cfg.get("verify", "deep")), lock_timeout_s=lock_timeout_s,
+        )
 
 
 def main() -> None:

@@ -12,6 +12,10 @@ for a train and a val split, then `stats.json`, then `DIR/manifest.json`.
 * Atomic: a domain is built in `DIR/.<domain>.tmp-<pid>/` (stats.json written last) and only
   then renamed into place; `stats.json` in `DIR/<domain>/` therefore always means complete
   shards. Stale temporary folders of crashed runs are removed. manifest.json is written last.
+* Verified: every file of `DIR/<domain>/{train,val}/` is recorded with its size and sha256 in
+  `DIR/<domain>/checksums.json` (written before stats.json). `verify_data_dir(DIR)` checks
+  existence and sizes (cheap: train start), `deep=True` also the checksums (prepare re-runs
+  rebuild a domain that fails). stats.json is not covered: entropy.py caches into it.
 * Split: documents are taken in a seeded random order into val until val holds
   max(min_val_tokens, val_fraction * tokens) tokens (at most max_val_tokens and half the
   domain); the rest, in corpus order, is train.
@@ -79,25 +83,103 @@ def read_stats(data_dir: str | os.PathLike, domain: str) -> dict[str, Any]:
         raise ValueError(f"{path} is corrupt ({e}); delete {path.parent} and re-run prepare") from None
 
 
-def verify_shards(data_dir: str | os.PathLike) -> None:
-    """Cheap integrity check: every index.json parses and every chunk file has its recorded size."""
+CHECKSUMS = "checksums.json"
+SPLITS = ("train", "val")
+_FIX = ("re-run `python -m mixtrain.prepare ...` with the same data_dir (it rebuilds that domain), "
+        "or delete {folder} and re-run prepare")
+
+
+def _file_sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def record_checksums(domain_dir: Path) -> dict[str, Any]:
+    """Size and sha256 of every file of domain_dir/{train,val}/, written to domain_dir/checksums.json."""
+    files = {}
+    for split in SPLITS:
+        for f in sorted((domain_dir / split).iterdir()):
+            if f.is_file():
+                files[f"{split}/{f.name}"] = {"bytes": f.stat().st_size, "sha256": _file_sha256(f)}
+    record = {"format": 1, "algorithm": "sha256", "files": files}
+    write_json_atomic(domain_dir / CHECKSUMS, record)
+    return record
+
+
+def _index_chunks(index: Path) -> list[dict[str, Any]] | str:
+    """The chunk list of a litdata index.json, or a description of why it cannot be read."""
+    try:
+        chunks = json.loads(index.read_text())["chunks"]
+        [(c["filename"], int(c["chunk_bytes"])) for c in chunks]  # noqa: B018 (required keys)
+        return chunks
+    except FileNotFoundError:
+        return f"{index} is missing"
+    except (ValueError, KeyError, TypeError) as e:
+        return f"{index} is corrupt ({type(e).__name__}: {e})"
+
+
+def domain_problem(data_dir: str | os.PathLike, domain: str, *, deep: bool = False) -> str | None:
+    """Why DIR/<domain>'s shards cannot be trusted (naming the file), or None when they check out.
+
+    With checksums.json: every recorded file exists with its recorded size (deep: and sha256),
+    and every chunk index.json lists is recorded. Without it (data prepared by an older
+    mixtrain): every chunk index.json lists exists with its `chunk_bytes`; deep is then a problem.
+    """
+    folder = Path(data_dir) / domain
+    record_path = folder / CHECKSUMS
+    try:
+        recorded = json.loads(record_path.read_text())["files"]
+    except FileNotFoundError:
+        recorded = None
+    except (ValueError, KeyError, TypeError) as e:
+        return f"{record_path} is corrupt ({type(e).__name__}: {e})"
+    if recorded is None and deep:
+        return f"{record_path} is missing (prepared by an older mixtrain, or deleted): the shards cannot be checked"
+    for split in SPLITS:
+        chunks = _index_chunks(folder / split / "index.json")
+        if isinstance(chunks, str):
+            return chunks
+        for c in chunks:
+            f = folder / split / c["filename"]
+            if recorded is not None and f"{split}/{c['filename']}" not in recorded:
+                return f"{f} is listed in {folder / split / 'index.json'} but not in {record_path}"
+            if recorded is None:  # no record: litdata's own chunk sizes are all we have
+                if not f.is_file():
+                    return f"shard {f} is missing"
+                if f.stat().st_size != int(c["chunk_bytes"]):
+                    return f"shard {f} has {f.stat().st_size} bytes, index.json says {c['chunk_bytes']} (truncated or overwritten)"
+    for name, entry in (recorded or {}).items():
+        f = folder / name
+        if not f.is_file():
+            return f"shard file {f} is missing"
+        size = f.stat().st_size
+        if size != int(entry["bytes"]):
+            how = "truncated" if size < int(entry["bytes"]) else "grown or overwritten"
+            return f"shard file {f} has {size} bytes, {entry['bytes']} were written ({how})"
+        if deep and _file_sha256(f) != entry["sha256"]:
+            return f"shard file {f} does not match its sha256 in {record_path} (corrupted on disk or overwritten)"
+    return None
+
+
+def verify_data_dir(data_dir: str, *, deep: bool = False) -> None:
+    """Check every domain of a prepared DIR; ValueError naming the bad file and the fix.
+
+    Cheap (train start): manifest, stats.json, index.json and existence + size of every shard file.
+    deep=True: also the sha256 of every shard file (reads all of them).
+    """
     for domain in read_manifest(data_dir)["domains"]:
-        for split in ("train", "val"):
-            folder = Path(data_dir) / domain / split
-            index = folder / "index.json"
-            try:
-                chunks = json.loads(index.read_text())["chunks"]
-            except FileNotFoundError:
-                raise FileNotFoundError(f"domain {domain!r}: {index} is missing; delete {folder.parent} and re-run prepare") from None
-            except (ValueError, KeyError) as e:
-                raise ValueError(f"domain {domain!r}: {index} is corrupt ({e}); delete {folder.parent} and re-run prepare") from None
-            for chunk in chunks:
-                f = folder / chunk["filename"]
-                if not f.is_file() or f.stat().st_size < int(chunk["chunk_bytes"]):
-                    raise ValueError(
-                        f"domain {domain!r}: shard {f} is missing or truncated (expected {chunk['chunk_bytes']} bytes); "
-                        f"delete {folder.parent} and re-run prepare"
-                    )
+        folder = Path(data_dir) / domain
+        if not (folder / "stats.json").is_file():
+            raise ValueError(f"domain {domain!r}: {folder / 'stats.json'} is missing, the domain is incomplete; "
+                             + _FIX.format(folder=folder))
+        problem = domain_problem(data_dir, domain, deep=deep)
+        if problem:
+            raise ValueError(f"domain {domain!r}: {problem}; " + _FIX.format(folder=folder))
+
+
+def verify_shards(data_dir: str | os.PathLike) -> None:
+    """The cheap check (kept name): see verify_data_dir."""
+    verify_data_dir(str(data_dir))
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -150,8 +232,11 @@ def _split(lengths: np.ndarray, settings: ShardSettings, domain: str) -> np.ndar
 
 
 def write_domain(domain: str, docs: Iterable[str], tokenizer, data_dir: Path, settings: ShardSettings,
-                 domain_fingerprint: str, extra_stats: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Tokenize `docs` and write DIR/<domain>/{train,val,stats.json} atomically; returns the stats."""
+                 domain_fingerprint: str, extra_stats: dict[str, Any] | None = None, hint: str = "") -> dict[str, Any]:
+    """Tokenize `docs` and write DIR/<domain>/{train,val,stats.json} atomically; returns the stats.
+
+    `hint` is appended to the too-small-domain error (prepare.py: how .txt files are split).
+    """
     from tqdm.auto import tqdm
 
     tmp_dir = data_dir / f".{domain}.tmp-{os.getpid()}"
@@ -186,7 +271,7 @@ def write_domain(domain: str, docs: Iterable[str], tokenizer, data_dir: Path, se
             raise ValueError(
                 f"domain {domain!r} has {len(lengths_arr)} non-empty document(s) and {int(lengths_arr.sum())} tokens; "
                 f"it needs at least 2 documents and {4 * settings.block_size} tokens (4 blocks) for a train and a val split: "
-                "add text or lower block_size"
+                "add text or lower block_size" + hint
             )
         token_file = tmp_dir / "tokens.npy"
         np.save(token_file, np.fromfile(raw_tokens, dtype=np.int32))
@@ -197,6 +282,7 @@ def write_domain(domain: str, docs: Iterable[str], tokenizer, data_dir: Path, se
         for split, mask in (("train", ~val), ("val", val)):
             _optimize(str(token_file), starts[mask], ends[mask], tmp_dir / split, settings)
         token_file.unlink()
+        record_checksums(tmp_dir)
         stats = {
             "domain": domain, "num_docs": int(len(lengths_arr)), "num_empty_docs": num_empty,
             "num_tokens": int(lengths_arr.sum()), "num_bytes": num_bytes,

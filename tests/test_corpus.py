@@ -33,7 +33,7 @@ def test_reads_every_format_in_sorted_order(tmp_path):
     assert docs == ["first block\nstill first\n\n\nsecond block\n", "jsonl doc", "two", "gz doc", "zst doc",
                     "pq one", "pq two"]
     blocks = list(corpus.iter_documents(tmp_path, "mixed", txt_mode="blocks"))
-    assert blocks[:2] == ["first block\nstill first", "second block\n"]
+    assert blocks[:2] == ["first block\nstill first", "second block"]
 
 
 def test_nested_text_field(tmp_path):
