@@ -80,6 +80,7 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
 
     started = time.time()
     _ensure_data(cfg)
+    __import__("mixtrain.shards").shards.verify_data_dir(str(cfg.data_dir))  # cheap: every shard file there, full size
     out_dir = str(cfg.out_dir)
     os.makedirs(out_dir, exist_ok=True)
     rank = launch.global_rank()
