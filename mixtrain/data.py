@@ -100,6 +100,11 @@ class MixtureDataModule(pl.LightningDataModule):
         self.prefetch_factor = int(prefetch_factor)
         self.pin_memory = pin_memory
         self.val_blocks_per_domain = int(val_blocks_per_domain)
+        if self.val_blocks_per_domain < 1:  # 0 used to run "validation" on no blocks: no val loss, silently
+            raise ValueError(
+                f"val_blocks_per_domain={val_blocks_per_domain} leaves no validation block; use >= 1, or disable "
+                "validation explicitly with trainer.limit_val_batches=0 (the run then has no val/ losses)"
+            )
         self.val_batch_size = int(val_batch_size or batch_size)
         self.window_samples = int(window_samples)
         self.weight_lag_batches = int(weight_lag_batches)

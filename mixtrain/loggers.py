@@ -7,13 +7,20 @@ Lightning's CSVLogger is kept for the writing; two things are added:
 * one row per step: metrics logged at the same step (training, validation, mixture) are merged
   into one row; a row is written once the next step begins (or at the end of the run);
 * resume: an existing file is kept up to the checkpoint's step (rows logged after the
-  checkpoint are re-logged by the resumed run), instead of being deleted.
+  checkpoint are re-logged by the resumed run), instead of being deleted;
+* `flush_through(step)`: called before a checkpoint of `step` becomes visible (checkpoints.py),
+  so a killed run's file holds every row its checkpoint needs.
+
+`route_logs()` keeps the console to the progress bar, the final table and warnings from
+mixtrain: library INFO lines (litdata, Lightning) and Python warnings go to `RUN/train.log`.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 import os
+import warnings
 from typing import Any
 
 from lightning.pytorch.loggers import CSVLogger
@@ -88,7 +95,57 @@ class MetricsCSVLogger(CSVLogger):
     def log_hyperparams(self, params: Any = None, *args: Any, **kwargs: Any) -> None:
         pass  # the run's config is RUN/config.yaml (written once, secrets redacted)
 
+    def flush_through(self, step: int) -> None:
+        """Write every row up to `step` (included) to disk now (the step is complete)."""
+        writer = self._experiment
+        if writer is None:
+            return
+        if writer._pending is not None and writer._pending["step"] is not None and writer._pending["step"] <= step:
+            writer.flush_pending()
+        self.save()
+        if os.path.isfile(writer.metrics_file_path):
+            with open(writer.metrics_file_path, "rb+") as f:
+                os.fsync(f.fileno())
+
     def finalize(self, status: str) -> None:
         if self._experiment is not None:
             self._experiment.flush_pending()
         super().finalize(status)
+
+
+LIBRARY_LOGGERS = ("lightning.pytorch", "lightning.fabric", "litdata", "py.warnings")
+_FILE_HANDLER_NAME = "mixtrain-run-log"
+
+
+def route_logs(run_dir: str | None) -> None:
+    """Console: warnings and errors only; everything from INFO up also goes to RUN/train.log.
+
+    Hydra's logging config labels every library record `[HYDRA]` on the console (litdata logs a
+    few lines per dataset it opens) and Lightning adds its own console handler; Python warnings
+    (deprecations in dependencies) are captured as log records instead of stderr lines.
+    """
+    logging.captureWarnings(True)
+    warnings.filterwarnings("default")  # each warning once per location, into the log file
+    root = logging.getLogger()
+    targets = [root] + [logging.getLogger(name) for name in LIBRARY_LOGGERS]
+    for logger in targets:
+        for handler in logger.handlers:
+            if not isinstance(handler, logging.FileHandler):
+                handler.setLevel(logging.ERROR)
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).propagate = False if logging.getLogger(name).handlers else True
+    if run_dir is None:
+        return
+    for logger in targets:  # one file handler per run (tests run several in one process)
+        for handler in [h for h in logger.handlers if h.get_name() == _FILE_HANDLER_NAME]:
+            logger.removeHandler(handler)
+            handler.close()
+    os.makedirs(run_dir, exist_ok=True)
+    handler = logging.FileHandler(os.path.join(run_dir, "train.log"))
+    handler.set_name(_FILE_HANDLER_NAME)
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] %(message)s"))
+    root.setLevel(min(root.level or logging.INFO, logging.INFO))
+    for logger in targets:
+        if logger is root or not logger.propagate:
+            logger.addHandler(handler)

@@ -87,6 +87,7 @@ class MixtureLM(pl.LightningModule):
         decay_shape: str = "linear",
         compile: bool = False,
         peak_flops_per_s: float | None = None,
+        max_nonfinite_steps: int = 3,
         val_domains: list[str] | None = None,
         target_importance: Mapping[str, float] | None = None,
     ):
@@ -111,6 +112,8 @@ class MixtureLM(pl.LightningModule):
         self._val_sum: torch.Tensor | None = None
         self._val_count: torch.Tensor | None = None
         self._last_step_time: float | None = None
+        self.max_nonfinite_steps = int(max_nonfinite_steps)
+        self._nonfinite_streak = 0  # consecutive steps whose global loss was NaN/inf
 
     # -------------------------------------------------------------------- model
     def configure_model(self) -> None:
@@ -155,9 +158,26 @@ class MixtureLM(pl.LightningModule):
                 metrics[f"train/{d}/loss"] = sums[i] / counts[i]
         self.log_dict(metrics, on_step=True, on_epoch=False, prog_bar=False)
         self.log("loss", global_loss, on_step=True, on_epoch=False, prog_bar=True, logger=False)
+        # decided on the all-reduced loss, so every rank skips (or steps) together
+        if not bool(torch.isfinite(global_loss)):
+            self._nonfinite_streak += 1
+            if self._nonfinite_streak >= self.max_nonfinite_steps:
+                raise FloatingPointError(
+                    f"train/loss is {float(global_loss)} for {self._nonfinite_streak} consecutive steps (up to step "
+                    f"{self.global_step + 1}; max_nonfinite_steps={self.max_nonfinite_steps}); these steps did not "
+                    "update the weights and no non-finite checkpoint was written. Lower optim.lr (or raise "
+                    "optim.warmup_steps) and resume=true from the last checkpoint"
+                )
+            return None  # Lightning skips backward: no gradient, the optimizer leaves the weights alone
+        self._nonfinite_streak = 0
         return {"loss": loss, "domain_loss_sum": sums, "domain_count": counts}
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        if self.global_step >= self.trainer.max_steps > 0:
+            # the last step always validates (Lightning stops right after it validates when asked
+            # to stop), so summary.json and the final table have final val losses even when
+            # max_steps is not a multiple of trainer.val_check_interval
+            self.trainer.should_stop = True
         now = time.perf_counter()
         if self._last_step_time is not None:
             dt = now - self._last_step_time

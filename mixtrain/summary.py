@@ -7,13 +7,16 @@ what they write (formats in docs/formats.md).
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
+import shutil
 from collections.abc import Mapping
 from typing import Any
 
 SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|credential)", re.IGNORECASE)
 SECRET_ENV = ("WANDB_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+OVERRIDE = re.compile(r"^([+~]{0,2}[\w./@-]+)=(.*)$", re.DOTALL)  # a Hydra override "key=value"
 
 
 def redact(obj: Any) -> Any:
@@ -25,13 +28,83 @@ def redact(obj: Any) -> Any:
         return [redact(v) for v in obj]
     if isinstance(obj, str) and any(s and s in obj for s in secrets):
         return "<redacted>"
+    if isinstance(obj, str) and (m := OVERRIDE.match(obj)) and SECRET_KEY.search(m.group(1)):
+        return f"{m.group(1)}=<redacted>"  # `+data.token=...` in .hydra/overrides.yaml, hydra.yaml, argv
+    return obj
+
+
+def redact_hydra_dir(hydra_dir: str) -> None:
+    """Rewrite Hydra's own copies of the config (.hydra/*.yaml) with secrets redacted."""
+    import yaml
+
+    for name in ("config.yaml", "overrides.yaml", "hydra.yaml", "multirun.yaml"):
+        path = os.path.join(hydra_dir, name)
+        if os.path.isfile(path):
+            with open(path) as f:
+                data = yaml.safe_load(f)
+            tmp = f"{path}.tmp"
+            with open(tmp, "w") as f:
+                yaml.safe_dump(redact(data), f, sort_keys=False)
+            os.replace(tmp, path)
+    # hydra.yaml's job.override_dirname is one string of all overrides joined by commas
+    for path in (os.path.join(hydra_dir, "hydra.yaml"), os.path.join(hydra_dir, "multirun.yaml")):
+        if not os.path.isfile(path):
+            continue
+        text = open(path).read()
+        redacted = re.sub(r"((?:^|[\s,'\"])[+~]{0,2}[\w./@-]*(?:api[_-]?key|token|secret|password|passwd|credential)"
+                          r"[\w./@-]*=)[^,\s'\"]+", r"\1<redacted>", text, flags=re.IGNORECASE)
+        if redacted != text:
+            with open(path, "w") as f:
+                f.write(redacted)
+
+
+# what makes a directory a run directory (Hydra's own .hydra/ of this launch does not count)
+RUN_FILES = ("config.yaml", "metrics.csv", "summary.json", "refits.jsonl", "checkpoints", "wandb")
+RUN_LOG = "train.log"
+
+
+def existing_run_files(out_dir: str) -> list[str]:
+    return [name for name in RUN_FILES if os.path.exists(os.path.join(out_dir, name))]
+
+
+def claim_run_dir(out_dir: str, *, overwrite: bool, keep_hydra_dir: bool) -> None:
+    """Refuse to start a new run in a directory holding another run, or clear it (`overwrite=true`).
+
+    Without this, a re-run wiped metrics.csv, replaced config.yaml and summary.json, and a later
+    resume spliced the two runs. With overwrite the old run's files go first, so nothing mixes.
+    """
+    found = existing_run_files(out_dir)
+    if not found:
+        return
+    if not overwrite:
+        raise FileExistsError(
+            f"out_dir={out_dir} already holds a run ({', '.join(found)}); continue it with resume=true, "
+            f"pick a new out_dir, or pass overwrite=true to delete it and start over"
+        )
+    names = list(RUN_FILES) + [RUN_LOG] + ([] if keep_hydra_dir else [".hydra"])
+    for name in names:
+        path = os.path.join(out_dir, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        elif os.path.lexists(path):
+            os.remove(path)
+
+
+def _finite_or_none(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {k: _finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_none(v) for v in obj]
     return obj
 
 
 def write_json(path: str, data: Mapping[str, Any]) -> None:
+    """Atomic JSON; a non-finite float is written as null (never the invalid `NaN`)."""
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, default=float)
+        json.dump(_finite_or_none(json.loads(json.dumps(data, default=float))), f, indent=2, allow_nan=False)
     os.replace(tmp, path)
 
 
@@ -40,7 +113,8 @@ def final_metrics(callback_metrics: Mapping[str, Any], domains: list[str], weigh
     out: dict[str, float] = {}
     for key, value in callback_metrics.items():
         if key.startswith(("val/", "train/")):
-            out[key] = float(value)
+            value = float(value)
+            out[key] = value if math.isfinite(value) else None  # JSON has no NaN: null = not finite
     for d in domains:
         out[f"mix/{d}"] = float(weights[d])
         out[f"mix/tokens/{d}"] = float(tokens[d])

@@ -23,39 +23,58 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from mixtrain import launch
-from mixtrain.summary import domain_table, final_metrics, redact, write_json
+from mixtrain.summary import claim_run_dir, domain_table, final_metrics, redact, redact_hydra_dir, write_json
 
 
-def _checkpoint_to_resume(cfg: DictConfig) -> str | None:
+DEMO_DATA_DIR = "data/demo"  # conf/train.yaml's default data_dir: the demo corpus may be built there
+
+
+def _checkpoint_to_resume(cfg: DictConfig) -> tuple[str, dict] | None:
+    """(path, loaded checkpoint) this run continues from, or None for a fresh run."""
+    import torch
+
+    from mixtrain.checkpoints import resume_checkpoint
+
     if cfg.ckpt_path:
         if not os.path.isfile(cfg.ckpt_path):
             raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path} does not exist")
-        return str(cfg.ckpt_path)
+        return str(cfg.ckpt_path), torch.load(cfg.ckpt_path, map_location="cpu", weights_only=True, mmap=True)
     if cfg.resume:
-        last = os.path.join(cfg.out_dir, "checkpoints", "last.ckpt")
-        if not os.path.isfile(last):
+        found = resume_checkpoint(os.path.join(cfg.out_dir, "checkpoints"))
+        if found is None:
+            last = os.path.join(cfg.out_dir, "checkpoints", "last.ckpt")
             raise FileNotFoundError(
                 f"resume=true but {last} does not exist; train without resume=true first (same out_dir)"
             )
-        return last
+        return found
     return None
 
 
-def _checkpoint_step(path: str | None) -> int | None:
-    if path is None:
-        return None
-    import torch
+def _hydra_overrides() -> list[str]:
+    from hydra.core.hydra_config import HydraConfig
 
-    return int(torch.load(path, map_location="cpu", weights_only=True)["global_step"])
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def _hydra_run_dir() -> str | None:
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else None
 
 
 def _ensure_data(cfg: DictConfig) -> None:
     if os.path.isfile(os.path.join(cfg.data_dir, "manifest.json")):
         return
-    if not cfg.prepare_if_missing:
+    # a typo in data_dir must not silently train on the demo corpus (the default `data: demo`):
+    # build only into the demo's own path, or from a data= the user asked for
+    explicit_data = any(o.lstrip("+~").split("=", 1)[0] == "data" for o in _hydra_overrides())
+    demo_default = os.path.normpath(str(cfg.data_dir)) == DEMO_DATA_DIR and cfg.data.get("source") == "demo"
+    if not cfg.prepare_if_missing or not (explicit_data or demo_default):
         raise FileNotFoundError(
-            f"{cfg.data_dir} holds no prepared data (no manifest.json); run "
-            f"`python -m mixtrain.prepare data=demo data_dir={cfg.data_dir}` (or data=dir data.root=RAW) first"
+            f"data_dir={cfg.data_dir} holds no prepared data (no manifest.json); check the path, or run "
+            f"`python -m mixtrain.prepare data=demo data_dir={cfg.data_dir}` (or data=dir data.root=RAW) first "
+            f"(train builds data_dir itself only for data_dir={DEMO_DATA_DIR} or an explicit data=... with "
+            "prepare_if_missing=true)"
         )
     if launch.global_rank() != 0:
         raise RuntimeError(f"{cfg.data_dir} is not prepared; prepare it once before a multi-process run")
@@ -68,10 +87,11 @@ def _ensure_data(cfg: DictConfig) -> None:
 def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     """Train one run from a composed config; returns the summary also written to RUN/summary.json."""
     import lightning.pytorch as pl
-    from lightning.pytorch.callbacks import ModelCheckpoint
 
     from mixtrain.data import MixtureDataModule, MixtureProgress
-    from mixtrain.loggers import MetricsCSVLogger
+    from mixtrain.checkpoints import (MIXING_KEY, AtomicCheckpointIO, MixingIdentity, RunCheckpoint,
+                                      mixing_mismatch, remove_partial_files)
+    from mixtrain.loggers import MetricsCSVLogger, route_logs
     from mixtrain.model import peak_flops_per_s
     from mixtrain.module import MixtureLM
     from mixtrain.refit import Refit
@@ -79,14 +99,17 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     from mixtrain.target import target_importance
 
     started = time.time()
+    rank = launch.global_rank()
+    if cfg.get("resume_mixing", "refuse") not in ("refuse", "switch"):
+        raise ValueError(f"resume_mixing={cfg.resume_mixing}: use refuse (default) or switch")
+    if rank == 0 and not (cfg.resume or cfg.ckpt_path):  # a new run: never into another run's directory
+        hydra_dir = _hydra_run_dir()
+        claim_run_dir(str(cfg.out_dir), overwrite=bool(cfg.get("overwrite", False)),
+                      keep_hydra_dir=hydra_dir is not None and os.path.abspath(hydra_dir) == os.path.abspath(cfg.out_dir))
+    route_logs(None)  # console: progress bar + final table; RUN/train.log once the run is validated
     _ensure_data(cfg)
     __import__("mixtrain.shards").shards.verify_data_dir(str(cfg.data_dir))  # cheap: every shard file there, full size
     out_dir = str(cfg.out_dir)
-    os.makedirs(out_dir, exist_ok=True)
-    rank = launch.global_rank()
-    if rank == 0:
-        with open(os.path.join(out_dir, "config.yaml"), "w") as f:
-            f.write(OmegaConf.to_yaml(OmegaConf.create(redact(OmegaConf.to_container(cfg, resolve=True)))))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     tcfg = cfg.trainer
@@ -119,17 +142,52 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
         warmup_steps=cfg.optim.warmup_steps, max_steps=tcfg.max_steps, min_lr_ratio=cfg.optim.min_lr_ratio,
         schedule=cfg.optim.schedule, decay_fraction=cfg.optim.decay_fraction, decay_shape=cfg.optim.decay_shape,
         compile=cfg.compile, peak_flops_per_s=peak_flops_per_s(device_name),
+        max_nonfinite_steps=cfg.get("max_nonfinite_steps", 3),
         val_domains=dm.val_domains, target_importance=importance,
     )
 
-    ckpt_path = _checkpoint_to_resume(cfg)
-    loggers = [MetricsCSVLogger(out_dir, keep_until_step=_checkpoint_step(ckpt_path) if ckpt_path else None)]
+    # everything a resume could reject is checked before anything is written to out_dir
+    mixing_config = {k: v for k, v in OmegaConf.to_container(cfg.mixing, resolve=True).items() if k != "name"}
+    ckpt_path, keep_until, switches, switch_from, run_initial = None, None, [], None, dm.initial_weights
+    resumed = _checkpoint_to_resume(cfg)
+    if resumed is not None:
+        ckpt_path, ckpt = resumed
+        module.on_load_checkpoint(ckpt)  # same domains and model, or a clear error
+        saved_mixing = ckpt.get(MIXING_KEY)
+        why = mixing_mismatch(saved_mixing, strategy_name, mixing_config)
+        if why and cfg.resume_mixing != "switch":
+            raise ValueError(
+                f"{ckpt_path} was trained with another mixing strategy ({why}); resume with the checkpoint's "
+                f"mixing, pass resume_mixing=switch to use the new one from step {int(ckpt['global_step'])} on, "
+                "or start a new out_dir"
+            )
+        if why:
+            switch_from = saved_mixing["name"]
+        switches = list((saved_mixing or {}).get("switches", []))
+        run_initial = (saved_mixing or {}).get("initial_weights", run_initial)
+        keep_until = int(ckpt["global_step"])
+        del ckpt
+    if rank == 0:
+        os.makedirs(out_dir, exist_ok=True)
+        remove_partial_files(os.path.join(out_dir, "checkpoints"))
+        route_logs(out_dir)
+        resolved = redact(OmegaConf.to_container(cfg, resolve=True))
+        if switch_from is not None:  # the config says which strategy ran before this one
+            resolved["resumed_with_mixing_switch"] = {"from": switch_from, "to": strategy_name, "step": keep_until}
+        with open(os.path.join(out_dir, "config.yaml"), "w") as f:
+            f.write(OmegaConf.to_yaml(OmegaConf.create(resolved)))
+
+    loggers = [MetricsCSVLogger(out_dir, keep_until_step=keep_until)]
     for name, logger_cfg in (cfg.get("logger") or {}).items():
         loggers.append(instantiate(logger_cfg))
+    _start_wandb_redacted(loggers, cfg)
+    mixing_identity = MixingIdentity(strategy_name, mixing_config, dm.initial_weights, run_initial, switches,
+                                     switch_from)
     callbacks = [
         MixtureProgress(),
-        ModelCheckpoint(dirpath=os.path.join(out_dir, "checkpoints"), every_n_train_steps=cfg.checkpoint_every_n_steps,
-                        save_last=True, save_top_k=-1, filename="step{step:07d}", auto_insert_metric_name=False),
+        mixing_identity,
+        RunCheckpoint(dirpath=os.path.join(out_dir, "checkpoints"), every_n_train_steps=cfg.checkpoint_every_n_steps,
+                      save_last=True, save_top_k=-1, filename="step{step:07d}", auto_insert_metric_name=False),
     ]
     if strategy.refit_every_n_steps:
         callbacks.append(Refit(strategy, out_dir, **refit_cfg))
@@ -137,14 +195,14 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     trainer_kwargs = OmegaConf.to_container(tcfg, resolve=True)
     trainer_kwargs["accumulate_grad_batches"] = accumulate
     trainer = instantiate(trainer_kwargs, callbacks=callbacks, logger=loggers, default_root_dir=out_dir,
-                          _convert_="all")
+                          plugins=[AtomicCheckpointIO()], _convert_="all")
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
 
     final = final_metrics(trainer.callback_metrics, dm.domains, dm.stream.current_weights(), dm.stream.domain_tokens())
     summary = {
         "strategy": strategy_name, "seed": int(cfg.seed), "wall_time_s": time.time() - started,
         "step": int(trainer.global_step), "tokens": int(sum(dm.stream.domain_tokens().values())),
-        "initial_weights": dm.initial_weights, "passes": dm.stream.passes(), "final": final,
+        "initial_weights": run_initial, "mixing_switches": mixing_identity.switches, "passes": dm.stream.passes(), "final": final,
         "eval_only_domains": dm.eval_only_domains, "target_importance": importance,
     }
     if trainer.is_global_zero:
@@ -155,8 +213,37 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     return summary
 
 
+def _start_wandb_redacted(loggers: list, cfg: DictConfig) -> None:
+    """Start wandb runs with the redacted config and a redacted command line (wandb records argv)."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    wandb_loggers = [lg for lg in loggers if isinstance(lg, WandbLogger)]
+    if not wandb_loggers or launch.global_rank() != 0:
+        return
+    argv = list(sys.argv)
+    sys.argv[:] = redact(argv)
+    try:
+        for lg in wandb_loggers:
+            lg.log_hyperparams(redact(OmegaConf.to_container(cfg, resolve=True)))  # starts the run
+    finally:
+        sys.argv[:] = argv  # DDP's launcher re-runs the real command line
+
+
+def _redact_hydra_files() -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    hc = HydraConfig.get()
+    if hc.output_subdir:
+        redact_hydra_dir(os.path.join(hc.runtime.output_dir, hc.output_subdir))
+    if launch.is_multirun_job():
+        redact_hydra_dir(str(hc.sweep.dir))  # multirun.yaml holds the sweep's overrides
+
+
 @hydra.main(config_path="../conf", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    _redact_hydra_files()  # Hydra wrote .hydra/ before this function ran
     if launch.is_multirun_job():
         command = launch.single_run_command("mixtrain.train")
         print(f"[mixtrain] sweep job: {' '.join(command[1:])}", flush=True)

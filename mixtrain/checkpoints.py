@@ -1,0 +1,221 @@
+"""Crash-safe checkpoints: atomic files in the run directory, published after the metrics rows.
+
+Place in the flow: train.py wires these into the Trainer; resume picks a checkpoint with
+`resume_checkpoint()` before anything is written.
+
+* `AtomicCheckpointIO` (a Lightning CheckpointIO plugin): writes `<path>.partial` in the
+  checkpoint's own directory, fsyncs it and `os.replace`s it onto `<path>`. Lightning's default
+  writes through a temp folder that may be on another filesystem, so a kill during the final
+  copy left a 0-byte `last.ckpt`.
+* `RunCheckpoint` (a ModelCheckpoint): a checkpoint of step N is staged (`.staged-<name>`) when
+  Lightning saves it, and published (renamed to its name) only at the start of step N+1 or at
+  the end of training, right after `metrics.csv` was flushed through step N. So every visible
+  checkpoint has every metrics row up to its step on disk (a kill loses no row on resume).
+  A checkpoint of non-finite parameters is never written.
+* `resume_checkpoint()`: `last.ckpt`, or the newest readable step checkpoint if it is not
+  readable (and says so).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shutil
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+STAGED_PREFIX = ".staged-"
+PARTIAL_SUFFIX = ".partial"
+STEP_FILE = re.compile(r"^step(\d+)\.ckpt$")
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """torch.save into a temp file next to the target, fsync, os.replace: never a partial file."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        path = os.fspath(path)
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        tmp = path + PARTIAL_SUFFIX
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+        _fsync_dir(os.path.dirname(path) or ".")
+
+
+def remove_partial_files(ckpt_dir: str) -> list[str]:
+    """Delete what a killed run left half-done (unpublished or half-written checkpoints)."""
+    leftovers = glob.glob(os.path.join(ckpt_dir, STAGED_PREFIX + "*")) + glob.glob(
+        os.path.join(ckpt_dir, "*" + PARTIAL_SUFFIX))
+    for path in leftovers:
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    return leftovers
+
+
+def parameters_finite(module: torch.nn.Module) -> bool:
+    for p in module.parameters():
+        local = p.to_local() if hasattr(p, "to_local") else p  # FSDP2 DTensor: this rank's shard
+        if not bool(torch.isfinite(local.detach()).all()):
+            return False
+    return True
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint whose files appear only once metrics.csv holds every row up to their step."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        kwargs.setdefault("enable_version_counter", False)  # never last-v1.ckpt after a fallback resume
+        super().__init__(*args, **kwargs)
+        self._staged: dict[str, str] = {}  # final path -> staged path
+
+    def _save_checkpoint(self, trainer, filepath: str) -> None:
+        finite = parameters_finite(trainer.lightning_module)
+        if trainer.world_size > 1:
+            finite = trainer.strategy.reduce_boolean_decision(finite, all=True)
+        if not finite:  # a NaN/inf model must never replace a good checkpoint
+            self._last_global_step_saved = trainer.global_step
+            if trainer.is_global_zero:
+                print(f"[mixtrain] step {trainer.global_step}: parameters are not finite; checkpoint "
+                      f"{os.path.basename(filepath)} not written", flush=True)
+            return
+        staged = os.path.join(os.path.dirname(filepath), STAGED_PREFIX + os.path.basename(filepath))
+        trainer.save_checkpoint(staged, self.save_weights_only)
+        self._staged[filepath] = staged
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
+
+    def _publish(self, trainer) -> None:
+        if not self._staged:
+            return
+        if trainer.world_size > 1:
+            trainer.strategy.barrier()  # every rank's shard of a distributed checkpoint is written
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:  # the rows of steps <= the checkpoint's first
+                if hasattr(logger, "flush_through"):
+                    logger.flush_through(trainer.global_step)
+            for final, staged in self._staged.items():
+                if os.path.isdir(staged) and os.path.isdir(final):
+                    shutil.rmtree(final)
+                os.replace(staged, final)
+            _fsync_dir(self.dirpath)
+        self._staged.clear()
+        if trainer.world_size > 1:
+            trainer.strategy.barrier()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._publish(trainer)  # the previous step is complete: its row (train + val) is logged
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self.save_last and self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))  # last.ckpt = the final step
+        self._publish(trainer)
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        # unpublished checkpoints may be ahead of metrics.csv: drop them, resume uses the last published
+        if trainer.is_global_zero:
+            for staged in self._staged.values():
+                if os.path.exists(staged):
+                    shutil.rmtree(staged) if os.path.isdir(staged) else os.remove(staged)
+        self._staged.clear()
+
+
+def _load(path: str) -> dict[str, Any]:
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+
+
+def resume_checkpoint(ckpt_dir: str) -> tuple[str, dict[str, Any]] | None:
+    """(path, loaded checkpoint) to resume from: last.ckpt, else the newest readable stepN.ckpt."""
+    last = os.path.join(ckpt_dir, "last.ckpt")
+    steps = sorted(((int(m.group(1)), os.path.join(ckpt_dir, name)) for name in
+                    (os.listdir(ckpt_dir) if os.path.isdir(ckpt_dir) else []) if (m := STEP_FILE.match(name))),
+                   reverse=True)
+    candidates = ([last] if os.path.exists(last) else []) + [p for _, p in steps]
+    problems = []
+    for path in candidates:
+        try:
+            ckpt = _load(path)
+            int(ckpt["global_step"])
+        except Exception as e:  # truncated / 0-byte / foreign file: try the next one
+            problems.append(f"{os.path.basename(path)} ({type(e).__name__}: {str(e)[:80] or 'unreadable'})")
+            continue
+        if problems:
+            print(f"[mixtrain] unreadable checkpoint(s) {', '.join(problems)}; resuming from "
+                  f"{os.path.basename(path)} (step {int(ckpt['global_step'])}) instead", flush=True)
+        return path, ckpt
+    if problems:
+        raise RuntimeError(f"no readable checkpoint in {ckpt_dir}: {', '.join(problems)}; "
+                           "start a new out_dir (or overwrite=true)")
+    return None
+
+
+MIXING_KEY = "mixtrain_mixing"
+
+
+def mixing_mismatch(saved: dict[str, Any] | None, name: str, config: dict[str, Any]) -> str | None:
+    """Why a checkpoint's mixing strategy differs from this run's (None if it does not)."""
+    if saved is None:
+        return None  # written before strategies were recorded: nothing to compare
+    if saved["name"] != name:
+        return f"mixing={saved['name']} in the checkpoint, mixing={name} now"
+    changed = sorted(k for k in set(saved["config"]) | set(config) if saved["config"].get(k) != config.get(k))
+    if changed:
+        return f"mixing={name} with other settings: " + ", ".join(
+            f"mixing.{k}: {saved['config'].get(k)!r} -> {config.get(k)!r}" for k in changed)
+    return None
+
+
+class MixingIdentity(pl.Callback):
+    """Records the strategy (name + config, and any switches) in every checkpoint; applies a switch.
+
+    On `resume_mixing=switch` the new strategy's initial weights govern the stream from the resume
+    step on (sampler.set_weights, so the schedule keeps the old weights before it) and the switch
+    is recorded here, in the checkpoint and in summary.json.
+    """
+
+    def __init__(self, name: str, config: dict[str, Any], initial_weights: dict[str, float],
+                 run_initial_weights: dict[str, float] | None = None,
+                 switches: list[dict[str, Any]] | None = None, switch_from: str | None = None):
+        self.name, self.config, self.initial_weights = name, config, initial_weights
+        self.run_initial_weights = dict(run_initial_weights or initial_weights)  # the weights of step 0
+        self.switches = list(switches or [])
+        self._switch_from = switch_from
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        checkpoint[MIXING_KEY] = {"name": self.name, "config": self.config, "switches": self.switches,
+                                  "initial_weights": self.run_initial_weights}
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        if self._switch_from is not None:  # the old strategy's refit state is not the new one's
+            for key in [k for k in checkpoint.get("callbacks", {}) if k.startswith("Refit")]:
+                del checkpoint["callbacks"][key]
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if self._switch_from is None:
+            return
+        stream = trainer.datamodule.stream
+        first_batch = stream.set_weights(self.initial_weights)
+        self.switches.append({"step": int(trainer.global_step), "first_batch": int(first_batch),
+                              "from": self._switch_from, "to": self.name, "weights": dict(self.initial_weights)})
+        self._switch_from = None
+        if trainer.is_global_zero:
+            print(f"[mixtrain] resume_mixing=switch: {self.switches[-1]['from']} -> {self.name} from step "
+                  f"{trainer.global_step} (batch {first_batch} on)", flush=True)
