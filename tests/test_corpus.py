@@ -115,3 +115,56 @@ def test_demo_corpus_has_distinct_deterministic_domains(tmp_path):
     before = (tmp_path / "a" / "code" / "demo.jsonl").stat().st_mtime_ns
     corpus.build_demo_corpus(tmp_path / "a", max_bytes_per_domain=300_000, progress=False)
     assert (tmp_path / "a" / "code" / "demo.jsonl").stat().st_mtime_ns == before
+
+
+def test_txt_modes_lines_and_blocks_stream_documents(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.txt").write_text("one\r\n  two  \n\n\nthree\n   \nfour\nfive")
+    assert list(corpus.iter_documents(tmp_path, "d", txt_mode="lines")) == ["one", "  two  ", "three", "four", "five"]
+    assert list(corpus.iter_documents(tmp_path, "d", txt_mode="blocks")) == ["one\n  two  ", "three", "four\nfive"]
+    assert list(corpus.iter_documents(tmp_path, "d", txt_mode="file")) == ["one\r\n  two  \n\n\nthree\n   \nfour\nfive"]
+
+
+@pytest.mark.parametrize("txt_mode", ["file", "lines", "blocks"])
+def test_empty_txt_file_is_counted_as_one_empty_document(tmp_path, txt_mode):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "empty.txt").write_text("\n  \n")
+    assert [d.strip() for d in corpus.iter_documents(tmp_path, "d", txt_mode=txt_mode)] == [""]
+
+
+def test_unknown_txt_mode_names_the_options(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.txt").write_text("x")
+    with pytest.raises(ValueError, match=r"a.txt: data.txt_mode='line' is not an option.*file.*lines.*blocks"):
+        list(corpus.iter_documents(tmp_path, "d", txt_mode="line"))
+    with pytest.raises(ValueError, match=r"data.txt_mode='para'.*file \(one document per .txt file\)"):
+        corpus.check_txt_mode("para")
+
+
+@pytest.mark.parametrize("txt_mode", ["file", "lines", "blocks"])
+def test_binary_txt_with_nul_bytes_is_refused(tmp_path, txt_mode):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "blob.txt").write_bytes(b"text line\nELF\x00\x00\x01binary\n")
+    with pytest.raises(ValueError, match=r"blob.txt.*NUL bytes.*binary"):
+        list(corpus.iter_documents(tmp_path, "d", txt_mode=txt_mode))
+
+
+def test_nul_text_in_jsonl_and_parquet_is_refused(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "j").mkdir()
+    (tmp_path / "j" / "a.jsonl").write_text(json.dumps({"text": "ok"}) + "\n" + json.dumps({"text": "bad\u0000"}) + "\n")
+    with pytest.raises(ValueError, match=r"a.jsonl:2: contains NUL"):
+        list(corpus.iter_documents(tmp_path, "j"))
+    (tmp_path / "p").mkdir()
+    pq.write_table(pa.table({"text": ["ok", "b\x00d"]}), tmp_path / "p" / "x.parquet")
+    with pytest.raises(ValueError, match=r"x.parquet row 1 \('text'\): contains NUL"):
+        list(corpus.iter_documents(tmp_path, "p"))
+
+
+def test_txt_lines_mode_names_the_bad_utf8_line(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.txt").write_bytes(b"fine\nalso fine\nbad \xff here\n")
+    with pytest.raises(ValueError, match=r"a.txt:3: not valid UTF-8.*iconv"):
+        list(corpus.iter_documents(tmp_path, "d", txt_mode="lines"))

@@ -38,7 +38,11 @@ def test_stats_and_manifest(tiny_data_dir):
         assert s["num_train_tokens"] + s["num_val_tokens"] == s["num_tokens"]
         assert s["num_train_docs"] + s["num_val_docs"] == s["num_docs"] == 60
         assert s["num_val_tokens"] >= SETTINGS.min_val_tokens
+        recorded = json.loads((tiny_data_dir / d / "checksums.json").read_text())["files"]
+        on_disk = {f"{split}/{f.name}" for split in ("train", "val") for f in (tiny_data_dir / d / split).iterdir()}
+        assert set(recorded) == on_disk and {"train/index.json", "val/index.json"} <= on_disk
     verify_shards(tiny_data_dir)
+    shards.verify_data_dir(str(tiny_data_dir), deep=True)
 
 
 def test_litdata_reads_back_exactly_the_encoded_documents(tiny_raw_dir, tiny_data_dir):
@@ -129,6 +133,10 @@ def test_too_small_domain_is_refused(tmp_path):
     (tmp_path / "raw" / "tiny" / "only.txt").write_text("one short document")
     for i in range(30):
         (tmp_path / "raw" / "big" / f"{i}.txt").write_text(f"document number {i} " * 40)
+    with pytest.raises(ValueError, match=r"domain 'tiny'.*only.txt is its only file.*txt_mode=file.*lines"):
+        _prepare(tmp_path / "raw", tmp_path / "out", vocab_size=300)
+    (tmp_path / "raw" / "tiny" / "only.txt").unlink()
+    (tmp_path / "raw" / "tiny" / "only.jsonl").write_text('{"text": "one short document"}\n')
     with pytest.raises(ValueError, match="domain 'tiny' has 1 non-empty document"):
         _prepare(tmp_path / "raw", tmp_path / "out", vocab_size=300)
 
