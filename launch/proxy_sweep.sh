@@ -25,6 +25,9 @@
 #                      its last row is a finished run; earlier rows are mid-decay (higher LR than
 #                      a run that ends there) and bias the step term. Use it only with proxies of
 #                      several lengths and `collect --final-only` (not automated here).
+#   SCHEDULE=wsd       rows before the decay (the last optim.decay_fraction of max_steps) equal a
+#                      constant run's; rows inside it are partly decayed and the last is a finished
+#                      WSD run: one fit over both kinds is not like for like (use constant instead).
 #   WSD with a decay at each observation budget (branch a short decay off the constant run at
 #   every budget) gives finished-WSD observations at several budgets; not automated here.
 set -euo pipefail
