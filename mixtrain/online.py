@@ -282,7 +282,8 @@ class ODM(MixingStrategy):
 
     ODM samples one domain per step and updates the sampled arm's reward; here a refit sees
     the mean training loss of every domain since the last refit, so every sampled domain d gets
-    its importance-weighted reward loss_d / pi_d (pi = the weights in force) at once. As ODM's
+    its importance-weighted reward loss_d / pi_d at once, pi = the realised shares the losses were
+    drawn under (`MixHistory.weights`; not the scheduled weights, which may not have taken effect). As ODM's
     code, the estimated reward is a moving average (non-stationary rewards):
         R_d <- a R_d + (1 - a) loss_d / pi_d          (a = reward_smoothing = 0.9)
         pi  =  (1 - K eps_t) softmax(eps_{t-1} R) + eps_t,   eps_t = min(1/K, sqrt(ln K / (K t)))
@@ -324,7 +325,7 @@ class ODM(MixingStrategy):
         if not sampled:
             self.last_fit_report = {"phase": "skipped", "reason": "no domain sampled since the last refit"}
             return None
-        pi_now = normalize_weights(history.weights, domains, what="odm weights in force")
+        pi_now = normalize_weights(history.weights, domains, what="odm realised shares")
         rewards = dict(self._rewards or {d: 0.0 for d in domains})
         a = self.reward_smoothing
         for d in sampled:  # importance weighting: a rarely sampled domain's loss counts more
