@@ -13,7 +13,8 @@ idempotent (up-to-date domains are skipped, after checking their shards: `verify
   is DIR/raw, where the demo and HF sources are written by prepare itself.
 * One prepare at a time per DIR: an exclusive flock on DIR/.prepare.lock; a second process
   (e.g. every job of a SLURM sweep) waits up to `lock_timeout_s`, then finds the domains the
-  first one built up to date.
+  first one built up to date. Across nodes this needs a filesystem with working flock (NFSv4
+  does; Lustre needs the `flock` mount option).
 """
 
 from __future__ import annotations
