@@ -33,7 +33,7 @@ from typing import Any
 
 from mixtrain import corpus
 from mixtrain.shards import (
-    ShardSettings, domain_is_current, domain_problem, fingerprint, remove_stale_temporaries, write_domain,
+    CHECKSUMS, ShardSettings, domain_is_current, domain_problem, fingerprint, record_checksums, remove_stale_temporaries, write_domain,
     write_json_atomic, write_manifest,
 )
 from mixtrain.tokenizer import Tokenizer, balanced_sample, file_hash, train_tokenizer
@@ -231,6 +231,13 @@ def _prepare_locked(raw_root: Path, data_dir: Path, *, settings: ShardSettings, 
             problem = domain_problem(data_dir, d, deep=verify == "deep")
             if problem is None:
                 print(f"[prepare] {d}: up to date, skipped", flush=True)
+                continue
+            if not (data_dir / d / CHECKSUMS).is_file() and domain_problem(data_dir, d, deep=False) is None:
+                # prepared by an older mixtrain: every chunk has litdata's recorded size, so adopt the
+                # shards (record their checksums now) rather than re-tokenizing a whole corpus
+                record_checksums(data_dir / d)
+                print(f"[prepare] {d}: up to date (no checksums.json yet: chunk sizes match index.json, "
+                      f"checksums recorded now), skipped", flush=True)
                 continue
             print(f"[prepare] {d}: up to date but {problem}; rebuilding it", flush=True)
         stats = write_domain(d, corpus.iter_documents(raw_root, d, **read_opts), tokenizer, data_dir, settings, fp,

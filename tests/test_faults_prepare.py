@@ -150,6 +150,20 @@ def test_data_without_checksums_falls_back_to_litdata_sizes(prepared, tmp_path):
         verify_data_dir(str(out))
 
 
+def test_prepare_adopts_old_data_without_checksums_instead_of_rebuilding(tiny_raw_dir, prepared, tmp_path, capsys):
+    out = tmp_path / "out"
+    shutil.copytree(prepared, out)
+    (out / "code" / "checksums.json").unlink()  # as written by an older mixtrain
+    chunk = sorted((out / "code" / "train").glob("chunk-*.bin"))[0]
+    before = chunk.stat().st_mtime_ns
+    capsys.readouterr()
+    _prepare(tiny_raw_dir, out)
+    printed = capsys.readouterr().out
+    assert "code: up to date (no checksums.json yet" in printed and "rebuilding" not in printed
+    assert chunk.stat().st_mtime_ns == before  # not re-tokenized
+    verify_data_dir(str(out), deep=True)  # and now fully checkable
+
+
 # ------------------------------------------------------------------ item 11: one prepare at a time per data_dir
 def test_two_concurrent_prepares_of_one_data_dir(tiny_raw_dir, tmp_path):
     out = tmp_path / "out"
