@@ -16,6 +16,7 @@
 #     a view of the training domains only, e.g. make_settings.py's DIR-train)
 #   PARTS="static entropy law online"   STATIC="uniform natural temperature"
 #   ENTROPY="se ce je vne" x NORMS="proportional softmax"   ONLINE="online_bimix ado odm doremi"
+#   ODM_WARMUP (odm's uniform warm-up steps; default conf/mixing/odm.yaml's 100)
 # Order: part-major (every seed of a part before the next part), so the law and online parts run
 # last, under the newest code. A (strategy, seed) whose OUT/runs/<strategy>-seed<N>/DONE exists is
 # skipped: re-running resumes, and shards of it may run in parallel (e.g. SEEDS=0,1 and SEEDS=2,3,4).
@@ -83,6 +84,8 @@ for part in $PARTS; do
             ref="$OUT/runs/uniform-seed$seed"
             [ -f "$ref/DONE" ] || { echo "doremi needs the static part's uniform run $ref" >&2; exit 2; }
             run_one doremi "$seed" mixing=doremi mixing.reference_run="$ref" mixing.refit_every_n_steps="$REFIT_EVERY"
+          elif [ "$m" = odm ] && [ -n "${ODM_WARMUP:-}" ]; then  # uniform warm-up steps (conf: 100)
+            run_one odm "$seed" mixing=odm mixing.refit_every_n_steps="$REFIT_EVERY" mixing.warmup_steps="$ODM_WARMUP"
           else
             run_one "$m" "$seed" mixing="$m" mixing.refit_every_n_steps="$REFIT_EVERY"
           fi

@@ -27,13 +27,18 @@ def _weights_at(step, schedule):
 
 
 def write_run(run_dir: Path, *, strategy: str, seed: int, rate: float, steps: int = 40, val_every: int = 10,
-              schedule=None, refits: bool = False, summary: bool = True, wall: float = 30.0) -> dict:
-    """A fake run directory in the documented format; returns the final val losses it wrote."""
+              schedule=None, refits: bool = False, summary: bool = True, wall: float = 30.0,
+              eval_only: str | None = None, target_offset: float = 0.0) -> dict:
+    """A fake run directory in the documented format; returns the final val losses it wrote.
+
+    eval_only: a domain with val/<d>/loss only (no mix/, no train/), which is also the run's target
+    (val/target = its loss, summary target_importance {d: 1}); its loss is code's + target_offset."""
     rng = np.random.default_rng(seed)
     schedule = schedule or [(0, {d: 1 / len(DOMAINS) for d in DOMAINS})]
     header = ["step", "tokens", "train/loss", "val/loss"] + sorted(
         [f"train/{d}/loss" for d in DOMAINS] + [f"val/{d}/loss" for d in DOMAINS] + [f"mix/{d}" for d in DOMAINS]
-        + [f"mix/tokens/{d}" for d in DOMAINS] + ["perf/tokens_per_s"])
+        + [f"mix/tokens/{d}" for d in DOMAINS] + ["perf/tokens_per_s"]
+        + ([f"val/{eval_only}/loss", "val/target"] if eval_only else []))
     tokens = dict.fromkeys(DOMAINS, 0.0)
     final: dict = {}
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -59,13 +64,17 @@ def write_run(run_dir: Path, *, strategy: str, seed: int, rate: float, steps: in
                     row[f"val/{d}/loss"] = val[d]
                 row["val/loss"] = float(np.mean(list(val.values())))
                 final = {f"val/{d}/loss": v for d, v in val.items()} | {"val/loss": row["val/loss"]}
+                if eval_only:
+                    row[f"val/{eval_only}/loss"] = row["val/target"] = val["code"] + target_offset
+                    final |= {f"val/{eval_only}/loss": row["val/target"], "val/target": row["val/target"]}
             writer.writerow(row)
     final |= {f"mix/{d}": w[d] for d in DOMAINS} | {f"mix/tokens/{d}": tokens[d] for d in DOMAINS}
     (run_dir / "config.yaml").write_text(f"seed: {seed}\nmixing:\n  name: {strategy}\n  max_epochs: null\n")
     if summary:
         (run_dir / "summary.json").write_text(json.dumps({
             "strategy": strategy, "seed": seed, "wall_time_s": wall, "step": steps,
-            "tokens": steps * TOKENS_PER_STEP, "final": final}))
+            "tokens": steps * TOKENS_PER_STEP, "final": final,
+            "target_importance": {eval_only: 1.0} if eval_only else None}))
     if refits:
         with open(run_dir / "refits.jsonl", "w") as f:
             for (_, old), (start, new) in zip(schedule, schedule[1:]):
@@ -154,12 +163,12 @@ def test_headline_names_winner_and_margins_vs_baselines(experiment):
 def test_figures_exist_and_are_linked(experiment):
     out, md = experiment["out"], experiment["md"]
     links = re.findall(r"\]\(([^)]+\.png)\)", md)
-    for name in ["val_loss_all.png", "final_val_loss.png", "final_weights.png"]:
+    for name in ["val_loss_all.png", "final_val_loss.png", "final_weights.png", "paired_ci.png"]:
         assert name in links
     for run in experiment["finals"]:
         for fig in ["val_loss", "train_loss", "weights", "tokens"]:
             assert f"runs/{run}/{fig}.png" in links
-    assert len(links) == 3 + 4 * len(experiment["finals"])
+    assert len(links) == 4 + 4 * len(experiment["finals"])
     for link in links:
         assert (out / link).stat().st_size > 1000, link
 
@@ -263,3 +272,43 @@ def test_variants_split_by_mixing_config_and_resumed_steps_dedupe(tmp_path):
     aggs = aggregate_table(runs_table(load_runs([tmp_path])))
     assert {a["variant"]: a["n"] for a in aggs} == {"temperature (temperature=2.0)": 2,
                                                     "temperature (temperature=3.0)": 1}
+
+
+def test_paired_ci_vs_uniform_and_natural_on_mean_and_target(tmp_path):
+    """5 seeds x 3 strategies with an eval-only target domain: t-intervals over seeds, both baselines."""
+    from scipy.stats import t
+
+    rate = {"uniform": 0.30, "natural": 0.28, "x": 0.33}
+    offset = {"uniform": 0.5, "natural": 0.4, "x": 0.7}
+    finals = {}
+    for strategy in rate:
+        for seed in range(5):
+            finals[strategy, seed] = write_run(
+                tmp_path / "runs" / f"{strategy}-seed{seed}", strategy=strategy, seed=seed,
+                rate=rate[strategy] + 0.004 * ((seed * 7 + len(strategy)) % 5), steps=20, eval_only="held",
+                target_offset=offset[strategy] + 0.01 * ((seed * 3 + len(strategy)) % 4))
+    runs = load_runs([tmp_path / "runs"])
+    assert all(r.eval_only_domains == ["held"] and "held" not in r.train_domains for r in runs)
+    aggs = {a["variant"]: a for a in aggregate_table(runs_table(runs))}
+    for base in ("uniform", "natural"):
+        for score in ("val/loss", "val/target"):
+            diffs = np.array([finals["x", s][score] - finals[base, s][score] for s in range(5)])
+            ci = aggs["x"]["paired"][base][score]
+            half = t.ppf(0.975, 4) * diffs.std(ddof=1) / np.sqrt(5)
+            assert ci["n"] == 5 and ci["mean"] == pytest.approx(diffs.mean())
+            assert (ci["lo"], ci["hi"]) == pytest.approx((diffs.mean() - half, diffs.mean() + half))
+            assert aggs[base]["paired"][base][score]["mean"] == 0.0
+    # x's target is worse than uniform's by 0.2 +- 0.03 on every seed: the interval excludes 0
+    assert aggs["x"]["paired"]["uniform"]["val/target"]["lo"] > 0
+    write_report(runs, tmp_path / "out")
+    md = (tmp_path / "out" / "report.md").read_text()
+    rows = {r[0].strip("*"): [c.removeprefix("**").removesuffix("**") for c in r]  # the best row is bold
+            for r in _table_rows(md, "Strategies")}
+    header = md.split("## Strategies\n", 1)[1].split("\n## ", 1)[0]
+    assert "held (eval-only)" in header and "target vs natural [95% CI]" in header
+    ci = aggs["x"]["paired"]["uniform"]["val/target"]
+    cell = f"{ci['mean']:+.4f} [{ci['lo']:+.4f}, {ci['hi']:+.4f}] *".replace("-", "\u2212")
+    assert rows["x"][7] == cell
+    assert rows["x"][6] == f"{aggs['x']['val/target']['mean']:.4f} ± {aggs['x']['val/target']['std']:.4f}"
+    assert "target loss vs uniform (paired by seed, 95% CI excludes 0): better: natural; worse: x" in md
+    assert (tmp_path / "out" / "paired_ci.png").stat().st_size > 1000

@@ -7,7 +7,9 @@ Place in the flow: `mixtrain.train` writes run directories -> **report** (read-o
 
 RUN_DIR is a run directory (holds metrics.csv) or any folder above run directories, e.g. a Hydra
 multirun folder: it is searched recursively and its name becomes the runs' group. Runs are
-ranked by their final mean validation loss (val/loss, the unweighted mean over eval domains).
+ranked by their final mean validation loss (val/loss, the unweighted mean over the training
+domains); the target loss (val/target, `target.importance`, e.g. an eval-only domain) and the
+paired differences to uniform and natural (95% t-intervals over seeds) are reported next to it.
 With --law, the law's predictions are plotted against the observation table (--table, or one
 built from the runs with mixtrain.collect when --table is not given).
 """
@@ -99,13 +101,18 @@ def write_report(runs: Sequence[Run | str | os.PathLike], out_dir: str | os.Path
         "mean validation loss, all runs": plots.plot_mean_val_loss(ordered, labels, out / "val_loss_all.png"),
         "final validation loss per domain": plots.plot_final_bars(rows, out / "final_val_loss.png"),
         "final weights per run": plots.plot_final_weights(rows, out / "final_weights.png"),
+        "paired differences to uniform and natural (95% CI)": plots.plot_paired(aggs, out / "paired_ci.png"),
     }
     per_run = {run.name: plots.plot_run(run, out / "runs" / safe_name(run.name)) for run in ordered}
 
     groups = sorted({r.group for r in runs if r.group})
+    eval_only = sorted({d for r in runs for d in r.eval_only_domains})
     md = ["# mixtrain report", "",
           f"{len(runs)} runs" + (f" from {', '.join(groups)}" if groups else "") + ". "
-          "Ranked by final mean validation loss (`val/loss`, unweighted mean over eval domains; lower is better).",
+          "Ranked by final mean validation loss (`val/loss`, unweighted mean over the training domains; lower is "
+          "better). Target loss: `val/target`, the importance-weighted loss of `target.importance` (the mean over "
+          "training domains when none was set)."
+          + (f" Eval-only domains (validated, never trained on): {', '.join(eval_only)}." if eval_only else ""),
           "", "## Result", ""]
     md += [f"- {line}" for line in headline(rows, aggs)]
     md.append("")
@@ -114,9 +121,10 @@ def write_report(runs: Sequence[Run | str | os.PathLike], out_dir: str | os.Path
            runs_markdown(rows), "",
            "## Strategies", "",
            "mean ± std over the runs of each strategy (std: sample, ddof=1; a single run shows its value). "
-           "`vs uniform, same seed`: mean ± std over seeds of (this run's mean val loss − the uniform run's of "
-           "the same seed); negative is better, and far less noisy than comparing the means.", "",
-           aggregate_markdown(aggs), ""]
+           "`vs uniform, same seed` / `vs natural, same seed`: mean over seeds of (this run's loss − the baseline "
+           "run's of the same seed) [95% t-interval over seeds]; negative is better, `*`: the interval excludes 0. "
+           "Pairing removes the seed-to-seed spread that the plain ± std carries.", "",
+           aggregate_markdown(aggs, eval_only), ""]
 
     with_refits = [r for r in ordered if r.refits]
     if with_refits:

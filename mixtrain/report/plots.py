@@ -268,3 +268,37 @@ def plot_law(law: Any, table: Any, path: Path) -> tuple[Path, dict[str, float]]:
         axes[j // cols][j % cols].axis("off")
     fig.suptitle(f"law {getattr(law, 'name', '?')}: observed (points) vs predicted (lines), {len(names)} runs")
     return _save(fig, path), mre
+
+
+def plot_paired(aggs: Sequence[Mapping[str, Any]], path: Path) -> Path | None:
+    """Paired differences (mean and 95% CI over seeds) to uniform and natural, on val/loss and val/target."""
+    scores = [("val/loss", "mean val loss (training domains)"), ("val/target", "target loss (val/target)")]
+    baselines = ("uniform", "natural")
+    shown = [a for a in aggs if any(((a.get("paired") or {}).get(b) or {}).get(s, {}).get("lo") is not None
+                                    for b in baselines for s, _ in scores)]
+    if not shown:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(scores), figsize=(12, 0.45 * len(shown) + 1.8), sharey=True)
+    y = np.arange(len(shown))[::-1]
+    for ax, (score, title) in zip(axes, scores):
+        for k, (b, color) in enumerate(zip(baselines, ("tab:blue", "tab:orange"))):
+            means, lo, hi = [], [], []
+            for a in shown:
+                ci = ((a.get("paired") or {}).get(b) or {}).get(score) or {}
+                m = ci.get("mean", np.nan)
+                means.append(m if m is not None else np.nan)
+                lo.append(ci["lo"] if ci.get("lo") is not None else np.nan)
+                hi.append(ci["hi"] if ci.get("hi") is not None else np.nan)
+            means, lo, hi = np.array(means, float), np.array(lo, float), np.array(hi, float)
+            off = 0.15 if k == 0 else -0.15
+            ax.errorbar(means, y + off, xerr=[means - lo, hi - means], fmt="o", ms=4, capsize=3, color=color,
+                        label=f"vs {b}, same seed")
+        ax.axvline(0.0, color="k", lw=0.8)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("difference in final loss (nats; < 0: better than the baseline)")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(y, [a["variant"] for a in shown])
+    axes[0].legend(fontsize=8)
+    fig.suptitle("paired differences to uniform and natural, mean and 95% t-interval over seeds")
+    return _save(fig, path)

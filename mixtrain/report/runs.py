@@ -57,6 +57,12 @@ class Run:
         keys = set(self.metrics.columns) | set(self.summary.get("final", {}))
         return sorted(k[4:] for k in keys if k.startswith("mix/") and not k.startswith("mix/tokens/"))
 
+    @property
+    def eval_only_domains(self) -> list[str]:
+        """Validated domains the run never trained on (`eval_only_domains`: a val loss, no weight)."""
+        train = set(self.train_domains)
+        return [d for d in self.eval_domains if d not in train]
+
     def series(self, column: str, x: str = "step") -> tuple[np.ndarray, np.ndarray]:
         """(x, value) of the rows where both are logged; empty arrays if the column is absent."""
         if column not in self.metrics or x not in self.metrics:
@@ -72,12 +78,21 @@ class Run:
         return last_value(self.metrics, key)
 
     def final_mean_val_loss(self) -> float:
-        """Final val/loss (unweighted mean over eval domains); computed from the domains if absent."""
+        """Final val/loss (unweighted mean over the training domains); computed from them if absent."""
         value = self.final("val/loss")
         if math.isfinite(value):
             return value
-        per = [self.final(f"val/{d}/loss") for d in self.eval_domains]
+        domains = [d for d in self.eval_domains if d not in self.eval_only_domains]
+        per = [self.final(f"val/{d}/loss") for d in domains]
         return float(np.mean(per)) if per and all(math.isfinite(v) for v in per) else math.nan
+
+    def final_target_loss(self) -> float:
+        """Final val/target (mixtrain/target.py); a run without one and without a target
+        importance was scored on the default target, the mean over training domains."""
+        value = self.final("val/target")
+        if math.isfinite(value) or self.summary.get("target_importance"):
+            return value
+        return self.final_mean_val_loss()
 
     def final_weights(self) -> dict[str, float]:
         return {d: self.final(f"mix/{d}") for d in self.train_domains}

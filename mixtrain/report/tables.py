@@ -5,6 +5,12 @@ Place in the flow: runs.py (`Run`) -> **tables.py** -> report.md (cli.py). Pure:
 A strategy's runs are aggregated together unless their `mixing` config (config.yaml, seed and
 per-seed keys such as doremi's reference_run ignored) differs: then each distinct config is its own row, labelled by the keys that differ,
 e.g. `temperature (temperature=2.0)`. std is the sample standard deviation (ddof=1).
+
+Two scores per run: `val/loss` (unweighted mean over the training domains) and `val/target`
+(the importance-weighted target, mixtrain/target.py; = val/loss unless `target.importance` was
+set). Paired differences: a seed fixes initialisation and data order for every strategy, so
+each strategy is compared with the baseline run (uniform, natural) of the same seed; the 95%
+confidence interval is the t-interval over seeds, mean ± t(0.975, n-1) · sd / sqrt(n).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import numpy as np
 from mixtrain.report.runs import Run
 
 BASELINES = ("uniform", "natural")
+SCORES = ("val/loss", "val/target")  # what the paired differences are computed on
 # mixing keys that differ between the seeds of one strategy by design (doremi's reference run is
 # the uniform run of the same seed): not a different variant
 PER_SEED_KEYS = ("seed", "reference_run")
@@ -76,6 +83,8 @@ def runs_table(runs: Sequence[Run]) -> list[dict[str, Any]]:
         for d in eval_domains:
             row[f"val/{d}/loss"] = run.final(f"val/{d}/loss")
         row["val/loss"] = run.final_mean_val_loss()
+        row["val/target"] = run.final_target_loss()
+        row["eval_only_domains"] = run.eval_only_domains
         for d in train_domains:
             row[f"mix/{d}"] = run.final(f"mix/{d}")
         row.update(step=s.get("step"), tokens=s.get("tokens"), wall_time_s=s.get("wall_time_s"),
@@ -94,15 +103,30 @@ def _mean_std(values: Sequence[float]) -> dict[str, Any]:
             "std": float(v.std(ddof=1)) if len(v) > 1 else None, "n": int(len(v))}
 
 
+def paired_ci(diffs: Sequence[float], confidence: float = 0.95) -> dict[str, Any]:
+    """{mean, std, n, lo, hi}: the t-interval of the mean of paired differences (lo/hi None if n < 2)."""
+    out = _mean_std(diffs)
+    out["lo"] = out["hi"] = None
+    if out["n"] > 1:
+        from scipy.stats import t
+
+        half = float(t.ppf(0.5 + confidence / 2, out["n"] - 1)) * out["std"] / math.sqrt(out["n"])
+        out["lo"], out["hi"] = out["mean"] - half, out["mean"] + half
+    return out
+
+
 def aggregate_table(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Per strategy variant: n runs, seeds, {mean, std, n} of val/loss and every val/<domain>/loss
-    and of the final mix/<domain> weights; best mean val loss first."""
+    """Per strategy variant: n runs, seeds, {mean, std, n} of val/loss, val/target, every
+    val/<domain>/loss and the final mix/<domain> weights; `paired[baseline][score]`: paired_ci of
+    (run - the baseline's run of the same seed) for baseline in BASELINES, score in SCORES;
+    best mean val loss first."""
     by: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for row in rows:
         by[row["variant"]].append(row)
     metric_keys = [k for k in (rows[0] if rows else {}) if k.startswith(("val/", "mix/"))]
-    uniform_by_seed = {r["seed"]: r["val/loss"] for r in rows
-                       if r["strategy"] == "uniform" and r["seed"] is not None and _finite(r.get("val/loss"))}
+    base_by_seed = {(b, score): {r["seed"]: r[score] for r in rows
+                                 if r["strategy"] == b and r["seed"] is not None and _finite(r.get(score))}
+                    for b in BASELINES for score in SCORES}
     out = []
     for variant, group in by.items():
         agg: dict[str, Any] = {"variant": variant, "strategy": group[0]["strategy"], "n": len(group),
@@ -112,8 +136,10 @@ def aggregate_table(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         agg["tokens"] = _mean_std([g["tokens"] for g in group])
         # seeds share initialisation and data order across strategies, so the difference to the
         # uniform run of the same seed is far less noisy than either mean (seed sd cancels)
-        agg["vs_uniform_paired"] = _mean_std([g["val/loss"] - uniform_by_seed[g["seed"]] for g in group
-                                              if g["seed"] in uniform_by_seed and _finite(g["val/loss"])])
+        agg["paired"] = {b: {score: paired_ci([g[score] - base_by_seed[b, score][g["seed"]] for g in group
+                                                if g["seed"] in base_by_seed[b, score] and _finite(g.get(score))])
+                             for score in SCORES} for b in BASELINES}
+        agg["vs_uniform_paired"] = agg["paired"]["uniform"]["val/loss"]
         out.append(agg)
     out.sort(key=lambda a: (not math.isfinite(a["val/loss"]["mean"]), np.nan_to_num(a["val/loss"]["mean"], nan=0.0)))
     return out
@@ -197,6 +223,19 @@ def headline(rows: Sequence[Mapping[str, Any]], aggs: Sequence[Mapping[str, Any]
                          "no estimate of seed noise)")
         else:
             lines.append(f"margin over the runner-up {second['variant']}: {margin:.4f} (> seed std {max(stds):.4f})")
+    for score, what in (("val/loss", "mean val loss"), ("val/target", "target loss")):
+        for name in BASELINES:
+            better = [a["variant"] for a in ranked if (a.get("paired") or {}).get(name, {}).get(score, {}).get("hi")
+                      is not None and a["paired"][name][score]["hi"] < 0]
+            worse = [a["variant"] for a in ranked if (a.get("paired") or {}).get(name, {}).get(score, {}).get("lo")
+                     is not None and a["paired"][name][score]["lo"] > 0]
+            if any(a["strategy"] == name for a in ranked):
+                lines.append(f"{what} vs {name} (paired by seed, 95% CI excludes 0): better: {', '.join(better) or 'none'}; "
+                             f"worse: {', '.join(worse) or 'none'}")
+    by_target = sorted((a for a in ranked if _finite(a.get("val/target", {}).get("mean"))),
+                       key=lambda a: a["val/target"]["mean"])
+    if by_target:
+        lines.append(f"best on the target (val/target): {by_target[0]['variant']} {by_target[0]['val/target']['mean']:.4f}")
     best_run = next((r for r in rows if r["best"]), None)
     if best_run is not None and (best["n"] > 1 or best_run["variant"] != best["variant"]):
         lines.append(f"best single run: {best_run['run']} ({best_run['variant']}, seed {best_run['seed']}) "
@@ -222,36 +261,54 @@ def runs_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     """The per-run table; the winner's row in bold, the best value of each domain column in bold."""
     domains = [k for k in (rows[0] if rows else {}) if k.startswith("val/") and k.endswith("/loss") and k != "val/loss"]
     col_best = {k: np.nanmin([r[k] for r in rows]) if any(_finite(r[k]) for r in rows) else None for k in domains}
-    header = ["#", "run", "strategy", "seed", *[k[4:-5] for k in domains], "mean val loss", "step", "tokens",
-              "wall time", "refits", "notes"]
+    eval_only = sorted({d for r in rows for d in r.get("eval_only_domains", [])})
+    header = ["#", "run", "strategy", "seed", *[domain_label(k[4:-5], eval_only) for k in domains], "mean val loss",
+              "target loss", "step", "tokens", "wall time", "refits", "notes"]
     body = []
     for r in rows:
         cells = [str(r["rank"]), r["run"], r["variant"], "-" if r["seed"] is None else str(r["seed"])]
         for k in domains:
             c = fmt(r[k])
             cells.append(f"**{c}**" if col_best[k] is not None and _finite(r[k]) and r[k] == col_best[k] else c)
-        cells += [fmt(r["val/loss"]), "-" if r["step"] is None else str(r["step"]), fmt_tokens(r["tokens"]),
+        cells += [fmt(r["val/loss"]), fmt(r.get("val/target")), "-" if r["step"] is None else str(r["step"]), fmt_tokens(r["tokens"]),
                   fmt_seconds(r["wall_time_s"]), str(r["refits"]), r["notes"] or ""]
         if r["best"]:
             cells = [f"**{c.strip('*')}**" if c else c for c in cells]
             cells[0] = "**1 (best)**"
         body.append(cells)
-    return markdown_table(header, body, "rllr" + "r" * len(domains) + "rrrrrl")
+    return markdown_table(header, body, "rllr" + "r" * len(domains) + "rrrrrrl")
 
 
-def aggregate_markdown(aggs: Sequence[Mapping[str, Any]]) -> str:
+def fmt_ci(ci: Mapping[str, Any] | None, digits: int = 4) -> str:
+    """'−0.0123 [−0.0301, +0.0055]', with ' *' when the interval excludes 0; '-' if undefined."""
+    if not ci or not _finite(ci.get("mean")):
+        return "-"
+    if ci.get("lo") is None:
+        return signed(ci["mean"], digits) + (" (n=1)" if ci.get("n") == 1 else "")
+    star = " *" if ci["lo"] > 0 or ci["hi"] < 0 else ""
+    return f"{signed(ci['mean'], digits)} [{signed(ci['lo'], digits)}, {signed(ci['hi'], digits)}]{star}"
+
+
+def domain_label(domain: str, eval_only: Sequence[str]) -> str:
+    return f"{domain} (eval-only)" if domain in eval_only else domain
+
+
+def aggregate_markdown(aggs: Sequence[Mapping[str, Any]], eval_only: Sequence[str] = ()) -> str:
+    """Per strategy: mean val loss, target loss, each with its paired 95% CIs vs uniform and natural."""
     domains = [k for k in (aggs[0] if aggs else {}) if k.startswith("val/") and k.endswith("/loss") and k != "val/loss"]
-    header = ["strategy", "runs", "seeds", "mean val loss", "vs uniform, same seed", *[k[4:-5] for k in domains],
-              "tokens"]
+    header = ["strategy", "runs", "seeds", "mean val loss", "vs uniform, same seed [95% CI]",
+              "vs natural, same seed [95% CI]", "target loss", "target vs uniform [95% CI]",
+              "target vs natural [95% CI]", *[domain_label(k[4:-5], eval_only) for k in domains], "tokens"]
     body = []
     for i, a in enumerate(aggs):
-        paired = a.get("vs_uniform_paired") or {}
-        delta = "-" if not _finite(paired.get("mean")) else (
-            signed(paired["mean"]) + (f" ± {paired['std']:.4f}" if paired.get("std") is not None else ""))
+        paired = a.get("paired") or {}
         cells = [a["variant"], str(a["n"]), ", ".join("-" if s is None else str(s) for s in a["seeds"]),
-                 fmt_mean_std(a["val/loss"]), delta, *[fmt_mean_std(a[k]) for k in domains],
-                 fmt_tokens(a["tokens"]["mean"])]
+                 fmt_mean_std(a["val/loss"]),
+                 *[fmt_ci((paired.get(b) or {}).get("val/loss")) for b in BASELINES],
+                 fmt_mean_std(a.get("val/target") or {}),
+                 *[fmt_ci((paired.get(b) or {}).get("val/target")) for b in BASELINES],
+                 *[fmt_mean_std(a[k]) for k in domains], fmt_tokens(a["tokens"]["mean"])]
         if i == 0 and math.isfinite(a["val/loss"]["mean"]):
             cells = [f"**{c}**" for c in cells]
         body.append(cells)
-    return markdown_table(header, body, "lrlrr" + "r" * len(domains) + "r")
+    return markdown_table(header, body, "lrlrrrrrr" + "r" * len(domains) + "r")
