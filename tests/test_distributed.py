@@ -1,4 +1,9 @@
-"""Two CPU processes (gloo) through the real DDP path: disjoint data, identical weights, exact resume."""
+"""Two CPU processes (gloo) through the real DDP path: disjoint data, identical weights, exact resume.
+
+The main run has 2 DataLoader workers per rank and two weight changes (set after steps 2 and 6,
+effective at batches 8 and 12: next + lag 6, windows of one global batch); the resumed run
+restarts from the step-4 checkpoint, before either change took effect, with 0 workers.
+"""
 
 from __future__ import annotations
 
@@ -13,16 +18,28 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PROBE = REPO / "tests" / "scripts" / "ddp_probe.py"
+STEPS = 16
 
 
-def _run(probe_dir, crash, data_dir, out_dir, *extra):
+def _domains(data_dir):
+    return json.loads((Path(data_dir) / "manifest.json").read_text())["domains"]
+
+
+def _changes(data_dir):
+    a, b, c = _domains(data_dir)
+    return {2: {a: 0.0, b: 0.5, c: 0.5}, 6: {a: 0.5, b: 0.0, c: 0.5}}  # W1 drops domain a, W2 domain b
+
+
+def _run(probe_dir, crash, data_dir, out_dir, *extra, num_workers=2):
     cmd = [sys.executable, str(PROBE), str(probe_dir), crash,
            "experiment=smoke", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
            "trainer.precision=32-true", f"data_dir={data_dir}", f"out_dir={out_dir}", "prepare_if_missing=false",
-           "seq_len=32", "batch_size=4", "val_blocks_per_domain=6", "trainer.max_steps=8",
-           "trainer.val_check_interval=4", "checkpoint_every_n_steps=4", "table_at_end=false",
-           "mixing=temperature", *extra]
-    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO)}
+           "seq_len=32", "batch_size=4", "val_blocks_per_domain=6", f"trainer.max_steps={STEPS}",
+           "trainer.val_check_interval=8", "checkpoint_every_n_steps=4", "table_at_end=false",
+           "mixing=temperature", f"sampler.num_workers={num_workers}", "sampler.prefetch_factor=2",
+           "sampler.window_samples=8", "sampler.weight_lag_batches=6", *extra]
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1",
+           "PROBE_SET_WEIGHTS": json.dumps(_changes(data_dir))}
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -46,7 +63,7 @@ def ddp_full(tiny_data_dir, tmp_path_factory):
 
 def test_ranks_read_disjoint_data_with_identical_weights(ddp_full):
     r0, r1 = _probe(ddp_full / "probe", 0), _probe(ddp_full / "probe", 1)
-    assert len(r0) == len(r1) == 8
+    assert len(r0) == len(r1) == STEPS
     blocks0 = {tuple(b) for row in r0 for b in row["blocks"]}  # (domain, block) pairs
     blocks1 = {tuple(b) for row in r1 for b in row["blocks"]}
     assert blocks0.isdisjoint(blocks1)
@@ -58,7 +75,7 @@ def test_ranks_read_disjoint_data_with_identical_weights(ddp_full):
 
 def test_global_batch_composition_and_token_accounting(ddp_full, tiny_data_dir):
     r0, r1 = _probe(ddp_full / "probe", 0), _probe(ddp_full / "probe", 1)
-    domains = json.loads((Path(tiny_data_dir) / "manifest.json").read_text())["domains"]
+    domains = _domains(tiny_data_dir)
     counts = [0] * len(domains)
     for row in r0 + r1:
         for d in row["domain"]:
@@ -67,17 +84,32 @@ def test_global_batch_composition_and_token_accounting(ddp_full, tiny_data_dir):
     assert dict(zip(domains, counts)) == r0[-1]["domain_samples"]
     rows = _metrics(ddp_full / "run")
     last = rows[-1]
-    assert int(last["step"]) == 8
-    assert float(last["tokens"]) == 8 * 2 * 4 * 32  # steps x ranks x batch x seq_len
+    assert int(last["step"]) == STEPS
+    assert float(last["tokens"]) == STEPS * 2 * 4 * 32  # steps x ranks x batch x seq_len
     assert sum(float(last[f"mix/tokens/{d}"]) for d in domains) == float(last["tokens"])
     for d, n in zip(domains, counts):
         assert float(last[f"mix/tokens/{d}"]) == n * 32
 
 
+def test_weight_changes_govern_the_batches_after_their_effective_batch(ddp_full, tiny_data_dir):
+    for rank in (0, 1):
+        changes = [json.loads(line) for line in open(ddp_full / "probe" / f"changes{rank}.jsonl")]
+        assert changes == [{"step": 2, "effective_batch": 8}, {"step": 6, "effective_batch": 12}]
+    rows = _probe(ddp_full / "probe", 0) + _probe(ddp_full / "probe", 1)
+    drawn = {part: [d for r in rows if lo <= r["batch_index"] < hi for d in r["domain"]]
+             for part, (lo, hi) in {"w0": (0, 8), "w1": (8, 12), "w2": (12, STEPS)}.items()}
+    assert {0, 1} <= set(drawn["w0"])  # the initial weights drew both domains the changes drop
+    assert len(drawn["w1"]) == len(drawn["w2"]) == 4 * 2 * 4  # 4 global batches of 8 samples each
+    assert 0 not in drawn["w1"] and 1 not in drawn["w2"]  # every sample governed by the new weights
+
+
 def test_two_process_resume_continues_exactly(ddp_full, tiny_data_dir, tmp_path):
+    # crash at step 6, after the step-4 checkpoint: the resumed run restores the first change
+    # (pending, effective at batch 8) from the checkpoint and makes the second again after step 6
     crashed = _run(tmp_path / "probe", "6", tiny_data_dir, tmp_path / "run")
     assert crashed.returncode != 0 and "simulated crash" in crashed.stderr + crashed.stdout
-    resumed = _run(tmp_path / "probe_resumed", "-", tiny_data_dir, tmp_path / "run", "resume=true")
+    # resumed without workers: the changes must land on the same batches for any worker count
+    resumed = _run(tmp_path / "probe_resumed", "-", tiny_data_dir, tmp_path / "run", "resume=true", num_workers=0)
     assert resumed.returncode == 0, resumed.stderr[-4000:]
     for rank in (0, 1):
         full = [r for r in _probe(ddp_full / "probe", rank) if r["batch_index"] >= 4]  # after the step-4 checkpoint

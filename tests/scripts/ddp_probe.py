@@ -2,6 +2,9 @@
 that records, per rank, what every training batch held and the weights in force.
 
     python tests/scripts/ddp_probe.py PROBE_DIR [CRASH_AT_STEP|-] hydra overrides...
+
+PROBE_SET_WEIGHTS='{"STEP": {domain: w, ...}, ...}' (environment): after optimizer step STEP, call
+the sampler's set_weights (as a refit would, also again after a resume), on every rank.
 """
 
 import json
@@ -17,8 +20,8 @@ CONF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "con
 
 
 class Probe(pl.Callback):
-    def __init__(self, out_dir: str, crash_at: int | None):
-        self.out_dir, self.crash_at, self.rows = out_dir, crash_at, []
+    def __init__(self, out_dir: str, crash_at: int | None, set_weights: dict[int, dict[str, float]]):
+        self.out_dir, self.crash_at, self.rows, self.set_weights = out_dir, crash_at, [], set_weights
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if self.crash_at is not None and trainer.global_step == self.crash_at:
@@ -34,6 +37,10 @@ class Probe(pl.Callback):
         })
         with open(os.path.join(self.out_dir, f"rank{trainer.global_rank}.jsonl"), "a") as f:
             f.write(json.dumps(self.rows[-1]) + "\n")
+        if trainer.global_step in self.set_weights:
+            start = stream.set_weights(self.set_weights[trainer.global_step])
+            with open(os.path.join(self.out_dir, f"changes{trainer.global_rank}.jsonl"), "a") as f:
+                f.write(json.dumps({"step": trainer.global_step, "effective_batch": start}) + "\n")
 
 
 if __name__ == "__main__":
@@ -41,4 +48,5 @@ if __name__ == "__main__":
     os.makedirs(probe_dir, exist_ok=True)
     with initialize_config_dir(config_dir=os.path.abspath(CONF), version_base="1.3"):
         cfg = compose("train", overrides=sys.argv[3:])
-    train(cfg, extra_callbacks=[Probe(probe_dir, None if crash == "-" else int(crash))])
+    changes = {int(k): v for k, v in json.loads(os.environ.get("PROBE_SET_WEIGHTS", "{}")).items()}
+    train(cfg, extra_callbacks=[Probe(probe_dir, None if crash == "-" else int(crash), changes)])
