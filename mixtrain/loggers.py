@@ -11,8 +11,8 @@ Lightning's CSVLogger is kept for the writing; two things are added:
 * `flush_through(step)`: called before a checkpoint of `step` becomes visible (checkpoints.py),
   so a killed run's file holds every row its checkpoint needs.
 
-`route_logs()` keeps the console to the progress bar, the final table and warnings from
-mixtrain: library INFO lines (litdata, Lightning) and Python warnings go to `RUN/train.log`.
+`route_logs()` keeps the console to the progress bar, mixtrain's own lines, the final table and
+errors: library INFO/WARNING lines (litdata, Lightning) and Python warnings go to `RUN/train.log`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import csv
 import logging
 import os
-import warnings
 from typing import Any
 
 from lightning.pytorch.loggers import CSVLogger
@@ -113,30 +112,30 @@ class MetricsCSVLogger(CSVLogger):
         super().finalize(status)
 
 
-LIBRARY_LOGGERS = ("lightning.pytorch", "lightning.fabric", "litdata", "py.warnings")
 _FILE_HANDLER_NAME = "mixtrain-run-log"
 
 
-def route_logs(run_dir: str | None) -> None:
-    """Console: warnings and errors only; everything from INFO up also goes to RUN/train.log.
+def _all_loggers() -> list[logging.Logger]:
+    named = [lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)]
+    return [logging.getLogger()] + named
 
-    Hydra's logging config labels every library record `[HYDRA]` on the console (litdata logs a
-    few lines per dataset it opens) and Lightning adds its own console handler; Python warnings
-    (deprecations in dependencies) are captured as log records instead of stderr lines.
+
+def route_logs(run_dir: str | None) -> None:
+    """Console: errors only from library loggers; everything from INFO up goes to RUN/train.log.
+
+    Hydra's logging config labels every record `[HYDRA]` on the console (litdata logs a few lines
+    per dataset it opens), `lightning` adds its own console handler (both print every INFO line),
+    and Python warnings (deprecations in dependencies) become log records instead of stderr lines.
+    Only plain StreamHandlers are quieted (pytest's capture handlers are subclasses and stay).
     """
     logging.captureWarnings(True)
-    warnings.filterwarnings("default")  # each warning once per location, into the log file
-    root = logging.getLogger()
-    targets = [root] + [logging.getLogger(name) for name in LIBRARY_LOGGERS]
-    for logger in targets:
+    for logger in _all_loggers():
         for handler in logger.handlers:
-            if not isinstance(handler, logging.FileHandler):
+            if type(handler) is logging.StreamHandler:
                 handler.setLevel(logging.ERROR)
-    for name in LIBRARY_LOGGERS:
-        logging.getLogger(name).propagate = False if logging.getLogger(name).handlers else True
     if run_dir is None:
         return
-    for logger in targets:  # one file handler per run (tests run several in one process)
+    for logger in _all_loggers():  # one file handler per run (tests run several in one process)
         for handler in [h for h in logger.handlers if h.get_name() == _FILE_HANDLER_NAME]:
             logger.removeHandler(handler)
             handler.close()
@@ -145,7 +144,9 @@ def route_logs(run_dir: str | None) -> None:
     handler.set_name(_FILE_HANDLER_NAME)
     handler.setLevel(logging.INFO)
     handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] %(message)s"))
-    root.setLevel(min(root.level or logging.INFO, logging.INFO))
-    for logger in targets:
-        if logger is root or not logger.propagate:
+    root = logging.getLogger()
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+    for logger in _all_loggers():
+        if logger is root or (not logger.propagate and logger.handlers):
             logger.addHandler(handler)

@@ -177,6 +177,7 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
         with open(os.path.join(out_dir, "config.yaml"), "w") as f:
             f.write(OmegaConf.to_yaml(OmegaConf.create(resolved)))
 
+    os.environ.setdefault("WANDB_SILENT", "true")  # wandb's banner and sync hints: its files are in RUN/wandb/
     loggers = [MetricsCSVLogger(out_dir, keep_until_step=keep_until)]
     for name, logger_cfg in (cfg.get("logger") or {}).items():
         loggers.append(instantiate(logger_cfg))
