@@ -11,7 +11,8 @@
 #
 # Environment knobs (defaults = the 2-core CPU scale of RESULTS.md):
 #   DATA=data/demo  STEPS=200  SEEDS=0,1,2,3,4  REFIT_EVERY=20 (online strategies)
-#   PROXY_RUNS=16  PROXY_STEPS=100 (the sweep the BiMix law is fitted on)
+#   PROXY_RUNS=16  PROXY_STEPS=100 (the sweep the BiMix law is fitted on)  PROXY_FINAL_ONLY=0 (1: fit on
+#     each proxy's last validation row only: bimix's mixture-only form, for proxies with < 3 validations)
 #   PROXY_DATA=$DATA (the data_dir whose domains the proxy mixtures cover: with eval_only_domains,
 #     a view of the training domains only, e.g. make_settings.py's DIR-train)
 #   PARTS="static entropy law online"   STATIC="uniform natural temperature"
@@ -55,14 +56,20 @@ run_one() {  # run_one NAME SEED overrides...: one run into OUT/runs/NAME-seedSE
   touch "$dir/DONE"
 }
 
-proxy_law() {  # OUT/proxy/law_bimix.json from a proxy sweep
+proxy_law() {  # OUT/proxy/law_bimix.json from a proxy sweep (the sweep is skipped once OUT/proxy/table.csv exists)
   [ -f "$OUT/proxy/law_bimix.json" ] && return
-  local files
-  files="$("$PYTHON" -m mixtrain.proxy --data-dir "$PROXY_DATA" --num-runs "$PROXY_RUNS" --out "$OUT/proxy/mixtures")"
-  "$PYTHON" -m mixtrain.train -m experiment=proxy data_dir="$DATA" prepare_if_missing=false sweep_dir="$OUT/proxy/runs" \
-    mixing=manual "mixing.weights_file=$files" trainer.max_steps="$PROXY_STEPS" "${EXTRA[@]}"
-  "$PYTHON" -m mixtrain.collect "$OUT/proxy/runs" --out "$OUT/proxy/table.csv"
-  "$PYTHON" -m mixtrain.collect "$OUT/proxy/runs" --training-domains-only --out "$OUT/proxy/table_train.csv"
+  if [ ! -f "$OUT/proxy/table.csv" ]; then
+    local files
+    files="$("$PYTHON" -m mixtrain.proxy --data-dir "$PROXY_DATA" --num-runs "$PROXY_RUNS" --out "$OUT/proxy/mixtures")"
+    "$PYTHON" -m mixtrain.train -m experiment=proxy data_dir="$DATA" prepare_if_missing=false sweep_dir="$OUT/proxy/runs" \
+      mixing=manual "mixing.weights_file=$files" trainer.max_steps="$PROXY_STEPS" "${EXTRA[@]}"
+    "$PYTHON" -m mixtrain.collect "$OUT/proxy/runs" --out "$OUT/proxy/table.csv"
+  fi
+  # bimix's step terms need >= 3 validation steps per proxy; PROXY_FINAL_ONLY=1 fits the mixture-only
+  # form on each proxy's last row instead (e.g. PROXY_STEPS=50 with experiment=proxy's validation every 25)
+  local only=()
+  [ "${PROXY_FINAL_ONLY:-0}" = 1 ] && only=(--final-only)
+  "$PYTHON" -m mixtrain.collect "$OUT/proxy/runs" --training-domains-only "${only[@]}" --out "$OUT/proxy/table_train.csv"
   "$PYTHON" -m mixtrain.fit --table "$OUT/proxy/table_train.csv" --law bimix --out "$OUT/proxy/law_bimix.json"
 }
 
