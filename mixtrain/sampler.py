@@ -21,7 +21,8 @@ Design (the whole stream is a pure function of (seed, weight schedule, shards)):
 * The weight schedule lives in shared memory: `set_weights()` appends "from batch N on, use w",
   N = next_batch + `weight_lag_batches` rounded up to a planning window (`window_batches`
   global batches). The lag is a config value, not derived from the loader, so N does not depend
-  on num_workers or prefetch_factor; it must exceed what the loader may have prefetched.
+  on num_workers or prefetch_factor; it must be >= `min_weight_lag_batches()` (what the loader
+  may already have fetched).
 * The schedule is unbounded: when its shared buffer is full, entries no consumer or worker can
   still need are compacted away (see `_compact`); lookups are binary searches on the start column.
 * Resume needs only (next batch, per-domain counts, schedule): `state_dict()` is tiny and exact.
