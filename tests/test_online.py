@@ -273,7 +273,9 @@ def _cfg(data_dir, out_dir, *overrides):
 # 12 steps, refit every 3, checkpoint every 4: the crash at 10 falls between the refits at 9 and 12
 # window_samples=4: a weight change governs the batch right after the refit's planning delay
 COMMON = ["trainer.max_steps=12", "trainer.val_check_interval=12", "checkpoint_every_n_steps=4",
-          "trainer.log_every_n_steps=1", "sampler.window_samples=4", "mixing.refit_every_n_steps=3"]
+          "trainer.log_every_n_steps=1", "sampler.window_samples=4",
+          # the smallest lag 0 workers allow, so a refit's weights govern batches of this short run
+          "sampler.weight_lag_batches=2", "mixing.refit_every_n_steps=3"]
 ONLINE = {"ado": ["mixing.min_points=2"], "odm": ["mixing.warmup_steps=0"], "doremi": [],
           "online_bimix": ["mixing.min_records=3"]}
 
@@ -356,7 +358,9 @@ def test_ranks_apply_identical_refit_weights(tiny_data_dir, tmp_path):
            "prepare_if_missing=false", "seq_len=32", "batch_size=4", "val_blocks_per_domain=4",
            "trainer.max_steps=8", "trainer.val_check_interval=8", "checkpoint_every_n_steps=8",
            "table_at_end=false", "trainer.enable_progress_bar=false",
-           "mixing=odm", "mixing.refit_every_n_steps=2", "mixing.warmup_steps=0"]
+           "mixing=odm", "mixing.refit_every_n_steps=2", "mixing.warmup_steps=0",
+           # one-batch windows and the smallest lag: each refit takes effect before the next one
+           "sampler.window_samples=8", "sampler.weight_lag_batches=2"]
     env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
