@@ -95,6 +95,7 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     from mixtrain.model import peak_flops_per_s
     from mixtrain.module import MixtureLM
     from mixtrain.refit import Refit
+    from mixtrain.shards import verify_data_dir
     from mixtrain.strategies import domain_stats_context
     from mixtrain.target import target_importance
 
@@ -108,7 +109,7 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
                       keep_hydra_dir=hydra_dir is not None and os.path.abspath(hydra_dir) == os.path.abspath(cfg.out_dir))
     route_logs(None)  # console: progress bar + final table; RUN/train.log once the run is validated
     _ensure_data(cfg)
-    __import__("mixtrain.shards").shards.verify_data_dir(str(cfg.data_dir))  # cheap: every shard file there, full size
+    verify_data_dir(str(cfg.data_dir))  # cheap: every shard file there, at full size
     out_dir = str(cfg.out_dir)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
