@@ -15,7 +15,9 @@
 #     each proxy's last validation row only: bimix's mixture-only form, for proxies with < 3 validations)
 #   PROXY_DATA=$DATA (the data_dir whose domains the proxy mixtures cover: with eval_only_domains,
 #     a view of the training domains only, e.g. make_settings.py's DIR-train)
-#   PARTS="static entropy law online"   STATIC="uniform natural temperature"
+#   PARTS="static entropy law online" (+ target)   STATIC="uniform natural temperature"
+#   TARGET_IMPORTANCE='{code: 0, ..., pkgdocs: 1}' TARGET_LAW=loglinear: part `target` = strategy `law-target`, the
+#     optimum of TARGET_LAW fitted on the proxies' losses of every eval domain (eval-only ones included) for that importance
 #   ENTROPY="se ce je vne" x NORMS="proportional softmax"   ONLINE="online_bimix ado odm doremi"
 #   ODM_WARMUP (odm's uniform warm-up steps; default conf/mixing/odm.yaml's 100)
 # Order: part-major (every seed of a part before the next part), so the law and online parts run
@@ -73,6 +75,14 @@ proxy_law() {  # OUT/proxy/law_bimix.json from a proxy sweep (the sweep is skipp
   "$PYTHON" -m mixtrain.fit --table "$OUT/proxy/table_train.csv" --law bimix --out "$OUT/proxy/law_bimix.json"
 }
 
+target_law() {  # OUT/proxy/law_target.json: TARGET_LAW fitted on every eval domain (eval-only ones included)
+  [ -f "$OUT/proxy/law_target.json" ] && return
+  local only=()
+  [ "${PROXY_FINAL_ONLY:-0}" = 1 ] && only=(--final-only)
+  "$PYTHON" -m mixtrain.collect "$OUT/proxy/runs" "${only[@]}" --out "$OUT/proxy/table_target.csv"
+  "$PYTHON" -m mixtrain.fit --table "$OUT/proxy/table_target.csv" --law "${TARGET_LAW:-loglinear}" --out "$OUT/proxy/law_target.json"
+}
+
 for part in $PARTS; do
   for seed in ${SEEDS//,/ }; do
     case "$part" in
@@ -85,6 +95,12 @@ for part in $PARTS; do
         proxy_law
         run_one law-bimix "$seed" mixing=law mixing.name=law-bimix mixing.law_file="$OUT/proxy/law_bimix.json" \
           mixing.step="$STEPS" ;;
+      target)  # the law's optimum for the target: needs TARGET_IMPORTANCE, a Hydra dict over the eval domains
+        [ -n "${TARGET_IMPORTANCE:-}" ] || { echo "PARTS=target needs TARGET_IMPORTANCE='{d: w, ...}' (every eval domain; laws count an unnamed one as 1)" >&2; exit 2; }
+        proxy_law
+        target_law
+        run_one law-target "$seed" mixing=law mixing.name=law-target mixing.law_file="$OUT/proxy/law_target.json" \
+          mixing.step="$STEPS" "mixing.importance=$TARGET_IMPORTANCE" ;;
       online)
         for m in $ONLINE; do
           if [ "$m" = doremi ]; then  # reference model: the uniform run of the same seed (as in the paper)
@@ -97,7 +113,7 @@ for part in $PARTS; do
             run_one "$m" "$seed" mixing="$m" mixing.refit_every_n_steps="$REFIT_EVERY"
           fi
         done ;;
-      *) echo "unknown part $part (static entropy law online)" >&2; exit 2 ;;
+      *) echo "unknown part $part (static entropy law target online)" >&2; exit 2 ;;
     esac
   done
 done
