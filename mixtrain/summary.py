@@ -121,18 +121,29 @@ def final_metrics(callback_metrics: Mapping[str, Any], domains: list[str], weigh
     return out
 
 
-def domain_table(final: Mapping[str, float], domains: list[str]) -> str:
-    """Plain-text per-domain table: validation loss, current weight, tokens consumed."""
+def domain_table(final: Mapping[str, float], domains: list[str], eval_only_domains: list[str] = ()) -> str:
+    """Plain-text per-domain table: validation loss, current weight, tokens consumed.
+
+    Eval-only domains (never sampled) get their val loss and no weight; the target row appears
+    when the run logged `val/target` (target.importance).
+    """
     rows = [("domain", "val loss", "weight", "tokens")]
+
+    def fmt(loss):
+        return "-" if loss is None else f"{loss:.4f}"
+
     for d in domains:
-        loss = final.get(f"val/{d}/loss")
-        rows.append((d, "-" if loss is None else f"{loss:.4f}", f"{final[f'mix/{d}']:.4f}",
+        rows.append((d, fmt(final.get(f"val/{d}/loss")), f"{final[f'mix/{d}']:.4f}",
                      f"{int(final[f'mix/tokens/{d}']):,}"))
-    mean = final.get("val/loss")
-    rows.append(("mean (unweighted)", "-" if mean is None else f"{mean:.4f}", "",
-                 f"{int(sum(final[f'mix/tokens/{d}'] for d in domains)):,}"))
+    for d in eval_only_domains:
+        rows.append((f"{d} (eval only)", fmt(final.get(f"val/{d}/loss")), "-", "0"))
+    footer = [("mean (unweighted)", fmt(final.get("val/loss")), "",
+               f"{int(sum(final[f'mix/tokens/{d}'] for d in domains)):,}")]
+    if final.get("val/target") is not None:
+        footer.append(("target (importance-weighted)", fmt(final["val/target"]), "", ""))
+    rows += footer
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
     lines.insert(1, "-" * len(lines[0]))
-    lines.insert(len(lines) - 1, "-" * len(lines[0]))
+    lines.insert(len(lines) - len(footer), "-" * len(lines[0]))
     return "\n".join(lines)

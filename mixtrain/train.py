@@ -211,7 +211,7 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
         write_json(os.path.join(out_dir, "summary.json"), summary)
         if cfg.table_at_end:
             print(f"\n[mixtrain] {strategy_name}: {trainer.global_step} steps, {summary['tokens']:,} tokens, "
-                  f"run dir {out_dir}\n{domain_table(final, dm.domains)}\n", flush=True)
+                  f"run dir {out_dir}\n{domain_table(final, dm.domains, dm.eval_only_domains)}\n", flush=True)
     return summary
 
 
