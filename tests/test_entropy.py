@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import math
 import subprocess
 import sys
@@ -158,10 +159,12 @@ def test_cache_in_stats_and_strategy(tiny_data_dir, tmp_path):
     assert w == pytest.approx(expect)
 
 
-def test_cli_prints_table(tiny_data_dir):
+def test_cli_prints_table(tiny_data_dir, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, "-m", "mixtrain.entropy", f"data_dir={tiny_data_dir}", "write=false",
-                           "sample_tokens=null"], cwd=REPO, capture_output=True, text=True, timeout=120)
+                           "sample_tokens=null"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert list(tmp_path.iterdir()) == []  # nothing left in the working directory (no entropy.log)
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
     assert len(rows) == 1 + 3 and "w(ce,prop)" in rows[0]
 
