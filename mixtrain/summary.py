@@ -125,7 +125,7 @@ def domain_table(final: Mapping[str, float], domains: list[str], eval_only_domai
     """Plain-text per-domain table: validation loss, current weight, tokens consumed.
 
     Eval-only domains (never sampled) get their val loss and no weight; the target row appears
-    when the run logged `val/target` (target.importance).
+    when `val/target` (target.importance) is not simply the unweighted mean.
     """
     rows = [("domain", "val loss", "weight", "tokens")]
 
@@ -139,7 +139,9 @@ def domain_table(final: Mapping[str, float], domains: list[str], eval_only_domai
         rows.append((f"{d} (eval only)", fmt(final.get(f"val/{d}/loss")), "-", "0"))
     footer = [("mean (unweighted)", fmt(final.get("val/loss")), "",
                f"{int(sum(final[f'mix/tokens/{d}'] for d in domains)):,}")]
-    if final.get("val/target") is not None:
+    target, mean = final.get("val/target"), final.get("val/loss")
+    # the default target is the unweighted mean itself: a second row would only repeat it
+    if target is not None and (eval_only_domains or mean is None or abs(target - mean) > 1e-9):
         footer.append(("target (importance-weighted)", fmt(final["val/target"]), "", ""))
     rows += footer
     widths = [max(len(r[i]) for r in rows) for i in range(4)]

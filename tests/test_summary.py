@@ -20,4 +20,6 @@ def test_table_without_target_or_eval_domains_and_non_finite_loss():
     assert final["val/a/loss"] is None  # JSON has no NaN
     table = domain_table(final, ["a"])
     assert "target" not in table and "eval only" not in table
+    final = final_metrics({"val/a/loss": 2.0, "val/loss": 2.0, "val/target": 2.0}, ["a"], {"a": 1.0}, {"a": 7})
+    assert "target" not in domain_table(final, ["a"])  # the default target = the mean: not repeated
     assert table.splitlines()[2].split()[1] == "-"
