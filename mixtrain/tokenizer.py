@@ -1,6 +1,13 @@
-"""SentencePiece tokenizer: train on a sample balanced across domains, load, encode with BOS/EOS.
+"""Tokenizers: train SentencePiece on a sample balanced across domains, or open an existing
+SentencePiece `.model` / Hugging Face `tokenizer.json`; encode documents with BOS/EOS.
 
-Place in the flow: corpus.py documents -> **tokenizer.py** -> shards.py token streams.
+Place in the flow: corpus.py documents -> **tokenizer.py** -> shards.py token streams;
+export.py copies the same file next to an exported model.
+
+`open_tokenizer(path)` picks the class from the file: `.model` -> `Tokenizer` (SentencePiece),
+`.json` -> `HFTokenizer` (the `tokenizers` library, extra `hf`). Both have one interface:
+`model_path`, `kind`, `vocab_size`, `bos_id`, `eos_id`, `encode_documents(docs)`, `decode(ids)`,
+and both pickle as (path, options), so worker processes re-open them from the file.
 
 Training sample: the same number of bytes from every domain (`sample_bytes_per_domain`),
 documents split into lines (SentencePiece's "sentences", long lines cut), so that a large
@@ -74,6 +81,8 @@ def train_tokenizer(sentences: list[str], model_path: str | os.PathLike, vocab_s
 class Tokenizer:
     """A loaded SentencePiece model; `encode_documents` returns int32 arrays [bos] + ids + [eos]."""
 
+    kind = "spm"
+
     def __init__(self, model_path: str | os.PathLike):
         import sentencepiece as spm
 
@@ -92,6 +101,95 @@ class Tokenizer:
 
     def decode(self, ids) -> str:
         return self.sp.decode([int(i) for i in ids if int(i) not in (self.bos_id, self.eos_id)])
+
+    # the SentencePiece processor does not pickle: a worker process re-opens the file
+    def __getstate__(self) -> dict:
+        return {"model_path": str(self.model_path)}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["model_path"])
+
+
+# Special tokens tried in order when tokenizer.bos_token / eos_token are not given (Llama 1/2,
+# Llama 3, Gemma, GPT-2 style); GPT-2's single <|endoftext|> serves as both, as in GPT-2 itself.
+BOS_CANDIDATES = ("<s>", "<|begin_of_text|>", "<bos>", "<|startoftext|>", "<|endoftext|>")
+EOS_CANDIDATES = ("</s>", "<|end_of_text|>", "<eos>", "<|endoftext|>")
+
+
+class HFTokenizer:
+    """A Hugging Face `tokenizer.json` (the `tokenizers` library); same interface as `Tokenizer`.
+
+    The file's own post-processor (template) is not used: ids are [bos] + encode(text, no
+    special tokens) + [eos], exactly as for SentencePiece, so shards look the same either way.
+    """
+
+    kind = "hf"
+
+    def __init__(self, model_path: str | os.PathLike, bos_token: str | None = None, eos_token: str | None = None):
+        try:
+            from tokenizers import Tokenizer as _HFTok
+        except ImportError:
+            raise ImportError("an HF tokenizer.json needs the `tokenizers` library: "
+                              "pip install -e '.[hf]' (or pip install tokenizers)") from None
+        self.model_path = Path(model_path)
+        if not self.model_path.is_file():
+            raise FileNotFoundError(f"tokenizer file {self.model_path} does not exist")
+        try:
+            self.tk = _HFTok.from_file(str(self.model_path))
+        except Exception as e:
+            raise ValueError(f"{self.model_path} is not a Hugging Face tokenizer.json ({e})") from None
+        self.vocab_size = int(self.tk.get_vocab_size(with_added_tokens=True))
+        self.bos_token = self._special(bos_token, BOS_CANDIDATES, "bos")
+        self.eos_token = self._special(eos_token, EOS_CANDIDATES, "eos")
+        self.bos_id, self.eos_id = int(self.tk.token_to_id(self.bos_token)), int(self.tk.token_to_id(self.eos_token))
+
+    def _special(self, given: str | None, candidates: tuple[str, ...], which: str) -> str:
+        if given is not None:
+            if self.tk.token_to_id(given) is None:
+                raise ValueError(f"tokenizer.{which}_token={given!r} is not in the vocabulary of {self.model_path}; "
+                                 f"give a token the file has")
+            return given
+        for token in candidates:
+            if self.tk.token_to_id(token) is not None:
+                return token
+        raise ValueError(f"{self.model_path} has no {which.upper()} token (tried {', '.join(candidates)}); mixtrain "
+                         f"needs both BOS and EOS: set tokenizer.{which}_token=<a token of its vocabulary>")
+
+    def encode_documents(self, docs: list[str], num_threads: int = 2) -> list[np.ndarray]:
+        # encode_batch parallelises in Rust (TOKENIZERS_PARALLELISM); num_threads is SentencePiece's knob
+        encodings = self.tk.encode_batch(list(docs), add_special_tokens=False)
+        return [np.asarray([self.bos_id, *e.ids, self.eos_id], dtype=np.int32) for e in encodings]
+
+    def decode(self, ids) -> str:
+        return self.tk.decode([int(i) for i in ids if int(i) not in (self.bos_id, self.eos_id)],
+                              skip_special_tokens=False)
+
+    def __getstate__(self) -> dict:
+        return {"model_path": str(self.model_path), "bos_token": self.bos_token, "eos_token": self.eos_token}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["model_path"], state["bos_token"], state["eos_token"])
+
+
+def open_tokenizer(path: str | os.PathLike, bos_token: str | None = None,
+                   eos_token: str | None = None) -> Tokenizer | HFTokenizer:
+    """The tokenizer stored in `path`: a SentencePiece `.model` or an HF `tokenizer.json`.
+
+    `bos_token`/`eos_token` name the HF tokenizer's special tokens (ignored for SentencePiece,
+    whose ids are in the model).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"tokenizer file {path} does not exist (a SentencePiece .model or an HF tokenizer.json)")
+    if path.suffix == ".json":
+        return HFTokenizer(path, bos_token=bos_token, eos_token=eos_token)
+    if path.suffix == ".model":
+        return Tokenizer(path)
+    with open(path, "rb") as f:  # no telling suffix: an HF tokenizer.json starts with '{'
+        head = f.read(64).lstrip()
+    if head.startswith(b"{"):
+        return HFTokenizer(path, bos_token=bos_token, eos_token=eos_token)
+    return Tokenizer(path)
 
 
 def file_hash(path: str | os.PathLike) -> str:

@@ -1,8 +1,28 @@
-"""Tests for mixtrain.tokenizer: balanced sample, SentencePiece training, byte fallback, BOS/EOS."""
+"""Tests for mixtrain.tokenizer: balanced sample, SentencePiece training, byte fallback, BOS/EOS,
+HF tokenizer.json files, open_tokenizer's dispatch and pickling (worker processes)."""
+
+import pickle
 
 import pytest
 
-from mixtrain.tokenizer import Tokenizer, balanced_sample, train_tokenizer
+from mixtrain.tokenizer import HFTokenizer, Tokenizer, balanced_sample, open_tokenizer, train_tokenizer
+
+TEXT = ["the quick brown fox jumps over the lazy dog %d times" % i for i in range(300)]
+
+
+def write_hf_tokenizer(path, specials=("<unk>", "<s>", "</s>"), vocab_size=300):
+    """A real byte-level BPE tokenizer.json trained with the `tokenizers` library (no download)."""
+    pytest.importorskip("tokenizers")
+    from tokenizers import Tokenizer as HFTok, decoders, models, pre_tokenizers, trainers
+
+    tk = HFTok(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(specials),
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tk.train_from_iterator(TEXT, trainer=trainer)
+    tk.save(str(path))
+    return path
 
 
 def test_balanced_sample_takes_equal_bytes_per_domain():
@@ -33,3 +53,41 @@ def test_impossible_vocab_sizes_are_clear_errors(tmp_path):
         train_tokenizer(text, tmp_path / "t.model", vocab_size=50000)
     with pytest.raises(ValueError, match="raise tokenizer.vocab_size"):
         train_tokenizer(text + ["".join(chr(0x4E00 + i) for i in range(400))], tmp_path / "t.model", vocab_size=300)
+
+
+def test_hf_tokenizer_json_encodes_with_bos_eos_and_round_trips(tmp_path):
+    path = write_hf_tokenizer(tmp_path / "tokenizer.json")
+    tok = open_tokenizer(path)
+    assert isinstance(tok, HFTokenizer) and tok.kind == "hf"
+    assert (tok.bos_id, tok.eos_id) == (1, 2) and tok.vocab_size == 300
+    docs = ["the lazy fox", "ünïcödé ✓ 漢字 never seen"]
+    for doc, ids in zip(docs, tok.encode_documents(docs)):
+        assert ids.dtype.name == "int32" and ids[0] == tok.bos_id and ids[-1] == tok.eos_id
+        assert tok.bos_id not in ids[1:-1].tolist() and tok.eos_id not in ids[1:-1].tolist()
+        assert tok.decode(ids) == doc  # byte-level BPE: nothing is lost
+
+
+def test_hf_tokenizer_without_bos_eos_names_the_file_and_the_option(tmp_path):
+    path = write_hf_tokenizer(tmp_path / "tokenizer.json", specials=("[UNK]", "[CLS]", "[SEP]"))
+    with pytest.raises(ValueError, match=r"tokenizer.json has no BOS token .*tokenizer.bos_token="):
+        open_tokenizer(path)
+    tok = open_tokenizer(path, bos_token="[CLS]", eos_token="[SEP]")
+    assert (tok.bos_id, tok.eos_id) == (1, 2)
+    with pytest.raises(ValueError, match=r"tokenizer.eos_token='<eos>' is not in the vocabulary"):
+        open_tokenizer(path, bos_token="[CLS]", eos_token="<eos>")
+
+
+def test_open_tokenizer_dispatches_and_both_kinds_pickle(tmp_path):
+    spm = open_tokenizer(train_tokenizer(balanced_sample({"p": TEXT}, 100_000), tmp_path / "t.model", vocab_size=300))
+    assert isinstance(spm, Tokenizer) and spm.kind == "spm"
+    hf_path = write_hf_tokenizer(tmp_path / "hf_tokenizer.json", specials=("<unk>", "[CLS]", "[SEP]"))
+    hf = open_tokenizer(hf_path, bos_token="[CLS]", eos_token="[SEP]")
+    for tok in (spm, hf):  # a worker process gets the tokenizer by pickle: same ids after the trip
+        clone = pickle.loads(pickle.dumps(tok))
+        assert type(clone) is type(tok) and (clone.bos_id, clone.eos_id) == (tok.bos_id, tok.eos_id)
+        assert [a.tolist() for a in clone.encode_documents(TEXT[:3])] == [a.tolist() for a in tok.encode_documents(TEXT[:3])]
+    with pytest.raises(FileNotFoundError, match="missing.json does not exist"):
+        open_tokenizer(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ValueError, match="bad.json is not a Hugging Face tokenizer.json"):
+        open_tokenizer(tmp_path / "bad.json")
