@@ -15,7 +15,7 @@ Writes, under OUT:
   pkgdocs), for tools that read every domain of a data_dir as a training domain
   (`python -m mixtrain.proxy --data-dir`, the proxy mixtures of compare.sh).
 
-Place in the flow: corpus.py's demo builder -> **make_settings.py** -> prepare_corpus -> compare.sh.
+Place in the flow: demo_corpus.py -> **make_settings.py** -> prepare_corpus -> compare.sh.
 Idempotent: prepare_corpus skips domains whose raw text and tokenizer did not change.
 """
 
@@ -26,7 +26,8 @@ import json
 import sys
 from pathlib import Path
 
-from mixtrain.corpus import _package_dirs, build_demo_corpus, write_if_changed
+from mixtrain.corpus import write_if_changed
+from mixtrain.demo_corpus import build_demo_corpus, package_dirs
 from mixtrain.prepare import prepare_corpus
 from mixtrain.shards import ShardSettings
 
@@ -36,7 +37,7 @@ TARGET_DOMAIN = "pkgdocs"
 def package_metadata_docs(max_bytes: int) -> list[str]:
     """The installed packages' METADATA files (sorted by path), up to max_bytes in all."""
     docs, total = [], 0
-    for d in _package_dirs():
+    for d in package_dirs():
         for p in sorted(d.glob("*.dist-info/METADATA")):
             text = p.read_text(encoding="utf-8", errors="replace")
             if total + len(text.encode()) > max_bytes:

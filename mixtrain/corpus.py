@@ -1,4 +1,4 @@
-"""Raw text per domain: readers for user folders, a Hugging Face splitter, and the demo corpus.
+"""Raw text per domain: readers for user folders (a registry by file suffix) and a Hugging Face splitter.
 
 Place in the flow: the first stage. **corpus.py** -> tokenizer.py -> shards.py (driven by prepare.py).
 
@@ -22,44 +22,46 @@ field, a corrupt archive - raises an error naming the file (and line) and the fi
 `meta.redpajama_set_name`, The Pile's `meta.pile_set_name`) and writes one `hf.jsonl` per
 domain into RAW; domain names are lower-cased with every run of characters outside
 [a-z0-9] replaced by "_" (e.g. "RedPajamaGithub" -> "redpajamagithub", "Pile-CC" -> "pile_cc").
+Records are streamed to the files as they arrive (memory stays flat); every record is kept
+unless `data.max_docs_per_domain` caps a domain.
 
-`build_demo_corpus` writes the embedded demo corpus (no download, nothing committed): text
-that every installation of this project has, in five domains with clearly different
-statistics - `code` (standard-library Python source), `cpp` (C/C++ headers shipped with torch
-and CPython), `prose` (standard-library docstrings and pydoc topics: English technical prose),
-`legal` (licence and copyright texts of the installed packages, deduplicated) and `data`
-(JSON/TOML/CFG/CSV data files shipped by packages). Deterministic for a given environment.
+Readers are registries, not if/elif chains: `READERS` maps a file suffix to its reader
+(`register_reader(".ext")` adds one), `TXT_MODES` a txt_mode to its splitter, `JSONL_OPENERS`
+a compression suffix to its opener. The demo corpus builder lives in demo_corpus.py.
 """
 
 from __future__ import annotations
 
-import ast
 import gzip
 import hashlib
 import io
 import json
 import os
 import re
-import sysconfig
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-SUPPORTED_SUFFIXES = (".txt", ".jsonl", ".jsonl.gz", ".jsonl.zst", ".parquet")
-TXT_MODES = {"file": "one document per .txt file", "lines": "one document per non-empty line",
-             "blocks": "documents separated by blank lines"}
-TXT_MODES_HINT = "data.txt_mode=" + " | ".join(f"{k} ({v})" for k, v in TXT_MODES.items())
+Reader = Callable[[Path, str, str], Iterator[str]]  # (path, text_field, txt_mode) -> documents
+READERS: dict[str, Reader] = {}  # file suffix (lower case) -> reader; filled by register_reader below
 
 
-def check_txt_mode(txt_mode: str) -> None:
-    if txt_mode not in TXT_MODES:
-        raise ValueError(f"data.txt_mode={txt_mode!r} is not an option; use {TXT_MODES_HINT}")
-DEMO_DOMAINS = ("code", "cpp", "prose", "legal", "data")
+def register_reader(suffix: str) -> Callable[[Reader], Reader]:
+    """Decorator: `fn(path, text_field, txt_mode)` reads the documents of every `*<suffix>` file."""
+    def add(fn: Reader) -> Reader:
+        READERS[suffix.lower()] = fn
+        return fn
+    return add
+
+
+def supported_suffixes() -> tuple[str, ...]:
+    return tuple(READERS)
 
 
 def _suffix(path: Path) -> str | None:
+    """The registered suffix of a file name (longest match: `.jsonl.gz` before `.gz`), or None."""
     name = path.name.lower()
-    for suffix in sorted(SUPPORTED_SUFFIXES, key=len, reverse=True):
+    for suffix in sorted(READERS, key=len, reverse=True):
         if name.endswith(suffix):
             return suffix
     return None
@@ -86,10 +88,10 @@ def domain_files(root: str | os.PathLike, domain: str) -> list[Path]:
     if unsupported:
         raise ValueError(
             f"domain {domain!r}: unsupported file {unsupported[0]} ({len(unsupported)} such file(s)); "
-            f"supported: {', '.join(SUPPORTED_SUFFIXES)} - convert it or move it out of {folder}"
+            f"supported: {', '.join(supported_suffixes())} - convert it or move it out of {folder}"
         )
     if not files:
-        raise ValueError(f"domain {domain!r}: folder {folder} is empty; add {'/'.join(SUPPORTED_SUFFIXES)} files")
+        raise ValueError(f"domain {domain!r}: folder {folder} is empty; add {'/'.join(supported_suffixes())} files")
     return files
 
 
@@ -134,46 +136,72 @@ def _txt_lines(path: Path) -> Iterator[tuple[int, str]]:
             yield number, line.rstrip("\r\n")
 
 
-def _txt_documents(path: Path, txt_mode: str) -> Iterator[str]:
-    if txt_mode not in TXT_MODES:
-        raise ValueError(f"{path}: data.txt_mode={txt_mode!r} is not an option; use {TXT_MODES_HINT}")
-    if txt_mode == "file":
-        text = _read_text(path)
-        _refuse_nul(text, f"{path} (at character {text.find(chr(0))})")
-        yield text
-        return
-    produced = False
+def _txt_file(path: Path) -> Iterator[str]:
+    text = _read_text(path)
+    _refuse_nul(text, f"{path} (at character {text.find(chr(0))})")
+    yield text
+
+
+def _txt_lines_mode(path: Path) -> Iterator[str]:
+    for _, line in _txt_lines(path):
+        if line.strip():
+            yield line
+
+
+def _txt_blocks(path: Path) -> Iterator[str]:
     block: list[str] = []
     for _, line in _txt_lines(path):
-        if txt_mode == "lines":
-            if line.strip():
-                produced = True
-                yield line
-        elif line.strip():
+        if line.strip():
             block.append(line)
         elif block:
-            produced = True
             yield "\n".join(block)
             block = []
     if block:
-        produced = True
         yield "\n".join(block)
+
+
+# txt_mode -> (description, splitter); the descriptions make the error hint
+TXT_MODES: dict[str, tuple[str, Callable[[Path], Iterator[str]]]] = {
+    "file": ("one document per .txt file", _txt_file),
+    "lines": ("one document per non-empty line", _txt_lines_mode),
+    "blocks": ("documents separated by blank lines", _txt_blocks),
+}
+TXT_MODES_HINT = "data.txt_mode=" + " | ".join(f"{k} ({v[0]})" for k, v in TXT_MODES.items())
+
+
+def check_txt_mode(txt_mode: str) -> None:
+    if txt_mode not in TXT_MODES:
+        raise ValueError(f"data.txt_mode={txt_mode!r} is not an option; use {TXT_MODES_HINT}")
+
+
+@register_reader(".txt")
+def _read_txt(path: Path, text_field: str, txt_mode: str) -> Iterator[str]:
+    if txt_mode not in TXT_MODES:
+        raise ValueError(f"{path}: data.txt_mode={txt_mode!r} is not an option; use {TXT_MODES_HINT}")
+    produced = False
+    for doc in TXT_MODES[txt_mode][1](path):
+        produced = True
+        yield doc
     if not produced:
         yield ""  # an empty file is counted as an empty document, never silently dropped
 
 
+def _open_zst(path: Path) -> io.BufferedIOBase:
+    import zstandard
+
+    return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True))
+
+
+# compression suffix of a JSON-lines file -> binary line reader
+JSONL_OPENERS: dict[str, Callable[[Path], io.BufferedIOBase]] = {
+    ".jsonl": lambda p: open(p, "rb"), ".jsonl.gz": lambda p: gzip.open(p, "rb"), ".jsonl.zst": _open_zst,
+}
+
+
 def _jsonl_lines(path: Path, suffix: str) -> Iterator[tuple[int, str]]:
     try:
-        if suffix == ".jsonl.gz":
-            raw: io.BufferedIOBase = gzip.open(path, "rb")
-        elif suffix == ".jsonl.zst":
-            import zstandard
-
-            raw = zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)
-        else:
-            raw = open(path, "rb")
-        with raw:
-            for number, line in enumerate(io.BufferedReader(raw) if suffix == ".jsonl.zst" else raw, start=1):
+        with JSONL_OPENERS[suffix](path) as raw:
+            for number, line in enumerate(raw, start=1):
                 try:
                     yield number, line.decode("utf-8")
                 except UnicodeDecodeError as e:
@@ -188,59 +216,67 @@ def _jsonl_lines(path: Path, suffix: str) -> Iterator[tuple[int, str]]:
         raise
 
 
+@register_reader(".parquet")
+def _read_parquet(path: Path, text_field: str, txt_mode: str) -> Iterator[str]:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as e:
+        raise ValueError(f"{path}: not a readable parquet file ({e}); re-create it") from None
+    if text_field not in pf.schema_arrow.names:
+        raise ValueError(
+            f"{path}: no column {text_field!r} (columns: {pf.schema_arrow.names}); set data.text_field"
+        )
+    try:
+        batches = pf.iter_batches(columns=[text_field], batch_size=1024)
+    except Exception as e:
+        raise ValueError(f"{path}: corrupt parquet data ({e}); re-create the file") from None
+    row = 0
+    while True:
+        try:  # only pyarrow's reading is wrapped (ArrowInvalid is a ValueError too)
+            batch = next(batches, None)
+            values = [] if batch is None else batch.column(0).to_pylist()
+        except Exception as e:
+            raise ValueError(f"{path}: corrupt parquet data ({e}); re-create the file") from None
+        if batch is None:
+            break
+        for value in values:
+            text = "" if value is None else str(value)
+            _refuse_nul(text, f"{path} row {row} ({text_field!r})")
+            row += 1
+            yield text
+
+
+def _read_jsonl(path: Path, text_field: str, txt_mode: str) -> Iterator[str]:
+    for number, line in _jsonl_lines(path, _suffix(path)):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{number}: invalid JSON ({e.msg}); fix or remove that line") from None
+        value = _field(record, text_field)
+        if not isinstance(value, str):
+            raise ValueError(
+                f"{path}:{number}: no string field {text_field!r} in this record; "
+                "set data.text_field to the field that holds the text"
+            )
+        _refuse_nul(value, f"{path}:{number}")
+        yield value
+
+
+for _jsonl_suffix in JSONL_OPENERS:
+    register_reader(_jsonl_suffix)(_read_jsonl)
+
+
 def iter_file_documents(path: str | os.PathLike, text_field: str = "text", txt_mode: str = "file") -> Iterator[str]:
     """Documents of one file, in order (see the module docstring for the rules)."""
     path = Path(path)
     suffix = _suffix(path)
     if suffix is None:
-        raise ValueError(f"{path}: unsupported file type; supported: {', '.join(SUPPORTED_SUFFIXES)}")
-    if suffix == ".txt":
-        yield from _txt_documents(path, txt_mode)
-    elif suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        try:
-            pf = pq.ParquetFile(path)
-        except Exception as e:
-            raise ValueError(f"{path}: not a readable parquet file ({e}); re-create it") from None
-        if text_field not in pf.schema_arrow.names:
-            raise ValueError(
-                f"{path}: no column {text_field!r} (columns: {pf.schema_arrow.names}); set data.text_field"
-            )
-        try:
-            batches = pf.iter_batches(columns=[text_field], batch_size=1024)
-        except Exception as e:
-            raise ValueError(f"{path}: corrupt parquet data ({e}); re-create the file") from None
-        row = 0
-        while True:
-            try:  # only pyarrow's reading is wrapped (ArrowInvalid is a ValueError too)
-                batch = next(batches, None)
-                values = [] if batch is None else batch.column(0).to_pylist()
-            except Exception as e:
-                raise ValueError(f"{path}: corrupt parquet data ({e}); re-create the file") from None
-            if batch is None:
-                break
-            for value in values:
-                text = "" if value is None else str(value)
-                _refuse_nul(text, f"{path} row {row} ({text_field!r})")
-                row += 1
-                yield text
-    else:
-        for number, line in _jsonl_lines(path, suffix):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{number}: invalid JSON ({e.msg}); fix or remove that line") from None
-            value = _field(record, text_field)
-            if not isinstance(value, str):
-                raise ValueError(
-                    f"{path}:{number}: no string field {text_field!r} in this record; "
-                    "set data.text_field to the field that holds the text"
-                )
-            _refuse_nul(value, f"{path}:{number}")
-            yield value
+        raise ValueError(f"{path}: unsupported file type; supported: {', '.join(supported_suffixes())}")
+    yield from READERS[suffix](path, text_field, txt_mode)
 
 
 def iter_documents(root: str | os.PathLike, domain: str, text_field: str = "text",
@@ -278,28 +314,63 @@ def write_if_changed(path: Path, text: str) -> bool:
     return True
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    if not (a.is_file() and b.is_file()) or a.stat().st_size != b.stat().st_size:
+        return False
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            x, y = fa.read(1 << 20), fb.read(1 << 20)
+            if x != y:
+                return False
+            if not x:
+                return True
+
+
 def split_hf_dataset(records, domain_field: str, out_root: str | os.PathLike, *, text_field: str = "text",
                      max_docs_per_domain: int | None = None, progress=None) -> dict[str, int]:
-    """Route records (an iterable of dicts, e.g. a streaming HF dataset) into RAW/<domain>/hf.jsonl."""
+    """Route records (an iterable of dicts, e.g. a streaming HF dataset) into RAW/<domain>/hf.jsonl.
+
+    Streamed: each record is appended to its domain's hidden temporary file as it arrives, so
+    memory does not grow with the dataset. At the end every temporary replaces its hf.jsonl,
+    except where the content is unchanged (the file and its mtime stay: prepare's fingerprints
+    see no change). `max_docs_per_domain` (None: no cap) keeps the first N records of a domain.
+    """
     out_root = Path(out_root)
-    buffers: dict[str, list[str]] = {}
-    for i, record in enumerate(records):
-        domain = _field(record, domain_field)
-        if domain is None:
-            raise ValueError(f"record {i}: no field {domain_field!r}; set data.domain_field (e.g. meta.pile_set_name)")
-        text = _field(record, text_field)
-        if not isinstance(text, str):
-            raise ValueError(f"record {i}: no string field {text_field!r}; set data.text_field")
-        docs = buffers.setdefault(sanitize_domain(domain), [])
-        if max_docs_per_domain is None or len(docs) < max_docs_per_domain:
-            docs.append(json.dumps({"text": text}, ensure_ascii=False))
-        if progress is not None:
-            progress.update(1)
-    if not buffers:
-        raise ValueError("the dataset yielded no records")
-    for domain, lines in buffers.items():
-        write_if_changed(out_root / domain / "hf.jsonl", "\n".join(lines) + "\n")
-    return {d: len(v) for d, v in buffers.items()}
+    files: dict[str, Any] = {}
+    counts: dict[str, int] = {}
+    tmp_name = f".hf.jsonl.tmp-{os.getpid()}"  # hidden: domain_files never reads it
+    try:
+        for i, record in enumerate(records):
+            domain = _field(record, domain_field)
+            if domain is None:
+                raise ValueError(f"record {i}: no field {domain_field!r}; set data.domain_field (e.g. meta.pile_set_name)")
+            text = _field(record, text_field)
+            if not isinstance(text, str):
+                raise ValueError(f"record {i}: no string field {text_field!r}; set data.text_field")
+            domain = sanitize_domain(domain)
+            if domain not in files:
+                (out_root / domain).mkdir(parents=True, exist_ok=True)
+                files[domain] = open(out_root / domain / tmp_name, "w", encoding="utf-8")
+                counts[domain] = 0
+            if max_docs_per_domain is None or counts[domain] < max_docs_per_domain:
+                files[domain].write(json.dumps({"text": text}, ensure_ascii=False) + "\n")
+                counts[domain] += 1
+            if progress is not None:
+                progress.update(1)
+        if not files:
+            raise ValueError("the dataset yielded no records")
+        for domain, f in files.items():
+            f.close()
+            tmp, final = out_root / domain / tmp_name, out_root / domain / "hf.jsonl"
+            if _same_file(tmp, final):
+                tmp.unlink()
+            else:
+                os.replace(tmp, final)
+        return counts
+    finally:
+        for domain, f in files.items():
+            f.close()
+            (out_root / domain / tmp_name).unlink(missing_ok=True)
 
 
 def load_hf_records(name: str, split: str = "train", data_files: Any = None, config_name: str | None = None,
@@ -311,128 +382,3 @@ def load_hf_records(name: str, split: str = "train", data_files: Any = None, con
 
     ds = load_dataset(name, config_name, split=split, data_files=data_files, streaming=streaming)
     return itertools.islice(ds, max_records) if max_records else ds
-
-
-# ------------------------------------------------------------------------------- demo corpus
-def _stdlib_dir() -> Path:
-    return Path(sysconfig.get_paths()["stdlib"])
-
-
-def _package_dirs() -> list[Path]:
-    paths = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
-    return sorted(Path(p) for p in paths if Path(p).is_dir())
-
-
-def _stdlib_py_files() -> list[Path]:
-    std = _stdlib_dir()
-    skip = ("site-packages", "test", "tests", "idlelib", "lib2to3", "__pycache__", "turtledemo")
-    return sorted(p for p in std.rglob("*.py") if not any(part in skip for part in p.relative_to(std).parts))
-
-
-def _take(texts: Iterator[str], max_bytes: int) -> list[str]:
-    out, total = [], 0
-    for text in texts:
-        if not text.strip():
-            continue
-        size = len(text.encode("utf-8"))
-        if total + size > max_bytes and out:
-            break
-        out.append(text)
-        total += size
-    return out
-
-
-def _safe_read(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (UnicodeDecodeError, OSError):
-        return None  # demo sources only: binary or unreadable files are simply not demo text
-
-
-def _demo_code() -> Iterator[str]:
-    for p in _stdlib_py_files():
-        text = _safe_read(p)
-        if text:
-            yield text
-
-
-def _demo_cpp() -> Iterator[str]:
-    roots = [Path(sysconfig.get_paths()["include"])] + [d / "torch" / "include" for d in _package_dirs()]
-    for root in roots:
-        if root.is_dir():
-            for p in sorted(root.rglob("*.h")):
-                text = _safe_read(p)
-                if text:
-                    yield text
-
-
-def _demo_prose() -> Iterator[str]:
-    try:
-        from pydoc_data.topics import topics
-
-        for key in sorted(topics):
-            yield topics[key]
-    except ImportError:
-        pass
-    for p in _stdlib_py_files():
-        text = _safe_read(p)
-        if not text:
-            continue
-        try:
-            tree = ast.parse(text)
-        except SyntaxError:
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-                doc = ast.get_docstring(node)
-                if doc and len(doc) >= 300:
-                    yield doc
-
-
-def _demo_legal() -> Iterator[str]:
-    seen: set[str] = set()
-    keys = ("LICENSE", "LICENCE", "COPYING", "NOTICE", "COPYRIGHT")
-    candidates = sorted(_stdlib_dir().glob("LICENSE*"))
-    for d in _package_dirs():
-        candidates += sorted(
-            p for p in d.glob("*.dist-info/**/*") if p.is_file() and any(k in p.name.upper() for k in keys)
-        )
-    for p in candidates:
-        text = _safe_read(p)
-        if text:
-            digest = hashlib.sha1(text.encode()).hexdigest()
-            if digest not in seen:  # many packages ship the same MIT/Apache text
-                seen.add(digest)
-                yield text
-
-
-def _demo_data() -> Iterator[str]:
-    suffixes = {".json", ".toml", ".cfg", ".csv", ".ini"}
-    roots = [_stdlib_dir()] + _package_dirs()
-    for root in roots:
-        for p in sorted(root.rglob("*")):
-            if p.suffix in suffixes and p.is_file() and p.stat().st_size < 200_000 and "site-packages" not in \
-                    p.relative_to(root).parts[:1]:
-                text = _safe_read(p)
-                if text:
-                    yield text
-
-
-DEMO_SOURCES = {"code": _demo_code, "cpp": _demo_cpp, "prose": _demo_prose, "legal": _demo_legal, "data": _demo_data}
-
-
-def build_demo_corpus(out_root: str | os.PathLike, max_bytes_per_domain: int = 2_000_000,
-                      domains=DEMO_DOMAINS, progress: bool = True) -> dict[str, dict[str, int]]:
-    """Write RAW/<domain>/demo.jsonl for the demo domains; unchanged content keeps its mtime."""
-    from tqdm.auto import tqdm
-
-    out_root = Path(out_root)
-    sizes = {}
-    for domain in tqdm(list(domains), desc="demo corpus", disable=not progress):
-        docs = _take(DEMO_SOURCES[domain](), max_bytes_per_domain)
-        if not docs:
-            raise RuntimeError(f"demo domain {domain!r}: this Python installation has no such text")
-        text = "".join(json.dumps({"text": d}, ensure_ascii=False) + "\n" for d in docs)
-        write_if_changed(out_root / domain / "demo.jsonl", text)
-        sizes[domain] = {"num_docs": len(docs), "num_bytes": sum(len(d.encode()) for d in docs)}
-    return sizes

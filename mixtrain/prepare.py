@@ -27,7 +27,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -126,37 +126,63 @@ def prepare_lock(data_dir: str | os.PathLike, timeout_s: float = 6 * 3600.0, pol
 _HELD_LOCKS: set[str] = set()
 
 
+Source = Callable[[Mapping[str, Any], Path], Path]  # (the data config, DIR) -> RAW
+SOURCES: dict[str, Source] = {}  # data.source -> function; one per conf/data/<name>.yaml
+
+
+def register_source(name: str) -> Callable[[Source], Source]:
+    """Decorator: `fn(data_cfg, data_dir) -> RAW` materialises the raw folder of `data.source=name`."""
+    def add(fn: Source) -> Source:
+        SOURCES[name] = fn
+        return fn
+    return add
+
+
+@register_source("dir")
+def _source_dir(data: Mapping[str, Any], data_dir: Path) -> Path:
+    if not data.get("root"):
+        raise ValueError("data=dir needs data.root=RAW (a folder with one sub-folder per domain)")
+    check_separate_folders(data["root"], data_dir, internal_raw_ok=False)
+    return Path(data["root"])
+
+
+@register_source("demo")
+def _source_demo(data: Mapping[str, Any], data_dir: Path) -> Path:
+    from mixtrain.demo_corpus import build_demo_corpus
+
+    raw = data_dir / "raw"
+    build_demo_corpus(raw, max_bytes_per_domain=int(data.get("max_bytes_per_domain", 2_000_000)))
+    return raw
+
+
+@register_source("hf")
+def _source_hf(data: Mapping[str, Any], data_dir: Path) -> Path:
+    from tqdm.auto import tqdm
+
+    if not data.get("name"):
+        raise ValueError("data=hf needs data.name (a Hugging Face dataset name or a local builder like 'json')")
+    raw = data_dir / "raw"
+    marker = raw / ".hf-source.json"
+    wanted = {k: data.get(k) for k in ("name", "config_name", "split", "data_files", "domain_field",
+                                       "text_field", "max_docs_per_domain", "max_records")}
+    if marker.is_file() and json.loads(marker.read_text()) == json.loads(json.dumps(wanted, default=str)):
+        return raw  # already split from this exact source
+    records = corpus.load_hf_records(data["name"], split=data.get("split", "train"),
+                                     data_files=data.get("data_files"), config_name=data.get("config_name"),
+                                     streaming=bool(data.get("streaming", True)), max_records=data.get("max_records"))
+    with tqdm(desc=f"split {data['name']} by {data['domain_field']}", unit="rec") as bar:
+        corpus.split_hf_dataset(records, data["domain_field"], raw, text_field=data.get("text_field", "text"),
+                                max_docs_per_domain=data.get("max_docs_per_domain"), progress=bar)
+    write_json_atomic(marker, wanted)
+    return raw
+
+
 def materialize_raw(data: Mapping[str, Any], data_dir: Path) -> Path:
     """The RAW folder of a data source: the user's folder, or DIR/raw for the demo and HF sources."""
     source = data.get("source", "dir")
-    if source == "dir":
-        if not data.get("root"):
-            raise ValueError("data=dir needs data.root=RAW (a folder with one sub-folder per domain)")
-        check_separate_folders(data["root"], data_dir, internal_raw_ok=False)
-        return Path(data["root"])
-    raw = data_dir / "raw"
-    if source == "demo":
-        corpus.build_demo_corpus(raw, max_bytes_per_domain=int(data.get("max_bytes_per_domain", 2_000_000)))
-        return raw
-    if source == "hf":
-        from tqdm.auto import tqdm
-
-        if not data.get("name"):
-            raise ValueError("data=hf needs data.name (a Hugging Face dataset name or a local builder like 'json')")
-        marker = raw / ".hf-source.json"
-        wanted = {k: data.get(k) for k in ("name", "config_name", "split", "data_files", "domain_field",
-                                           "text_field", "max_docs_per_domain", "max_records")}
-        if marker.is_file() and json.loads(marker.read_text()) == json.loads(json.dumps(wanted, default=str)):
-            return raw  # already split from this exact source
-        records = corpus.load_hf_records(data["name"], split=data.get("split", "train"),
-                                         data_files=data.get("data_files"), config_name=data.get("config_name"),
-                                         streaming=bool(data.get("streaming", True)), max_records=data.get("max_records"))
-        with tqdm(desc=f"split {data['name']} by {data['domain_field']}", unit="rec") as bar:
-            corpus.split_hf_dataset(records, data["domain_field"], raw, text_field=data.get("text_field", "text"),
-                                    max_docs_per_domain=data.get("max_docs_per_domain"), progress=bar)
-        write_json_atomic(marker, wanted)
-        return raw
-    raise ValueError(f"unknown data.source {source!r}; use demo, dir or hf")
+    if source not in SOURCES:
+        raise ValueError(f"unknown data.source {source!r}; use one of {sorted(SOURCES)} (conf/data/<name>.yaml)")
+    return SOURCES[source](data, data_dir)
 
 
 def prepare_corpus(raw_root: str | os.PathLike, data_dir: str | os.PathLike, *, settings: ShardSettings,

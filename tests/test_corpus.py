@@ -1,4 +1,5 @@
-"""Tests for mixtrain.corpus: every reader, every bad-input error, the HF splitter, the demo corpus."""
+"""Tests for mixtrain.corpus and mixtrain.demo_corpus: every reader, every bad-input error, the HF splitter,
+the registries, the demo corpus."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mixtrain import corpus
+from mixtrain import corpus, demo_corpus
 
 
 def _write_formats(root: Path) -> None:
@@ -99,8 +100,8 @@ def test_hf_split_on_a_local_slimpajama_style_fixture(tmp_path):
 
 
 def test_demo_corpus_has_distinct_deterministic_domains(tmp_path):
-    a = corpus.build_demo_corpus(tmp_path / "a", max_bytes_per_domain=300_000, progress=False)
-    b = corpus.build_demo_corpus(tmp_path / "b", max_bytes_per_domain=300_000, progress=False)
+    a = demo_corpus.build_demo_corpus(tmp_path / "a", max_bytes_per_domain=300_000, progress=False)
+    b = demo_corpus.build_demo_corpus(tmp_path / "b", max_bytes_per_domain=300_000, progress=False)
     assert len(a) >= 4 and a == b
     for domain in a:
         assert (tmp_path / "a" / domain / "demo.jsonl").read_bytes() == (tmp_path / "b" / domain / "demo.jsonl").read_bytes()
@@ -113,7 +114,7 @@ def test_demo_corpus_has_distinct_deterministic_domains(tmp_path):
     assert max(shares.values()) - min(shares.values()) > 0.1, shares
     # unchanged content keeps its file (and mtime): idempotent downstream
     before = (tmp_path / "a" / "code" / "demo.jsonl").stat().st_mtime_ns
-    corpus.build_demo_corpus(tmp_path / "a", max_bytes_per_domain=300_000, progress=False)
+    demo_corpus.build_demo_corpus(tmp_path / "a", max_bytes_per_domain=300_000, progress=False)
     assert (tmp_path / "a" / "code" / "demo.jsonl").stat().st_mtime_ns == before
 
 
@@ -168,3 +169,53 @@ def test_txt_lines_mode_names_the_bad_utf8_line(tmp_path):
     (tmp_path / "d" / "a.txt").write_bytes(b"fine\nalso fine\nbad \xff here\n")
     with pytest.raises(ValueError, match=r"a.txt:3: not valid UTF-8.*iconv"):
         list(corpus.iter_documents(tmp_path, "d", txt_mode="lines"))
+
+
+def test_reader_registry_takes_a_new_suffix(tmp_path, monkeypatch):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "notes.md").write_text("# one\n\n# two\n")
+    with pytest.raises(ValueError, match="unsupported file.*notes.md"):
+        corpus.domain_files(tmp_path, "d")
+    monkeypatch.setitem(corpus.READERS, ".md", lambda path, text_field, txt_mode: iter(path.read_text().split("\n\n")))
+    assert ".md" in corpus.supported_suffixes()
+    assert list(corpus.iter_documents(tmp_path, "d")) == ["# one", "# two\n"]
+
+
+def test_source_registry_and_unknown_source(tmp_path, monkeypatch):
+    from mixtrain import prepare
+
+    assert {"demo", "dir", "hf"} <= set(prepare.SOURCES)
+    with pytest.raises(ValueError, match=r"unknown data.source 'ftp'.*demo.*dir.*hf"):
+        prepare.materialize_raw({"source": "ftp"}, tmp_path)
+    monkeypatch.setitem(prepare.SOURCES, "mine", lambda data, data_dir: data_dir / "mine")
+    assert prepare.materialize_raw({"source": "mine"}, tmp_path) == tmp_path / "mine"
+    with pytest.raises(ValueError, match=r"demo domains \['nope'\] do not exist"):
+        demo_corpus.build_demo_corpus(tmp_path / "x", domains=("nope",), progress=False)
+
+
+def test_hf_split_streams_every_record_without_a_cap_and_keeps_unchanged_files(tmp_path):
+    def records(n):
+        for i in range(n):  # a generator: never a list in memory
+            yield {"text": f"doc {i}", "meta": {"pile_set_name": "Pile-CC" if i % 3 else "Github"}}
+
+    from omegaconf import OmegaConf
+
+    assert OmegaConf.load(Path(__file__).parents[1] / "conf" / "data" / "hf.yaml").max_docs_per_domain is None
+    counts = corpus.split_hf_dataset(records(30_000), "meta.pile_set_name", tmp_path / "raw")
+    assert counts == {"github": 10_000, "pile_cc": 20_000}  # no default cap
+    docs = list(corpus.iter_documents(tmp_path / "raw", "github"))
+    assert len(docs) == 10_000 and docs[:2] == ["doc 0", "doc 3"]
+    assert not [p for p in (tmp_path / "raw").rglob("*") if ".tmp-" in p.name]
+    before = (tmp_path / "raw" / "github" / "hf.jsonl").stat().st_mtime_ns
+    corpus.split_hf_dataset(records(30_000), "meta.pile_set_name", tmp_path / "raw")
+    assert (tmp_path / "raw" / "github" / "hf.jsonl").stat().st_mtime_ns == before
+    corpus.split_hf_dataset(records(30_000), "meta.pile_set_name", tmp_path / "raw", max_docs_per_domain=5)
+    assert len(list(corpus.iter_documents(tmp_path / "raw", "pile_cc"))) == 5
+
+    def failing():
+        yield from records(10)
+        raise RuntimeError("connection lost")
+    with pytest.raises(RuntimeError, match="connection lost"):
+        corpus.split_hf_dataset(failing(), "meta.pile_set_name", tmp_path / "raw")
+    assert len(list(corpus.iter_documents(tmp_path / "raw", "pile_cc"))) == 5  # the last complete split stays
+    assert not [p for p in (tmp_path / "raw").rglob("*") if ".tmp-" in p.name]
