@@ -192,5 +192,77 @@ def open_tokenizer(path: str | os.PathLike, bos_token: str | None = None,
     return Tokenizer(path)
 
 
+def sentencepiece_to_hf_json(model_path: str | os.PathLike) -> str:
+    """An HF tokenizer.json (string) that encodes exactly like the SentencePiece model at `model_path`.
+
+    transformers' own conversion of a Llama tokenizer.model (Metaspace pre-tokenizer) adds the
+    "▁" prefix only when the text does not already start with a space, so text with leading
+    whitespace got other ids than mixtrain trained on. This is the legacy Llama layout instead:
+    normalizer Prepend("▁") + Replace(" ", "▁") (SentencePiece's dummy prefix, always), no
+    pre-tokenizer, the model's own pieces and byte fallback; BOS added by the post-processor.
+    """
+    from sentencepiece import sentencepiece_model_pb2
+    from tokenizers import AddedToken, Tokenizer as _HFTok, decoders, models, normalizers, processors
+
+    proto = sentencepiece_model_pb2.ModelProto()
+    proto.ParseFromString(Path(model_path).read_bytes())
+    spec, norm = proto.trainer_spec, proto.normalizer_spec
+    if norm.name not in ("identity", "") or norm.remove_extra_whitespaces or spec.treat_whitespace_as_suffix:
+        raise ValueError(f"{model_path}: only SentencePiece models with normalization 'identity', whitespace kept "
+                         f"and prefix whitespace convert exactly (this one: normalization={norm.name!r}, "
+                         f"remove_extra_whitespaces={norm.remove_extra_whitespaces}); train it with mixtrain.prepare")
+    pieces = [(p.piece, p.score, p.type) for p in proto.pieces]
+    unk_id = int(spec.unk_id)
+    if spec.model_type == 2:  # BPE: merges ranked by the merged piece's id (= score order), as SentencePiece does
+        vocab = {piece: i for i, (piece, _, _) in enumerate(pieces)}
+        merges = []
+        for merged, rank in vocab.items():
+            local = [(merged[:j], merged[j:]) for j in range(1, len(merged)) if merged[:j] in vocab and merged[j:] in vocab]
+            merges += sorted(((left, right, rank) for left, right in local), key=lambda m: (vocab[m[0]], vocab[m[1]]))
+        merges.sort(key=lambda m: (m[2], len(m[0]), len(m[1])))
+        model = models.BPE(vocab=vocab, merges=[(a, b) for a, b, _ in merges], unk_token=pieces[unk_id][0],
+                           fuse_unk=True, byte_fallback=bool(spec.byte_fallback))
+    elif spec.model_type == 1:  # unigram
+        model = models.Unigram([(piece, score) for piece, score, _ in pieces], unk_id=unk_id,
+                               byte_fallback=bool(spec.byte_fallback))
+    else:
+        raise ValueError(f"{model_path}: SentencePiece model_type {spec.model_type} cannot be exported; use bpe or unigram")
+    tk = _HFTok(model)
+    steps = [normalizers.Prepend("▁")] if norm.add_dummy_prefix else []
+    tk.normalizer = normalizers.Sequence(steps + [normalizers.Replace(" ", "▁")])
+    tk.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()]
+                                   + ([decoders.Strip(" ", 1, 0)] if norm.add_dummy_prefix else []))
+    tk.add_special_tokens([AddedToken(piece, special=True, normalized=False) for piece, _, kind in pieces if kind == 3])
+    bos = pieces[spec.bos_id][0]
+    tk.post_processor = processors.TemplateProcessing(single=f"{bos} $A", pair=f"{bos} $A {bos} $B",
+                                                      special_tokens=[(bos, int(spec.bos_id))])
+    return tk.to_str()
+
+
+def open_data_tokenizer(data_dir: str | os.PathLike) -> Tokenizer | HFTokenizer:
+    """The tokenizer a prepared data_dir was encoded with (its manifest's "tokenizer", bos_id, eos_id)."""
+    import json
+
+    data_dir = Path(data_dir)
+    manifest_path = data_dir / "manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError) as e:
+        raise FileNotFoundError(f"{manifest_path} is missing or unreadable ({e}); run mixtrain.prepare first") from None
+    path = data_dir / manifest.get("tokenizer", "tokenizer.model")
+    bos_token = eos_token = None
+    if path.suffix == ".json" and path.is_file():  # the special tokens prepare chose, by their ids
+        from tokenizers import Tokenizer as _HFTok
+
+        tk = _HFTok.from_file(str(path))
+        bos_token, eos_token = tk.id_to_token(int(manifest["bos_id"])), tk.id_to_token(int(manifest["eos_id"]))
+    tok = open_tokenizer(path, bos_token=bos_token, eos_token=eos_token)
+    if (tok.vocab_size, tok.bos_id, tok.eos_id) != (manifest["vocab_size"], manifest["bos_id"], manifest["eos_id"]):
+        raise ValueError(f"{path} (vocab {tok.vocab_size}, bos {tok.bos_id}, eos {tok.eos_id}) is not the tokenizer "
+                         f"{manifest_path} records (vocab {manifest['vocab_size']}, bos {manifest['bos_id']}, "
+                         f"eos {manifest['eos_id']}); re-run mixtrain.prepare")
+    return tok
+
+
 def file_hash(path: str | os.PathLike) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]

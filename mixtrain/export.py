@@ -1,0 +1,192 @@
+"""Export a trained run to a Hugging Face `LlamaForCausalLM` folder (weights, config, tokenizer).
+
+    python -m mixtrain.export RUN --out DIR [--ckpt PATH] [--tokenizer FILE] [--dtype float32|bfloat16]
+
+Place in the flow: RUN/checkpoints/*.ckpt (module.py) -> hf_format.py mapping -> **export.py**
+-> DIR/{config.json, generation_config.json, model.safetensors, tokenizer files} ->
+`transformers.AutoModelForCausalLM.from_pretrained(DIR)`, evaluate.py (lm-eval), init_weights.py.
+
+The checkpoint is RUN/checkpoints/last.ckpt (or the newest readable stepN.ckpt, as on resume)
+unless `--ckpt` names one. The tokenizer is the one the run's data_dir was prepared with
+(RUN/config.yaml -> data_dir/manifest.json), or `--tokenizer`: a SentencePiece `.model` is
+exported as itself + an exact tokenizer.json conversion, an HF `tokenizer.json` as itself; both
+with a PreTrainedTokenizerFast tokenizer_config.json. Only weights leave: no optimizer, sampler or mixing state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mixtrain.hf_format import hf_config, strip_prefix, to_hf_state_dict
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def load_run_checkpoint(run_dir: str | os.PathLike | None, ckpt_path: str | os.PathLike | None = None
+                        ) -> tuple[str, dict[str, Any]]:
+    """(path, checkpoint) of `ckpt_path`, else RUN/checkpoints/last.ckpt (or the newest readable step)."""
+    from mixtrain.checkpoints import resume_checkpoint
+
+    if ckpt_path is not None:
+        path = str(ckpt_path)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"--ckpt {path} does not exist")
+    else:
+        ckpt_dir = os.path.join(str(run_dir), "checkpoints")
+        if not os.path.isdir(ckpt_dir):
+            raise FileNotFoundError(f"{ckpt_dir} does not exist: {run_dir} is not a mixtrain run directory "
+                                    "(train one with python -m mixtrain.train out_dir=RUN) or pass --ckpt PATH")
+        last = os.path.join(ckpt_dir, "last.ckpt")
+        if os.path.isdir(last):
+            path = last
+        else:
+            found = resume_checkpoint(ckpt_dir)
+            if found is None:
+                raise FileNotFoundError(f"no checkpoint in {ckpt_dir} (the run saved none yet); "
+                                        "train longer or pass --ckpt PATH")
+            return found
+    if os.path.isdir(path):  # FSDP2 / ModelParallelStrategy: one shard per rank in a folder
+        raise ValueError(f"{path} is a distributed (sharded) checkpoint folder; consolidate it into one file first: "
+                         f"python -m lightning.fabric.utilities.consolidate_checkpoint {path} --output_file "
+                         f"{path}.consolidated, then pass --ckpt {path}.consolidated")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as e:
+        raise ValueError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e}); pass another --ckpt") from None
+    return path, ckpt
+
+
+def checkpoint_model(ckpt: dict[str, Any], path: str = "checkpoint") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(GPT state dict, GPTConfig kwargs) of a MixtureLM checkpoint."""
+    try:
+        cfg = dict(ckpt["hyper_parameters"]["model"])
+        state = strip_prefix(ckpt["state_dict"])
+    except (KeyError, TypeError):
+        raise ValueError(f"{path} has no mixtrain model (hyper_parameters.model + state_dict); "
+                         "is it a mixtrain.train checkpoint?") from None
+    if "embed.weight" not in state:
+        raise ValueError(f"{path}: its state_dict has no model.embed.weight; is it a mixtrain.train checkpoint?")
+    cfg.pop("_target_", None)
+    return state, cfg
+
+
+def run_tokenizer(run_dir: str | os.PathLike | None, tokenizer_path: str | os.PathLike | None = None):
+    """The run's tokenizer: `tokenizer_path`, else the one of RUN/config.yaml's data_dir."""
+    from mixtrain.tokenizer import open_data_tokenizer, open_tokenizer
+
+    if tokenizer_path is not None:
+        return open_tokenizer(tokenizer_path)
+    config = Path(str(run_dir)) / "config.yaml"
+    if run_dir is None or not config.is_file():
+        raise FileNotFoundError(f"{config} does not exist, so the run's data_dir (and tokenizer) is unknown; "
+                                "pass --tokenizer FILE (the data_dir's tokenizer.model or hf_tokenizer.json)")
+    from omegaconf import OmegaConf
+
+    data_dir = OmegaConf.load(config).get("data_dir")
+    try:
+        return open_data_tokenizer(data_dir)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"{e} (data_dir={data_dir} from {config}); pass --tokenizer FILE if the data "
+                                "moved") from None
+
+
+def _special_tokens(tokenizer) -> dict[str, str]:
+    if tokenizer.kind == "spm":
+        sp = tokenizer.sp
+        out = {"bos_token": sp.id_to_piece(tokenizer.bos_id), "eos_token": sp.id_to_piece(tokenizer.eos_id)}
+        if sp.unk_id() >= 0:
+            out["unk_token"] = sp.id_to_piece(sp.unk_id())
+        return out
+    return {"bos_token": tokenizer.bos_token, "eos_token": tokenizer.eos_token}
+
+
+def write_tokenizer(tokenizer, out_dir: Path, model_max_length: int) -> None:
+    """The tokenizer files transformers' AutoTokenizer reads, for either tokenizer kind."""
+    special = _special_tokens(tokenizer)
+    if tokenizer.kind == "spm":
+        # tokenizer.model for SentencePiece users; tokenizer.json (an exact conversion, see
+        # tokenizer.sentencepiece_to_hf_json) is what AutoTokenizer loads: transformers' own
+        # LlamaTokenizer conversion encodes text with leading whitespace differently
+        from mixtrain.tokenizer import sentencepiece_to_hf_json
+
+        shutil.copyfile(tokenizer.model_path, out_dir / "tokenizer.model")
+        (out_dir / "tokenizer.json").write_text(sentencepiece_to_hf_json(tokenizer.model_path))
+    else:
+        shutil.copyfile(tokenizer.model_path, out_dir / "tokenizer.json")
+    tok_cfg = {"tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": False}
+    tok_cfg.update(special, model_max_length=int(model_max_length))
+    (out_dir / "tokenizer_config.json").write_text(json.dumps(tok_cfg, indent=2) + "\n")
+    (out_dir / "special_tokens_map.json").write_text(json.dumps(special, indent=2) + "\n")
+
+
+def export_model(gpt_state: dict[str, torch.Tensor], cfg: dict[str, Any], tokenizer, out_dir: str | os.PathLike,
+                 dtype: str = "float32", extra: dict[str, Any] | None = None) -> Path:
+    """Write an HF Llama folder from a GPT state dict + GPTConfig kwargs + tokenizer (atomically)."""
+    from safetensors.torch import save_file
+
+    if dtype not in DTYPES:
+        raise ValueError(f"--dtype {dtype}: use one of {sorted(DTYPES)}")
+    if int(cfg["vocab_size"]) != tokenizer.vocab_size:
+        raise ValueError(f"the model has vocab_size {cfg['vocab_size']} but the tokenizer {tokenizer.model_path} has "
+                         f"{tokenizer.vocab_size}; pass the run's own tokenizer (--tokenizer)")
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(out_dir.name + f".tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    hf_state = {k: v.to(DTYPES[dtype]) for k, v in to_hf_state_dict(gpt_state, cfg).items()}
+    save_file(hf_state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+    config = hf_config(cfg, tokenizer.bos_id, tokenizer.eos_id, torch_dtype=dtype)
+    (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    generation = {"bos_token_id": tokenizer.bos_id, "eos_token_id": tokenizer.eos_id, "_from_model_config": True}
+    (tmp / "generation_config.json").write_text(json.dumps(generation, indent=2) + "\n")
+    write_tokenizer(tokenizer, tmp, model_max_length=int(cfg.get("seq_len", 1024)))
+    (tmp / "mixtrain_export.json").write_text(json.dumps({"mixtrain_model": dict(cfg), **(extra or {})},
+                                                         indent=2, default=str) + "\n")
+    if out_dir.exists():  # replace a previous export of the same folder, never merge with it
+        if not (out_dir / "mixtrain_export.json").is_file():
+            shutil.rmtree(tmp)
+            raise FileExistsError(f"{out_dir} exists and is not a mixtrain export; choose another --out")
+        shutil.rmtree(out_dir)
+    os.replace(tmp, out_dir)
+    return out_dir
+
+
+def export_run(run_dir: str | os.PathLike | None, out_dir: str | os.PathLike, ckpt_path: str | None = None,
+               tokenizer_path: str | None = None, dtype: str = "float32") -> Path:
+    """Export RUN's checkpoint (see `load_run_checkpoint`) with its tokenizer to `out_dir`."""
+    path, ckpt = load_run_checkpoint(run_dir, ckpt_path)
+    state, cfg = checkpoint_model(ckpt, path)
+    tokenizer = run_tokenizer(run_dir, tokenizer_path)
+    extra = {"checkpoint": os.path.abspath(path), "global_step": int(ckpt.get("global_step", -1)),
+             "domains": list(ckpt.get("hyper_parameters", {}).get("domains", []))}
+    return export_model(state, cfg, tokenizer, out_dir, dtype=dtype, extra=extra)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m mixtrain.export", description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", nargs="?", help="run directory (out_dir of mixtrain.train)")
+    parser.add_argument("--out", required=True, help="folder to write (replaced if it is an earlier export)")
+    parser.add_argument("--ckpt", help="a checkpoint file instead of RUN/checkpoints/last.ckpt")
+    parser.add_argument("--tokenizer", help="tokenizer file instead of the one of RUN's data_dir")
+    parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
+    args = parser.parse_args(argv)
+    if args.run is None and args.ckpt is None:
+        parser.error("give RUN or --ckpt PATH")
+    try:
+        out = export_run(args.run, args.out, ckpt_path=args.ckpt, tokenizer_path=args.tokenizer, dtype=args.dtype)
+    except (FileNotFoundError, FileExistsError, ValueError, ImportError) as e:
+        print(f"[export] error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(f"[export] {out}: LlamaForCausalLM (transformers.AutoModelForCausalLM.from_pretrained('{out}'))", flush=True)
+
+
+if __name__ == "__main__":
+    main()
