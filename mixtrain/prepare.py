@@ -3,8 +3,10 @@
     python -m mixtrain.prepare data=demo data_dir=DIR                 # embedded demo corpus, no network
     python -m mixtrain.prepare data=dir data.root=RAW data_dir=DIR    # RAW/<domain>/*.{txt,jsonl,...,parquet}
     python -m mixtrain.prepare data=hf data.name=NAME data.domain_field=meta.pile_set_name data_dir=DIR
+    python -m mixtrain.prepare ... num_workers=8                      # 8 tokenizer processes, same shards
 
-Place in the flow: first stage; composes corpus.py, tokenizer.py and shards.py. Re-running is
+Place in the flow: first stage; composes corpus.py, tokenizer.py and shards.py. Data sources
+(`data.source`, one per conf/data/<name>.yaml) are a registry: `SOURCES`, `register_source`. Re-running is
 idempotent (up-to-date domains are skipped, after checking their shards: `verify`) and atomic
 (see shards.py). Config: conf/prepare.yaml.
 
@@ -189,21 +191,26 @@ def prepare_corpus(raw_root: str | os.PathLike, data_dir: str | os.PathLike, *, 
                    vocab_size: int = 8192, tokenizer_model: str | None = None,
                    sample_bytes_per_domain: int = 1_000_000, text_field: str = "text", txt_mode: str = "file",
                    tokenizer_options: Mapping[str, Any] | None = None, verify: str = "deep",
-                   lock_timeout_s: float = 6 * 3600.0) -> dict[str, Any]:
+                   lock_timeout_s: float = 6 * 3600.0, num_workers: int = 1) -> dict[str, Any]:
     """Tokenize every domain of RAW into DIR; returns the manifest. Library function (no Hydra).
+
+    num_workers: tokenizer processes (shards.encode_batches); the output is the same for any
+    number, so it is not part of a domain's fingerprint.
 
     verify: how up-to-date domains are checked before being skipped ("deep": sha256 of every
     shard file, "cheap": sizes); a domain that fails is rebuilt, and the bad file is printed.
     """
     if verify not in VERIFY_OPTIONS:
         raise ValueError(f"verify={verify!r} is not an option; use one of {VERIFY_OPTIONS}")
+    if int(num_workers) < 1:
+        raise ValueError(f"num_workers={num_workers} must be >= 1 (tokenizer processes)")
     corpus.check_txt_mode(txt_mode)
     check_separate_folders(raw_root, data_dir)  # before anything is written or deleted
     with prepare_lock(data_dir, lock_timeout_s):
         return _prepare_locked(Path(raw_root), Path(data_dir), settings=settings, vocab_size=vocab_size,
                                tokenizer_model=tokenizer_model, sample_bytes_per_domain=sample_bytes_per_domain,
                                text_field=text_field, txt_mode=txt_mode, tokenizer_options=tokenizer_options,
-                               verify=verify)
+                               verify=verify, num_workers=int(num_workers))
 
 
 def _txt_hint(files: list[Path], txt_mode: str) -> str:
@@ -216,7 +223,7 @@ def _txt_hint(files: list[Path], txt_mode: str) -> str:
 
 def _prepare_locked(raw_root: Path, data_dir: Path, *, settings: ShardSettings, vocab_size: int,
                     tokenizer_model: str | None, sample_bytes_per_domain: int, text_field: str, txt_mode: str,
-                    tokenizer_options: Mapping[str, Any] | None, verify: str) -> dict[str, Any]:
+                    tokenizer_options: Mapping[str, Any] | None, verify: str, num_workers: int) -> dict[str, Any]:
     data_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(data_dir)  # safe: the lock says no other prepare is writing here
     domains = corpus.list_domains(raw_root)
@@ -251,8 +258,7 @@ def _prepare_locked(raw_root: Path, data_dir: Path, *, settings: ShardSettings, 
     tok_hash = file_hash(model_path)
 
     for d in domains:
-        fp = fingerprint(FORMAT_TAG, raw_prints[d], tok_hash, read_opts,
-                         {k: v for k, v in vars(settings).items() if k != "num_workers"})
+        fp = fingerprint(FORMAT_TAG, raw_prints[d], tok_hash, read_opts, vars(settings))  # not num_workers: same bytes
         if domain_is_current(data_dir, d, fp):
             problem = domain_problem(data_dir, d, deep=verify == "deep")
             if problem is None:
@@ -267,7 +273,8 @@ def _prepare_locked(raw_root: Path, data_dir: Path, *, settings: ShardSettings, 
                 continue
             print(f"[prepare] {d}: up to date but {problem}; rebuilding it", flush=True)
         stats = write_domain(d, corpus.iter_documents(raw_root, d, **read_opts), tokenizer, data_dir, settings, fp,
-                             extra_stats={"source_files": len(files[d])}, hint=_txt_hint(files[d], txt_mode))
+                             extra_stats={"source_files": len(files[d])}, hint=_txt_hint(files[d], txt_mode),
+                             num_workers=num_workers)
         empty = f", {stats['num_empty_docs']:,} empty documents counted and left out" if stats["num_empty_docs"] else ""
         print(f"[prepare] {d}: {stats['num_docs']:,} docs, {stats['num_tokens']:,} tokens "
               f"({stats['num_train_tokens']:,} train / {stats['num_val_tokens']:,} val), {stats['num_bytes']:,} bytes"
@@ -289,6 +296,9 @@ def prepare_from_config(cfg) -> dict[str, Any]:
     data = OmegaConf.to_container(cfg.data, resolve=True)
     tok = OmegaConf.to_container(cfg.tokenizer, resolve=True)
     shard_cfg = OmegaConf.to_container(cfg.get("shards") or OmegaConf.create({}), resolve=True)
+    if "num_workers" in shard_cfg:
+        raise ValueError("shards.num_workers is now num_workers (prepare's tokenizer processes; the shards are "
+                         "the same for any number): use num_workers=N")
     if "seq_len" in cfg:  # called by train.py: shards must hold at least one training sequence + 1
         shard_cfg["block_size"] = max(int(shard_cfg.get("block_size", ShardSettings.block_size)), int(cfg.seq_len) + 1)
     data_dir = Path(cfg.data_dir)
@@ -303,6 +313,7 @@ def prepare_from_config(cfg) -> dict[str, Any]:
             text_field=data.get("text_field", "text"), txt_mode=data.get("txt_mode", "file"),
             tokenizer_options={k: tok[k] for k in ("model_type", "character_coverage", "num_threads") if k in tok},
             verify=str(cfg.get("verify", "deep")), lock_timeout_s=lock_timeout_s,
+            num_workers=int(cfg.get("num_workers", 1)),
         )
 
 

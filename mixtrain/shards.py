@@ -16,6 +16,11 @@ for a train and a val split, then `stats.json`, then `DIR/manifest.json`.
   `DIR/<domain>/checksums.json` (written before stats.json). `verify_data_dir(DIR)` checks
   existence and sizes (cheap: train start), `deep=True` also the checksums (prepare re-runs
   rebuild a domain that fails). stats.json is not covered: entropy.py caches into it.
+* Streamed and parallel: documents are tokenized in batches by `num_workers` processes
+  (prepare's `num_workers`; results kept in input order) and their tokens appended to a
+  temporary file as they come; memory holds the per-document lengths (8 bytes a document),
+  never a domain's token array. One litdata writer then copies the documents into chunks, so
+  the shards are the same bytes for any number of workers (not part of the fingerprint).
 * Split: documents are taken in a seeded random order into val until val holds
   max(min_val_tokens, val_fraction * tokens) tokens (at most max_val_tokens and half the
   domain); the rest, in corpus order, is train.
@@ -23,12 +28,15 @@ for a train and a val split, then `stats.json`, then `DIR/manifest.json`.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +57,6 @@ class ShardSettings:
     min_val_tokens: int = 16_384
     max_val_tokens: int = 1_000_000
     seed: int = 0
-    num_workers: int = 1  # litdata optimize worker processes
 
     def __post_init__(self):
         if self.block_size < 2 or self.blocks_per_chunk < 1:
@@ -192,28 +199,92 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+# ------------------------------------------------------------------------------ tokenizing
+BATCH_DOCS = 256  # documents per tokenizer call (and per task of a worker process)
+_worker_tokenizer = None  # the tokenizer of a worker process (set by _init_worker)
+
+
+def _init_worker(tokenizer) -> None:
+    global _worker_tokenizer
+    _worker_tokenizer = tokenizer  # fork: inherited as is; spawn: unpickled (re-opened from its file)
+
+
+def _pack(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """One batch's documents as (all tokens concatenated, tokens per document): cheap to pipe."""
+    lengths = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
+    return (np.concatenate(arrays) if arrays else np.zeros(0, np.int32)).astype(np.int32, copy=False), lengths
+
+
+def _encode_in_worker(batch: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    return _pack(_worker_tokenizer.encode_documents(batch, num_threads=1))  # the processes are the parallelism
+
+
+def encode_batches(batches: Iterable[list[str]], tokenizer, num_workers: int = 1) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(tokens, lengths) of every batch, in input order whatever num_workers.
+
+    num_workers=1: in this process (the tokenizer's own threads). N > 1: N forked processes,
+    each with one thread, while this one reads the next documents and writes the last tokens.
+    At most 2N batches are in flight, so memory does not grow with the domain.
+    """
+    if num_workers <= 1:
+        for batch in batches:
+            yield _pack(tokenizer.encode_documents(batch))
+        return
+    # fork: no re-import of the caller's __main__ and the loaded tokenizer is inherited
+    pool = multiprocessing.get_context("fork").Pool(num_workers, initializer=_init_worker, initargs=(tokenizer,))
+    try:
+        pending: collections.deque = collections.deque()
+        for batch in batches:
+            pending.append(pool.apply_async(_encode_in_worker, (batch,)))
+            if len(pending) >= 2 * num_workers:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+
+
 # ------------------------------------------------------------------------------ writing
-def _emit_documents(item: tuple[str, list[int], list[int]]):
-    """litdata optimize fn: yield the documents [start, end) of a token file as int32 tensors."""
+def _emit_documents(item: tuple[str, str, int, int]):
+    """litdata optimize fn: yield documents i0..i1 of a split (spans in docs_file) as int32 tensors.
+
+    Each document is read from the token file with one seek + read: no mmap of the whole file,
+    so the writer's memory stays one document + one litdata chunk whatever the domain's size.
+    """
     import torch
 
-    path, starts, ends = item
-    tokens = np.load(path, mmap_mode="r")
-    for s, e in zip(starts, ends):
-        yield torch.from_numpy(np.array(tokens[s:e], dtype=np.int32))
+    token_file, docs_file, i0, i1 = item
+    spans = np.load(docs_file, mmap_mode="r")[i0:i1]
+    with open(token_file, "rb") as f:
+        for start, end in spans:
+            f.seek(int(start) * 4)
+            yield torch.from_numpy(np.fromfile(f, dtype=np.int32, count=int(end - start)))
 
 
 def _optimize(token_file: str, starts: np.ndarray, ends: np.ndarray, out_dir: Path, settings: ShardSettings) -> None:
+    """Write the documents [starts[i], ends[i]) of token_file, in order, as litdata chunks in out_dir.
+
+    One writer process always: litdata's N workers would each write their own chunks, so the
+    chunk layout (and the blocks TokensLoader cuts from it) would depend on N. Tokenizing is the
+    parallel part (encode_batches); the shards are the same bytes for any prepare.num_workers.
+    """
     from litdata import TokensLoader, optimize
 
     group = 512
-    inputs = [(token_file, starts[i:i + group].tolist(), ends[i:i + group].tolist()) for i in range(0, len(starts), group)]
-    optimize(
-        fn=_emit_documents, inputs=inputs, output_dir=str(out_dir), chunk_size=settings.block_size * settings.blocks_per_chunk,
-        item_loader=TokensLoader(), num_workers=max(1, min(settings.num_workers, len(inputs))), mode="overwrite",
-        # fork: no re-import of the caller's __main__ per call (spawn costs seconds each time)
-        start_method="fork", verbose=False,
-    )
+    docs_file = str(out_dir.parent / f".{out_dir.name}-docs.npy")
+    np.save(docs_file, np.stack([np.asarray(starts, np.int64), np.asarray(ends, np.int64)], axis=1).reshape(-1, 2))
+    inputs = [(token_file, docs_file, i, min(i + group, len(starts))) for i in range(0, len(starts), group)]
+    try:
+        optimize(
+            fn=_emit_documents, inputs=inputs, output_dir=str(out_dir), chunk_size=settings.block_size * settings.blocks_per_chunk,
+            item_loader=TokensLoader(), num_workers=1, mode="overwrite",
+            # fork: no re-import of the caller's __main__ per call (spawn costs seconds each time)
+            start_method="fork", verbose=False,
+        )
+    finally:
+        os.unlink(docs_file)
 
 
 def _split(lengths: np.ndarray, settings: ShardSettings, domain: str) -> np.ndarray:
@@ -231,10 +302,31 @@ def _split(lengths: np.ndarray, settings: ShardSettings, domain: str) -> np.ndar
     return val
 
 
+def _document_batches(docs: Iterable[str], counts: dict[str, int]) -> Iterator[list[str]]:
+    """Non-empty documents in batches of BATCH_DOCS; counts empty documents and text bytes on the way."""
+    batch: list[str] = []
+    for doc in docs:
+        if not doc.strip():
+            counts["num_empty_docs"] += 1
+            continue
+        counts["num_bytes"] += len(doc.encode("utf-8"))
+        batch.append(doc)
+        if len(batch) >= BATCH_DOCS:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def write_domain(domain: str, docs: Iterable[str], tokenizer, data_dir: Path, settings: ShardSettings,
-                 domain_fingerprint: str, extra_stats: dict[str, Any] | None = None, hint: str = "") -> dict[str, Any]:
+                 domain_fingerprint: str, extra_stats: dict[str, Any] | None = None, hint: str = "",
+                 num_workers: int = 1) -> dict[str, Any]:
     """Tokenize `docs` and write DIR/<domain>/{train,val,stats.json} atomically; returns the stats.
 
+    Streamed: tokens go to a temporary file as they are encoded (num_workers processes, see
+    encode_batches); only the per-document lengths stay in memory (8 bytes a document), because
+    the split rule needs the domain's total before any document is assigned to val. The shards
+    are then written from that file document by document. Disk: 4 bytes a token of temporary.
     `hint` is appended to the too-small-domain error (prepare.py: how .txt files are split).
     """
     from tqdm.auto import tqdm
@@ -243,39 +335,23 @@ def write_domain(domain: str, docs: Iterable[str], tokenizer, data_dir: Path, se
     shutil.rmtree(tmp_dir, ignore_errors=True)
     tmp_dir.mkdir(parents=True)
     try:
-        num_bytes = num_empty = 0
-        lengths: list[int] = []
-        raw_tokens = tmp_dir / "tokens.bin"
-        with open(raw_tokens, "wb") as f, tqdm(desc=f"tokenize {domain}", unit="doc") as bar:
-            batch: list[str] = []
-
-            def flush():
-                for arr in tokenizer.encode_documents(batch):
-                    f.write(arr.tobytes())
-                    lengths.append(len(arr))
-                bar.update(len(batch))
-                batch.clear()
-
-            for doc in docs:
-                if not doc.strip():
-                    num_empty += 1
-                    continue
-                num_bytes += len(doc.encode("utf-8"))
-                batch.append(doc)
-                if len(batch) >= 256:
-                    flush()
-            if batch:
-                flush()
-        lengths_arr = np.asarray(lengths, dtype=np.int64)
+        counts = {"num_empty_docs": 0, "num_bytes": 0}
+        lengths: list[np.ndarray] = []
+        token_file = tmp_dir / "tokens.bin"
+        with open(token_file, "wb") as f, tqdm(desc=f"tokenize {domain}", unit="doc") as bar, \
+                contextlib.closing(encode_batches(_document_batches(docs, counts), tokenizer, num_workers)) as encoded:
+            for tokens, batch_lengths in encoded:
+                f.write(tokens.tobytes())
+                lengths.append(batch_lengths)
+                bar.update(len(batch_lengths))
+        num_empty, num_bytes = counts["num_empty_docs"], counts["num_bytes"]
+        lengths_arr = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
         if len(lengths_arr) < 2 or lengths_arr.sum() < 4 * settings.block_size:
             raise ValueError(
                 f"domain {domain!r} has {len(lengths_arr)} non-empty document(s) and {int(lengths_arr.sum())} tokens; "
                 f"it needs at least 2 documents and {4 * settings.block_size} tokens (4 blocks) for a train and a val split: "
                 "add text or lower block_size" + hint
             )
-        token_file = tmp_dir / "tokens.npy"
-        np.save(token_file, np.fromfile(raw_tokens, dtype=np.int32))
-        raw_tokens.unlink()
         ends = np.cumsum(lengths_arr)
         starts = ends - lengths_arr
         val = _split(lengths_arr, settings, domain)
