@@ -29,6 +29,8 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from mixtrain.launch import is_rank_zero
+
 STAGED_PREFIX = ".staged-"
 PARTIAL_SUFFIX = ".partial"
 STEP_FILE = re.compile(r"^step(\d+)\.ckpt$")
@@ -93,7 +95,7 @@ class RunCheckpoint(ModelCheckpoint):
             finite = trainer.strategy.reduce_boolean_decision(finite, all=True)
         if not finite:  # a NaN/inf model must never replace a good checkpoint
             self._last_global_step_saved = trainer.global_step
-            if trainer.is_global_zero:
+            if is_rank_zero(trainer):
                 print(f"[mixtrain] step {trainer.global_step}: parameters are not finite; checkpoint "
                       f"{os.path.basename(filepath)} not written", flush=True)
             return
@@ -108,7 +110,7 @@ class RunCheckpoint(ModelCheckpoint):
             return
         if trainer.world_size > 1:
             trainer.strategy.barrier()  # every rank's shard of a distributed checkpoint is written
-        if trainer.is_global_zero:
+        if is_rank_zero(trainer):
             for logger in trainer.loggers:  # the rows of steps <= the checkpoint's first
                 if hasattr(logger, "flush_through"):
                     logger.flush_through(trainer.global_step)
@@ -131,7 +133,7 @@ class RunCheckpoint(ModelCheckpoint):
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         # unpublished checkpoints may be ahead of metrics.csv: drop them, resume uses the last published
-        if trainer.is_global_zero:
+        if is_rank_zero(trainer):
             for staged in self._staged.values():
                 if os.path.exists(staged):
                     shutil.rmtree(staged) if os.path.isdir(staged) else os.remove(staged)
@@ -176,7 +178,11 @@ def mixing_mismatch(saved: dict[str, Any] | None, name: str, config: dict[str, A
         return None  # written before strategies were recorded: nothing to compare
     if saved["name"] != name:
         return f"mixing={saved['name']} in the checkpoint, mixing={name} now"
-    changed = sorted(k for k in set(saved["config"]) | set(config) if saved["config"].get(k) != config.get(k))
+    # checkpoints written before the mixing registry name the class by `_target_` (a module path
+    # that has moved), not by `strategy`; the name and settings still say whether it is the same
+    legacy = "strategy" not in saved["config"]
+    changed = sorted(k for k in set(saved["config"]) | set(config)
+                     if k != "_target_" and not (legacy and k == "strategy") and saved["config"].get(k) != config.get(k))
     if changed:
         return f"mixing={name} with other settings: " + ", ".join(
             f"mixing.{k}: {saved['config'].get(k)!r} -> {config.get(k)!r}" for k in changed)
@@ -205,6 +211,7 @@ class MixingIdentity(pl.Callback):
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
         if self._switch_from is not None:  # the old strategy's refit state is not the new one's
+            # "Refit": the MixingController's state key (mixing/refit.py)
             for key in [k for k in checkpoint.get("callbacks", {}) if k.startswith("Refit")]:
                 del checkpoint["callbacks"][key]
 
@@ -216,6 +223,6 @@ class MixingIdentity(pl.Callback):
         self.switches.append({"step": int(trainer.global_step), "first_batch": int(first_batch),
                               "from": self._switch_from, "to": self.name, "weights": dict(self.initial_weights)})
         self._switch_from = None
-        if trainer.is_global_zero:
+        if is_rank_zero(trainer):
             print(f"[mixtrain] resume_mixing=switch: {self.switches[-1]['from']} -> {self.name} from step "
                   f"{trainer.global_step} (batch {first_batch} on)", flush=True)

@@ -2,8 +2,8 @@
 
     python -m mixtrain.collect RUN_DIR... --out table.csv [--every N] [--final-only]
 
-Place in the flow: `mixtrain.train` writes RUN/metrics.csv -> **collect.py** -> table.csv ->
-`python -m mixtrain.fit --table table.csv ...`.
+Place in the flow: `mixtrain.train` writes RUN/metrics.csv -> runfiles.py (finding and reading
+runs) -> **collect.py** -> table.csv -> `python -m mixtrain.fit --table table.csv ...`.
 
 Each RUN_DIR is a run directory (holds metrics.csv) or any folder above run directories, e.g. a
 Hydra multirun folder: it is searched recursively. A run is named by its directory's name; if
@@ -22,72 +22,35 @@ relates every eval domain to all weights, e.g. loglinear); `--training-domains-o
 from __future__ import annotations
 
 import argparse
-import csv
 import math
-import os
 import sys
 
+from mixtrain.runfiles import find_run_dirs, num, read_metrics_rows, run_names
 from mixtrain.table import make_table, write_table
 from mixtrain.weights import normalize_weights
-
-METRICS = "metrics.csv"
-
-
-def find_run_dirs(paths: list[str]) -> list[tuple[str, str]]:
-    """[(run_dir, root)] for every directory at or under `paths` holding metrics.csv (sorted)."""
-    found: list[tuple[str, str]] = []
-    for root in paths:
-        if not os.path.isdir(root):
-            raise ValueError(f"{root}: not a directory (expected a run directory or a folder of runs)")
-        hits = []
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in ("checkpoints", "wandb"))
-            if METRICS in filenames:
-                hits.append(dirpath)
-        if not hits:
-            raise ValueError(f"{root}: no {METRICS} found in it or below it")
-        found += [(h, root) for h in sorted(hits)]
-    return found
-
-
-def _num(cell: str | None) -> float | None:
-    if cell is None or cell.strip() == "":
-        return None
-    try:
-        v = float(cell)
-    except ValueError:
-        return None
-    return v
-
 
 def read_run(path: str) -> tuple[list[str], list[str], list[dict]]:
     """(train domains, eval domains, observations) of one run's metrics.csv.
 
     An observation is {"step", "tokens" (or None), "w": {d: weight}, "loss": {d: loss}}.
     """
-    file = os.path.join(path, METRICS)
-    with open(file, newline="") as f:
-        reader = csv.DictReader(f)
-        header = list(reader.fieldnames or [])
-        rows = list(reader)
+    file, header, rows = read_metrics_rows(path)
     train = sorted(c[4:] for c in header if c.startswith("mix/") and not c.startswith("mix/tokens/"))
     evals = sorted(c[4:-5] for c in header if c.startswith("val/") and c.endswith("/loss") and c != "val/loss")
     if not train:
         raise ValueError(f"{file}: no mix/<domain> columns, cannot tell the run's weights")
     if not evals:
         raise ValueError(f"{file}: no val/<domain>/loss columns (was validation run?)")
-    if "step" not in header:
-        raise ValueError(f"{file}: no 'step' column")
     by_step: dict[float, dict] = {}
     current: dict[str, float] | None = None
     for line, row in enumerate(rows, start=2):
-        mix = {d: _num(row.get(f"mix/{d}")) for d in train}
+        mix = {d: num(row.get(f"mix/{d}")) for d in train}
         if all(v is not None for v in mix.values()):
             current = mix
-        losses = {d: _num(row.get(f"val/{d}/loss")) for d in evals}
+        losses = {d: num(row.get(f"val/{d}/loss")) for d in evals}
         if any(v is None for v in losses.values()):
             continue
-        step = _num(row.get("step"))
+        step = num(row.get("step"))
         if step is None or step <= 0:
             continue
         bad = [d for d, v in losses.items() if not math.isfinite(v)]
@@ -96,7 +59,7 @@ def read_run(path: str) -> tuple[list[str], list[str], list[dict]]:
         if current is None:
             raise ValueError(f"{file} line {line} step {step:g}: validation row before any complete mix/<domain> row")
         w = normalize_weights(current, train, what=f"{file} line {line} mix/ columns")
-        by_step[step] = {"step": step, "tokens": _num(row.get("tokens")), "w": w, "loss": losses}
+        by_step[step] = {"step": step, "tokens": num(row.get("tokens")), "w": w, "loss": losses}
     return train, evals, [by_step[s] for s in sorted(by_step)]
 
 
@@ -104,15 +67,11 @@ def collect(paths: list[str], *, every: int | None = None, final_only: bool = Fa
             training_domains_only: bool = False):
     """Observation table from the runs at or under `paths`."""
     found = find_run_dirs(paths)
-    names = [os.path.basename(os.path.normpath(d)) for d, _ in found]
-    if len(set(names)) < len(names):
-        names = [
-            os.path.join(os.path.basename(os.path.normpath(root)), os.path.relpath(d, root)).replace(os.sep, "/")
-            for d, root in found
-        ]
+    names = run_names(found)
     train = evals = None
     runs, steps, tokens, W, L = [], [], [], [], []
     for (run_dir, _), name in zip(found, names):
+        run_dir = str(run_dir)
         tr, ev, obs = read_run(run_dir)
         if training_domains_only:
             ev = [d for d in ev if d in tr]

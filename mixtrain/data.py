@@ -10,16 +10,19 @@ Place in the flow: shards.py (prepared DIR) + sampler.py -> **data.py** -> Train
 * Eval-only domains (`eval_only_domains`): domains of the same data_dir that are never trained
   on: no sampler entry, no weight, no stats for the strategies; only a val loader (after the
   training domains', in `val_domains` order) -- a held-out target the mixture is scored on.
+* `read_layout()` reads what a prepared data_dir holds (domains, stats, vocabulary) before
+  anything is built: the strategy computes its initial weights from it, and the DataModule is
+  then built with them (constructor argument, never set afterwards).
 * State: `state_dict()` is the sampler state; Lightning stores it in the checkpoint and
-  calls `load_state_dict()` before `train_dataloader()` on resume.
-* `MixtureProgress` (callback): after every training batch, tells the sampler it was consumed
-  (exact accounting, exact resume) and logs `mix/<domain>`, `mix/tokens/<domain>`, `tokens`.
+  calls `load_state_dict()` before `train_dataloader()` on resume. Marking batches consumed and
+  logging the mixture is the mixing controller's job (mixing/refit.py).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import lightning.pytorch as pl
@@ -48,13 +51,51 @@ class ValBlocks(Dataset):
         return self._ds[self.indices[i]]
 
 
+@dataclass(frozen=True)
+class DataLayout:
+    """What a prepared data_dir holds, split into training and eval-only domains."""
+
+    data_dir: str
+    manifest: dict[str, Any]
+    domains: list[str]  # training domains, in the manifest's order (the sampler's domain ids)
+    eval_only_domains: list[str]  # validated, never trained on
+    stats: dict[str, dict[str, Any]]  # DIR/<domain>/stats.json of every training domain
+
+    @property
+    def val_domains(self) -> list[str]:
+        return self.domains + self.eval_only_domains  # the val loaders' order
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.manifest["vocab_size"])
+
+
+def read_layout(data_dir: str | os.PathLike, eval_only_domains: Sequence[str] = ()) -> DataLayout:
+    """The domains and stats of a prepared data_dir; unknown or all-consuming eval-only domains are refused."""
+    data_dir = os.fspath(data_dir)
+    manifest = read_manifest(data_dir)
+    prepared = list(manifest["domains"])
+    unknown = [d for d in eval_only_domains if d not in prepared]
+    if unknown:
+        raise ValueError(
+            f"eval_only_domains: {unknown[0]!r} is not a domain of {data_dir} (prepared: {prepared}); "
+            "prepare the eval text as an extra domain of the same data_dir (same tokenizer) or fix the name"
+        )
+    eval_only = [d for d in prepared if d in set(eval_only_domains)]
+    domains = [d for d in prepared if d not in set(eval_only_domains)]
+    if not domains:
+        raise ValueError(f"eval_only_domains={list(eval_only_domains)} leaves no training domain in {data_dir}")
+    return DataLayout(data_dir, manifest, domains, eval_only, {d: read_stats(data_dir, d) for d in domains})
+
+
 class MixtureDataModule(pl.LightningDataModule):
     def __init__(
         self,
-        data_dir: str,
+        layout: DataLayout,
         seq_len: int,
         batch_size: int,
         *,
+        initial_weights: Mapping[str, float],
         seed: int = 0,
         sampler_mode: str = "random",
         num_workers: int = 0,
@@ -64,23 +105,19 @@ class MixtureDataModule(pl.LightningDataModule):
         val_batch_size: int | None = None,
         window_samples: int = 256,
         weight_lag_batches: int = 8,
-        eval_only_domains: list[str] | tuple[str, ...] = (),
     ):
         super().__init__()
-        self.data_dir = os.fspath(data_dir)
-        self.manifest = read_manifest(self.data_dir)
-        prepared = list(self.manifest["domains"])
-        unknown = [d for d in eval_only_domains if d not in prepared]
-        if unknown:
-            raise ValueError(
-                f"eval_only_domains: {unknown[0]!r} is not a domain of {self.data_dir} (prepared: {prepared}); "
-                "prepare the eval text as an extra domain of the same data_dir (same tokenizer) or fix the name"
-            )
-        self.eval_only_domains: list[str] = [d for d in prepared if d in set(eval_only_domains)]
-        self.domains: list[str] = [d for d in prepared if d not in set(eval_only_domains)]  # training domains
-        if not self.domains:
-            raise ValueError(f"eval_only_domains={list(eval_only_domains)} leaves no training domain in {self.data_dir}")
-        self.val_domains: list[str] = self.domains + self.eval_only_domains
+        self.layout = layout
+        self.data_dir = layout.data_dir
+        self.manifest = layout.manifest
+        self.eval_only_domains: list[str] = list(layout.eval_only_domains)
+        self.domains: list[str] = list(layout.domains)  # training domains
+        self.val_domains: list[str] = layout.val_domains
+        self.stats = layout.stats
+        if sorted(initial_weights) != sorted(self.domains):
+            raise ValueError(f"initial weights are for domains {sorted(initial_weights)} but {self.data_dir} trains "
+                             f"on {self.domains}")
+        self.initial_weights: dict[str, float] = dict(initial_weights)  # the strategy's, for step 0
         self.block_size = int(seq_len) + 1  # inputs + the shifted targets
         if self.block_size > int(self.manifest["block_size"]):
             raise ValueError(
@@ -88,7 +125,6 @@ class MixtureDataModule(pl.LightningDataModule):
                 f"block_size={self.manifest['block_size']} (seq_len <= {int(self.manifest['block_size']) - 1}); "
                 f"lower seq_len or re-run prepare with block_size={self.block_size}"
             )
-        self.stats = {d: read_stats(self.data_dir, d) for d in self.domains}
         self.train_blocks = [
             read_domain_blocks(d, os.path.join(self.data_dir, d, "train"), self.block_size) for d in self.domains
         ]
@@ -108,13 +144,12 @@ class MixtureDataModule(pl.LightningDataModule):
         self.val_batch_size = int(val_batch_size or batch_size)
         self.window_samples = int(window_samples)
         self.weight_lag_batches = int(weight_lag_batches)
-        self.initial_weights: dict[str, float] | None = None
         self.stream: MixtureStream | None = None
         self._pending_state: dict[str, Any] | None = None
 
     @property
     def vocab_size(self) -> int:
-        return int(self.manifest["vocab_size"])
+        return self.layout.vocab_size
 
     def _rank_world(self) -> tuple[int, int]:
         trainer = self.trainer
@@ -125,8 +160,6 @@ class MixtureDataModule(pl.LightningDataModule):
         return 0, 1
 
     def build_stream(self) -> MixtureStream:
-        if self.initial_weights is None:
-            raise RuntimeError("set MixtureDataModule.initial_weights (from the mixing strategy) before training")
         rank, world = self._rank_world()
         stream = MixtureStream(
             self.train_blocks, self.initial_weights, block_size=self.block_size, batch_size=self.batch_size,
@@ -173,31 +206,3 @@ class MixtureDataModule(pl.LightningDataModule):
             if self.stream is not None:  # loader already built: apply now
                 self.stream.load_state_dict(self._pending_state)
                 self._pending_state = None
-
-
-class MixtureProgress(pl.Callback):
-    """Marks each training batch consumed by the sampler and logs the mixture's state."""
-
-    @staticmethod
-    def _metrics(stream) -> dict[str, float]:
-        metrics = {"tokens": float(sum(stream.domain_tokens().values()))}
-        for d, w in stream.current_weights().items():
-            metrics[f"mix/{d}"] = w
-        for d, n in stream.domain_tokens().items():
-            metrics[f"mix/tokens/{d}"] = float(n)
-        return metrics
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        stream = trainer.datamodule.stream
-        stream.mark_consumed(batch)
-        # Logged every batch; Lightning keeps the step's last value and writes on its own cadence.
-        # Identical on every rank by construction (global accounting), so no sync needed.
-        pl_module.log_dict(self._metrics(stream), on_step=True, on_epoch=False, rank_zero_only=True)
-
-    def on_validation_epoch_end(self, trainer, pl_module) -> None:
-        # Validation rows carry the mixture in force too, so a row of val losses is a complete
-        # observation (collect.py) even when training rows are logged less often than validation.
-        stream = getattr(trainer.datamodule, "stream", None)
-        if trainer.sanity_checking or stream is None:
-            return
-        pl_module.log_dict(self._metrics(stream), on_step=False, on_epoch=True, rank_zero_only=True)

@@ -1,6 +1,7 @@
-"""Process-level helpers for the entry points: sweeps, ranks, world size.
+"""Process-level helpers: sweeps, ranks (the one rank check, `is_rank_zero`), world size.
 
-Place in the flow: used by train.py before anything is built. Hydra is imported lazily and
+Place in the flow: used by train.py before anything is built, and by every callback and
+strategy that must act on one rank only. Hydra is imported lazily and
 only inside functions that entry points call while a Hydra app is running.
 """
 
@@ -68,3 +69,11 @@ def gradient_accumulation(global_batch_tokens: int | None, batch_size: int, seq_
             f"{batch_size}*{seq_len}*{world_size}={per_micro}; pick a multiple (e.g. {per_micro * max(1, global_batch_tokens // per_micro)})"
         )
     return global_batch_tokens // per_micro
+
+
+def is_rank_zero(trainer=None) -> bool:
+    """The one rank check: the Trainer's global rank once there is a Trainer, else the launcher's
+    environment (`global_rank`), so code that runs before or outside `fit` asks the same question."""
+    if trainer is not None:
+        return bool(trainer.is_global_zero)
+    return global_rank() == 0

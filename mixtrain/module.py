@@ -3,9 +3,10 @@
 Place in the flow: data.py batches {"input_ids", "domain", ...} -> **module.py** -> Trainer.
 Per-domain training loss comes from the sampler's domain ids on the same forward pass
 (per-sample mean of the per-token loss, summed per domain with index_add), all-reduced
-across ranks (2 x num_domains numbers per step) and returned in the step's outputs for
-refit.py. Validation loss per domain is a token-weighted mean over that domain's fixed val
-blocks, summed across ranks before logging (exact, no DistributedSampler padding).
+across ranks (2 x num_domains numbers per step) and returned as the step's `StepOutput`
+for the mixing controller (mixing/refit.py). Validation loss per domain is a token-weighted
+mean over that domain's fixed val blocks, summed across ranks before logging (exact, no
+DistributedSampler padding); `val/target` is mixtrain/target.py's `target_loss` of them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
+from mixtrain.mixing.outputs import StepOutput
 from mixtrain.model import GPT, GPTConfig, per_token_loss
+from mixtrain.target import target_loss
 
 
 SCHEDULES = ("cosine", "wsd", "constant")
@@ -143,7 +146,7 @@ class MixtureLM(pl.LightningModule):
         both = self.trainer.strategy.reduce(torch.cat([sums, counts]), reduce_op="sum")
         return both[:D], both[D:]
 
-    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> dict[str, Any]:
+    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> StepOutput | None:
         ids = batch["input_ids"].long()  # [B, T+1]
         inputs, targets = ids[:, :-1], ids[:, 1:]  # [B, T] each
         logits = self(inputs)  # [B, T, V]
@@ -170,7 +173,7 @@ class MixtureLM(pl.LightningModule):
                 )
             return None  # Lightning skips backward: no gradient, the optimizer leaves the weights alone
         self._nonfinite_streak = 0
-        return {"loss": loss, "domain_loss_sum": sums, "domain_count": counts}
+        return StepOutput(loss=loss, domain_loss_sum=sums, domain_count=counts)
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         if self.global_step >= self.trainer.max_steps > 0:
@@ -218,10 +221,10 @@ class MixtureLM(pl.LightningModule):
         trained = [metrics[f"val/{d}/loss"] for d in self.domains if f"val/{d}/loss" in metrics]
         if trained:  # the unweighted mean over training domains (eval-only ones are in val/target)
             metrics["val/loss"] = torch.stack(trained).mean()
-        if self.target_importance is not None:
-            named = [(f"val/{d}/loss", w) for d, w in self.target_importance.items() if w > 0]
-            if all(key in metrics for key, _ in named):  # importance-weighted mean (mixtrain/target.py)
-                metrics["val/target"] = torch.stack([w * metrics[key] for key, w in named]).sum()
+        if self.target_importance is not None:  # the importance-weighted mean, on the loss tensors
+            target = target_loss({d: metrics.get(f"val/{d}/loss") for d in self.val_domains}, self.target_importance)
+            if target is not None:
+                metrics["val/target"] = target
         metrics["step"] = float(self.global_step)  # the row of the step validation followed
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=False)
         if "val/loss" in metrics:

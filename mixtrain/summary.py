@@ -1,7 +1,7 @@
 """Run-directory bookkeeping: redacted config, summary.json and the end-of-run table.
 
-Place in the flow: train.py calls these around `Trainer.fit`; report.py and collect.py read
-what they write (formats in docs/formats.md).
+Place in the flow: train.py calls these around `Trainer.fit`; report/ and collect.py read
+what they write (file names and the atomic writer: runfiles.py; formats in docs/formats.md).
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import re
 import shutil
 from collections.abc import Mapping
 from typing import Any
+
+from mixtrain.runfiles import METRICS, REFITS, SUMMARY, write_json_atomic
 
 SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|credential)", re.IGNORECASE)
 SECRET_ENV = ("WANDB_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
@@ -59,7 +61,7 @@ def redact_hydra_dir(hydra_dir: str) -> None:
 
 
 # what makes a directory a run directory (Hydra's own .hydra/ of this launch does not count)
-RUN_FILES = ("config.yaml", "metrics.csv", "summary.json", "refits.jsonl", "checkpoints", "wandb")
+RUN_FILES = ("config.yaml", METRICS, SUMMARY, REFITS, "checkpoints", "wandb")
 RUN_LOG = "train.log"
 
 
@@ -101,11 +103,8 @@ def _finite_or_none(obj: Any) -> Any:
 
 
 def write_json(path: str, data: Mapping[str, Any]) -> None:
-    """Atomic JSON; a non-finite float is written as null (never the invalid `NaN`)."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(_finite_or_none(json.loads(json.dumps(data, default=float))), f, indent=2, allow_nan=False)
-    os.replace(tmp, path)
+    """Atomic JSON (runfiles.write_json_atomic); a non-finite float is written as null (never the invalid `NaN`)."""
+    write_json_atomic(path, _finite_or_none(json.loads(json.dumps(data, default=float))), indent=2)
 
 
 def final_metrics(callback_metrics: Mapping[str, Any], domains: list[str], weights: Mapping[str, float],

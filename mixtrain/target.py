@@ -6,12 +6,13 @@ Place in the flow: conf `target.importance` -> train.py -> **target.py** -> modu
 `val/target` = sum_d importance_d * val/<d>/loss over the importance's domains (normalised to sum
 1). The domains may be training domains or eval-only ones (`eval_only_domains`); a domain not
 named gets importance 0. Default (no importance): the unweighted mean of the training domains,
-i.e. `val/loss`. Pure (no torch).
+i.e. `val/loss`. Pure (no torch import; `target_loss` also runs on tensors).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from mixtrain.weights import normalize_weights
 
@@ -32,8 +33,17 @@ def target_importance(importance: Mapping[str, float] | None, train_domains: Seq
     return normalize_weights({d: float(importance[d]) for d in named}, named, what="target.importance")
 
 
-def target_loss(losses: Mapping[str, float], importance: Mapping[str, float]) -> float | None:
-    """Importance-weighted mean loss, or None if a domain with importance > 0 has no loss."""
-    if any(losses.get(d) is None for d, w in importance.items() if w > 0):
+def target_loss(losses: Mapping[str, Any], importance: Mapping[str, float]) -> Any:
+    """Importance-weighted mean loss, or None if a domain with importance > 0 has no loss.
+
+    Only + and * on the losses, so the one definition serves floats (reports, tests) and the
+    module's 0-d loss tensors alike (module.py logs the result as `val/target`); the result has
+    the losses' type.
+    """
+    named = [(d, w) for d, w in importance.items() if w > 0]
+    if any(losses.get(d) is None for d, _ in named):
         return None
-    return float(sum(w * losses[d] for d, w in importance.items() if w > 0))
+    total = None
+    for d, w in named:
+        total = w * losses[d] if total is None else total + w * losses[d]
+    return 0.0 if total is None else total

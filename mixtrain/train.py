@@ -5,8 +5,10 @@
     python -m mixtrain.train -m mixing=uniform,natural,temperature    # a Hydra sweep
     python -m mixtrain.train ... resume=true                          # continue RUN exactly
 
-Place in the flow: the last stage; it only composes (data.py, strategies.py, module.py,
-refit.py, loggers.py) from conf/train.yaml and its groups. Under a multirun every job
+Place in the flow: the last stage; it only composes from conf/train.yaml and its groups: the
+data layout (data.py) -> the strategy (mixing/ registry, by `mixing.strategy`) and its initial
+weights -> the DataModule (built with them) and the LightningModule (module.py) -> the mixing
+controller (mixing/refit.py), checkpoints and loggers -> Trainer.fit -> summary.json. Under a multirun every job
 re-executes itself as a single run in a subprocess, so each job gets its own process group
 (Lightning's DDP launcher would otherwise re-run the whole sweep on every extra rank).
 """
@@ -76,7 +78,7 @@ def _ensure_data(cfg: DictConfig) -> None:
             f"(train builds data_dir itself only for data_dir={DEMO_DATA_DIR} or an explicit data=... with "
             "prepare_if_missing=true)"
         )
-    if launch.global_rank() != 0:
+    if not launch.is_rank_zero():
         raise RuntimeError(f"{cfg.data_dir} is not prepared; prepare it once before a multi-process run")
     from mixtrain.prepare import prepare_from_config
 
@@ -84,26 +86,62 @@ def _ensure_data(cfg: DictConfig) -> None:
     prepare_from_config(cfg)
 
 
+def build_mixing(cfg: DictConfig):
+    """`cfg.mixing` built through the registry (mixtrain/mixing/__init__.py): name, strategy, refit rules."""
+    from mixtrain.mixing import build_mixing as build
+
+    return build(OmegaConf.to_container(cfg.mixing, resolve=True))
+
+
+def build_datamodule(cfg: DictConfig, layout, initial_weights: dict[str, float]):
+    """The DataModule of `cfg` over `layout`, drawing by `initial_weights` from step 0."""
+    from mixtrain.data import MixtureDataModule
+
+    return MixtureDataModule(
+        layout, cfg.seq_len, cfg.batch_size, initial_weights=initial_weights, seed=cfg.seed,
+        sampler_mode=cfg.sampler.mode, num_workers=cfg.sampler.num_workers, prefetch_factor=cfg.sampler.prefetch_factor,
+        pin_memory=cfg.trainer.accelerator not in ("cpu",), val_blocks_per_domain=cfg.val_blocks_per_domain,
+        window_samples=cfg.sampler.window_samples, weight_lag_batches=cfg.sampler.weight_lag_batches,
+    )
+
+
+def build_module(cfg: DictConfig, layout, target_importance: dict[str, float]):
+    """The LightningModule of `cfg` (`model`, `optim`, ...) for `layout`'s domains and vocabulary."""
+    import torch
+
+    from mixtrain.model import peak_flops_per_s
+    from mixtrain.module import MixtureLM
+
+    model_cfg = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "_target_"}
+    model_cfg.update(vocab_size=layout.vocab_size, seq_len=cfg.seq_len)
+    device_name = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    return MixtureLM(
+        model_cfg, layout.domains, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, betas=tuple(cfg.optim.betas),
+        warmup_steps=cfg.optim.warmup_steps, max_steps=cfg.trainer.max_steps, min_lr_ratio=cfg.optim.min_lr_ratio,
+        schedule=cfg.optim.schedule, decay_fraction=cfg.optim.decay_fraction, decay_shape=cfg.optim.decay_shape,
+        compile=cfg.compile, peak_flops_per_s=peak_flops_per_s(device_name),
+        max_nonfinite_steps=cfg.get("max_nonfinite_steps", 3),
+        val_domains=layout.val_domains, target_importance=target_importance,
+    )
+
+
 def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     """Train one run from a composed config; returns the summary also written to RUN/summary.json."""
     import lightning.pytorch as pl
 
-    from mixtrain.data import MixtureDataModule, MixtureProgress
     from mixtrain.checkpoints import (MIXING_KEY, AtomicCheckpointIO, MixingIdentity, RunCheckpoint,
                                       mixing_mismatch, remove_partial_files)
+    from mixtrain.data import read_layout
     from mixtrain.loggers import MetricsCSVLogger, route_logs
-    from mixtrain.model import peak_flops_per_s
-    from mixtrain.module import MixtureLM
-    from mixtrain.refit import Refit
+    from mixtrain.mixing.base import domain_stats_context
+    from mixtrain.mixing.refit import MixingController
     from mixtrain.shards import verify_data_dir
-    from mixtrain.strategies import domain_stats_context
     from mixtrain.target import target_importance
 
     started = time.time()
-    rank = launch.global_rank()
     if cfg.get("resume_mixing", "refuse") not in ("refuse", "switch"):
         raise ValueError(f"resume_mixing={cfg.resume_mixing}: use refuse (default) or switch")
-    if rank == 0 and not (cfg.resume or cfg.ckpt_path):  # a new run: never into another run's directory
+    if launch.is_rank_zero() and not (cfg.resume or cfg.ckpt_path):  # a new run: never into another run's directory
         hydra_dir = _hydra_run_dir()
         claim_run_dir(str(cfg.out_dir), overwrite=bool(cfg.get("overwrite", False)),
                       keep_hydra_dir=hydra_dir is not None and os.path.abspath(hydra_dir) == os.path.abspath(cfg.out_dir))
@@ -116,46 +154,24 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     tcfg = cfg.trainer
     world = launch.planned_world_size(tcfg.devices, tcfg.num_nodes)
     accumulate = launch.gradient_accumulation(cfg.global_batch_tokens, cfg.batch_size, cfg.seq_len, world)
-    dm = MixtureDataModule(
-        cfg.data_dir, cfg.seq_len, cfg.batch_size, seed=cfg.seed, sampler_mode=cfg.sampler.mode,
-        num_workers=cfg.sampler.num_workers, prefetch_factor=cfg.sampler.prefetch_factor,
-        pin_memory=tcfg.accelerator not in ("cpu",), val_blocks_per_domain=cfg.val_blocks_per_domain,
-        window_samples=cfg.sampler.window_samples, weight_lag_batches=cfg.sampler.weight_lag_batches,
-        eval_only_domains=list(cfg.get("eval_only_domains") or []),
-    )
-    importance = target_importance((cfg.get("target") or {}).get("importance"), dm.domains, dm.val_domains)
-    mixing = OmegaConf.to_container(cfg.mixing, resolve=True)
-    strategy_name = mixing.pop("name")
-    refit_cfg = mixing.pop("refit", None) or {}
-    strategy = instantiate(mixing, _convert_="all")
+    layout = read_layout(cfg.data_dir, list(cfg.get("eval_only_domains") or []))
+    importance = target_importance((cfg.get("target") or {}).get("importance"), layout.domains, layout.val_domains)
+    mixing = build_mixing(cfg)  # mixing.name: the strategy's name everywhere below
+    strategy = mixing.strategy
     global_batch_tokens = (cfg.batch_size * cfg.seq_len * world * accumulate) if world else None
-    ctx = domain_stats_context(cfg.data_dir, dm.domains, dm.stats, max_steps=tcfg.max_steps,
+    ctx = domain_stats_context(cfg.data_dir, layout.domains, layout.stats, max_steps=tcfg.max_steps,
                                global_batch_tokens=global_batch_tokens)
-    dm.initial_weights = strategy.initial_weights(ctx)
-
-    model_cfg = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "_target_"}
-    model_cfg.update(vocab_size=dm.vocab_size, seq_len=cfg.seq_len)
-    import torch
-
-    device_name = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
-    module = MixtureLM(
-        model_cfg, dm.domains, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, betas=tuple(cfg.optim.betas),
-        warmup_steps=cfg.optim.warmup_steps, max_steps=tcfg.max_steps, min_lr_ratio=cfg.optim.min_lr_ratio,
-        schedule=cfg.optim.schedule, decay_fraction=cfg.optim.decay_fraction, decay_shape=cfg.optim.decay_shape,
-        compile=cfg.compile, peak_flops_per_s=peak_flops_per_s(device_name),
-        max_nonfinite_steps=cfg.get("max_nonfinite_steps", 3),
-        val_domains=dm.val_domains, target_importance=importance,
-    )
+    dm = build_datamodule(cfg, layout, strategy.initial_weights(ctx))
+    module = build_module(cfg, layout, importance)
 
     # everything a resume could reject is checked before anything is written to out_dir
-    mixing_config = {k: v for k, v in OmegaConf.to_container(cfg.mixing, resolve=True).items() if k != "name"}
     ckpt_path, keep_until, switches, switch_from, run_initial = None, None, [], None, dm.initial_weights
     resumed = _checkpoint_to_resume(cfg)
     if resumed is not None:
         ckpt_path, ckpt = resumed
         module.on_load_checkpoint(ckpt)  # same domains and model, or a clear error
         saved_mixing = ckpt.get(MIXING_KEY)
-        why = mixing_mismatch(saved_mixing, strategy_name, mixing_config)
+        why = mixing_mismatch(saved_mixing, mixing.name, mixing.config)
         if why and cfg.resume_mixing != "switch":
             raise ValueError(
                 f"{ckpt_path} was trained with another mixing strategy ({why}); resume with the checkpoint's "
@@ -168,13 +184,13 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
         run_initial = (saved_mixing or {}).get("initial_weights", run_initial)
         keep_until = int(ckpt["global_step"])
         del ckpt
-    if rank == 0:
+    if launch.is_rank_zero():
         os.makedirs(out_dir, exist_ok=True)
         remove_partial_files(os.path.join(out_dir, "checkpoints"))
         route_logs(out_dir)
         resolved = redact(OmegaConf.to_container(cfg, resolve=True))
         if switch_from is not None:  # the config says which strategy ran before this one
-            resolved["resumed_with_mixing_switch"] = {"from": switch_from, "to": strategy_name, "step": keep_until}
+            resolved["resumed_with_mixing_switch"] = {"from": switch_from, "to": mixing.name, "step": keep_until}
         with open(os.path.join(out_dir, "config.yaml"), "w") as f:
             f.write(OmegaConf.to_yaml(OmegaConf.create(resolved)))
 
@@ -183,17 +199,15 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     for name, logger_cfg in (cfg.get("logger") or {}).items():
         loggers.append(instantiate(logger_cfg))
     _start_wandb_redacted(loggers, cfg)
-    mixing_identity = MixingIdentity(strategy_name, mixing_config, dm.initial_weights, run_initial, switches,
+    mixing_identity = MixingIdentity(mixing.name, mixing.config, dm.initial_weights, run_initial, switches,
                                      switch_from)
     callbacks = [
-        MixtureProgress(),
+        MixingController(strategy, out_dir, **mixing.refit),  # sampler accounting + mix/ logs (+ refits if online)
         mixing_identity,
         RunCheckpoint(dirpath=os.path.join(out_dir, "checkpoints"), every_n_train_steps=cfg.checkpoint_every_n_steps,
                       save_last=True, save_top_k=-1, filename="step{step:07d}", auto_insert_metric_name=False),
+        *(extra_callbacks or []),
     ]
-    if strategy.refit_every_n_steps:
-        callbacks.append(Refit(strategy, out_dir, **refit_cfg))
-    callbacks += list(extra_callbacks or [])
     trainer_kwargs = OmegaConf.to_container(tcfg, resolve=True)
     trainer_kwargs["accumulate_grad_batches"] = accumulate
     trainer = instantiate(trainer_kwargs, callbacks=callbacks, logger=loggers, default_root_dir=out_dir,
@@ -202,15 +216,15 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
 
     final = final_metrics(trainer.callback_metrics, dm.domains, dm.stream.current_weights(), dm.stream.domain_tokens())
     summary = {
-        "strategy": strategy_name, "seed": int(cfg.seed), "wall_time_s": time.time() - started,
+        "strategy": mixing.name, "seed": int(cfg.seed), "wall_time_s": time.time() - started,
         "step": int(trainer.global_step), "tokens": int(sum(dm.stream.domain_tokens().values())),
         "initial_weights": run_initial, "mixing_switches": mixing_identity.switches, "passes": dm.stream.passes(), "final": final,
         "eval_only_domains": dm.eval_only_domains, "target_importance": importance,
     }
-    if trainer.is_global_zero:
+    if launch.is_rank_zero(trainer):
         write_json(os.path.join(out_dir, "summary.json"), summary)
         if cfg.table_at_end:
-            print(f"\n[mixtrain] {strategy_name}: {trainer.global_step} steps, {summary['tokens']:,} tokens, "
+            print(f"\n[mixtrain] {mixing.name}: {trainer.global_step} steps, {summary['tokens']:,} tokens, "
                   f"run dir {out_dir}\n{domain_table(final, dm.domains, dm.eval_only_domains)}\n", flush=True)
     return summary
 
@@ -220,7 +234,7 @@ def _start_wandb_redacted(loggers: list, cfg: DictConfig) -> None:
     from lightning.pytorch.loggers import WandbLogger
 
     wandb_loggers = [lg for lg in loggers if isinstance(lg, WandbLogger)]
-    if not wandb_loggers or launch.global_rank() != 0:
+    if not wandb_loggers or not launch.is_rank_zero():
         return
     argv = list(sys.argv)
     sys.argv[:] = redact(argv)

@@ -1,4 +1,5 @@
-"""Every option of every Hydra group composes, and what it configures instantiates."""
+"""Every option of every Hydra group composes, and what it configures instantiates (mixing: through
+the registry in mixtrain/mixing/__init__.py)."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def test_model_options(option):
 
 @pytest.mark.parametrize("option", _options("mixing"))
 def test_mixing_options(option, tmp_path):
-    from mixtrain.strategies import MixingStrategy
+    from mixtrain.mixing import STRATEGIES, MixingStrategy, build_mixing
 
     overrides = [f"mixing={option}"]
     if option == "law":
@@ -49,11 +50,40 @@ def test_mixing_options(option, tmp_path):
     if option == "doremi":
         overrides.append(f"mixing.reference_run={tmp_path}")
     cfg = _compose(*overrides)
-    mixing = OmegaConf.to_container(cfg.mixing, resolve=True)
-    assert isinstance(mixing.pop("name"), str)
-    mixing.pop("refit", None)
-    strategy = instantiate(mixing, _convert_="all")
-    assert isinstance(strategy, MixingStrategy)
+    config = OmegaConf.to_container(cfg.mixing, resolve=True)
+    assert config["strategy"] == option and "_target_" not in config  # the registry builds it, by key
+    mixing = build_mixing(config)
+    assert isinstance(mixing.strategy, MixingStrategy) and type(mixing.strategy) is STRATEGIES[option]
+    assert mixing.name == config["name"] and "name" not in mixing.config
+    assert mixing.refit == (config.get("refit") or {})
+
+
+def test_mixing_registry_matches_the_config_group():
+    from mixtrain.mixing import STRATEGIES
+
+    assert sorted(STRATEGIES) == _options("mixing")
+    assert all(cls.name == key for key, cls in STRATEGIES.items())
+
+
+def test_mixing_name_is_a_label_the_strategy_key_picks_the_class():
+    from mixtrain.mixing import build_mixing
+    from mixtrain.mixing.law import Law
+
+    config = OmegaConf.to_container(_compose("mixing=law", "mixing.name=law-bimix", "mixing.law_file=l.json").mixing,
+                                    resolve=True)
+    mixing = build_mixing(config)
+    assert mixing.name == "law-bimix" and isinstance(mixing.strategy, Law)
+
+
+def test_build_mixing_errors_name_the_fix():
+    from mixtrain.mixing import build_mixing
+
+    with pytest.raises(ValueError, match=r"mixing.strategy='nope' is not a mixing strategy; use one of \[.*'uniform'"):
+        build_mixing({"strategy": "nope", "name": "nope"})
+    with pytest.raises(ValueError, match=r"mixing=uniform: .*unexpected keyword argument 'tmperature'"):
+        build_mixing({"strategy": "uniform", "name": "uniform", "tmperature": 2.0})
+    with pytest.raises(ValueError, match=r"mixing._target_=no.such.Class: cannot import it"):
+        build_mixing({"name": "x", "_target_": "no.such.Class"})
 
 
 @pytest.mark.parametrize("option", _options("trainer"))

@@ -20,7 +20,8 @@ from mixtrain.entropy import (
     token_entropies,
     von_neumann_entropy,
 )
-from mixtrain.strategies import DataContext, Entropy
+from mixtrain.mixing.base import DataContext
+from mixtrain.mixing.entropy import Entropy
 
 REPO = Path(__file__).resolve().parents[1]
 

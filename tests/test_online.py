@@ -1,4 +1,4 @@
-"""Online strategies (mixtrain/online.py): ADO, ODM, DoReMi.
+"""Online strategies (mixtrain/mixing/: ado.py, odm.py, doremi.py, online_bimix.py).
 
 Unit tests drive `update()` with hand-built MixHistory objects the way refit.py does (records
 grow by one per refit); end-to-end tests train a few steps on the tiny shards and read
@@ -21,8 +21,10 @@ import pytest
 from crash import CrashAt
 from hydra import compose, initialize_config_dir
 
-from mixtrain.online import ADO, ODM, DoReMi, fit_power_law, read_reference_losses
-from mixtrain.strategies import DataContext, MixHistory
+from mixtrain.mixing.ado import ADO, fit_power_law
+from mixtrain.mixing.base import DataContext, MixHistory
+from mixtrain.mixing.doremi import DoReMi, read_reference_losses
+from mixtrain.mixing.odm import ODM
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = str(REPO / "conf")
@@ -400,7 +402,7 @@ def test_online_bimix_fit_favours_the_domain_whose_loss_depends_on_its_share():
     `c` barely (alpha 0.05); once fitted, the optimum gives `a` the largest weight."""
     import numpy as np
 
-    from mixtrain.strategies import OnlineBiMix
+    from mixtrain.mixing.online_bimix import OnlineBiMix
 
     strategy = OnlineBiMix(refit_every_n_steps=10, prior="uniform", min_records=4, min_weight=0.0)
     strategy.compute(_ctx())
@@ -410,7 +412,7 @@ def test_online_bimix_fit_favours_the_domain_whose_loss_depends_on_its_share():
 
 
 def test_remaining_budget_weights_reach_the_target_cumulatively():
-    from mixtrain.strategies import remaining_budget_weights
+    from mixtrain.mixing.online_bimix import remaining_budget_weights
 
     # a biased first half (a: 80%), then as many tokens again: the rest must favour b to end at 50/50
     w = remaining_budget_weights({"a": 0.5, "b": 0.5}, {"a": 800, "b": 200}, 1000)
@@ -430,7 +432,7 @@ def test_online_bimix_compensates_a_biased_first_half():
     gives `a` more than the law's optimum r*, so that the cumulative share at the end is r*."""
     import numpy as np
 
-    from mixtrain.strategies import OnlineBiMix
+    from mixtrain.mixing.online_bimix import OnlineBiMix
 
     strategy = OnlineBiMix(refit_every_n_steps=10, prior="uniform", min_records=4, min_weight=0.0)
     strategy.compute(_ctx())

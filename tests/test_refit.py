@@ -1,4 +1,4 @@
-"""Tests for mixtrain.refit: what a strategy is told, what is capped, what refits.jsonl says took effect.
+"""Tests for mixtrain.mixing.refit (the mixing controller): what a strategy is told, what is capped, what refits.jsonl says took effect.
 
 One real 8-step CPU run (tiny model, real shards) with a scripted online strategy: it always
 proposes most weight for the smallest domain, and records every MixHistory it is handed.
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from mixtrain.strategies import MixHistory, MixingStrategy, cap_remaining_epochs
+from mixtrain.mixing.base import MixHistory, MixingStrategy, cap_remaining_epochs
 
 CONF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "conf")
 SEEN: list[MixHistory] = []
@@ -64,7 +64,7 @@ def scripted_run(tiny_data_dir, tmp_path_factory):
                 "seq_len=32", "batch_size=4", "val_blocks_per_domain=2", "table_at_end=false",
                 "trainer.enable_progress_bar=false", "trainer.max_steps=8", "trainer.val_check_interval=8",
                 "checkpoint_every_n_steps=8", "sampler.window_samples=64", "mixing=odm",
-                "~mixing.warmup_steps", "~mixing.reward_smoothing", f"mixing._target_={__name__}.Scripted",
+                "~mixing.warmup_steps", "~mixing.reward_smoothing", f"+mixing._target_={__name__}.Scripted",
                 f"+mixing.favourite={favourite}", "mixing.refit_every_n_steps=2", f"mixing.max_epochs={max_epochs}",
             ])
         train(cfg)

@@ -1,7 +1,8 @@
 """Read run directories: metrics.csv, summary.json, refits.jsonl, config.yaml -> `Run`.
 
-Place in the flow: `mixtrain.train` writes RUN/ (formats in docs/formats.md) -> **runs.py** ->
-tables.py and plots.py -> report.md + PNGs. Pure: pandas, no torch, Lightning or Hydra.
+Place in the flow: `mixtrain.train` writes RUN/ (formats in docs/formats.md) -> runfiles.py
+(finding runs, reading metrics.csv) -> **runs.py** -> tables.py and plots.py -> report.md + PNGs.
+Pure: pandas, no torch, Lightning or Hydra.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-METRICS = "metrics.csv"
-SKIP_DIRS = ("checkpoints", "wandb")
+from mixtrain.runfiles import REFITS, SUMMARY, find_run_dirs, read_metrics_rows, run_names
+
 
 
 @dataclass
@@ -108,19 +109,10 @@ def last_value(df: pd.DataFrame, column: str) -> float:
 def read_metrics(run_dir: str | os.PathLike) -> pd.DataFrame:
     """metrics.csv as numbers (empty cells -> NaN), one row per step (a re-logged step keeps its
     last row), sorted by step. Raises FileNotFoundError / ValueError naming the file."""
-    file = Path(run_dir) / METRICS
-    if not file.is_file():
-        raise FileNotFoundError(f"{file}: no {METRICS} (is {run_dir} a run directory written by mixtrain.train?)")
-    try:
-        df = pd.read_csv(file)
-    except pd.errors.EmptyDataError:
-        raise ValueError(f"{file}: empty file (the run logged nothing yet?)") from None
-    except pd.errors.ParserError as e:
-        raise ValueError(f"{file}: not a readable CSV: {e}") from None
-    if "step" not in df.columns:
-        raise ValueError(f"{file}: no 'step' column; columns are {list(df.columns)} (format: docs/formats.md)")
-    if df.empty:
+    file, header, rows = read_metrics_rows(run_dir)  # the one metrics.csv reader (runfiles.py)
+    if not rows:
         raise ValueError(f"{file}: a header but no rows (the run logged nothing yet?)")
+    df = pd.DataFrame(rows, columns=header)
     df = df.apply(pd.to_numeric, errors="coerce")
     df = df.dropna(subset=["step"]).drop_duplicates("step", keep="last").sort_values("step", kind="stable")
     if df.empty:
@@ -178,7 +170,7 @@ def load_run(path: str | os.PathLike, *, name: str | None = None, group: str | N
     notes: list[str] = []
     metrics = read_metrics(path)
     config = _read_config(path / "config.yaml", notes)
-    summary_file = path / "summary.json"
+    summary_file = path / SUMMARY
     has_summary = summary_file.is_file()
     if has_summary:
         try:
@@ -192,40 +184,14 @@ def load_run(path: str | os.PathLike, *, name: str | None = None, group: str | N
     if not any(c.startswith("val/") and c.endswith("/loss") for c in metrics.columns) or \
             metrics.filter(regex=r"^val/").dropna(how="all").empty:
         notes.append("no validation rows")
-    refits = _read_refits(path / "refits.jsonl", notes)
+    refits = _read_refits(path / REFITS, notes)
     return Run(name=name or path.resolve().name, path=path, metrics=metrics, summary=summary, refits=refits,
                config=config, group=group, has_summary=has_summary, notes=notes)
 
 
-def _walk(root: Path) -> list[Path]:
-    hits = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in SKIP_DIRS)
-        if METRICS in filenames:
-            hits.append(Path(dirpath))
-    return sorted(hits)
-
-
-def _discover(paths: Iterable[str | os.PathLike]) -> list[tuple[Path, Path]]:
-    found: list[tuple[Path, Path]] = []
-    for p in paths:
-        root = Path(p)
-        if not root.is_dir():
-            raise FileNotFoundError(f"{root}: not a directory (expected a run directory or a folder of runs)")
-        hits = _walk(root)
-        if not hits:
-            raise FileNotFoundError(f"{root}: no {METRICS} in it or below it (is it a run directory?)")
-        found += [(h, root) for h in hits if (h, root) not in found]
-    return found
-
-
 def find_runs(paths: Iterable[str | os.PathLike]) -> list[Path]:
     """Every directory at or under `paths` holding metrics.csv (run dirs, Hydra multirun folders)."""
-    out: list[Path] = []
-    for run_dir, _ in _discover(paths):
-        if run_dir.resolve() not in {o.resolve() for o in out}:
-            out.append(run_dir)
-    return out
+    return [run_dir for run_dir, _ in find_run_dirs(paths)]
 
 
 def _group(run_dir: Path, root: Path) -> str | None:
@@ -238,15 +204,8 @@ def _group(run_dir: Path, root: Path) -> str | None:
 def load_runs(paths: Iterable[str | os.PathLike]) -> list[Run]:
     """Load every run at or under `paths`. A run is named by its directory; if names collide, every
     run is named `<sweep folder>/<path below it>` (as mixtrain.collect names them)."""
-    found, seen = [], set()
-    for run_dir, root in _discover(paths):
-        if run_dir.resolve() not in seen:
-            seen.add(run_dir.resolve())
-            found.append((run_dir, root))
-    names = [d.resolve().name for d, _ in found]
-    if len(set(names)) < len(names):
-        names = [(Path(root.resolve().name) / os.path.relpath(d, root)).as_posix().removesuffix("/.")
-                 for d, root in found]
+    found = find_run_dirs(paths)
+    names = run_names(found)
     return [load_run(d, name=n, group=_group(d, root)) for (d, root), n in zip(found, names)]
 
 

@@ -14,7 +14,7 @@ import sys
 import lightning.pytorch as pl
 from hydra import compose, initialize_config_dir
 
-from mixtrain.refit import Refit
+from mixtrain.mixing.refit import MixingController
 from mixtrain.train import train
 
 CONF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "conf")
@@ -25,7 +25,7 @@ class RefitDump(pl.Callback):
         self.out_dir = out_dir
 
     def on_train_end(self, trainer, pl_module):
-        refit = next(cb for cb in trainer.callbacks if isinstance(cb, Refit))
+        refit = next(cb for cb in trainer.callbacks if isinstance(cb, MixingController))
         dump = {"records": refit.records, "schedule": trainer.datamodule.stream.schedule(),
                 "strategy": refit.strategy.state_dict()}
         with open(os.path.join(self.out_dir, f"rank{trainer.global_rank}.json"), "w") as f:

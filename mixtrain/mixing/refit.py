@@ -1,17 +1,20 @@
-"""The refit bridge: the only path from training/evaluation back to the sampler's weights.
+"""The mixing controller: the one path between the strategy and the sampler during training.
 
-Place in the flow: module.py (per-domain losses, all-reduced) + data.py (tokens per domain) ->
-**refit.py** -> strategy.update(history) -> sampler.set_weights().
+Place in the flow: module.py (`StepOutput`: per-domain losses, all-reduced) + data.py (the
+`MixtureStream`) -> **MixingController** (a Lightning callback) -> strategy.update(history) ->
+sampler.set_weights().
 
-Every `refit_every_n_steps` optimizer steps, the callback builds a `MixHistory` from inputs that
-are identical on every rank (per-domain training-loss sums were all-reduced in the step; token
-counts are global by construction; validation losses are all-reduced), asks the strategy for
-new weights on rank 0, broadcasts them, applies the safety rules and the strategy's
-`max_epochs` cap over the remaining budget, and schedules them in the sampler. A refit that
-sees NaN/inf, or whose strategy raises, keeps the previous weights and logs a warning; the run
-never crashes because of a refit. One line per refit goes to `RUN/refits.jsonl`; a change
-replaced by a newer one before it took effect is rewritten there as status "replaced".
-State (strategy, accumulators, records) is saved in the checkpoint.
+After every training batch it tells the sampler the batch was consumed (exact accounting, exact
+resume) and logs `mix/<domain>`, `mix/tokens/<domain>`, `tokens`. For an online strategy, every
+`refit_every_n_steps` optimizer steps it builds a `MixHistory` from inputs that are identical on
+every rank (per-domain training-loss sums were all-reduced in the step; token counts are global
+by construction; validation losses are all-reduced), asks the strategy for new weights on rank
+0, broadcasts them, applies the safety rules and the strategy's `max_epochs` cap over the
+remaining budget, and schedules them in the sampler. A refit that sees NaN/inf, or whose
+strategy raises, keeps the previous weights and logs a warning; the run never crashes because of
+a refit. One line per refit goes to `RUN/refits.jsonl`; a change replaced by a newer one before
+it took effect is rewritten there as status "replaced". State (strategy, accumulators, records)
+is saved in the checkpoint.
 """
 
 from __future__ import annotations
@@ -27,10 +30,23 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from mixtrain.strategies import MixHistory, MixingStrategy, cap_remaining_epochs
+from mixtrain.launch import is_rank_zero
+from mixtrain.mixing.base import MixHistory, MixingStrategy, cap_remaining_epochs
+from mixtrain.mixing.outputs import StepOutput, is_step_output
+from mixtrain.runfiles import REFITS, atomic_write_text
 from mixtrain.weights import normalize_weights
 
 log = logging.getLogger(__name__)
+
+
+def mixture_metrics(stream) -> dict[str, float]:
+    """The mixture's state as logged: tokens consumed, current weight and tokens per domain."""
+    metrics = {"tokens": float(sum(stream.domain_tokens().values()))}
+    for d, w in stream.current_weights().items():
+        metrics[f"mix/{d}"] = w
+    for d, n in stream.domain_tokens().items():
+        metrics[f"mix/tokens/{d}"] = float(n)
+    return metrics
 
 
 def safe_weights(
@@ -54,7 +70,9 @@ def safe_weights(
     return normalize_weights(w, domains, what="refit weights")
 
 
-class Refit(pl.Callback):
+class MixingController(pl.Callback):
+    """Sampler accounting and logging for every run; refits for online strategies (see the module doc)."""
+
     def __init__(
         self,
         strategy: MixingStrategy,
@@ -65,24 +83,54 @@ class Refit(pl.Callback):
         smoothing: float = 0.0,
     ):
         self.strategy = strategy
-        self.every = int(strategy.refit_every_n_steps or 0)
+        self.every = int(strategy.refit_every_n_steps or 0)  # 0: a static strategy, never refitted
         self.run_dir = run_dir
         self.floor, self.max_change, self.smoothing = float(floor), max_change, float(smoothing)
         self._sum: torch.Tensor | None = None
         self._count: torch.Tensor | None = None
         self.records: list[dict[str, Any]] = []
+        self._trainer: pl.Trainer | None = None
+        self._stepped = False  # the optimizer stepped during the current batch (an accumulation boundary)
+
+    @property
+    def state_key(self) -> str:
+        return "Refit"  # the key this state had before the controller merged Refit and MixtureProgress
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        self._trainer = trainer  # for the rank check in load_state_dict (Lightning passes no trainer there)
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        # called once per optimizer step, after the last micro-batch's backward: the public
+        # signal that this batch ends a gradient-accumulation cycle
+        self._stepped = True
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        stream = trainer.datamodule.stream
+        stream.mark_consumed(batch)
+        # Logged every batch; Lightning keeps the step's last value and writes on its own cadence.
+        # Identical on every rank by construction (global accounting), so no sync needed.
+        pl_module.log_dict(mixture_metrics(stream), on_step=True, on_epoch=False, rank_zero_only=True)
+        stepped, self._stepped = self._stepped, False
+        if self.every <= 0 or not is_step_output(outputs):
+            return  # static strategy, or a skipped (non-finite) step: nothing to accumulate
+        self._accumulate(outputs)
+        step = trainer.global_step
+        if stepped and step > 0 and step % self.every == 0:
+            self.refit(trainer, pl_module)
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        # Validation rows carry the mixture in force too, so a row of val losses is a complete
+        # observation (collect.py) even when training rows are logged less often than validation.
+        stream = getattr(trainer.datamodule, "stream", None)
+        if trainer.sanity_checking or stream is None:
+            return
+        pl_module.log_dict(mixture_metrics(stream), on_step=False, on_epoch=True, rank_zero_only=True)
 
     # accumulate the all-reduced per-domain training loss of every step since the last refit
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if not isinstance(outputs, Mapping) or "domain_loss_sum" not in outputs:
-            return
+    def _accumulate(self, outputs: StepOutput) -> None:
         s, c = outputs["domain_loss_sum"].detach().double().cpu(), outputs["domain_count"].detach().double().cpu()
         self._sum = s if self._sum is None else self._sum + s
         self._count = c if self._count is None else self._count + c
-        step = trainer.global_step
-        boundary = not trainer.fit_loop._should_accumulate()
-        if boundary and self.every > 0 and step > 0 and step % self.every == 0:
-            self.refit(trainer, pl_module)
 
     def _val_loss(self, trainer, domains) -> dict[str, float] | None:
         metrics = trainer.callback_metrics
@@ -111,7 +159,7 @@ class Refit(pl.Callback):
             scheduled_weights=old,
         )
         new, status, error = None, "kept", None
-        if trainer.is_global_zero:
+        if is_rank_zero(trainer):
             try:
                 proposal = self.strategy.update(history)
                 if proposal is not None:
@@ -130,7 +178,7 @@ class Refit(pl.Callback):
         self.strategy.load_state_dict(strategy_state)
         start = stream.set_weights(new) if new is not None else None
         if start is not None:
-            self._mark_replaced(start, trainer.global_step, trainer.is_global_zero)
+            self._mark_replaced(start, trainer.global_step, is_rank_zero(trainer))
         record = {
             "step": trainer.global_step, "status": status, "effective_batch": start,
             "old_weights": old, "new_weights": new, "realised_weights": history.weights,
@@ -141,8 +189,8 @@ class Refit(pl.Callback):
         self.records.append({k: record[k] for k in ("step", "status", "effective_batch", "old_weights", "new_weights",
                                                      "train_loss", "val_loss", "tokens_seen")})
         self._sum, self._count = None, None
-        if trainer.is_global_zero:
-            with open(os.path.join(self.run_dir, "refits.jsonl"), "a") as f:
+        if is_rank_zero(trainer):
+            with open(os.path.join(self.run_dir, REFITS), "a") as f:
                 f.write(json.dumps(record, default=float) + "\n")
         pl_module.log("perf/refit_seconds", record["seconds"], rank_zero_only=True)
 
@@ -176,7 +224,7 @@ class Refit(pl.Callback):
                 break
         else:
             return
-        path = os.path.join(self.run_dir, "refits.jsonl")
+        path = os.path.join(self.run_dir, REFITS)
         if not writer or not os.path.isfile(path):
             return
         with open(path) as f:
@@ -184,10 +232,7 @@ class Refit(pl.Callback):
         for line in lines:
             if line["step"] == rec["step"]:
                 line["status"], line["replaced_by_step"] = "replaced", step
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            f.writelines(json.dumps(line, default=float) + "\n" for line in lines)
-        os.replace(tmp, path)
+        atomic_write_text(path, "".join(json.dumps(line, default=float) + "\n" for line in lines))
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -203,10 +248,9 @@ class Refit(pl.Callback):
         self._sum = None if state.get("sum") is None else torch.tensor(state["sum"], dtype=torch.float64)
         self._count = None if state.get("count") is None else torch.tensor(state["count"], dtype=torch.float64)
         # refits after the checkpoint will happen again: drop their lines from refits.jsonl
-        path = os.path.join(self.run_dir, "refits.jsonl")
-        if os.path.isfile(path) and int(os.environ.get("RANK", "0")) == 0:
+        path = os.path.join(self.run_dir, REFITS)
+        if os.path.isfile(path) and is_rank_zero(self._trainer):
             last = self.records[-1]["step"] if self.records else -1
             with open(path) as f:
                 lines = [line for line in f if line.strip() and json.loads(line)["step"] <= last]
-            with open(path, "w") as f:
-                f.writelines(lines)
+            atomic_write_text(path, "".join(lines))

@@ -1,0 +1,107 @@
+"""Run directories on disk: their file names, finding them, reading metrics.csv, atomic writes.
+
+Place in the flow: `mixtrain.train` writes RUN/ (metrics.csv, refits.jsonl, summary.json;
+formats in docs/formats.md) -> **runfiles.py** -> collect.py (observation table), the DoReMi
+strategy (its reference run) and report/ (tables, plots). The writers (summary.py,
+mixing/refit.py) use its one atomic writer. Pure: no torch, Lightning, Hydra or pandas.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+METRICS = "metrics.csv"
+REFITS = "refits.jsonl"
+SUMMARY = "summary.json"
+SKIP_DIRS = ("checkpoints", "wandb")  # never searched for runs (Lightning/wandb keep their own files there)
+
+
+def find_run_dirs(paths: Iterable[str | os.PathLike]) -> list[tuple[Path, Path]]:
+    """[(run_dir, root)] for every directory at or under each root in `paths` holding metrics.csv.
+
+    Sorted per root; a run reached from two roots is listed once (the first). Raises ValueError
+    naming the root when it is not a directory or holds no run.
+    """
+    found: list[tuple[Path, Path]] = []
+    seen: set[Path] = set()
+    for p in paths:
+        root = Path(p)
+        if not root.is_dir():
+            raise ValueError(f"{root}: not a directory (expected a run directory or a folder of runs)")
+        hits = []
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in SKIP_DIRS)
+            if METRICS in filenames:
+                hits.append(Path(dirpath))
+        if not hits:
+            raise ValueError(f"{root}: no {METRICS} in it or below it (is it a run directory?)")
+        for hit in sorted(hits):
+            if hit.resolve() not in seen:
+                seen.add(hit.resolve())
+                found.append((hit, root))
+    return found
+
+
+def run_names(found: list[tuple[Path, Path]]) -> list[str]:
+    """A run's name is its directory's name; if two collide, every run is `<root name>/<path below it>`."""
+    names = [run_dir.resolve().name for run_dir, _ in found]
+    if len(set(names)) < len(names):
+        names = [(Path(root.resolve().name) / os.path.relpath(run_dir, root)).as_posix().removesuffix("/.")
+                 for run_dir, root in found]
+    return names
+
+
+def num(cell: str | None) -> float | None:
+    """A metrics.csv cell as a float; None when empty or not a number."""
+    if cell is None or cell.strip() == "":
+        return None
+    try:
+        return float(cell)
+    except ValueError:
+        return None
+
+
+def read_metrics_rows(run_dir: str | os.PathLike) -> tuple[Path, list[str], list[dict[str, str]]]:
+    """(file, header, rows as {column: cell}) of RUN/metrics.csv, cells as written (strings).
+
+    Raises FileNotFoundError when the file is missing and ValueError when it is empty or has no
+    `step` column, each naming the file. A header without rows is returned as it is (a run that
+    has logged nothing yet): the caller decides whether that is an error.
+    """
+    file = Path(run_dir) / METRICS
+    if not file.is_file():
+        raise FileNotFoundError(f"{file}: no {METRICS} (is {run_dir} a run directory written by mixtrain.train?)")
+    with open(file, newline="") as f:
+        reader = csv.DictReader(f)
+        header = list(reader.fieldnames or [])
+        rows = [{k: v for k, v in row.items() if k is not None} for row in reader]  # None: cells past the header
+    if not header:
+        raise ValueError(f"{file}: empty file (the run logged nothing yet?)")
+    if "step" not in header:
+        raise ValueError(f"{file}: no 'step' column; columns are {header} (format: docs/formats.md)")
+    return file, header, rows
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write `text` to a temp file next to `path` and rename it over `path`: readers (and a kill)
+    see the old file or the new one, never half of one. The temp name holds the pid, so two
+    processes writing the same file never share a temp file."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any, *, indent: int | None = 2, sort_keys: bool = False,
+                      allow_nan: bool = False) -> None:
+    """JSON through `atomic_write_text`. NaN/inf are refused by default (JSON has no NaN)."""
+    atomic_write_text(path, json.dumps(data, indent=indent, sort_keys=sort_keys, allow_nan=allow_nan))
