@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from mixtrain import corpus
+from mixtrain import corpus, remote
 from mixtrain.shards import (
     CHECKSUMS, ShardSettings, domain_is_current, domain_problem, fingerprint, record_checksums, remove_stale_temporaries, write_domain,
     write_json_atomic, write_manifest,
@@ -144,6 +144,10 @@ def register_source(name: str) -> Callable[[Source], Source]:
 def _source_dir(data: Mapping[str, Any], data_dir: Path) -> Path:
     if not data.get("root"):
         raise ValueError("data=dir needs data.root=RAW (a folder with one sub-folder per domain)")
+    if remote.is_url(data["root"]):
+        raise ValueError(f"data.root={data['root']}: raw text is read from local folders only; copy it here first "
+                         "(aws s3 sync / gcloud storage rsync), or stream JSON-lines from the store with data=hf "
+                         "data.name=json data.data_files=URL (needs s3fs/gcsfs)")
     check_separate_folders(data["root"], data_dir, internal_raw_ok=False)
     return Path(data["root"])
 
@@ -202,6 +206,9 @@ def prepare_corpus(raw_root: str | os.PathLike, data_dir: str | os.PathLike, *, 
     """
     if verify not in VERIFY_OPTIONS:
         raise ValueError(f"verify={verify!r} is not an option; use one of {VERIFY_OPTIONS}")
+    if remote.is_url(data_dir):
+        raise ValueError(f"prepare_corpus(data_dir={data_dir}) needs a local folder: prepare into a local one and "
+                         "upload it with mixtrain.remote.publish(local, url) (the command line does both for a URL data_dir)")
     if int(num_workers) < 1:
         raise ValueError(f"num_workers={num_workers} must be >= 1 (tokenizer processes)")
     corpus.check_txt_mode(txt_mode)
@@ -301,13 +308,19 @@ def prepare_from_config(cfg) -> dict[str, Any]:
                          "the same for any number): use num_workers=N")
     if "seq_len" in cfg:  # called by train.py: shards must hold at least one training sequence + 1
         shard_cfg["block_size"] = max(int(shard_cfg.get("block_size", ShardSettings.block_size)), int(cfg.seq_len) + 1)
-    data_dir = Path(cfg.data_dir)
-    if data.get("source", "dir") == "dir" and data.get("root"):
+    url = str(cfg.data_dir) if remote.is_url(cfg.data_dir) else None
+    if url:  # an object store: build in a local staging folder with every guarantee, then upload
+        remote.check_url(url)
+        data_dir = remote.staging_dir(url, cfg.get("staging_dir"))
+        print(f"[prepare] data_dir {url}: building in the local staging folder {data_dir}, then uploading", flush=True)
+    else:
+        data_dir = Path(cfg.data_dir)
+    if data.get("source", "dir") == "dir" and data.get("root") and not remote.is_url(data["root"]):
         check_separate_folders(data["root"], data_dir, internal_raw_ok=False)  # before the lock creates DIR
     lock_timeout_s = float(cfg.get("lock_timeout_s", 6 * 3600.0))
     with prepare_lock(data_dir, lock_timeout_s):  # materialize_raw writes DIR/raw for the demo and HF sources
         raw = materialize_raw(data, data_dir)
-        return prepare_corpus(
+        manifest = prepare_corpus(
             raw, data_dir, settings=ShardSettings(**shard_cfg), vocab_size=int(tok["vocab_size"]),
             tokenizer_model=tok.get("model_path"), sample_bytes_per_domain=int(tok["sample_bytes_per_domain"]),
             text_field=data.get("text_field", "text"), txt_mode=data.get("txt_mode", "file"),
@@ -315,6 +328,11 @@ def prepare_from_config(cfg) -> dict[str, Any]:
             verify=str(cfg.get("verify", "deep")), lock_timeout_s=lock_timeout_s,
             num_workers=int(cfg.get("num_workers", 1)),
         )
+        if url:
+            options = OmegaConf.to_container(cfg.storage_options, resolve=True) if cfg.get("storage_options") else {}
+            uploaded = remote.publish(data_dir, url, options)
+            print(f"[prepare] {url}: uploaded {uploaded or 'no domain (all up to date)'} and manifest.json", flush=True)
+        return manifest
 
 
 def main() -> None:

@@ -1,0 +1,171 @@
+"""A prepared data_dir on an object store (s3://, gs://, r2://: litdata's providers; file:// too).
+
+Place in the flow: prepare.py builds DIR in a local staging folder with every guarantee of a
+local DIR -> **remote.py** `publish` uploads it to the URL -> `pull` copies it (verified) to a
+local folder on another machine, where train.py reads it.
+
+Why stage: the guarantees of prepare need a POSIX filesystem, which an object store is not -
+the flock that serialises concurrent prepares, the atomic rename that publishes a whole domain,
+the sha256 of every file read back. So the domain is built and checked locally, then uploaded:
+* per domain: its remote stats.json is deleted first, then every shard file is uploaded, then
+  checksums.json, then stats.json (its presence means "complete", as locally); manifest.json is
+  deleted first and uploaded last. A domain whose remote stats.json already has the local
+  fingerprint is skipped (`publish` is idempotent; a lost staging folder costs a re-tokenize,
+  not a re-upload).
+* Not atomic for readers: a reader during a publish can see a domain without stats.json or a
+  missing manifest.json (it then fails with "not prepared"), never a half domain that claims to
+  be complete. Two machines publishing to one URL are not coordinated (the flock is on the
+  staging folder): publish each URL from one job.
+* `pull` downloads the manifest's domains and checks every shard file against checksums.json
+  (size and sha256) before it writes the manifest, so a pulled DIR is complete or refused.
+Credentials come from the provider's usual places (AWS_* / ~/.aws, GOOGLE_APPLICATION_CREDENTIALS),
+never from the config. `file://` URLs use a local copy provider with the same interface; the
+tests use it to run this exact code without network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+OBJECT_STORE_SCHEMES = ("s3", "gs", "r2")  # litdata.streaming.fs_provider
+SCHEMES = OBJECT_STORE_SCHEMES + ("file",)
+
+
+def is_url(path: Any) -> bool:
+    return "://" in str(path)
+
+
+def check_url(url: str) -> None:
+    scheme = urlparse(url).scheme
+    if scheme not in SCHEMES:
+        raise ValueError(f"data_dir={url}: the scheme {scheme}:// is not supported; use a local path or one of "
+                         + ", ".join(s + "://" for s in SCHEMES))
+
+
+def staging_dir(url: str, root: str | os.PathLike | None = None) -> Path:
+    """The local folder where prepare builds the DIR published at `url` (a persistent cache)."""
+    root = Path(root) if root else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mixtrain" / "staging"
+    name = hashlib.sha256(url.rstrip("/").encode()).hexdigest()[:16]
+    return root / name
+
+
+class LocalProvider:
+    """litdata's FsProvider interface for file:// URLs: copies through a temporary + rename."""
+
+    @staticmethod
+    def _path(url: str) -> Path:
+        return Path(urlparse(url).path)
+
+    def upload_file(self, local_path: str, remote_path: str) -> None:
+        target = self._path(remote_path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        shutil.copyfile(local_path, tmp)
+        os.replace(tmp, target)
+
+    def download_file(self, remote_path: str, local_path: str) -> None:
+        shutil.copyfile(self._path(remote_path), local_path)
+
+    def exists(self, path: str) -> bool:
+        return self._path(path).is_file()
+
+    def delete_file_or_directory(self, path: str) -> None:
+        p = self._path(path)
+        if p.is_dir():
+            shutil.rmtree(p)
+        else:
+            p.unlink(missing_ok=True)
+
+
+def provider(url: str, storage_options: dict[str, Any] | None = None):
+    check_url(url)
+    if urlparse(url).scheme == "file":
+        return LocalProvider()
+    from litdata.streaming.fs_provider import _get_fs_provider
+
+    return _get_fs_provider(url, storage_options or {})
+
+
+def _join(url: str, *parts: str) -> str:
+    return "/".join([url.rstrip("/"), *parts])
+
+
+def _read_remote_json(fs, url: str) -> Any | None:
+    if not fs.exists(url):
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        local = os.path.join(tmp, "f.json")
+        fs.download_file(url, local)
+        try:
+            return json.loads(Path(local).read_text())
+        except ValueError:
+            return None  # a corrupt remote file is simply replaced
+
+
+def _tokenizer_files(manifest: dict[str, Any]) -> list[str]:
+    """The tokenizer file the manifest names, plus prepare's tokenizer.json record of its source."""
+    return sorted({str(manifest.get("tokenizer", "tokenizer.model")), "tokenizer.model", "tokenizer.json"})
+
+
+def publish(local_dir: str | os.PathLike, url: str, storage_options: dict[str, Any] | None = None) -> list[str]:
+    """Upload a prepared local DIR to `url` (see the module docstring); returns the domains uploaded."""
+    local_dir = Path(local_dir)
+    fs = provider(url, storage_options)
+    manifest = json.loads((local_dir / "manifest.json").read_text())
+    fs.delete_file_or_directory(_join(url, "manifest.json"))
+    uploaded = []
+    for domain in manifest["domains"]:
+        folder = local_dir / domain
+        stats = json.loads((folder / "stats.json").read_text())
+        remote_stats = _read_remote_json(fs, _join(url, domain, "stats.json"))
+        if remote_stats is not None and remote_stats.get("fingerprint") == stats["fingerprint"]:
+            continue
+        fs.delete_file_or_directory(_join(url, domain, "stats.json"))
+        for name in json.loads((folder / "checksums.json").read_text())["files"]:
+            fs.upload_file(str(folder / name), _join(url, domain, name))
+        fs.upload_file(str(folder / "checksums.json"), _join(url, domain, "checksums.json"))
+        fs.upload_file(str(folder / "stats.json"), _join(url, domain, "stats.json"))
+        uploaded.append(domain)
+    for name in _tokenizer_files(manifest):
+        if (local_dir / name).is_file():
+            fs.upload_file(str(local_dir / name), _join(url, name))
+    fs.upload_file(str(local_dir / "manifest.json"), _join(url, "manifest.json"))
+    return uploaded
+
+
+def pull(url: str, local_dir: str | os.PathLike, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Download a published DIR into local_dir, every shard checked (deep) before the manifest is written."""
+    from mixtrain.shards import domain_problem
+
+    local_dir = Path(local_dir)
+    fs = provider(url, storage_options)
+    manifest = _read_remote_json(fs, _join(url, "manifest.json"))
+    if manifest is None:
+        raise FileNotFoundError(f"{url}/manifest.json does not exist (or is being published): {url} is not a "
+                                "prepared data_dir; run `python -m mixtrain.prepare ... data_dir=URL` first")
+    local_dir.mkdir(parents=True, exist_ok=True)
+    (local_dir / "manifest.json").unlink(missing_ok=True)  # written last: its presence means "complete"
+    for domain in manifest["domains"]:
+        folder = local_dir / domain
+        for split in ("train", "val"):
+            (folder / split).mkdir(parents=True, exist_ok=True)
+        fs.download_file(_join(url, domain, "checksums.json"), str(folder / "checksums.json"))
+        for name in json.loads((folder / "checksums.json").read_text())["files"]:
+            fs.download_file(_join(url, domain, name), str(folder / name))
+        fs.download_file(_join(url, domain, "stats.json"), str(folder / "stats.json"))
+        problem = domain_problem(local_dir, domain, deep=True)
+        if problem:
+            raise ValueError(f"domain {domain!r} pulled from {url}: {problem}; re-run prepare with data_dir={url} "
+                             "(it re-uploads that domain) and pull again")
+    for name in _tokenizer_files(manifest):
+        if fs.exists(_join(url, name)):
+            fs.download_file(_join(url, name), str(local_dir / name))
+    (local_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    return manifest
