@@ -75,10 +75,32 @@ def read_initial_weights(init_from: str | os.PathLike) -> tuple[dict[str, torch.
                         "source_domains": list(ckpt.get("hyper_parameters", {}).get("domains", []))}
 
 
-def load_initial_weights(gpt: torch.nn.Module, init_from: str | os.PathLike) -> dict[str, Any]:
-    """Copy the weights of `init_from` into `gpt` (an unsharded mixtrain GPT); returns what was loaded."""
-    state, cfg, info = read_initial_weights(init_from)
-    ours = {k: getattr(gpt.cfg, k) for k in gpt.cfg.__dataclass_fields__}
+def _source_config(init_from: str | os.PathLike) -> dict[str, Any]:
+    """GPTConfig kwargs of `init_from` without reading its weights (config.json / mmapped checkpoint)."""
+    from mixtrain.export import checkpoint_model, load_run_checkpoint
+    from mixtrain.hf_format import gpt_config_from_hf
+
+    path = Path(init_from)
+    if path.is_dir() and (path / "config.json").is_file():
+        try:
+            return gpt_config_from_hf(json.loads((path / "config.json").read_text()))
+        except ValueError as e:
+            raise ValueError(f"init_from={init_from}: {e}") from None
+    if path.is_file() or (path / "checkpoints").is_dir():  # a mixtrain checkpoint (mmapped: no weights read)
+        ckpt_path, ckpt = load_run_checkpoint(None, path) if path.is_file() else load_run_checkpoint(path)
+        return checkpoint_model(ckpt, ckpt_path)[1]
+    return read_initial_weights(path)[1]  # raises the error that says what init_from must be
+
+
+def check_initial_weights(gpt_cfg, init_from: str | os.PathLike) -> None:
+    """Refuse an `init_from` that does not fit GPTConfig `gpt_cfg` (cheap: no weights read).
+
+    train.py calls it before anything is written to the run directory.
+    """
+    _check_fits({k: getattr(gpt_cfg, k) for k in gpt_cfg.__dataclass_fields__}, _source_config(init_from), init_from)
+
+
+def _check_fits(ours: dict[str, Any], cfg: dict[str, Any], init_from) -> None:
     if int(cfg["vocab_size"]) != int(ours["vocab_size"]):
         raise ValueError(f"init_from={init_from} has vocab_size {cfg['vocab_size']} but this run's data has "
                          f"{ours['vocab_size']}: prepare the new data_dir with the same tokenizer "
@@ -88,6 +110,12 @@ def load_initial_weights(gpt: torch.nn.Module, init_from: str | os.PathLike) -> 
     if problems:
         raise ValueError(f"init_from={init_from} does not fit this model (this run vs init_from): "
                          + "; ".join(problems) + ". Choose the model= (or model.* overrides) it was trained with")
+
+
+def load_initial_weights(gpt: torch.nn.Module, init_from: str | os.PathLike) -> dict[str, Any]:
+    """Copy the weights of `init_from` into `gpt` (an unsharded mixtrain GPT); returns what was loaded."""
+    state, cfg, info = read_initial_weights(init_from)
+    _check_fits({k: getattr(gpt.cfg, k) for k in gpt.cfg.__dataclass_fields__}, cfg, init_from)
     missing, unexpected = gpt.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith("rope_")]
     if missing or unexpected:

@@ -23,7 +23,7 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 
 from mixtrain.export import checkpoint_model, export_model, load_run_checkpoint  # noqa: E402
 from mixtrain.hf_format import from_hf_state_dict, hf_config, to_hf_state_dict  # noqa: E402
-from mixtrain.init_weights import load_initial_weights  # noqa: E402
+from mixtrain.init_weights import check_initial_weights, load_initial_weights  # noqa: E402
 from mixtrain.model import GPT, GPTConfig  # noqa: E402
 from mixtrain.tokenizer import open_data_tokenizer, open_tokenizer  # noqa: E402
 
@@ -195,6 +195,10 @@ def test_init_from_hf_folder_and_mixtrain_run(tiny_run, tiny_data_dir, tmp_path)
     assert info["source_step"] == 3 and info["source_domains"] == ["code", "prose", "tables"]
     with pytest.raises(ValueError, match=r"n_layer: 2 vs 4.*model="):
         load_initial_weights(GPT(GPTConfig(**{**cfg, "n_layer": 2})), tiny_run)
+    for source in (out, tiny_run, path):  # the cheap check train.py runs first reads no weights, says the same
+        check_initial_weights(GPTConfig(**cfg), source)
+        with pytest.raises(ValueError, match=r"n_layer: 2 vs 4"):
+            check_initial_weights(GPTConfig(**{**cfg, "n_layer": 2}), source)
     with pytest.raises(ValueError, match=r"n_kv_head: 4 vs 2"):
         load_initial_weights(GPT(GPTConfig(**{**cfg, "n_kv_head": 4})), out)
     with pytest.raises(ValueError, match=r"tie_embeddings: True vs False"):
