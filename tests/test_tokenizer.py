@@ -91,3 +91,20 @@ def test_open_tokenizer_dispatches_and_both_kinds_pickle(tmp_path):
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(ValueError, match="bad.json is not a Hugging Face tokenizer.json"):
         open_tokenizer(tmp_path / "bad.json")
+
+
+def test_open_data_tokenizer_reads_the_manifest_and_its_special_ids(tmp_path):
+    import json
+
+    from mixtrain.tokenizer import open_data_tokenizer
+
+    write_hf_tokenizer(tmp_path / "hf_tokenizer.json", specials=("<unk>", "[CLS]", "[SEP]"))
+    manifest = {"tokenizer": "hf_tokenizer.json", "vocab_size": 300, "bos_id": 1, "eos_id": 2}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    tok = open_data_tokenizer(tmp_path)  # [CLS]/[SEP] are no default names: the manifest's ids decide
+    assert isinstance(tok, HFTokenizer) and (tok.bos_token, tok.eos_token) == ("[CLS]", "[SEP]")
+    (tmp_path / "manifest.json").write_text(json.dumps({**manifest, "vocab_size": 301}))
+    with pytest.raises(ValueError, match="is not the tokenizer .*manifest.json records.*re-run mixtrain.prepare"):
+        open_data_tokenizer(tmp_path)
+    with pytest.raises(FileNotFoundError, match="run mixtrain.prepare first"):
+        open_data_tokenizer(tmp_path / "nothing")
