@@ -108,3 +108,26 @@ def test_open_data_tokenizer_reads_the_manifest_and_its_special_ids(tmp_path):
         open_data_tokenizer(tmp_path)
     with pytest.raises(FileNotFoundError, match="run mixtrain.prepare first"):
         open_data_tokenizer(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize("model_type", ["bpe", "unigram"])
+def test_sentencepiece_to_hf_json_encodes_exactly_like_sentencepiece(tmp_path, model_type):
+    pytest.importorskip("tokenizers")
+    from tokenizers import Tokenizer as HFTok
+
+    from mixtrain.tokenizer import sentencepiece_to_hf_json
+
+    import numpy as np
+
+    words = "the model reads data from many domains and learns which mixture of text helps most".split()
+    rng = np.random.default_rng(0)
+    text = TEXT + [" ".join(rng.choice(words, size=12)) for _ in range(300)]
+    text += ["def f(x):\n    return x * 12  # code", "a,b,c\n1,22,333"] * 20
+    tok = Tokenizer(train_tokenizer(balanced_sample({"p": text}, 100_000), tmp_path / "t.model", vocab_size=320,
+                                    model_type=model_type))
+    hf = HFTok.from_str(sentencepiece_to_hf_json(tok.model_path))
+    docs = text[:5] + ["  two leading spaces", " one", "\ttab\n\n  indented", "trailing  ", "ünïcödé ✓ 漢字", "x 9 99 999"]
+    for doc, ids in zip(docs, tok.encode_documents(docs)):
+        assert hf.encode(doc, add_special_tokens=False).ids == ids[1:-1].tolist(), doc
+        assert hf.encode(doc).ids == ids[:-1].tolist()  # the post-processor adds BOS, as LlamaTokenizer does
+        assert hf.decode(ids[1:-1].tolist()) == doc
