@@ -9,8 +9,9 @@ Place in the flow: RUN/checkpoints/*.ckpt (module.py) -> hf_format.py mapping ->
 The checkpoint is RUN/checkpoints/last.ckpt (or the newest readable stepN.ckpt, as on resume)
 unless `--ckpt` names one. The tokenizer is the one the run's data_dir was prepared with
 (RUN/config.yaml -> data_dir/manifest.json), or `--tokenizer`: a SentencePiece `.model` is
-exported as itself + an exact tokenizer.json conversion, an HF `tokenizer.json` as itself; both
-with a PreTrainedTokenizerFast tokenizer_config.json. Only weights leave: no optimizer, sampler or mixing state.
+exported as itself + an exact tokenizer.json conversion, an HF `tokenizer.json` as itself with
+a post-processor that prepends BOS (the training convention); both with a PreTrainedTokenizerFast
+tokenizer_config.json. Only weights leave: no optimizer, sampler or mixing state.
 """
 
 from __future__ import annotations
@@ -108,6 +109,24 @@ def _special_tokens(tokenizer) -> dict[str, str]:
     return {"bos_token": tokenizer.bos_token, "eos_token": tokenizer.eos_token}
 
 
+def _with_bos_template(tokenizer) -> str:
+    """The HF tokenizer.json, its post-processor set so that add_special_tokens gives [bos] + ids.
+
+    That is the model's training convention; lm-eval and AutoTokenizer users rely on the
+    post-processor for BOS. A file that already does exactly that is kept as it is.
+    """
+    from tokenizers import processors
+
+    tk = tokenizer.tk
+    probe = "a b"
+    if tk.encode(probe).ids != [tokenizer.bos_id, *tk.encode(probe, add_special_tokens=False).ids]:
+        bos = tokenizer.bos_token
+        tk = type(tk).from_str(tk.to_str())  # a copy: the loaded tokenizer keeps its own template
+        tk.post_processor = processors.TemplateProcessing(single=f"{bos} $A", pair=f"{bos} $A {bos} $B",
+                                                          special_tokens=[(bos, tokenizer.bos_id)])
+    return tk.to_str()
+
+
 def write_tokenizer(tokenizer, out_dir: Path, model_max_length: int) -> None:
     """The tokenizer files transformers' AutoTokenizer reads, for either tokenizer kind."""
     special = _special_tokens(tokenizer)
@@ -120,7 +139,7 @@ def write_tokenizer(tokenizer, out_dir: Path, model_max_length: int) -> None:
         shutil.copyfile(tokenizer.model_path, out_dir / "tokenizer.model")
         (out_dir / "tokenizer.json").write_text(sentencepiece_to_hf_json(tokenizer.model_path))
     else:
-        shutil.copyfile(tokenizer.model_path, out_dir / "tokenizer.json")
+        (out_dir / "tokenizer.json").write_text(_with_bos_template(tokenizer))
     tok_cfg = {"tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": False}
     tok_cfg.update(special, model_max_length=int(model_max_length))
     (out_dir / "tokenizer_config.json").write_text(json.dumps(tok_cfg, indent=2) + "\n")

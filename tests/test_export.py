@@ -139,6 +139,7 @@ def test_export_with_an_hf_tokenizer_json(tmp_path):
     assert (hf_tok.bos_token, hf_tok.eos_token) == ("<s>", "</s>")
     for doc, ids in zip(DOCS, tok.encode_documents(DOCS)):
         assert hf_tok(doc, add_special_tokens=False)["input_ids"] == ids[1:-1].tolist()
+        assert hf_tok(doc)["input_ids"] == ids[:-1].tolist()  # BOS prepended, as in training (lm-eval relies on it)
     ids = torch.randint(0, tok.vocab_size, (1, 20), generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         assert (gpt(ids) - _hf_logits(out, ids)).abs().max().item() <= 1e-4
@@ -228,3 +229,14 @@ def test_train_init_from_a_run_on_other_domains(tiny_run, tiny_data_dir, tmp_pat
     assert ckpt["hyper_parameters"]["domains"] == ["code", "prose"]
     for key, value in checkpoint_model(ckpt, path)[0].items():  # lr 0: the weights are still the source's
         assert torch.equal(value, source[key]), key
+
+
+def test_checkpoint_of_a_compiled_model_exports_the_same_keys():
+    gpt, cfg = _random_gpt(64, True, None)
+    plain = {"model." + k: v for k, v in gpt.state_dict().items()}
+    compiled = {"model._orig_mod." + k: v for k, v in gpt.state_dict().items()}  # compile=true checkpoints
+    for state in (plain, compiled):
+        got, _ = checkpoint_model({"state_dict": state, "hyper_parameters": {"model": {**cfg, "_target_": "x"}}})
+        assert set(got) == set(gpt.state_dict())
+    with pytest.raises(ValueError, match="has no mixtrain model"):
+        checkpoint_model({"state_dict": plain}, "foreign.ckpt")
