@@ -143,3 +143,23 @@ def test_multirun_with_ddp_runs_each_job_once(tiny_data_dir, tmp_path):
         assert steps == sorted(set(steps)), "each step logged once: one process group wrote this run"
         # both ranks' samples were counted: 2 steps x 2 ranks x 4 sequences x 32 tokens
         assert float(rows[-1]["tokens"] or 0) == 2 * 2 * 4 * 32
+
+
+def test_is_rank_zero_is_the_one_rank_check(monkeypatch):
+    """The Trainer's rank once there is one; before, the launcher's environment (torchrun/SLURM set
+    RANK/SLURM_PROCID, Lightning's own launcher only LOCAL_RANK/NODE_RANK in the ranks it starts)."""
+    from types import SimpleNamespace
+
+    from mixtrain.launch import is_rank_zero
+
+    for key in ("RANK", "SLURM_PROCID", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "LOCAL_RANK", "NODE_RANK"):
+        monkeypatch.delenv(key, raising=False)
+    assert is_rank_zero()
+    monkeypatch.setenv("LOCAL_RANK", "1")  # a rank Lightning's DDP launcher started
+    assert not is_rank_zero()
+    monkeypatch.setenv("RANK", "0")  # torchrun's global rank wins over the local one
+    assert is_rank_zero()
+    monkeypatch.setenv("RANK", "3")
+    assert not is_rank_zero()
+    assert is_rank_zero(SimpleNamespace(is_global_zero=True))  # a Trainer: its rank, whatever the env says
+    assert not is_rank_zero(SimpleNamespace(is_global_zero=False))

@@ -1,6 +1,6 @@
 """Online strategies (mixtrain/mixing/: ado.py, odm.py, doremi.py, online_bimix.py).
 
-Unit tests drive `update()` with hand-built MixHistory objects the way refit.py does (records
+Unit tests drive `update()` with hand-built MixHistory objects the way mixing/refit.py does (records
 grow by one per refit); end-to-end tests train a few steps on the tiny shards and read
 refits.jsonl; a 2-process gloo run checks every rank applies identical weights; a crash
 between refits followed by resume=true reproduces every later refit exactly.
@@ -45,7 +45,7 @@ def _history(step, weights, tokens, train_loss, records, val_loss=None) -> MixHi
 
 
 def _drive(strategy, weights, loss_fn, *, refits=10, every=10, tokens_per_step=1000, start=None):
-    """Run `refits` refits like refit.py does; loss_fn(d, n_tokens_of_d, step) -> training loss.
+    """Run `refits` refits like mixing/refit.py does; loss_fn(d, n_tokens_of_d, step) -> training loss.
 
     Returns (list of proposals, final weights, records). `start` continues from a previous drive.
     """

@@ -122,3 +122,38 @@ def test_cap_remaining_epochs_spends_what_is_left_of_each_allowance():
         pytest.approx({"a": 0.9, "b": 0.1})  # budget spent: nothing left to cap
     with pytest.raises(ValueError, match="max_epochs"):
         cap_remaining_epochs({"a": 0.5, "b": 0.5}, {"a": 10, "b": 10}, {"a": 0, "b": 0}, 200, 1.0)
+
+
+def test_refits_happen_once_per_optimizer_step_under_gradient_accumulation(tiny_data_dir, tmp_path):
+    """2 micro-batches per optimizer step: a refit runs after the step's last micro-batch only (the
+    first micro-batch of the next step sees the same global_step and must not refit again), with
+    every token of the step counted and both micro-batches' losses in its history."""
+    import torch
+
+    from mixtrain.train import train
+
+    SEEN.clear()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+            cfg = compose("train", overrides=[
+                "experiment=smoke", f"data_dir={tiny_data_dir}", f"out_dir={tmp_path / 'run'}",
+                "prepare_if_missing=false", "seq_len=32", "batch_size=4", "global_batch_tokens=256",
+                "val_blocks_per_domain=2", "table_at_end=false", "trainer.enable_progress_bar=false",
+                "trainer.max_steps=6", "trainer.val_check_interval=12", "checkpoint_every_n_steps=6",
+                "mixing=odm", "~mixing.warmup_steps", "~mixing.reward_smoothing",
+                f"+mixing._target_={__name__}.Scripted", "+mixing.favourite=prose", "mixing.refit_every_n_steps=2",
+            ])
+        summary = train(cfg)
+    finally:
+        torch.set_num_threads(threads)
+    assert summary["step"] == 6
+    with open(tmp_path / "run" / "refits.jsonl") as f:
+        lines = [json.loads(line) for line in f if line.strip()]
+    assert [r["step"] for r in lines] == [2, 4, 6]
+    tokens_per_step = 2 * 4 * 32  # accumulate x batch x seq_len
+    assert [sum(r["tokens_seen"].values()) for r in lines] == [2 * tokens_per_step, 4 * tokens_per_step,
+                                                              6 * tokens_per_step]
+    # the losses of all 4 micro-batches (16 samples) since the last refit reached the strategy
+    assert [h.step for h in SEEN] == [2, 4, 6]

@@ -126,3 +126,19 @@ def test_hydra_multirun_two_jobs(tiny_data_dir, tmp_path):
     assert {json.loads(p.read_text())["strategy"] for p in summaries} == {"uniform", "natural"}
     for p in summaries:  # the job's run directory holds everything of that job
         assert (p.parent / "metrics.csv").is_file() and (p.parent / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_datamodule_is_built_with_the_strategys_initial_weights(tiny_data_dir):
+    """The DataModule gets its initial weights in its constructor, for exactly the training domains."""
+    from mixtrain.data import MixtureDataModule, read_layout
+
+    layout = read_layout(tiny_data_dir)
+    a, b, c = layout.domains
+    dm = MixtureDataModule(layout, 32, 4, initial_weights={a: 0.5, b: 0.25, c: 0.25}, val_blocks_per_domain=2)
+    assert dm.initial_weights == {a: 0.5, b: 0.25, c: 0.25} and dm.domains == layout.domains
+    with pytest.raises(ValueError, match=rf"initial weights are for domains \['{a}', '{b}'\] but .* trains on"):
+        MixtureDataModule(layout, 32, 4, initial_weights={a: 0.5, b: 0.5})
+    only = read_layout(tiny_data_dir, eval_only_domains=[c])
+    assert only.domains == [a, b] and only.val_domains == [a, b, c] and set(only.stats) == {a, b}
+    with pytest.raises(ValueError, match=r"eval_only_domains: 'nope' is not a domain of"):
+        read_layout(tiny_data_dir, eval_only_domains=["nope"])

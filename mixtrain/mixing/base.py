@@ -40,7 +40,7 @@ class DataContext:
 
 @dataclass
 class MixHistory:
-    """What refit.py hands an online strategy: all inputs identical on every rank."""
+    """What the controller (mixing/refit.py) hands an online strategy: all inputs identical on every rank."""
 
     step: int
     max_steps: int | None

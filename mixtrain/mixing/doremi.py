@@ -81,8 +81,8 @@ class DoReMi(MixingStrategy):
       Per-token clipping needs the reference model's per-token losses on this run's batch:
       a frozen second model in the LightningModule (a forward pass per step, sharded like the
       trained model under FSDP), its clipped excess summed per domain next to
-      `domain_loss_sum` and carried by refit.py into MixHistory. Not implemented: see
-      README "Mixing strategies" (doremi).
+      `domain_loss_sum` (mixing/outputs.py) and carried by the controller into MixHistory.
+      Not implemented: see README "Mixing strategies" (doremi).
     """
 
     name = "doremi"
