@@ -145,6 +145,9 @@ class HFTokenizer:
 
     def _special(self, given: str | None, candidates: tuple[str, ...], which: str) -> str:
         if given is not None:
+            if not isinstance(given, str):  # Hydra reads an unquoted [CLS] as a list
+                raise ValueError(f"tokenizer.{which}_token={given!r} is not a string; quote it on the command line: "
+                                 f"'tokenizer.{which}_token=\"{given[0] if isinstance(given, list) and given else given}\"'")
             if self.tk.token_to_id(given) is None:
                 raise ValueError(f"tokenizer.{which}_token={given!r} is not in the vocabulary of {self.model_path}; "
                                  f"give a token the file has")

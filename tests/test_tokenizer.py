@@ -73,6 +73,8 @@ def test_hf_tokenizer_without_bos_eos_names_the_file_and_the_option(tmp_path):
         open_tokenizer(path)
     tok = open_tokenizer(path, bos_token="[CLS]", eos_token="[SEP]")
     assert (tok.bos_id, tok.eos_id) == (1, 2)
+    with pytest.raises(ValueError, match=r"""is not a string; quote it.*'tokenizer.bos_token="CLS"'"""):
+        open_tokenizer(path, bos_token=["CLS"], eos_token="[SEP]")  # what Hydra makes of bos_token=[CLS]
     with pytest.raises(ValueError, match=r"tokenizer.eos_token='<eos>' is not in the vocabulary"):
         open_tokenizer(path, bos_token="[CLS]", eos_token="<eos>")
 
