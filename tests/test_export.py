@@ -240,3 +240,34 @@ def test_checkpoint_of_a_compiled_model_exports_the_same_keys():
         assert set(got) == set(gpt.state_dict())
     with pytest.raises(ValueError, match="has no mixtrain model"):
         checkpoint_model({"state_dict": plain}, "foreign.ckpt")
+
+
+@pytest.mark.skipif("hf_tokenizer.json" not in (REPO / "mixtrain" / "prepare.py").read_text(),
+                    reason="prepare does not take tokenizer=hf yet")
+def test_prepare_train_export_with_tokenizer_hf(tiny_raw_dir, tmp_path):
+    """tokenizer=hf end to end: the user's tokenizer.json (custom BOS/EOS) -> shards -> run -> export."""
+    from test_tokenizer import write_hf_tokenizer
+    from transformers import AutoTokenizer
+
+    from mixtrain.prepare import prepare_from_config
+    from mixtrain.train import train
+
+    user_tok = write_hf_tokenizer(tmp_path / "user_tokenizer.json", specials=("<unk>", "[CLS]", "[SEP]"))
+    data = tmp_path / "data"
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose("prepare", overrides=[
+            "data=dir", f"data.root={tiny_raw_dir}", f"data_dir={data}", "tokenizer=hf", f"tokenizer.path={user_tok}",
+            'tokenizer.bos_token="[CLS]"', 'tokenizer.eos_token="[SEP]"', "shards.block_size=65",
+            "shards.blocks_per_chunk=8", "shards.min_val_tokens=1200", "shards.val_fraction=0.05"])
+    manifest = prepare_from_config(cfg)
+    assert (manifest["tokenizer"], manifest["vocab_size"], manifest["bos_id"], manifest["eos_id"]) == \
+        ("hf_tokenizer.json", 300, 1, 2)
+    train(_train_cfg(data, tmp_path / "run", "trainer.max_steps=2"))
+    out = tmp_path / "hf"
+    from mixtrain.export import main
+
+    main([str(tmp_path / "run"), "--out", str(out)])
+    hf_tok, ours = AutoTokenizer.from_pretrained(str(out)), open_data_tokenizer(data)
+    assert (hf_tok.bos_token, hf_tok.eos_token) == ("[CLS]", "[SEP]")
+    for doc, ids in zip(DOCS, ours.encode_documents(DOCS)):
+        assert hf_tok(doc)["input_ids"] == ids[:-1].tolist()
