@@ -17,6 +17,9 @@ idempotent (up-to-date domains are skipped, after checking their shards: `verify
   (e.g. every job of a SLURM sweep) waits up to `lock_timeout_s`, then finds the domains the
   first one built up to date. Across nodes this needs a filesystem with working flock (NFSv4
   does; Lustre needs the `flock` mount option).
+* `data_dir=s3://... | gs://... | r2://... | file://...`: built in a local `staging_dir` with all
+  of the above, then uploaded by remote.py (what an object store cannot guarantee is listed
+  there); `data.root` must be local.
 """
 
 from __future__ import annotations

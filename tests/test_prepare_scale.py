@@ -135,3 +135,23 @@ def test_unsupported_urls_are_refused_clearly(tiny_raw_dir, tiny_data_dir, tmp_p
         prepare_from_config(_url_cfg("s3://b/raw", tmp_path / "out", tmp_path / "s", tiny_data_dir / "tokenizer.model"))
     with pytest.raises(ValueError, match="needs a local folder.*mixtrain.remote.publish"):
         prepare_corpus(tiny_raw_dir, "s3://b/data", settings=SETTINGS)
+
+
+class _FailingTokenizer:
+    """Delegates to a real tokenizer but fails on one document (inherited by forked workers)."""
+
+    def __init__(self, real):
+        self.real, self.vocab_size = real, real.vocab_size
+
+    def encode_documents(self, docs, num_threads=2):
+        if any("BOOM" in d for d in docs):
+            raise RuntimeError("tokenizer failed on a BOOM document")
+        return self.real.encode_documents(docs, num_threads=num_threads)
+
+
+def test_a_worker_error_stops_the_domain_and_leaves_no_temporary(tiny_data_dir, tmp_path):
+    tok = _FailingTokenizer(Tokenizer(tiny_data_dir / "tokenizer.model"))
+    docs = [f"document {i} " * 20 for i in range(3000)] + ["BOOM"] + ["after"] * 10
+    with pytest.raises(RuntimeError, match="BOOM document"):
+        shards.write_domain("d", iter(docs), tok, tmp_path, SETTINGS, "fp", num_workers=2)
+    assert list(tmp_path.iterdir()) == []  # neither DIR/d nor .d.tmp-<pid>
