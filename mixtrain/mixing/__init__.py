@@ -10,6 +10,7 @@ controller (mixing/refit.py, the one Lightning part) feeds training history back
     entropy.py       entropy (BiMix, training-free)
     law.py           law (optimum of a fitted law.json)
     ado.py odm.py doremi.py online_bimix.py   one online algorithm each
+    schedule.py      schedule: stages of fixed weights or of any strategy, switched at given steps
     refit.py         MixingController: sampler accounting + refits (Lightning callback)
     outputs.py       StepOutput: the training step's typed outputs the controller reads
 
@@ -34,10 +35,12 @@ from mixtrain.mixing.entropy import Entropy
 from mixtrain.mixing.law import Law
 from mixtrain.mixing.odm import ODM
 from mixtrain.mixing.online_bimix import OnlineBiMix
+from mixtrain.mixing.schedule import Schedule
 from mixtrain.mixing.static import Manual, Natural, Temperature, Uniform
 
 STRATEGIES: dict[str, type[MixingStrategy]] = {
-    cls.name: cls for cls in (Uniform, Natural, Temperature, Manual, Entropy, Law, ADO, ODM, DoReMi, OnlineBiMix)
+    cls.name: cls
+    for cls in (Uniform, Natural, Temperature, Manual, Entropy, Law, ADO, ODM, DoReMi, OnlineBiMix, Schedule)
 }
 
 

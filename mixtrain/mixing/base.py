@@ -7,6 +7,7 @@ hands a `MixHistory` to `update()` of online strategies. Pure: no torch, Lightni
 Interface:
     initial_weights(ctx: DataContext) -> weights      called once per run (every rank, same result)
     refit_every_n_steps: int | None                   None: static, never updated
+    refit_due(step) -> bool                           refit after this optimizer step? (every n steps)
     update(history: MixHistory) -> weights | None     new weights, or None to keep the current ones
     state_dict() / load_state_dict()                  saved in the checkpoint (online strategies)
 Every strategy may cap epochs per domain (`max_epochs`): no domain is planned to be read more
@@ -124,6 +125,11 @@ class MixingStrategy:
         if not ctx.budget_tokens:
             raise ValueError(f"mixing.max_epochs needs a token budget: set trainer.max_steps ({self.name})")
         return cap_epochs(weights, ctx.num_train_tokens(), ctx.budget_tokens, self.max_epochs)
+
+    def refit_due(self, step: int) -> bool:
+        """Whether the controller refits after optimizer step `step`: every `refit_every_n_steps`."""
+        every = int(self.refit_every_n_steps or 0)
+        return every > 0 and step > 0 and step % every == 0
 
     def update(self, history: MixHistory) -> dict[str, float] | None:
         return None

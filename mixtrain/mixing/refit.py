@@ -5,8 +5,9 @@ Place in the flow: module.py (`StepOutput`: per-domain losses, all-reduced) + da
 sampler.set_weights().
 
 After every training batch it tells the sampler the batch was consumed (exact accounting, exact
-resume) and logs `mix/<domain>`, `mix/tokens/<domain>`, `tokens`. For an online strategy, every
-`refit_every_n_steps` optimizer steps it builds a `MixHistory` from inputs that are identical on
+resume) and logs `mix/<domain>`, `mix/tokens/<domain>`, `tokens`. For an online strategy, after
+every optimizer step the strategy says is due (`refit_due`: every `refit_every_n_steps`; a
+schedule also at its stages' steps) it builds a `MixHistory` from inputs that are identical on
 every rank (per-domain training-loss sums were all-reduced in the step; token counts are global
 by construction; validation losses are all-reduced), asks the strategy for new weights on rank
 0, broadcasts them, applies the safety rules and the strategy's `max_epochs` cap over the
@@ -115,7 +116,7 @@ class MixingController(pl.Callback):
             return  # static strategy, or a skipped (non-finite) step: nothing to accumulate
         self._accumulate(outputs)
         step = trainer.global_step
-        if stepped and step > 0 and step % self.every == 0:
+        if stepped and self.strategy.refit_due(step):
             self.refit(trainer, pl_module)
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
