@@ -27,6 +27,16 @@ def test_target_importance_default_named_and_unknown():
     assert target_loss({"a": 2.0}, {"a": 0.25, "t": 0.75}) is None
 
 
+def test_target_loss_is_the_one_definition_for_floats_and_the_modules_tensors():
+    import torch
+
+    losses = {"a": torch.tensor(2.0), "b": torch.tensor(9.0), "t": torch.tensor(4.0)}
+    value = target_loss(losses, {"a": 0.25, "b": 0.0, "t": 0.75})  # as module.py logs val/target
+    assert isinstance(value, torch.Tensor) and value.dtype == torch.float32 and float(value) == pytest.approx(3.5)
+    assert target_loss({"a": torch.tensor(2.0), "b": None}, {"a": 1.0, "b": 0.0}) == torch.tensor(2.0)
+    assert target_loss({"a": None}, {"a": 1.0}) is None
+
+
 @pytest.fixture(scope="module")
 def eval_only_runs(tiny_data_dir, tmp_path_factory):
     """Two short runs (uniform, natural) that never train on TARGET but validate on it."""
