@@ -272,6 +272,9 @@ def _optimize(token_file: str, starts: np.ndarray, ends: np.ndarray, out_dir: Pa
     """
     from litdata import TokensLoader, optimize
 
+    # litdata logs "max_cache_size is unset ..." at INFO for every reader it opens (4 lines a
+    # domain under Hydra's INFO root logger), burying prepare's own progress lines
+    logging.getLogger("litdata.utilities.format").setLevel(logging.WARNING)
     group = 512
     docs_file = str(out_dir.parent / f".{out_dir.name}-docs.npy")
     np.save(docs_file, np.stack([np.asarray(starts, np.int64), np.asarray(ends, np.int64)], axis=1).reshape(-1, 2))
