@@ -26,6 +26,8 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 
+from mixtrain.runfiles import METRICS
+
 FIRST_COLUMNS = ("step", "tokens", "train/loss", "val/loss")
 DROPPED_KEYS = ("epoch",)
 
@@ -36,6 +38,8 @@ def _column_order(keys) -> list[str]:
 
 
 class _StepRowWriter(ExperimentWriter):
+    NAME_METRICS_FILE = METRICS  # the name every reader finds (runfiles.py); Lightning's default is the same
+
     def __init__(self, log_dir: str, keep_until_step: int | None):
         path = os.path.join(log_dir, self.NAME_METRICS_FILE)
         kept: list[dict[str, Any]] = []

@@ -25,6 +25,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from mixtrain import launch
+from mixtrain.runfiles import SUMMARY
 from mixtrain.summary import claim_run_dir, domain_table, final_metrics, redact, redact_hydra_dir, write_json
 
 
@@ -222,7 +223,7 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
         "eval_only_domains": dm.eval_only_domains, "target_importance": importance,
     }
     if launch.is_rank_zero(trainer):
-        write_json(os.path.join(out_dir, "summary.json"), summary)
+        write_json(os.path.join(out_dir, SUMMARY), summary)
         if cfg.table_at_end:
             print(f"\n[mixtrain] {mixing.name}: {trainer.global_step} steps, {summary['tokens']:,} tokens, "
                   f"run dir {out_dir}\n{domain_table(final, dm.domains, dm.eval_only_domains)}\n", flush=True)
