@@ -19,7 +19,7 @@ idempotent (up-to-date domains are skipped, after checking their shards: `verify
   does; Lustre needs the `flock` mount option).
 * `data_dir=s3://... | gs://... | r2://... | file://...`: built in a local `staging_dir` with all
   of the above, then uploaded by remote.py (what an object store cannot guarantee is listed
-  there); `data.root` must be local.
+  there). `data.root=s3://... | gs://... | file://...` is mirrored into DIR/raw (remote.mirror).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from mixtrain import corpus, remote
 from mixtrain.shards import (
@@ -147,10 +148,14 @@ def register_source(name: str) -> Callable[[Source], Source]:
 def _source_dir(data: Mapping[str, Any], data_dir: Path) -> Path:
     if not data.get("root"):
         raise ValueError("data=dir needs data.root=RAW (a folder with one sub-folder per domain)")
-    if remote.is_url(data["root"]):
-        raise ValueError(f"data.root={data['root']}: raw text is read from local folders only; copy it here first "
-                         "(aws s3 sync / gcloud storage rsync), or stream JSON-lines from the store with data=hf "
-                         "data.name=json data.data_files=URL (needs s3fs/gcsfs)")
+    if remote.is_url(data["root"]):  # an object store: mirrored into DIR/raw, which prepare reads
+        if urlparse(data["root"]).scheme == "file":
+            check_separate_folders(urlparse(data["root"]).path, data_dir, internal_raw_ok=False)
+        raw = data_dir / "raw"
+        counts = remote.mirror(data["root"], raw, data.get("storage_options") or None)
+        print(f"[prepare] data.root {data['root']}: {counts['files']} files mirrored in {raw} "
+              f"({counts['downloaded']} downloaded, {counts['removed']} removed)", flush=True)
+        return raw
     check_separate_folders(data["root"], data_dir, internal_raw_ok=False)
     return Path(data["root"])
 
@@ -318,8 +323,9 @@ def prepare_from_config(cfg) -> dict[str, Any]:
         print(f"[prepare] data_dir {url}: building in the local staging folder {data_dir}, then uploading", flush=True)
     else:
         data_dir = Path(cfg.data_dir)
-    if data.get("source", "dir") == "dir" and data.get("root") and not remote.is_url(data["root"]):
-        check_separate_folders(data["root"], data_dir, internal_raw_ok=False)  # before the lock creates DIR
+    root = data.get("root") if data.get("source", "dir") == "dir" else None
+    if root and (not remote.is_url(root) or urlparse(root).scheme == "file"):  # before the lock creates DIR
+        check_separate_folders(urlparse(root).path if remote.is_url(root) else root, data_dir, internal_raw_ok=False)
     lock_timeout_s = float(cfg.get("lock_timeout_s", 6 * 3600.0))
     with prepare_lock(data_dir, lock_timeout_s):  # materialize_raw writes DIR/raw for the demo and HF sources
         raw = materialize_raw(data, data_dir)

@@ -1,8 +1,15 @@
-"""A prepared data_dir on an object store (s3://, gs://, r2://: litdata's providers; file:// too).
+"""Object stores (s3://, gs://, r2://: litdata's providers; file:// too): raw text in, prepared DIR out.
 
-Place in the flow: prepare.py builds DIR in a local staging folder with every guarantee of a
-local DIR -> **remote.py** `publish` uploads it to the URL -> `pull` copies it (verified) to a
-local folder on another machine, where train.py reads it.
+Place in the flow: `mirror` copies a raw corpus URL (data.root) into DIR/raw -> corpus.py reads
+it; prepare.py builds DIR in a local staging folder with every guarantee of a local DIR ->
+**remote.py** `publish` uploads it to the URL -> `pull` copies it (verified) to a local folder
+on another machine, where train.py reads it.
+
+`mirror` (s3, gs, file): lists every object under the URL (paginated), downloads the new or
+changed ones (size or modification time differ) through a temporary + rename and gives each
+local copy the object's modification time, so that prepare's fingerprints (path, size, mtime)
+see exactly the objects that changed; local files no longer in the store are deleted. Hidden
+names (".*") are skipped on both sides.
 
 Why stage: the guarantees of prepare need a POSIX filesystem, which an object store is not -
 the flock that serialises concurrent prepares, the atomic rename that publishes a whole domain,
@@ -30,6 +37,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -109,6 +117,81 @@ def _read_remote_json(fs, url: str) -> Any | None:
             return None  # a corrupt remote file is simply replaced
 
 
+# ------------------------------------------------------------------------------ raw text in
+def _list_file(url: str, fs) -> Iterator[tuple[str, int, int]]:
+    root = Path(urlparse(url).path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"data.root={url}: {root} is not a folder")
+    for p in root.rglob("*"):
+        if p.is_file():
+            st = p.stat()
+            yield p.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns
+
+
+def _list_s3(url: str, fs) -> Iterator[tuple[str, int, int]]:
+    from litdata.streaming.fs_provider import get_bucket_and_path
+
+    bucket, prefix = get_bucket_and_path(url, "s3")
+    prefix = prefix.rstrip("/") + "/"
+    for page in fs.client.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            if not obj["Key"].endswith("/"):
+                yield obj["Key"][len(prefix):], int(obj["Size"]), int(obj["LastModified"].timestamp() * 1e9)
+
+
+def _list_gs(url: str, fs) -> Iterator[tuple[str, int, int]]:
+    from litdata.streaming.fs_provider import get_bucket_and_path
+
+    bucket, prefix = get_bucket_and_path(url, "gs")
+    prefix = prefix.rstrip("/") + "/"
+    for blob in fs.client.list_blobs(bucket, prefix=prefix):
+        if not blob.name.endswith("/"):
+            yield blob.name[len(prefix):], int(blob.size), int(blob.updated.timestamp() * 1e9)
+
+
+LISTERS = {"file": _list_file, "s3": _list_s3, "gs": _list_gs}  # scheme -> (relative path, bytes, mtime ns)
+
+
+def mirror(url: str, local_root: str | os.PathLike, storage_options: dict[str, Any] | None = None) -> dict[str, int]:
+    """Make local_root a copy of the objects under `url` (see the module docstring); returns counts."""
+    scheme = urlparse(url).scheme
+    if scheme not in LISTERS:
+        raise ValueError(f"data.root={url}: raw text can be read from {', '.join(s + '://' for s in LISTERS)} URLs, "
+                         f"not {scheme}://; copy it to a local folder first")
+    fs = provider(url, storage_options)
+    local_root = Path(local_root)
+    listed = {rel: (size, mtime) for rel, size, mtime in LISTERS[scheme](url, fs)
+              if not any(part.startswith(".") for part in rel.split("/"))}
+    if not listed:
+        raise ValueError(f"data.root={url} holds no files; put each domain's files under {url.rstrip('/')}/<domain>/")
+    downloaded = 0
+    for rel, (size, mtime) in sorted(listed.items()):
+        local = local_root / rel
+        if local.is_file() and local.stat().st_size == size and local.stat().st_mtime_ns == mtime:
+            continue
+        local.parent.mkdir(parents=True, exist_ok=True)
+        tmp = local.with_name(f".{local.name}.tmp-{os.getpid()}")
+        try:
+            fs.download_file(_join(url, rel), str(tmp))
+            os.utime(tmp, ns=(mtime, mtime))
+            os.replace(tmp, local)
+        finally:
+            tmp.unlink(missing_ok=True)
+        downloaded += 1
+    removed = 0
+    for p in sorted(local_root.rglob("*"), reverse=True):  # children before their folders
+        rel = p.relative_to(local_root).as_posix()
+        if any(part.startswith(".") for part in rel.split("/")):
+            continue
+        if p.is_file() and rel not in listed:
+            p.unlink()
+            removed += 1
+        elif p.is_dir() and not any(p.iterdir()):
+            p.rmdir()
+    return {"files": len(listed), "downloaded": downloaded, "removed": removed}
+
+
+# ------------------------------------------------------------------------------ prepared DIR out
 def _tokenizer_files(manifest: dict[str, Any]) -> list[str]:
     """The tokenizer file the manifest names, plus prepare's tokenizer.json record of its source."""
     return sorted({str(manifest.get("tokenizer", "tokenizer.model")), "tokenizer.model", "tokenizer.json"})

@@ -131,8 +131,8 @@ def test_unsupported_urls_are_refused_clearly(tiny_raw_dir, tiny_data_dir, tmp_p
 
     with pytest.raises(ValueError, match=r"ftp:// is not supported.*s3://"):
         prepare_from_config(_url_cfg(tiny_raw_dir, "ftp://host/data", tmp_path / "s", tiny_data_dir / "tokenizer.model"))
-    with pytest.raises(ValueError, match=r"data.root=s3://b/raw: raw text is read from local folders only"):
-        prepare_from_config(_url_cfg("s3://b/raw", tmp_path / "out", tmp_path / "s", tiny_data_dir / "tokenizer.model"))
+    with pytest.raises(ValueError, match=r"data.root=ftp://b/raw: raw text can be read from file://, s3://, gs://"):
+        prepare_from_config(_url_cfg("ftp://b/raw", tmp_path / "out", tmp_path / "s", tiny_data_dir / "tokenizer.model"))
     with pytest.raises(ValueError, match="needs a local folder.*mixtrain.remote.publish"):
         prepare_corpus(tiny_raw_dir, "s3://b/data", settings=SETTINGS)
 
@@ -155,3 +155,34 @@ def test_a_worker_error_stops_the_domain_and_leaves_no_temporary(tiny_data_dir, 
     with pytest.raises(RuntimeError, match="BOOM document"):
         shards.write_domain("d", iter(docs), tok, tmp_path, SETTINGS, "fp", num_workers=2)
     assert list(tmp_path.iterdir()) == []  # neither DIR/d nor .d.tmp-<pid>
+
+
+def test_raw_corpus_url_is_mirrored_and_only_changed_objects_rebuild(tiny_raw_dir, tiny_data_dir, tmp_path):
+    import shutil
+
+    from mixtrain.prepare import prepare_from_config
+
+    store = tmp_path / "store" / "raw"
+    shutil.copytree(tiny_raw_dir, store)
+    out = tmp_path / "out"
+    cfg = _url_cfg(f"file://{store}", out, tmp_path / "s", tiny_data_dir / "tokenizer.model")
+    prepare_from_config(cfg)
+    for domain in ("code", "prose", "tables"):  # the same documents as the local prepare
+        assert read_stats(out, domain)["num_tokens"] == read_stats(tiny_data_dir, domain)["num_tokens"]
+    mirrored = {p: p.stat().st_mtime_ns for p in (out / "raw").rglob("*") if p.is_file()}
+    chunks = {d: {p: p.stat().st_mtime_ns for p in (out / d).rglob("chunk-*")} for d in ("code", "prose")}
+    # unchanged objects: nothing downloaded, nothing rebuilt
+    prepare_from_config(cfg)
+    assert {p: p.stat().st_mtime_ns for p in (out / "raw").rglob("*") if p.is_file()} == mirrored
+    assert {p: p.stat().st_mtime_ns for p in (out / "code").rglob("chunk-*")} == chunks["code"]
+    # one changed object rebuilds its domain only; a deleted object leaves the mirror
+    (store / "prose" / "doc000.txt").write_text("a changed document " * 60)
+    (store / "prose" / "doc001.txt").unlink()
+    prepare_from_config(cfg)
+    assert not (out / "raw" / "prose" / "doc001.txt").exists()
+    assert read_stats(out, "prose")["num_docs"] == 59
+    assert {p: p.stat().st_mtime_ns for p in (out / "code").rglob("chunk-*")} == chunks["code"]
+    assert {p: p.stat().st_mtime_ns for p in (out / "prose").rglob("chunk-*")} != chunks["prose"]
+    # a file:// root inside data_dir is refused like a local one
+    with pytest.raises(ValueError, match="is inside"):
+        prepare_from_config(_url_cfg(f"file://{out / 'raw'}", out, tmp_path / "s", tiny_data_dir / "tokenizer.model"))
