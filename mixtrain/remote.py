@@ -128,11 +128,15 @@ def _list_file(url: str, fs) -> Iterator[tuple[str, int, int]]:
             yield p.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns
 
 
-def _list_s3(url: str, fs) -> Iterator[tuple[str, int, int]]:
-    from litdata.streaming.fs_provider import get_bucket_and_path
+def _bucket_prefix(url: str) -> tuple[str, str]:
+    """("bucket", "some/folder/") of s3://bucket/some/folder; the prefix is "" for a whole bucket."""
+    parsed = urlparse(url)
+    path = parsed.path.strip("/")
+    return parsed.netloc, path + "/" if path else ""
 
-    bucket, prefix = get_bucket_and_path(url, "s3")
-    prefix = prefix.rstrip("/") + "/"
+
+def _list_s3(url: str, fs) -> Iterator[tuple[str, int, int]]:
+    bucket, prefix = _bucket_prefix(url)
     for page in fs.client.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for obj in page.get("Contents", []):
             if not obj["Key"].endswith("/"):
@@ -140,10 +144,7 @@ def _list_s3(url: str, fs) -> Iterator[tuple[str, int, int]]:
 
 
 def _list_gs(url: str, fs) -> Iterator[tuple[str, int, int]]:
-    from litdata.streaming.fs_provider import get_bucket_and_path
-
-    bucket, prefix = get_bucket_and_path(url, "gs")
-    prefix = prefix.rstrip("/") + "/"
+    bucket, prefix = _bucket_prefix(url)
     for blob in fs.client.list_blobs(bucket, prefix=prefix):
         if not blob.name.endswith("/"):
             yield blob.name[len(prefix):], int(blob.size), int(blob.updated.timestamp() * 1e9)

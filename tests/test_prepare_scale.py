@@ -127,7 +127,10 @@ def test_url_data_dir_is_staged_published_and_pulled_back_verified(tiny_raw_dir,
 
 
 def test_unsupported_urls_are_refused_clearly(tiny_raw_dir, tiny_data_dir, tmp_path):
+    from mixtrain import remote
     from mixtrain.prepare import prepare_from_config
+
+    assert remote._bucket_prefix("s3://bk") == ("bk", "") and remote._bucket_prefix("gs://bk/a/b/") == ("bk", "a/b/")
 
     with pytest.raises(ValueError, match=r"ftp:// is not supported.*s3://"):
         prepare_from_config(_url_cfg(tiny_raw_dir, "ftp://host/data", tmp_path / "s", tiny_data_dir / "tokenizer.model"))
