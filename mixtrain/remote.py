@@ -246,8 +246,9 @@ def pull(url: str, local_dir: str | os.PathLike, storage_options: dict[str, Any]
         fs.download_file(_join(url, domain, "stats.json"), str(folder / "stats.json"))
         problem = domain_problem(local_dir, domain, deep=True)
         if problem:
-            raise ValueError(f"domain {domain!r} pulled from {url}: {problem}; re-run prepare with data_dir={url} "
-                             "(it re-uploads that domain) and pull again")
+            raise ValueError(f"domain {domain!r} pulled from {url}: {problem}; delete {_join(url, domain, 'stats.json')} "
+                             f"and re-run prepare with data_dir={url} (it re-uploads every domain whose remote stats.json "
+                             "is missing or has another fingerprint), then pull again")
     for name in _tokenizer_files(manifest):
         if fs.exists(_join(url, name)):
             fs.download_file(_join(url, name), str(local_dir / name))

@@ -121,9 +121,14 @@ def test_url_data_dir_is_staged_published_and_pulled_back_verified(tiny_raw_dir,
     data = bytearray(chunk.read_bytes())
     data[10] ^= 0xFF
     chunk.write_bytes(bytes(data))
-    with pytest.raises(ValueError, match=rf"'prose' pulled from .*{chunk.name}.*sha256"):
+    with pytest.raises(ValueError, match=rf"'prose' pulled from .*{chunk.name}.*sha256.*delete .*prose/stats.json"):
         remote.pull(url, tmp_path / "pulled2")
     assert not (tmp_path / "pulled2" / "manifest.json").exists()
+    # the fix the error names: drop the remote stats.json, re-run prepare (re-uploads prose only), pull again
+    (bucket / "data" / "prose" / "stats.json").unlink()
+    assert remote.publish(staged, url) == ["prose"]
+    remote.pull(url, tmp_path / "pulled2")
+    verify_data_dir(str(tmp_path / "pulled2"), deep=True)
 
 
 def test_unsupported_urls_are_refused_clearly(tiny_raw_dir, tiny_data_dir, tmp_path):
