@@ -229,6 +229,40 @@ def test_report_has_cv_and_json_round_trip(tmp_path):
     assert back.optimize(3000) == pytest.approx(law.optimize(3000), abs=1e-6)
 
 
+def test_load_law_looks_the_class_up_in_the_registry_and_refuses_other_files(tmp_path):
+    d = make_law("exp").fit(bimix_table(n_runs=8), cv_folds=0).to_json()
+    assert type(load_law(d)) is ExpLaw
+    with pytest.raises(ValueError, match="holds law 'exp', not 'bimix'.*load_law"):
+        BiMixLaw.from_json(d)
+    with pytest.raises(ValueError, match=r"<dict>: unknown law 'future'; known laws \['bimix'"):
+        load_law({**d, "law": "future"})
+    (tmp_path / "table.json").write_text('{"rows": []}')
+    with pytest.raises(ValueError, match="table.json: not a mixtrain law file"):
+        load_law(str(tmp_path / "table.json"))
+
+
+def test_no_module_of_the_laws_package_imports_the_package_itself():
+    # The registry (LAWS) lives in laws/__init__, which imports every law module: a law module
+    # reaching back up for it is an import cycle that only works by import order.
+    import ast
+    from pathlib import Path
+
+    import mixtrain.laws
+
+    offenders = []
+    for path in sorted(Path(mixtrain.laws.__file__).parent.glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module if node.level == 0 else "." * node.level + (node.module or "")]
+            if any(n in ("mixtrain.laws", ".") or n == "mixtrain" and isinstance(node, ast.ImportFrom)
+                   and any(a.name == "laws" for a in node.names) for n in names):
+                offenders.append(f"{path.name}:{node.lineno}")
+    assert not offenders, f"upward imports of mixtrain.laws: {offenders}"
+
+
 def test_unknown_law_and_option():
     with pytest.raises(ValueError, match="unknown law 'nope'"):
         make_law("nope")
@@ -307,7 +341,7 @@ def test_law_without_observed_mixtures_needs_an_explicit_opt_out(tmp_path):
     back = load_law(str(tmp_path / "law.json"))
     assert back.solve(2000).weights == pytest.approx(law.solve(2000).weights, abs=1e-9)
     old = {k: v for k, v in d.items() if k not in ("observed_mixtures", "observed_runs")}
-    legacy = MixingLaw.from_json(old)
+    legacy = load_law(old)
     with pytest.raises(ValueError, match="no observed mixtures.*support_margin=None and trust_radius=None"):
         legacy.optimize(2000)
     assert sum(legacy.optimize(2000, support_margin=None, trust_radius=None).values()) == pytest.approx(1.0)

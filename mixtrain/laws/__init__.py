@@ -64,9 +64,14 @@ def make_law(name: str, **config: Any) -> MixingLaw:
     return LAWS[name](**config)
 
 
-def load_law(path: str) -> MixingLaw:
-    """Load a law written by `law.to_json(path)`."""
-    return MixingLaw.from_json(path)
+def load_law(source: str | Mapping[str, Any]) -> MixingLaw:
+    """Load a law written by `law.to_json(path)` (a path, or the dict itself); the class is the
+    registry's entry for the file's 'law' key."""
+    d, where = MixingLaw.read_json(source)
+    name = d.get("law")
+    if name not in LAWS:
+        raise ValueError(f"{where}: unknown law {name!r}; known laws {sorted(LAWS)} (written by a newer mixtrain?)")
+    return LAWS[name].from_dict(d, where)
 
 
 def fit_law(table: ObservationTable, law: str = "auto", *, cv_folds: int = 5, seed: int = 0,

@@ -151,7 +151,7 @@ class MixingLaw:
 
     def _require_fitted(self) -> None:
         if self.params is None:
-            raise ValueError(f"{self.name}: law is not fitted; call fit(table) or load it with from_json")
+            raise ValueError(f"{self.name}: law is not fitted; call fit(table) or load it with mixtrain.laws.load_law")
 
     # ---- predict -----------------------------------------------------------------------
     def predict(self, weights, steps) -> np.ndarray:
@@ -330,22 +330,30 @@ class MixingLaw:
                 f.write("\n")
         return d
 
-    @classmethod
-    def from_json(cls, source: str | Mapping[str, Any]) -> MixingLaw:
-        """Load a law saved by `to_json` (a path or the dict); the class comes from the 'law' key."""
-        from mixtrain.laws import LAWS
+    @staticmethod
+    def read_json(source: str | Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+        """(the saved dict, where it came from) for a path or an already-read dict; checks the format.
 
+        Which class to build is the caller's: `mixtrain.laws.load_law` looks the 'law' key up in
+        its registry (this module never imports the package that imports it)."""
         if isinstance(source, Mapping):
             d, where = dict(source), "<dict>"
         else:
             with open(source) as f:
-                d, where = json.load(f), source
-        if d.get("format") != FORMAT or d.get("law") not in LAWS:
-            raise ValueError(f"{where}: not a mixtrain law file (format {d.get('format')!r}, law {d.get('law')!r}; known laws {sorted(LAWS)})")
-        law_cls = LAWS[d["law"]]
-        if cls is not MixingLaw and not issubclass(law_cls, cls):
-            raise ValueError(f"{where}: holds law {d['law']!r}, not {cls.name!r}")
-        law = law_cls(**d.get("config", {}))
+                d, where = json.load(f), str(source)
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            got = d.get("format") if isinstance(d, dict) else type(d).__name__
+            raise ValueError(f"{where}: not a mixtrain law file (format {got!r}, expected {FORMAT}); "
+                             "write one with law.to_json(path) or `python -m mixtrain.fit --out law.json`")
+        return d, where
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "<dict>") -> MixingLaw:
+        """This law class rebuilt from `to_dict()` output (its 'law' key must name this class)."""
+        if d.get("law") != cls.name:
+            raise ValueError(f"{where}: holds law {d.get('law')!r}, not {cls.name!r}; "
+                             "load it with mixtrain.laws.load_law (any law)")
+        law = cls(**d.get("config", {}))
         law.train_domains, law.eval_domains = tuple(d["train_domains"]), tuple(d["eval_domains"])
         law.step_range = tuple(d.get("step_range", (float("nan"), float("nan"))))
         law.params = {k: np.asarray(v, dtype=float) for k, v in d["params"].items()}
@@ -355,6 +363,13 @@ class MixingLaw:
             law.observed_runs = [str(r) for r in d.get("observed_runs", [])] or [f"#{i}" for i in range(len(law.observed_mixtures))]
         law._after_load()
         return law
+
+    @classmethod
+    def from_json(cls, source: str | Mapping[str, Any]) -> MixingLaw:
+        """Load a law of this class saved by `to_json` (a path or the dict). For any law:
+        `mixtrain.laws.load_law`."""
+        d, where = cls.read_json(source)
+        return cls.from_dict(d, where)
 
     def _after_load(self) -> None:
         """Hook: rebuild derived fields from params after from_json."""
