@@ -3,7 +3,9 @@
 Place in the flow: shards.py wrote `DIR/<domain>/train/` -> **entropy.py** -> strategies.Entropy
 (training-free weights) and proxy.py (entropy mixtures that seed a proxy sweep).
 
-Measures (natural logarithms, i.e. nats), definitions from ../shared/design/methods.md §2:
+Measures (natural logarithms, i.e. nats): the four entropy proxies of BiMix (Ge et al., "BiMix:
+Bivariate Data Mixing Law for Language Model Pretraining", arXiv:2405.14908), made exact here
+(the definitions below are mixtrain's own, and they are what tests/test_entropy.py checks):
 * se  H(X): Shannon entropy of the unigram distribution.
 * je  H(X_t, X_t+1): joint entropy of adjacent pairs *inside a document* (pairs that straddle
       an end-of-document token are not counted: they say nothing about the domain's language).

@@ -1,4 +1,5 @@
-"""BiMix (methods.md section 3): a domain's loss from its own weight and the step, separably.
+"""BiMix (Ge et al., "BiMix: Bivariate Data Mixing Law for Language Model Pretraining",
+arXiv:2405.14908): a domain's loss from its own weight and the step, separably.
 
     L_i(r, s) = (r_i + eps)^(-alpha_i) * (B_i * s^(-beta_i) + C_i)
 
