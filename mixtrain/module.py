@@ -93,6 +93,7 @@ class MixtureLM(pl.LightningModule):
         max_nonfinite_steps: int = 3,
         val_domains: list[str] | None = None,
         target_importance: Mapping[str, float] | None = None,
+        init_from: str | None = None,
     ):
         super().__init__()
         # plain types only: checkpoints stay loadable with weights_only=True
@@ -111,6 +112,9 @@ class MixtureLM(pl.LightningModule):
         self.val_domains = list(val_domains or domains)
         self.target_importance = dict(target_importance) if target_importance else None
         self.model: torch.nn.Module | None = None
+        # a new run's initial weights (HF Llama folder or mixtrain run/ckpt); None on resume, whose
+        # checkpoint restores the weights itself
+        self.init_from = str(init_from) if init_from else None
         self._peak_flops_per_s = peak_flops_per_s
         self._val_sum: torch.Tensor | None = None
         self._val_count: torch.Tensor | None = None
@@ -123,6 +127,10 @@ class MixtureLM(pl.LightningModule):
         if self.model is not None:
             return
         model = GPT(self.config)
+        if self.init_from:  # every rank loads the full weights before FSDP shards them
+            from mixtrain.init_weights import load_initial_weights
+
+            load_initial_weights(model, self.init_from)
         mesh = getattr(self, "device_mesh", None)
         if mesh is not None:  # ModelParallelStrategy (FSDP2): shard each block, then the whole model
             from torch.distributed.fsdp import fully_shard

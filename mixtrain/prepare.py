@@ -42,7 +42,7 @@ from mixtrain.shards import (
     CHECKSUMS, ShardSettings, domain_is_current, domain_problem, fingerprint, record_checksums, remove_stale_temporaries, write_domain,
     write_json_atomic, write_manifest,
 )
-from mixtrain.tokenizer import Tokenizer, balanced_sample, file_hash, train_tokenizer
+from mixtrain.tokenizer import balanced_sample, file_hash, open_tokenizer, train_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -250,10 +250,14 @@ def _prepare_locked(raw_root: Path, data_dir: Path, *, settings: ShardSettings, 
     read_opts = {"text_field": text_field, "txt_mode": txt_mode}
     raw_prints = {d: corpus.files_fingerprint(files[d]) for d in domains}
 
-    model_path = data_dir / "tokenizer.model"
+    # an HF tokenizer.json is used as is; data_dir/tokenizer.json is mixtrain's tokenizer metadata
+    hf = bool(tokenizer_model) and Path(tokenizer_model).suffix == ".json"
+    model_path = data_dir / ("hf_tokenizer.json" if hf else "tokenizer.model")
     tok_meta = data_dir / "tokenizer.json"
     if tokenizer_model:
         source = {"copied_from": str(tokenizer_model), "hash": file_hash(tokenizer_model)}
+        if hf:  # bos_token / eos_token
+            source.update(kind="hf", options=dict(tokenizer_options or {}))
     else:
         source = {"trained_on": raw_prints, "vocab_size": int(vocab_size), "sample_bytes": int(sample_bytes_per_domain),
                   "options": dict(tokenizer_options or {}), "read": read_opts}
@@ -269,8 +273,10 @@ def _prepare_locked(raw_root: Path, data_dir: Path, *, settings: ShardSettings, 
                   f"{len(domains)} domains", flush=True)
             train_tokenizer(sample, model_path, vocab_size=vocab_size, **dict(tokenizer_options or {}))
         write_json_atomic(tok_meta, source)
-    tokenizer = Tokenizer(model_path)
+    tokenizer = open_tokenizer(model_path, **(dict(tokenizer_options or {}) if hf else {}))
     tok_hash = file_hash(model_path)
+    if hf:  # other special tokens = other ids from the same file
+        tok_hash += f":{tokenizer.bos_id}:{tokenizer.eos_id}"
 
     for d in domains:
         fp = fingerprint(FORMAT_TAG, raw_prints[d], tok_hash, read_opts, vars(settings))  # not num_workers: same bytes
@@ -326,14 +332,21 @@ def prepare_from_config(cfg) -> dict[str, Any]:
     root = data.get("root") if data.get("source", "dir") == "dir" else None
     if root and (not remote.is_url(root) or urlparse(root).scheme == "file"):  # before the lock creates DIR
         check_separate_folders(urlparse(root).path if remote.is_url(root) else root, data_dir, internal_raw_ok=False)
+    if tok.get("kind") == "hf":  # an existing HF tokenizer.json: copied, not trained
+        if tok.get("path") in (None, "???"):
+            raise ValueError("tokenizer=hf needs tokenizer.path=PATH/tokenizer.json (a Hugging Face tokenizers file)")
+        tok_args = {"vocab_size": 0, "tokenizer_model": str(tok["path"]), "sample_bytes_per_domain": 0,
+                    "tokenizer_options": {"bos_token": tok.get("bos_token"), "eos_token": tok.get("eos_token")}}
+    else:
+        tok_args = {"vocab_size": int(tok["vocab_size"]), "tokenizer_model": tok.get("model_path"),
+                    "sample_bytes_per_domain": int(tok["sample_bytes_per_domain"]),
+                    "tokenizer_options": {k: tok[k] for k in ("model_type", "character_coverage", "num_threads") if k in tok}}
     lock_timeout_s = float(cfg.get("lock_timeout_s", 6 * 3600.0))
     with prepare_lock(data_dir, lock_timeout_s):  # materialize_raw writes DIR/raw for the demo and HF sources
         raw = materialize_raw(data, data_dir)
         manifest = prepare_corpus(
-            raw, data_dir, settings=ShardSettings(**shard_cfg), vocab_size=int(tok["vocab_size"]),
-            tokenizer_model=tok.get("model_path"), sample_bytes_per_domain=int(tok["sample_bytes_per_domain"]),
+            raw, data_dir, settings=ShardSettings(**shard_cfg), **tok_args,
             text_field=data.get("text_field", "text"), txt_mode=data.get("txt_mode", "file"),
-            tokenizer_options={k: tok[k] for k in ("model_type", "character_coverage", "num_threads") if k in tok},
             verify=str(cfg.get("verify", "deep")), lock_timeout_s=lock_timeout_s,
             num_workers=int(cfg.get("num_workers", 1)),
         )

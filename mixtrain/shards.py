@@ -43,6 +43,8 @@ from typing import Any
 
 import numpy as np
 
+from mixtrain import runfiles
+
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
@@ -190,9 +192,8 @@ def verify_shards(data_dir: str | os.PathLike) -> None:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    """The data directory's JSON files (stats, checksums, manifest): runfiles' one atomic writer, sorted keys."""
+    runfiles.write_json_atomic(path, data, sort_keys=True, allow_nan=True)
 
 
 def fingerprint(*parts: Any) -> str:
@@ -402,7 +403,7 @@ def write_manifest(data_dir: Path, domains: list[str], settings: ShardSettings, 
     stats = {d: read_stats(data_dir, d) for d in domains}
     manifest = {
         "format": FORMAT_VERSION, "domains": sorted(domains), "block_size": settings.block_size,
-        "vocab_size": tokenizer.vocab_size, "tokenizer": "tokenizer.model", "token_dtype": "int32",
+        "vocab_size": tokenizer.vocab_size, "tokenizer": Path(tokenizer.model_path).name, "token_dtype": "int32",
         "bos_id": tokenizer.bos_id, "eos_id": tokenizer.eos_id,
         "fingerprint": fingerprint([stats[d]["fingerprint"] for d in sorted(domains)]),
         "settings": asdict(settings),

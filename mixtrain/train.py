@@ -106,8 +106,9 @@ def build_datamodule(cfg: DictConfig, layout, initial_weights: dict[str, float])
     )
 
 
-def build_module(cfg: DictConfig, layout, target_importance: dict[str, float]):
-    """The LightningModule of `cfg` (`model`, `optim`, ...) for `layout`'s domains and vocabulary."""
+def build_module(cfg: DictConfig, layout, target_importance: dict[str, float], init_from: str | None = None):
+    """The LightningModule of `cfg` (`model`, `optim`, ...) for `layout`'s domains and vocabulary,
+    starting from `init_from`'s weights when given (checked here, before anything is written)."""
     import torch
 
     from mixtrain.model import peak_flops_per_s
@@ -115,6 +116,11 @@ def build_module(cfg: DictConfig, layout, target_importance: dict[str, float]):
 
     model_cfg = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "_target_"}
     model_cfg.update(vocab_size=layout.vocab_size, seq_len=cfg.seq_len)
+    if init_from:
+        from mixtrain.init_weights import check_initial_weights
+        from mixtrain.model import GPTConfig
+
+        check_initial_weights(GPTConfig(**model_cfg), init_from)  # a misfit names the field, before the run dir
     device_name = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     return MixtureLM(
         model_cfg, layout.domains, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, betas=tuple(cfg.optim.betas),
@@ -122,7 +128,7 @@ def build_module(cfg: DictConfig, layout, target_importance: dict[str, float]):
         schedule=cfg.optim.schedule, decay_fraction=cfg.optim.decay_fraction, decay_shape=cfg.optim.decay_shape,
         compile=cfg.compile, peak_flops_per_s=peak_flops_per_s(device_name),
         max_nonfinite_steps=cfg.get("max_nonfinite_steps", 3),
-        val_domains=layout.val_domains, target_importance=target_importance,
+        val_domains=layout.val_domains, target_importance=target_importance, init_from=init_from,
     )
 
 
@@ -163,11 +169,11 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     ctx = domain_stats_context(cfg.data_dir, layout.domains, layout.stats, max_steps=tcfg.max_steps,
                                global_batch_tokens=global_batch_tokens)
     dm = build_datamodule(cfg, layout, strategy.initial_weights(ctx))
-    module = build_module(cfg, layout, importance)
-
     # everything a resume could reject is checked before anything is written to out_dir
-    ckpt_path, keep_until, switches, switch_from, run_initial = None, None, [], None, dm.initial_weights
     resumed = _checkpoint_to_resume(cfg)
+    # init_from only starts a new run: a resume continues from the run's own checkpoint
+    module = build_module(cfg, layout, importance, init_from=None if resumed else cfg.get("init_from"))
+    ckpt_path, keep_until, switches, switch_from, run_initial = None, None, [], None, dm.initial_weights
     if resumed is not None:
         ckpt_path, ckpt = resumed
         module.on_load_checkpoint(ckpt)  # same domains and model, or a clear error

@@ -213,8 +213,6 @@ def test_init_from_hf_folder_and_mixtrain_run(tiny_run, tiny_data_dir, tmp_path)
         load_initial_weights(GPT(GPTConfig(**cfg)), out)
 
 
-@pytest.mark.skipif("init_from" not in (REPO / "conf" / "train.yaml").read_text(),
-                    reason="init_from= is not wired into mixtrain.train yet")
 def test_train_init_from_a_run_on_other_domains(tiny_run, tiny_data_dir, tmp_path):
     """Continued pretraining: weights of tiny_run, new training domains and mixture, step 0, no resume."""
     from mixtrain.train import train
@@ -242,8 +240,6 @@ def test_checkpoint_of_a_compiled_model_exports_the_same_keys():
         checkpoint_model({"state_dict": plain}, "foreign.ckpt")
 
 
-@pytest.mark.skipif("hf_tokenizer.json" not in (REPO / "mixtrain" / "prepare.py").read_text(),
-                    reason="prepare does not take tokenizer=hf yet")
 def test_prepare_train_export_with_tokenizer_hf(tiny_raw_dir, tmp_path):
     """tokenizer=hf end to end: the user's tokenizer.json (custom BOS/EOS) -> shards -> run -> export."""
     from test_tokenizer import write_hf_tokenizer
