@@ -254,3 +254,28 @@ def pull(url: str, local_dir: str | os.PathLike, storage_options: dict[str, Any]
             fs.download_file(_join(url, name), str(local_dir / name))
     (local_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
     return manifest
+
+
+# ------------------------------------------------------------------------------ training from a URL
+def local_data_dir(url: str, cache_root: str | os.PathLike | None = None,
+                   storage_options: dict[str, Any] | None = None, lock_timeout_s: float = 6 * 3600.0) -> Path:
+    """The local copy train.py reads for a URL data_dir: the staging folder of `url` (where a
+    prepare on this machine built it, so nothing is downloaded), pulled when it has no manifest
+    or one whose fingerprint differs from the published manifest's. Every process of a node calls
+    this; the staging folder's prepare lock makes one of them pull and the others find it current."""
+    from mixtrain.prepare import prepare_lock
+
+    check_url(url)
+    local = staging_dir(url, cache_root)
+    with prepare_lock(local, lock_timeout_s):
+        fs = provider(url, storage_options)
+        published = _read_remote_json(fs, _join(url, "manifest.json"))
+        if published is None:
+            raise FileNotFoundError(f"data_dir={url}: {url}/manifest.json does not exist (or is being published); "
+                                    f"run `python -m mixtrain.prepare ... data_dir={url}` first")
+        here = local / "manifest.json"
+        current = json.loads(here.read_text()) if here.is_file() else None
+        if current is None or current.get("fingerprint") != published.get("fingerprint"):
+            print(f"[mixtrain] data_dir {url}: copying it to {local} (checked file by file)", flush=True)
+            pull(url, local, storage_options)
+    return local

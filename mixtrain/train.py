@@ -87,6 +87,18 @@ def _ensure_data(cfg: DictConfig) -> None:
     prepare_from_config(cfg)
 
 
+def _local_data_dir(cfg: DictConfig) -> str:
+    """The prepared folder this run reads: `data_dir` itself (built first when allowed), or for an
+    object-store URL (s3://, gs://, file://) its verified local copy under `staging_dir`."""
+    from mixtrain import remote
+
+    if not remote.is_url(cfg.data_dir):
+        _ensure_data(cfg)
+        return str(cfg.data_dir)
+    options = OmegaConf.to_container(cfg.storage_options, resolve=True) if cfg.get("storage_options") else None
+    return str(remote.local_data_dir(str(cfg.data_dir), cfg.get("staging_dir"), options))
+
+
 def build_mixing(cfg: DictConfig):
     """`cfg.mixing` built through the registry (mixtrain/mixing/__init__.py): name, strategy, refit rules."""
     from mixtrain.mixing import build_mixing as build
@@ -153,20 +165,20 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
         claim_run_dir(str(cfg.out_dir), overwrite=bool(cfg.get("overwrite", False)),
                       keep_hydra_dir=hydra_dir is not None and os.path.abspath(hydra_dir) == os.path.abspath(cfg.out_dir))
     route_logs(None)  # console: progress bar + final table; RUN/train.log once the run is validated
-    _ensure_data(cfg)
-    verify_data_dir(str(cfg.data_dir))  # cheap: every shard file there, at full size
+    data_dir = _local_data_dir(cfg)
+    verify_data_dir(data_dir)  # cheap: every shard file there, at full size
     out_dir = str(cfg.out_dir)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     tcfg = cfg.trainer
     world = launch.planned_world_size(tcfg.devices, tcfg.num_nodes)
     accumulate = launch.gradient_accumulation(cfg.global_batch_tokens, cfg.batch_size, cfg.seq_len, world)
-    layout = read_layout(cfg.data_dir, list(cfg.get("eval_only_domains") or []))
+    layout = read_layout(data_dir, list(cfg.get("eval_only_domains") or []))
     importance = target_importance((cfg.get("target") or {}).get("importance"), layout.domains, layout.val_domains)
     mixing = build_mixing(cfg)  # mixing.name: the strategy's name everywhere below
     strategy = mixing.strategy
     global_batch_tokens = (cfg.batch_size * cfg.seq_len * world * accumulate) if world else None
-    ctx = domain_stats_context(cfg.data_dir, layout.domains, layout.stats, max_steps=tcfg.max_steps,
+    ctx = domain_stats_context(data_dir, layout.domains, layout.stats, max_steps=tcfg.max_steps,
                                global_batch_tokens=global_batch_tokens)
     dm = build_datamodule(cfg, layout, strategy.initial_weights(ctx))
     # everything a resume could reject is checked before anything is written to out_dir

@@ -194,3 +194,34 @@ def test_raw_corpus_url_is_mirrored_and_only_changed_objects_rebuild(tiny_raw_di
     # a file:// root inside data_dir is refused like a local one
     with pytest.raises(ValueError, match="is inside"):
         prepare_from_config(_url_cfg(f"file://{out / 'raw'}", out, tmp_path / "s", tiny_data_dir / "tokenizer.model"))
+
+
+def test_training_reads_a_url_data_dir_through_its_verified_local_copy(tiny_raw_dir, tiny_data_dir, tmp_path):
+    """data_dir=URL for train: a machine without the staging folder pulls a verified copy once
+    (into its own staging_dir) and trains on it; a second run finds the copy current."""
+    from hydra import compose, initialize_config_dir
+
+    from mixtrain import remote
+    from mixtrain.prepare import prepare_from_config
+    from mixtrain.train import train
+
+    url = f"file://{tmp_path / 'bucket'}/data"
+    prepare_from_config(_url_cfg(tiny_raw_dir, url, tmp_path / "builder", tiny_data_dir / "tokenizer.model"))
+
+    def run(name):
+        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+            cfg = compose("train", overrides=[
+                "experiment=smoke", f"data_dir={url}", f"staging_dir={tmp_path / 'trainer_cache'}",
+                f"out_dir={tmp_path / name}", "seq_len=32", "batch_size=4", "val_blocks_per_domain=4",
+                "trainer.max_steps=2", "table_at_end=false", "logger={}"])
+        return train(cfg)
+
+    assert run("a")["step"] == 2
+    local = remote.staging_dir(url, tmp_path / "trainer_cache")
+    verify_data_dir(str(local), deep=True)
+    first_pull = (local / "manifest.json").stat().st_mtime_ns
+    assert run("b")["step"] == 2
+    assert (local / "manifest.json").stat().st_mtime_ns == first_pull  # current: not pulled again
+    assert f"data_dir: {url}" in (tmp_path / "a" / "config.yaml").read_text()  # the run records the URL it read
+    with pytest.raises(FileNotFoundError, match=r"manifest.json does not exist.*mixtrain.prepare"):
+        remote.local_data_dir(f"file://{tmp_path / 'empty'}", tmp_path / "trainer_cache")
