@@ -1,8 +1,8 @@
 """The mixing sampler: one stream of token blocks over all domains, drawn by the current weights.
 
 Place in the flow: shards.py wrote `DIR/<domain>/train/` (litdata, TokensLoader) -> **sampler.py**
--> data.py wraps it in a DataLoader for the Lightning Trainer; strategies/refit.py call
-`set_weights()`; module.py calls `mark_consumed()` after every training batch.
+-> data.py wraps it in a DataLoader for the Lightning Trainer; the mixing controller
+(mixing/refit.py) calls `set_weights()` and, after every training batch, `mark_consumed()`.
 
 Design (the whole stream is a pure function of (seed, weight schedule, shards)):
 
