@@ -7,6 +7,9 @@ across ranks (2 x num_domains numbers per step) and returned as the step's `Step
 for the mixing controller (mixing/refit.py). Validation loss per domain is a token-weighted
 mean over that domain's fixed val blocks, summed across ranks before logging (exact, no
 DistributedSampler padding); `val/target` is mixtrain/target.py's `target_loss` of them.
+With a `reference_model` (a strategy's, e.g. DoReMi's) a frozen copy of that model runs on the
+same batch (no grad, eval mode, outside `self.model`: never optimised, sharded or checkpointed)
+and the step also returns per-domain sums of max(loss - reference loss, 0) over tokens.
 """
 
 from __future__ import annotations
@@ -26,6 +29,50 @@ from mixtrain.target import target_loss
 
 SCHEDULES = ("cosine", "wsd", "constant")
 DECAY_SHAPES = ("linear", "1-sqrt")
+
+
+def domain_excess(
+    token_loss: torch.Tensor, reference_loss: torch.Tensor, domain: torch.Tensor, num_domains: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-domain sum over tokens of max(loss - reference loss, 0), and tokens per domain.
+
+    token_loss, reference_loss [B, T] (float32), domain [B] -> ([num_domains], [num_domains]) for
+    this micro-batch; sums (not means) so that micro-batches, ranks and steps add up exactly
+    (DoReMi's lambda_d = excess sum / token count; numpy twin: mixing/doremi.py per_token_excess).
+    """
+    excess = (token_loss.detach().float() - reference_loss.float()).clamp_min(0.0).sum(dim=1)  # [B]
+    sums = torch.zeros(num_domains, device=excess.device, dtype=torch.float32).index_add_(0, domain, excess)
+    tokens = torch.bincount(domain, minlength=num_domains).float() * token_loss.shape[1]
+    return sums, tokens
+
+
+def check_reference_model(config: GPTConfig, path: str) -> None:
+    """Refuse a reference model whose vocabulary or architecture differs from `config` (cheap:
+    no weights read), naming the field; the error says mixing.reference_model, not init_from."""
+    from mixtrain.init_weights import check_initial_weights
+
+    try:
+        check_initial_weights(config, path)
+    except (ValueError, FileNotFoundError) as e:
+        raise type(e)(_as_reference(e, path)) from None
+
+
+def load_reference_model(config: GPTConfig, path: str) -> GPT:
+    """A frozen GPT of `config` with `path`'s weights: eval mode, no gradients."""
+    from mixtrain.init_weights import load_initial_weights
+
+    gpt = GPT(config)
+    try:
+        load_initial_weights(gpt, path)
+    except (ValueError, FileNotFoundError) as e:
+        raise type(e)(_as_reference(e, path)) from None
+    gpt.eval().requires_grad_(False)
+    return gpt
+
+
+def _as_reference(error: Exception, path: str) -> str:
+    text = str(error).replace(f"init_from={path}", f"mixing.reference_model={path}")
+    return text if text.startswith("mixing.reference_model") else f"mixing.reference_model={path}: {text}"
 
 
 def warmup_cosine(step: int, warmup_steps: int, max_steps: int, min_lr_ratio: float) -> float:
@@ -94,6 +141,7 @@ class MixtureLM(pl.LightningModule):
         val_domains: list[str] | None = None,
         target_importance: Mapping[str, float] | None = None,
         init_from: str | None = None,
+        reference_model: str | None = None,
     ):
         super().__init__()
         # plain types only: checkpoints stay loadable with weights_only=True
@@ -103,6 +151,7 @@ class MixtureLM(pl.LightningModule):
             "min_lr_ratio": min_lr_ratio, "schedule": schedule, "decay_fraction": decay_fraction,
             "decay_shape": decay_shape, "compile": compile, "val_domains": list(val_domains or domains),
             "target_importance": dict(target_importance) if target_importance else None,
+            "reference_model": str(reference_model) if reference_model else None,
         })
         lr_multiplier(0, schedule, warmup_steps=warmup_steps, max_steps=max_steps, min_lr_ratio=min_lr_ratio,
                       decay_fraction=decay_fraction, decay_shape=decay_shape)  # bad settings fail before training
@@ -115,6 +164,13 @@ class MixtureLM(pl.LightningModule):
         # a new run's initial weights (HF Llama folder or mixtrain run/ckpt); None on resume, whose
         # checkpoint restores the weights itself
         self.init_from = str(init_from) if init_from else None
+        # a frozen model run on every training batch (DoReMi's per-token excess); reloaded from its
+        # path on resume too. Kept in a plain list, not as a submodule: not in state_dict() (never in a
+        # checkpoint), not in parameters() (never optimised, never wrapped by DDP), not sharded by FSDP
+        self.reference_model = str(reference_model) if reference_model else None
+        if self.reference_model:
+            check_reference_model(self.config, self.reference_model)  # a misfit names the field, at build time
+        self._reference: list[GPT] = []
         self._peak_flops_per_s = peak_flops_per_s
         self._val_sum: torch.Tensor | None = None
         self._val_count: torch.Tensor | None = None
@@ -142,17 +198,31 @@ class MixtureLM(pl.LightningModule):
         if self.hparams["compile"]:
             model = torch.compile(model)
         self.model = model
+        if self.reference_model and not self._reference:
+            self._reference.append(load_reference_model(self.config, self.reference_model))
+
+    def _reference_losses(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The frozen reference model's per-token loss [B, T] on the same tokens, float32."""
+        ref = self._reference[0]
+        param = next(self.model.parameters())
+        first = next(ref.parameters())
+        if first.device != inputs.device or first.dtype != param.dtype:
+            ref.to(device=inputs.device, dtype=param.dtype)  # once: the trained model's device and dtype
+        with torch.no_grad():
+            return per_token_loss(ref(inputs), targets)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.model(input_ids)
 
     # ----------------------------------------------------------------- training
-    def _domain_sums(self, sample_loss: torch.Tensor, domain: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _domain_sums(self, sample_loss: torch.Tensor, domain: torch.Tensor,
+                     *extra: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Per-domain loss sums and sample counts (+ any `extra` [D] sums), all-reduced in one call."""
         D = len(self.domains)
         sums = torch.zeros(D, device=sample_loss.device, dtype=torch.float32).index_add_(0, domain, sample_loss.float())
         counts = torch.bincount(domain, minlength=D).float()
-        both = self.trainer.strategy.reduce(torch.cat([sums, counts]), reduce_op="sum")
-        return both[:D], both[D:]
+        both = self.trainer.strategy.reduce(torch.cat([sums, counts, *extra]), reduce_op="sum")
+        return tuple(both[i * D:(i + 1) * D] for i in range(2 + len(extra)))
 
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> StepOutput | None:
         ids = batch["input_ids"].long()  # [B, T+1]
@@ -160,7 +230,11 @@ class MixtureLM(pl.LightningModule):
         logits = self(inputs)  # [B, T, V]
         token_loss = per_token_loss(logits, targets)  # [B, T] float32
         loss = token_loss.mean()
-        sums, counts = self._domain_sums(token_loss.detach().mean(dim=1), batch["domain"])
+        excess = ()
+        if self._reference:  # DoReMi: clipped excess per token over the frozen reference, same tokens
+            excess = domain_excess(token_loss, self._reference_losses(inputs, targets), batch["domain"],
+                                   len(self.domains))
+        sums, counts, *excess = self._domain_sums(token_loss.detach().mean(dim=1), batch["domain"], *excess)
         global_loss = sums.sum() / counts.sum()
         # "step" = optimizer steps completed once this step is done (Lightning uses it as the x-axis)
         metrics = {"train/loss": global_loss, "step": float(self.global_step + 1)}
@@ -181,7 +255,10 @@ class MixtureLM(pl.LightningModule):
                 )
             return None  # Lightning skips backward: no gradient, the optimizer leaves the weights alone
         self._nonfinite_streak = 0
-        return StepOutput(loss=loss, domain_loss_sum=sums, domain_count=counts)
+        out = StepOutput(loss=loss, domain_loss_sum=sums, domain_count=counts)
+        if excess:
+            out["domain_excess_sum"], out["domain_token_count"] = excess
+        return out
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         if self.global_step >= self.trainer.max_steps > 0:

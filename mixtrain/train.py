@@ -118,9 +118,11 @@ def build_datamodule(cfg: DictConfig, layout, initial_weights: dict[str, float])
     )
 
 
-def build_module(cfg: DictConfig, layout, target_importance: dict[str, float], init_from: str | None = None):
+def build_module(cfg: DictConfig, layout, target_importance: dict[str, float], init_from: str | None = None,
+                 reference_model: str | None = None):
     """The LightningModule of `cfg` (`model`, `optim`, ...) for `layout`'s domains and vocabulary,
-    starting from `init_from`'s weights when given (checked here, before anything is written)."""
+    starting from `init_from`'s weights when given (checked here, before anything is written), and
+    running the frozen `reference_model` the strategy declared on every batch (checked by the module)."""
     import torch
 
     from mixtrain.model import peak_flops_per_s
@@ -141,6 +143,7 @@ def build_module(cfg: DictConfig, layout, target_importance: dict[str, float], i
         compile=cfg.compile, peak_flops_per_s=peak_flops_per_s(device_name),
         max_nonfinite_steps=cfg.get("max_nonfinite_steps", 3),
         val_domains=layout.val_domains, target_importance=target_importance, init_from=init_from,
+        reference_model=reference_model,
     )
 
 
@@ -184,7 +187,9 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     # everything a resume could reject is checked before anything is written to out_dir
     resumed = _checkpoint_to_resume(cfg)
     # init_from only starts a new run: a resume continues from the run's own checkpoint
-    module = build_module(cfg, layout, importance, init_from=None if resumed else cfg.get("init_from"))
+    # the strategy's frozen reference model (DoReMi per-token excess) is reloaded from its path on resume too
+    module = build_module(cfg, layout, importance, init_from=None if resumed else cfg.get("init_from"),
+                          reference_model=getattr(strategy, "reference_model", None))
     ckpt_path, keep_until, switches, switch_from, run_initial = None, None, [], None, dm.initial_weights
     if resumed is not None:
         ckpt_path, ckpt = resumed

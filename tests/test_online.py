@@ -23,7 +23,7 @@ from hydra import compose, initialize_config_dir
 
 from mixtrain.mixing.ado import ADO, fit_power_law
 from mixtrain.mixing.base import DataContext, MixHistory
-from mixtrain.mixing.doremi import DoReMi, read_reference_losses
+from mixtrain.mixing.doremi import DoReMi, per_token_excess, read_reference_losses
 from mixtrain.mixing.odm import ODM
 
 REPO = Path(__file__).resolve().parents[1]
@@ -198,6 +198,51 @@ def test_doremi_bad_reference_run_errors_name_file_and_column(tmp_path):
     train_only = _write_reference(tmp_path / "trainonly", {"a": 3.0, "b": 3.0, "c": 3.0})
     with pytest.raises(ValueError, match="no column 'val/a/loss'"):
         DoReMi(reference_run=str(train_only), reference_loss="val").initial_weights(_ctx())
+
+
+def test_doremi_per_token_clipping_differs_from_mean_clipping(tmp_path):
+    """Domain a is 1 nat worse than the reference on half its tokens and 1 nat better on the other
+    half: its mean excess is 0 (clipped per domain mean, reference_run), but the paper's per-token
+    clipping (reference_model) gives lambda_a = 0.5, and a gains weight."""
+    loss = {"a": [3.0, 1.0] * 4, "b": [2.0] * 8, "c": [2.5, 2.0] * 4}
+    ref = {"a": [2.0] * 8, "b": [2.0] * 8, "c": [2.0] * 8}
+    mean = {d: sum(v) / len(v) for d, v in loss.items()}
+    per_token = {d: per_token_excess(loss[d], ref[d]) for d in DOMAINS}
+    assert per_token == pytest.approx({"a": 0.5, "b": 0.0, "c": 0.25})
+    assert max(mean["a"] - 2.0, 0.0) == 0.0 < per_token["a"]  # Jensen: per token >= per mean
+    assert math.isnan(per_token_excess([], []))
+
+    uniform = {d: 1 / 3 for d in DOMAINS}
+    h = _history(10, uniform, {d: 1000 for d in DOMAINS}, mean, [])
+    by_mean = DoReMi(reference_run=str(_write_reference(tmp_path / "ref", {d: 2.0 for d in DOMAINS})))
+    by_mean.initial_weights(_ctx())
+    w_mean = by_mean.update(h)
+    assert by_mean.last_fit_report["excess"] == pytest.approx({"a": 0.0, "b": 0.0, "c": 0.25})
+    by_token = DoReMi(reference_model="runs/reference")  # the strategy only declares it; module.py runs it
+    assert by_token.reference_model == "runs/reference" and by_token.initial_weights(_ctx()) == pytest.approx(uniform)
+    h.excess_loss = per_token
+    w_token = by_token.update(h)
+    assert by_token.last_fit_report["kind"] == "token"
+    assert w_token["a"] > w_token["c"] > w_token["b"]  # a gains weight only per token
+    assert w_mean["a"] == pytest.approx(w_mean["b"]) and w_mean["c"] > w_mean["a"]
+    assert w_token["a"] > w_mean["a"] * 1.5
+
+
+def test_doremi_reference_model_needs_the_step_excess_and_one_reference(tmp_path):
+    doremi = DoReMi(reference_model="runs/reference")
+    doremi.initial_weights(_ctx())
+    h = _history(10, {d: 1 / 3 for d in DOMAINS}, {d: 1000 for d in DOMAINS}, {d: 3.0 for d in DOMAINS}, [])
+    assert doremi.update(h) is None  # no excess_loss: the module ran no reference model
+    assert "no reference model" in doremi.last_fit_report["reason"]
+    h.excess_loss = {"a": math.inf, "b": 0.1, "c": 0.1}
+    assert doremi.update(h) is None and doremi.state_dict()["updates"] == 0
+    h.excess_loss = {"a": math.nan, "b": 0.1, "c": 0.0}  # a not sampled: no excess, weight falls
+    w = doremi.update(h)
+    assert w["b"] > w["a"] and w["a"] == pytest.approx(w["c"])
+    with pytest.raises(ValueError, match="reference_model=PATH.*reference_run=RUN_DIR"):
+        DoReMi()
+    with pytest.raises(ValueError, match="not both"):
+        DoReMi(reference_run=str(tmp_path), reference_model=str(tmp_path))
 
 
 # ---------------------------------------------------------------------------- all three

@@ -10,6 +10,8 @@ Interface:
     refit_due(step) -> bool                           refit after this optimizer step? (every n steps)
     update(history: MixHistory) -> weights | None     new weights, or None to keep the current ones
     state_dict() / load_state_dict()                  saved in the checkpoint (online strategies)
+    reference_model: str | None                       a frozen model the training step must also run
+                                                      (DoReMi per-token excess); None: none (default)
 Every strategy may cap epochs per domain (`max_epochs`): no domain is planned to be read more
 than that many times over the run's token budget; the surplus goes to the other domains.
 """
@@ -58,6 +60,10 @@ class MixHistory:
     # the latest scheduled weights (what the sampler will draw by once pending changes land);
     # the base for a strategy's next proposal. None when the caller has no sampler (tests).
     scheduled_weights: dict[str, float] | None = None
+    # mean over the domain's training tokens since the last refit of max(loss - reference model's
+    # loss, 0) on the same token (nan: no token of d); None unless the strategy declared a
+    # `reference_model` (the LightningModule runs it next to the trained model)
+    excess_loss: dict[str, float] | None = None
 
 
 def cap_epochs(
@@ -108,6 +114,9 @@ class MixingStrategy:
 
     name = "base"
     refit_every_n_steps: int | None = None
+    # path of a frozen model whose per-token losses the training step computes next to the trained
+    # model's (MixHistory.excess_loss); train.py hands it to the LightningModule at construction
+    reference_model: str | None = None
 
     def __init__(self, max_epochs: float | None = None):
         self.max_epochs = max_epochs

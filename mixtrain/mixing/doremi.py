@@ -1,9 +1,13 @@
 """DoReMi (Xie et al. 2023, "DoReMi: Optimizing Data Mixtures Speeds Up Language Model
-Pretraining"), online: the run being trained is the proxy, a finished run is the reference.
+Pretraining"), online: the run being trained is the proxy; the reference is either a frozen
+reference model (per-token excess, as in the paper) or a finished run's loss curve.
 
-Place in the flow: a finished run's metrics.csv (read with mixtrain/runfiles.py) -> the
-reference losses; `compute(ctx)` (uniform) -> sampler.py; every `refit_every_n_steps` the
-controller (mixing/refit.py) hands a `MixHistory` to `update()` (contract: mixing/ado.py).
+Place in the flow: `reference_model=PATH` -> train.py hands the path to module.py, which runs
+the frozen model on every training batch and returns per-domain clipped excess sums
+(mixing/outputs.py) -> the controller (mixing/refit.py) averages them into
+`MixHistory.excess_loss`; or `reference_run=RUN` -> that run's metrics.csv (read with
+mixtrain/runfiles.py) gives the reference losses. `compute(ctx)` (uniform) -> sampler.py; every
+`refit_every_n_steps` the controller hands a `MixHistory` to `update()` (contract: mixing/ado.py).
 Pure Python/numpy: no torch, no Lightning.
 """
 
@@ -48,20 +52,41 @@ def read_reference_losses(run_dir: str | os.PathLike, kind: str = "train") -> di
     return out
 
 
+def per_token_excess(token_loss: Sequence[float], reference_loss: Sequence[float]) -> float:
+    """The paper's lambda_d for one domain: mean over its tokens of max(loss - reference loss, 0).
+
+    Pure numpy twin of what module.py computes in torch on every batch (a sum and a token count
+    per domain, so that micro-batches, ranks and steps add up exactly); nan for no tokens.
+    """
+    loss, ref = np.asarray(token_loss, dtype=float), np.asarray(reference_loss, dtype=float)
+    if loss.shape != ref.shape:
+        raise ValueError(f"token losses {loss.shape} and reference losses {ref.shape} differ in shape")
+    return float(np.maximum(loss - ref, 0.0).mean()) if loss.size else math.nan
+
+
 class DoReMi(MixingStrategy):
-    """DoReMi online: exponentiated-gradient weights on the excess loss over a reference run.
+    """DoReMi online: exponentiated-gradient weights on the excess loss over a reference.
 
     DoReMi trains a proxy model with Group DRO against a reference model and averages the
-    weights; here the run itself is the proxy and `reference_run` (a finished mixtrain run,
-    typically uniform, same domains) gives the reference loss of domain d at the current step:
-    - reference_loss=train (default): the reference's per-domain training loss averaged over
-      the steps of the current refit interval (the same window as the run's own mean training
-      loss), interpolated linearly when the reference logged no row in that window;
-    - reference_loss=val: the reference's validation loss interpolated at the step, against
-      the run's latest validation loss (falls back to training losses when none is known yet).
-    Steps beyond the reference's last row use its last value (reported as "extrapolated").
+    weights; here the run itself is the proxy. Two references:
+    - `reference_model=PATH` (as in the paper): a frozen model (a finished mixtrain run dir or
+      .ckpt, or an HF Llama folder from mixtrain.export; same architecture and vocabulary as
+      this run's model) evaluated on the same tokens of every training batch; the excess of
+      domain d is `MixHistory.excess_loss[d]` = mean over d's tokens since the last refit of
+      max(l_theta(x_t) - l_ref(x_t), 0) (Algorithm 1's per-token clipping). Costs about one
+      extra forward pass per training step (no backward) and the reference's weights in memory
+      on every rank (a full replica, not sharded under FSDP).
+    - `reference_run=RUN` (no extra compute): a finished mixtrain run, typically uniform, same
+      domains, gives the reference loss of domain d at the current step:
+      * reference_loss=train (default): the reference's per-domain training loss averaged over
+        the steps of the current refit interval (the same window as the run's own mean training
+        loss), interpolated linearly when the reference logged no row in that window;
+      * reference_loss=val: the reference's validation loss interpolated at the step, against
+        the run's latest validation loss (falls back to training losses when none is known yet).
+      Steps beyond the reference's last row use its last value (reported as "extrapolated").
     Then, as the paper's Algorithm 1 (eta = 1, c = 1e-3):
-        excess_d = max(loss_d - ref_d, 0)        (NaN loss: domain not sampled, excess 0)
+        excess_d = max(loss_d - ref_d, 0)        (reference_run; reference_model: the per-token
+                                                 mean above; NaN: domain not sampled, excess 0)
         alpha'   = alpha * exp(eta * k * excess) (in log space), normalised; k = steps since the
                                                  last refit: eta is per training step as in the paper,
                                                  so the dynamics do not depend on the refit interval
@@ -69,7 +94,7 @@ class DoReMi(MixingStrategy):
     and returns alpha, or with `average: true` the running mean of alpha over refits (the
     paper's final output, for when this run is a proxy).
 
-    Where this differs from the paper (kept on purpose, not an oversight):
+    Where `reference_run` differs from the paper (use `reference_model` for the paper's form):
     - Clipping per domain mean, not per token. The paper's excess of domain d is the mean over
       its tokens x of max(l_theta(x) - l_ref(x), 0); ours is max(mean l_theta - mean l_ref, 0).
       By Jensen the paper's value is >= ours; they agree only when every token's excess has
@@ -78,11 +103,6 @@ class DoReMi(MixingStrategy):
     - The reference is a finished run's loss curve, not a reference model: l_ref comes from
       other batches (the reference run's, at the same steps) rather than the same tokens, and
       from the reference at the same point of training rather than a fully trained model.
-      Per-token clipping needs the reference model's per-token losses on this run's batch:
-      a frozen second model in the LightningModule (a forward pass per step, sharded like the
-      trained model under FSDP), its clipped excess summed per domain next to
-      `domain_loss_sum` (mixing/outputs.py) and carried by the controller into MixHistory.
-      Not implemented: see README "Mixing strategies" (doremi).
     """
 
     name = "doremi"
@@ -91,6 +111,7 @@ class DoReMi(MixingStrategy):
     def __init__(
         self,
         reference_run: str | None = None,
+        reference_model: str | None = None,
         reference_loss: str = "train",
         step_size: float = 1.0,
         smoothing: float = 1e-3,
@@ -99,15 +120,20 @@ class DoReMi(MixingStrategy):
         max_epochs: float | None = None,
     ):
         super().__init__(max_epochs)
-        if not reference_run:
-            raise ValueError("mixing=doremi needs mixing.reference_run=RUN_DIR: a finished mixtrain run over the "
-                             "same domains (e.g. a uniform run of the same model size) whose metrics.csv gives the "
-                             "reference loss per domain")
+        if not reference_run and not reference_model:
+            raise ValueError("mixing=doremi needs a reference: mixing.reference_model=PATH (a finished run dir, "
+                             ".ckpt or HF folder of the same model config: per-token excess as in the paper, one "
+                             "extra forward per step) or mixing.reference_run=RUN_DIR (a finished mixtrain run over "
+                             "the same domains whose metrics.csv gives the reference loss per domain)")
+        if reference_run and reference_model:
+            raise ValueError(f"mixing=doremi: set one of mixing.reference_model ({reference_model}) and "
+                             f"mixing.reference_run ({reference_run}), not both (reference_run=null to use the model)")
         if reference_loss not in self.KINDS:
             raise ValueError(f"mixing.reference_loss must be one of {self.KINDS}, got {reference_loss!r}")
         if not 0.0 <= smoothing <= 1.0:
             raise ValueError(f"mixing.smoothing must be in [0, 1], got {smoothing}")
-        self.reference_run = str(reference_run)
+        self.reference_run = str(reference_run) if reference_run else None
+        self.reference_model = str(reference_model) if reference_model else None  # the module runs it
         self.reference_loss = reference_loss
         self.step_size, self.smoothing, self.average = float(step_size), float(smoothing), bool(average)
         self.refit_every_n_steps = int(refit_every_n_steps)
@@ -139,7 +165,8 @@ class DoReMi(MixingStrategy):
         return self._reference[kind]
 
     def compute(self, ctx: DataContext) -> dict[str, float]:
-        self._table(self.reference_loss, ctx.domains)  # fail at start-up, not at the first refit
+        if self.reference_run:  # (a reference model is checked by module.py when it is built)
+            self._table(self.reference_loss, ctx.domains)  # fail at start-up, not at the first refit
         return {d: 1.0 for d in ctx.domains}  # DoReMi starts from uniform
 
     def _reference_at(self, table, d: str, first: float, last: float, window: bool) -> float:
@@ -150,9 +177,29 @@ class DoReMi(MixingStrategy):
                 return float(losses[inside].mean())
         return float(np.interp(last, steps, losses))
 
+    def _model_excess(self, history: MixHistory) -> dict[str, float] | None:
+        """Per-token clipped excess of the reference model, or None (and a report saying why)."""
+        if history.excess_loss is None:
+            self.last_fit_report = {"phase": "skipped", "reason": "no per-token excess in the history: the "
+                                    "training step ran no reference model"}
+            return None
+        if not finite_or_nan(history.excess_loss):
+            self.last_fit_report = {"phase": "skipped", "reason": "non-finite excess"}
+            return None
+        excess = {d: float(history.excess_loss.get(d, math.nan)) for d in history.weights}
+        if all(math.isnan(v) for v in excess.values()):
+            self.last_fit_report = {"phase": "skipped", "reason": "no domain sampled since the last refit"}
+            return None
+        return {d: (0.0 if math.isnan(v) else max(v, 0.0)) for d, v in excess.items()}
+
     def update(self, history: MixHistory) -> dict[str, float] | None:
         domains = list(history.weights)
-        k = len(domains)
+        if self.reference_model:
+            excess = self._model_excess(history)
+            if excess is None:
+                return None
+            return self._step(history, excess, {"phase": "eg", "kind": "token",
+                                                "excess": {d: round(excess[d], 5) for d in domains}})
         kind = self.reference_loss
         current = history.train_loss
         if kind == "val" and history.val_loss is not None:
@@ -173,6 +220,16 @@ class DoReMi(MixingStrategy):
         if not all(math.isfinite(v) for v in [*ref.values(), *excess.values()]):
             self.last_fit_report = {"phase": "skipped", "reason": "non-finite reference or excess"}
             return None
+        last_ref_step = max(float(table[d][0][-1]) for d in domains)
+        return self._step(history, excess, {"phase": "eg", "kind": kind,
+                                            "excess": {d: round(excess[d], 5) for d in domains},
+                                            "reference": {d: round(ref[d], 5) for d in domains},
+                                            "extrapolated": bool(history.step > last_ref_step)})
+
+    def _step(self, history: MixHistory, excess: Mapping[str, float], report: dict[str, Any]) -> dict[str, float]:
+        """One exponentiated-gradient step on the clipped excess (Algorithm 1), whatever the reference."""
+        domains = list(history.weights)
+        k = len(domains)
         alpha = self._alpha or {d: 1.0 / k for d in domains}
         # DoReMi takes one step of size eta per training step; one refit stands for all the steps since the last
         eta = self.step_size * max(history.step - self._last_step, 1)
@@ -185,10 +242,7 @@ class DoReMi(MixingStrategy):
         self._alpha, self._alpha_sum = new_alpha, alpha_sum
         self._updates += 1
         self._last_step = int(history.step)
-        last_ref_step = max(float(table[d][0][-1]) for d in domains)
-        self.last_fit_report = {"phase": "eg", "kind": kind, "excess": {d: round(excess[d], 5) for d in domains},
-                                "reference": {d: round(ref[d], 5) for d in domains},
-                                "extrapolated": bool(history.step > last_ref_step)}
+        self.last_fit_report = report
         out = {d: alpha_sum[d] / self._updates for d in domains} if self.average else new_alpha
         return normalize_weights(out, domains, what="doremi weights")
 

@@ -9,8 +9,9 @@ resume) and logs `mix/<domain>`, `mix/tokens/<domain>`, `tokens`. For an online 
 every optimizer step the strategy says is due (`refit_due`: every `refit_every_n_steps`; a
 schedule also at its stages' steps) it builds a `MixHistory` from inputs that are identical on
 every rank (per-domain training-loss sums were all-reduced in the step; token counts are global
-by construction; validation losses are all-reduced), asks the strategy for new weights on rank
-0, broadcasts them, applies the safety rules and the strategy's `max_epochs` cap over the
+by construction; validation losses are all-reduced; with a strategy's `reference_model`, the
+step's per-token clipped excess sums give `MixHistory.excess_loss`), asks the strategy for new
+weights on rank 0, broadcasts them, applies the safety rules and the strategy's `max_epochs` cap over the
 remaining budget, and schedules them in the sampler. A refit that sees NaN/inf, or whose
 strategy raises, keeps the previous weights and logs a warning; the run never crashes because of
 a refit. One line per refit goes to `RUN/refits.jsonl`; a change replaced by a newer one before
@@ -33,7 +34,7 @@ import torch
 
 from mixtrain.launch import is_rank_zero
 from mixtrain.mixing.base import MixHistory, MixingStrategy, cap_remaining_epochs
-from mixtrain.mixing.outputs import StepOutput, is_step_output
+from mixtrain.mixing.outputs import StepOutput, has_excess, is_step_output
 from mixtrain.runfiles import REFITS, atomic_write_text
 from mixtrain.weights import normalize_weights
 
@@ -89,6 +90,9 @@ class MixingController(pl.Callback):
         self.floor, self.max_change, self.smoothing = float(floor), max_change, float(smoothing)
         self._sum: torch.Tensor | None = None
         self._count: torch.Tensor | None = None
+        # per-token clipped excess over the reference model (StepOutput.domain_excess_sum) and tokens
+        self._excess_sum: torch.Tensor | None = None
+        self._token_count: torch.Tensor | None = None
         self.records: list[dict[str, Any]] = []
         self._trainer: pl.Trainer | None = None
         self._stepped = False  # the optimizer stepped during the current batch (an accumulation boundary)
@@ -132,6 +136,19 @@ class MixingController(pl.Callback):
         s, c = outputs["domain_loss_sum"].detach().double().cpu(), outputs["domain_count"].detach().double().cpu()
         self._sum = s if self._sum is None else self._sum + s
         self._count = c if self._count is None else self._count + c
+        if has_excess(outputs):
+            e = outputs["domain_excess_sum"].detach().double().cpu()
+            n = outputs["domain_token_count"].detach().double().cpu()
+            self._excess_sum = e if self._excess_sum is None else self._excess_sum + e
+            self._token_count = n if self._token_count is None else self._token_count + n
+
+    def _excess_loss(self, domains) -> dict[str, float] | None:
+        """Mean clipped per-token excess per domain since the last refit (nan: no token), or None
+        when no step carried one (no reference model)."""
+        if self._excess_sum is None or self._token_count is None:
+            return None
+        return {d: (float(self._excess_sum[i] / self._token_count[i]) if self._token_count[i] > 0 else math.nan)
+                for i, d in enumerate(domains)}
 
     def _val_loss(self, trainer, domains) -> dict[str, float] | None:
         metrics = trainer.callback_metrics
@@ -158,6 +175,7 @@ class MixingController(pl.Callback):
             val_loss=self._val_loss(trainer, domains),
             records=self.records,
             scheduled_weights=old,
+            excess_loss=self._excess_loss(domains),
         )
         new, status, error = None, "kept", None
         if is_rank_zero(trainer):
@@ -187,9 +205,13 @@ class MixingController(pl.Callback):
             "tokens_seen": history.tokens_seen, "error": error, "seconds": time.perf_counter() - t0,
             "fit": getattr(self.strategy, "last_fit_report", None),
         }
+        if history.excess_loss is not None:  # only runs with a reference model carry the key
+            record["excess_loss"] = history.excess_loss
         self.records.append({k: record[k] for k in ("step", "status", "effective_batch", "old_weights", "new_weights",
-                                                     "train_loss", "val_loss", "tokens_seen")})
+                                                     "train_loss", "val_loss", "tokens_seen", "excess_loss")
+                             if k in record})
         self._sum, self._count = None, None
+        self._excess_sum, self._token_count = None, None
         if is_rank_zero(trainer):
             with open(os.path.join(self.run_dir, REFITS), "a") as f:
                 f.write(json.dumps(record, default=float) + "\n")
@@ -241,6 +263,8 @@ class MixingController(pl.Callback):
             "records": self.records,
             "sum": None if self._sum is None else self._sum.tolist(),
             "count": None if self._count is None else self._count.tolist(),
+            "excess_sum": None if self._excess_sum is None else self._excess_sum.tolist(),
+            "token_count": None if self._token_count is None else self._token_count.tolist(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -248,6 +272,10 @@ class MixingController(pl.Callback):
         self.records = list(state.get("records", []))
         self._sum = None if state.get("sum") is None else torch.tensor(state["sum"], dtype=torch.float64)
         self._count = None if state.get("count") is None else torch.tensor(state["count"], dtype=torch.float64)
+        self._excess_sum, self._token_count = (
+            (None, None) if state.get("excess_sum") is None or state.get("token_count") is None
+            else (torch.tensor(state["excess_sum"], dtype=torch.float64),
+                  torch.tensor(state["token_count"], dtype=torch.float64)))
         # refits after the checkpoint will happen again: drop their lines from refits.jsonl
         path = os.path.join(self.run_dir, REFITS)
         if os.path.isfile(path) and is_rank_zero(self._trainer):
