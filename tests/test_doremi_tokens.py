@@ -26,8 +26,9 @@ from mixtrain.module import MixtureLM, domain_excess
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = str(REPO / "conf")
-# 8 steps, refit every 2, checkpoint every 4: the crash at 6 falls after the step-4 checkpoint
-COMMON = ["trainer.max_steps=8", "trainer.val_check_interval=8", "checkpoint_every_n_steps=4",
+# 8 steps, refit every 2, checkpoint every 3: the crash at 5 resumes from step 3, mid refit interval
+# (step 3's excess sums come back from the checkpoint)
+COMMON = ["trainer.max_steps=8", "trainer.val_check_interval=8", "checkpoint_every_n_steps=3",
           "trainer.log_every_n_steps=1", "sampler.window_samples=4", "sampler.weight_lag_batches=2",
           "mixing.refit_every_n_steps=2"]
 
@@ -141,7 +142,7 @@ def test_resume_reloads_reference_and_continues_exactly(doremi_run, reference_ru
     crashed = tmp_path / "crashed"
     args = ["mixing=doremi", f"mixing.reference_model={reference_run}", *COMMON]
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train(_cfg(tiny_data_dir, crashed, *args), extra_callbacks=[CrashAt(6)])
+        train(_cfg(tiny_data_dir, crashed, *args), extra_callbacks=[CrashAt(5)])
     train(_cfg(tiny_data_dir, crashed, *args, "resume=true"))
     a, b = _refits(full), _refits(crashed)
     assert [r["step"] for r in b] == [2, 4, 6, 8]
