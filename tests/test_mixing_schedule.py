@@ -87,6 +87,16 @@ def test_bad_stages_name_the_stage_and_the_fix(stages, match):
         _schedule(stages)
 
 
+def test_a_wrapped_strategys_reference_model_is_the_schedules():
+    """The module is built once: a DoReMi stage's frozen reference model must be declared by the
+    schedule itself, or that stage's refits would get no per-token excess."""
+    doremi = {"strategy": "doremi", "reference_model": "runs/ref", "refit_every_n_steps": 2}
+    assert _schedule([{"step": 0, "weights": {"a": 1.0}}, {"step": 4, "mixing": doremi}]).reference_model == "runs/ref"
+    assert _schedule([{"step": 0, "weights": {"a": 1.0}}]).reference_model is None
+    with pytest.raises(ValueError, match="different reference models"):
+        _schedule([{"step": 0, "mixing": doremi}, {"step": 4, "mixing": {**doremi, "reference_model": "runs/other"}}])
+
+
 def test_stage_weights_are_checked_against_the_domains_at_start():
     s = _schedule([{"step": 0, "weights": {d: 1 for d in DOMAINS}}, {"step": 5, "weights": {"a": 1, "z": 1}}])
     with pytest.raises(ValueError, match=r"mixing.stages\[1\] weights.*z"):

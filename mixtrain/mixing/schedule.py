@@ -68,6 +68,13 @@ class Schedule(MixingStrategy):
                 raise ValueError(f"mixing.stages[{i}].mixing: a schedule cannot wrap a schedule; list its stages here")
             self.stages.append({"step": step, "weights": weights, "mixing": mixing})
             self._inner.append(None if mixing is None else build_mixing(mixing).strategy)
+        # a wrapped strategy's frozen reference model (DoReMi per token) runs for the whole run:
+        # the module is built once, before any stage starts
+        references = sorted({inner.reference_model for inner in self._inner if inner is not None and inner.reference_model})
+        if len(references) > 1:
+            raise ValueError(f"mixing.stages: stages name different reference models {references}; one run holds one "
+                             "frozen reference model: give every stage the same mixing.reference_model")
+        self.reference_model = references[0] if references else None
         intervals = [s["step"] for s in self.stages[1:]] + [
             int(inner.refit_every_n_steps) for inner in self._inner if inner is not None and inner.refit_every_n_steps]
         self.refit_every_n_steps = math.gcd(*intervals) if intervals else None  # None: one static stage
