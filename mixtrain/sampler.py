@@ -48,6 +48,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from mixtrain.litdata_range import require_litdata
 from mixtrain.weights import normalize_weights
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ def read_domain_blocks(name: str, train_dir: str | os.PathLike, block_size: int)
     Mirrors TokensLoader.generate_intervals (a block never straddles a chunk; the tail of each
     chunk shorter than block_size is not read).
     """
+    require_litdata()  # the sampler and writer use litdata internals: only the tested releases
     index_path = os.path.join(os.fspath(train_dir), "index.json")
     try:
         with open(index_path) as f:

@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from mixtrain.litdata_range import require_litdata
 from mixtrain import runfiles
 
 log = logging.getLogger(__name__)
@@ -271,6 +272,7 @@ def _optimize(token_file: str, starts: np.ndarray, ends: np.ndarray, out_dir: Pa
     chunk layout (and the blocks TokensLoader cuts from it) would depend on N. Tokenizing is the
     parallel part (encode_batches); the shards are the same bytes for any prepare.num_workers.
     """
+    require_litdata()  # the sampler and writer use litdata internals: only the tested releases
     from litdata import TokensLoader, optimize
 
     # litdata logs "max_cache_size is unset ..." at INFO for every reader it opens (4 lines a
