@@ -34,7 +34,9 @@ def test_two_workers_give_the_same_shards_and_tokens_as_one(tiny_raw_dir, tiny_d
     prepare_corpus(tiny_raw_dir, out, settings=SETTINGS, tokenizer_model=str(tiny_data_dir / "tokenizer.model"),
                    num_workers=2)
     for domain in ("code", "prose", "tables"):
-        assert read_stats(out, domain) == read_stats(tiny_data_dir, domain)  # fingerprint included
+        # fingerprint included; "entropy" is a cache other tests may have added to the shared fixture
+        expected = {k: v for k, v in read_stats(tiny_data_dir, domain).items() if k != "entropy"}
+        assert {k: v for k, v in read_stats(out, domain).items() if k != "entropy"} == expected
         assert _chunk_checksums(out, domain) == _chunk_checksums(tiny_data_dir, domain)
         for split in ("train", "val"):
             assert np.array_equal(_tokens_read_back(out, domain, split), _tokens_read_back(tiny_data_dir, domain, split))
