@@ -16,7 +16,10 @@ litdata-dependent tests; CI re-runs them on the lowest release, .ci/litdata_rang
 * < 0.2.69: `optimize` stages chunks in one folder shared by every process ($TMPDIR/chunks) under
   fixed names: two prepares at once on one machine (e.g. two SLURM jobs on a node, different
   data_dirs) take each other's chunks and one data_dir ends up with chunks missing, while both
-  exit 0 (tests/test_litdata_range.py runs two at once).
+  exit 0 (tests/test_litdata_range.py runs three at once). 0.2.70 still shares the list of inputs
+  (`node-0-items.pkl`: a data_dir got another prepare's documents, 6 of 11 tries); shards.py
+  therefore gives every optimize private cache folders, which makes concurrent prepares safe on
+  every release in the range without relying on litdata's own fix (0.2.76).
 * < 0.2.70: every `StreamingDataset` and `optimize` asks PyPI for a newer litdata, a network
   request at run time (up to 30 s on a firewalled node) unless LITDATA_DISABLE_VERSION_CHECK=1.
 * upper end: 0.2.76 is the newest release tested (what a fresh `bash install.sh` resolves, so

@@ -265,6 +265,36 @@ def _emit_documents(item: tuple[str, str, int, int]):
             yield torch.from_numpy(np.fromfile(f, dtype=np.int32, count=int(end - start)))
 
 
+_LITDATA_CACHE_VARS = ("DATA_OPTIMIZER_CACHE_FOLDER", "DATA_OPTIMIZER_DATA_CACHE_FOLDER")
+
+
+@contextlib.contextmanager
+def _private_litdata_cache() -> Iterator[None]:
+    """Give one `optimize` call cache folders of its own, removed afterwards.
+
+    litdata stages bookkeeping under fixed names in $TMPDIR/chunks and $TMPDIR/data, shared by
+    every optimize on the machine (in 0.2.70 even the list of inputs, `node-0-items.pkl`; 0.2.76 moved it): two
+    prepares at once (two SLURM jobs on a node, different data_dirs) could write each other's
+    documents and both exit 0. litdata reads these two variables in the writer process, which
+    `fork` starts after they are set here.
+    """
+    import tempfile
+
+    private = tempfile.mkdtemp(prefix="mixtrain-litdata-")
+    saved = {k: os.environ.get(k) for k in _LITDATA_CACHE_VARS}
+    try:
+        os.environ[_LITDATA_CACHE_VARS[0]] = os.path.join(private, "chunks")
+        os.environ[_LITDATA_CACHE_VARS[1]] = os.path.join(private, "data")
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        shutil.rmtree(private, ignore_errors=True)
+
+
 def _optimize(token_file: str, starts: np.ndarray, ends: np.ndarray, out_dir: Path, settings: ShardSettings) -> None:
     """Write the documents [starts[i], ends[i]) of token_file, in order, as litdata chunks in out_dir.
 
@@ -283,12 +313,14 @@ def _optimize(token_file: str, starts: np.ndarray, ends: np.ndarray, out_dir: Pa
     np.save(docs_file, np.stack([np.asarray(starts, np.int64), np.asarray(ends, np.int64)], axis=1).reshape(-1, 2))
     inputs = [(token_file, docs_file, i, min(i + group, len(starts))) for i in range(0, len(starts), group)]
     try:
-        optimize(
-            fn=_emit_documents, inputs=inputs, output_dir=str(out_dir), chunk_size=settings.block_size * settings.blocks_per_chunk,
-            item_loader=TokensLoader(), num_workers=1, mode="overwrite",
-            # fork: no re-import of the caller's __main__ per call (spawn costs seconds each time)
-            start_method="fork", verbose=False,
-        )
+        with _private_litdata_cache():
+            optimize(
+                fn=_emit_documents, inputs=inputs, output_dir=str(out_dir),
+                chunk_size=settings.block_size * settings.blocks_per_chunk,
+                item_loader=TokensLoader(), num_workers=1, mode="overwrite",
+                # fork: no re-import of the caller's __main__ per call (spawn costs seconds each time)
+                start_method="fork", verbose=False,
+            )
     finally:
         os.unlink(docs_file)
 

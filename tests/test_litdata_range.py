@@ -60,18 +60,18 @@ def test_installed_litdata_is_inside_the_range():
 BLOCK = 50
 
 
-def _doc(item):
-    offset, length = item
-    yield torch.arange(offset, offset + length, dtype=torch.int32)
-
-
 def _write(domain_id: int, out_dir: str) -> None:
-    """A domain's shards written the way shards.py writes them (TokensLoader, fork, overwrite)."""
-    from litdata import TokensLoader, optimize
+    """One domain's shards, written by prepare's own writer (shards._optimize: TokensLoader, fork, overwrite)."""
+    import numpy as np
 
-    optimize(fn=_doc, inputs=[(domain_id * 1_000_000 + i * BLOCK, BLOCK) for i in range(400)], output_dir=out_dir,
-             chunk_size=4 * BLOCK, item_loader=TokensLoader(), num_workers=1, mode="overwrite", start_method="fork",
-             verbose=False)
+    from mixtrain.shards import ShardSettings, _optimize
+
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    token_file = out.parent / f"{out.name}.tokens"
+    np.arange(domain_id * 1_000_000, domain_id * 1_000_000 + 400 * BLOCK, dtype=np.int32).tofile(token_file)
+    starts = np.arange(0, 400 * BLOCK, BLOCK)
+    _optimize(str(token_file), starts, starts + BLOCK, out, ShardSettings(block_size=BLOCK, blocks_per_chunk=4))
 
 
 def _domains_read_back(out_dir: str) -> set[int]:
@@ -83,10 +83,13 @@ def _domains_read_back(out_dir: str) -> set[int]:
 
 
 def test_two_prepares_at_once_on_one_machine_keep_their_own_chunks(tmp_path):
-    # litdata < 0.2.69 staged every optimize's chunks in $TMPDIR/chunks under the same names: the
-    # second writer took the first one's chunks, and a data_dir was left with chunks missing.
+    # litdata stages bookkeeping in $TMPDIR under fixed names: below 0.2.69 the chunks themselves
+    # (a data_dir was left with chunks missing), in 0.2.70 still the list of inputs (a data_dir got
+    # the other prepare's documents, both exiting 0). prepare's writer gives each optimize private
+    # cache folders (shards._private_litdata_cache), so this holds on every release in the range.
     ctx = mp.get_context("fork")
-    jobs = [ctx.Process(target=_write, args=(k, str(tmp_path / f"d{k}"))) for k in range(2)]
+    writers = 3
+    jobs = [ctx.Process(target=_write, args=(k, str(tmp_path / f"d{k}"))) for k in range(writers)]
     for p in jobs:
         p.start()
     for p in jobs:
@@ -95,8 +98,9 @@ def test_two_prepares_at_once_on_one_machine_keep_their_own_chunks(tmp_path):
     for p in hung:
         p.kill()
         p.join()
-    assert not hung and [p.exitcode for p in jobs] == [0, 0], f"writers hung or failed: {[p.exitcode for p in jobs]}"
-    for k in range(2):
+    assert not hung, f"writers hung: {[p.exitcode for p in jobs]}"
+    assert [p.exitcode for p in jobs] == [0] * writers
+    for k in range(writers):
         assert _domains_read_back(str(tmp_path / f"d{k}")) == {k}
 
 
