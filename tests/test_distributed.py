@@ -137,7 +137,8 @@ def test_multirun_with_ddp_runs_each_job_once(tiny_data_dir, tmp_path):
     assert proc.stdout.count("[mixtrain] sweep job:") == 2
     for job in jobs:
         summary = json.loads((sweep / job / "summary.json").read_text())
-        assert summary["step"] == 2
+        assert summary["step"] == 2 and summary["strategy"] == job.split("-")[1]
+        assert (sweep / job / "checkpoints" / "last.ckpt").is_file()  # the job's run dir holds all of it
         rows = _metrics(sweep / job)
         steps = [int(float(r["step"])) for r in rows]
         assert steps == sorted(set(steps)), "each step logged once: one process group wrote this run"

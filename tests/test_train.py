@@ -111,6 +111,7 @@ def test_checkpoint_from_other_domains_is_refused(tiny_data_dir, tmp_path):
         train(_cfg(tiny_data_dir, tmp_path / "r2", f"ckpt_path={tmp_path / 'foreign.ckpt'}", "trainer.max_steps=4"))
 
 
+@pytest.mark.slow  # the default suite covers multirun through test_distributed.py's DDP sweep (a superset)
 def test_hydra_multirun_two_jobs(tiny_data_dir, tmp_path):
     sweep = tmp_path / "sweep"
     env = {**os.environ, "WANDB_MODE": "offline"}
