@@ -19,6 +19,7 @@
 #   TARGET_IMPORTANCE='{code: 0, ..., pkgdocs: 1}' TARGET_LAW=loglinear: part `target` = strategy `law-target`, the
 #     optimum of TARGET_LAW fitted on the proxies' losses of every eval domain (eval-only ones included) for that importance
 #   ENTROPY="se ce je vne" x NORMS="proportional softmax"   ONLINE="online_bimix ado odm doremi"
+#     (+ doremi_token: DoReMi with the uniform run as a frozen reference model, per-token excess)
 #   ODM_WARMUP (odm's uniform warm-up steps; default conf/mixing/odm.yaml's 100)
 # Order: part-major (every seed of a part before the next part), so the law and online parts run
 # last, under the newest code. A (strategy, seed) whose OUT/runs/<strategy>-seed<N>/DONE exists is
@@ -26,7 +27,7 @@
 # Law: proxy sweep (PROXY_RUNS mixtures of mixtrain.proxy, experiment=proxy) -> collect
 # (training domains' losses only: bimix fits each domain from its own weight) -> fit bimix ->
 # mixing=law optimised for STEPS (strategy `law-bimix`).
-# DoReMi's reference: the uniform run of the same seed. Last: python -m mixtrain.report OUT/runs.
+# DoReMi's reference: the uniform run of the same seed (its loss curve; doremi_token: its model). Last: python -m mixtrain.report OUT/runs.
 set -euo pipefail
 OUT="${1:?usage: compare.sh OUT_DIR [overrides...]}"
 shift
@@ -107,6 +108,11 @@ for part in $PARTS; do
             ref="$OUT/runs/uniform-seed$seed"
             [ -f "$ref/DONE" ] || { echo "doremi needs the static part's uniform run $ref" >&2; exit 2; }
             run_one doremi "$seed" mixing=doremi mixing.reference_run="$ref" mixing.refit_every_n_steps="$REFIT_EVERY"
+          elif [ "$m" = doremi_token ]; then  # the same reference as a frozen model: per-token clipped excess (the paper's)
+            ref="$OUT/runs/uniform-seed$seed"
+            [ -f "$ref/DONE" ] || { echo "doremi_token needs the static part's uniform run $ref" >&2; exit 2; }
+            run_one doremi-token "$seed" mixing=doremi mixing.name=doremi-token mixing.reference_model="$ref" \
+              mixing.refit_every_n_steps="$REFIT_EVERY"
           elif [ "$m" = odm ] && [ -n "${ODM_WARMUP:-}" ]; then  # uniform warm-up steps (conf: 100)
             run_one odm "$seed" mixing=odm mixing.refit_every_n_steps="$REFIT_EVERY" mixing.warmup_steps="$ODM_WARMUP"
           else

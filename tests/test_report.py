@@ -272,6 +272,14 @@ def test_variants_split_by_mixing_config_and_resumed_steps_dedupe(tmp_path):
     aggs = aggregate_table(runs_table(load_runs([tmp_path])))
     assert {a["variant"]: a["n"] for a in aggs} == {"temperature (temperature=2.0)": 2,
                                                     "temperature (temperature=3.0)": 1}
+    # doremi's reference (a run or a model) is the uniform run of the same seed: one variant over seeds
+    ref_dir = tmp_path.parent / f"{tmp_path.name}-doremi"
+    for seed in range(2):
+        run = ref_dir / f"doremi-seed{seed}"
+        write_run(run, strategy="doremi", seed=seed, rate=0.3, steps=20)
+        (run / "config.yaml").write_text(f"seed: {seed}\nmixing:\n  name: doremi\n  eta: 1.0\n"
+                                         f"  reference_model: runs/uniform-seed{seed}\n")
+    assert {a["variant"]: a["n"] for a in aggregate_table(runs_table(load_runs([ref_dir])))} == {"doremi": 2}
 
 
 def test_paired_ci_vs_uniform_and_natural_on_mean_and_target(tmp_path):

@@ -3,7 +3,7 @@
 Place in the flow: runs.py (`Run`) -> **tables.py** -> report.md (cli.py). Pure: numpy.
 
 A strategy's runs are aggregated together unless their `mixing` config (config.yaml, seed and
-per-seed keys such as doremi's reference_run ignored) differs: then each distinct config is its own row, labelled by the keys that differ,
+per-seed keys such as doremi's reference_run / reference_model ignored) differs: then each distinct config is its own row, labelled by the keys that differ,
 e.g. `temperature (temperature=2.0)`. std is the sample standard deviation (ddof=1).
 
 Two scores per run: `val/loss` (unweighted mean over the training domains) and `val/target`
@@ -26,9 +26,9 @@ from mixtrain.report.runs import Run
 
 BASELINES = ("uniform", "natural")
 SCORES = ("val/loss", "val/target")  # what the paired differences are computed on
-# mixing keys that differ between the seeds of one strategy by design (doremi's reference run is
-# the uniform run of the same seed): not a different variant
-PER_SEED_KEYS = ("seed", "reference_run")
+# mixing keys that differ between the seeds of one strategy by design (doremi's reference run or
+# reference model is the uniform run of the same seed): not a different variant
+PER_SEED_KEYS = ("seed", "reference_run", "reference_model")
 MINUS = "\u2212"
 
 
