@@ -104,15 +104,15 @@ for part in $PARTS; do
           mixing.step="$STEPS" "mixing.importance=$TARGET_IMPORTANCE" ;;
       online)
         for m in $ONLINE; do
-          if [ "$m" = doremi ]; then  # reference model: the uniform run of the same seed (as in the paper)
+          if [ "$m" = doremi ] || [ "$m" = doremi_token ]; then  # reference: the uniform run of the same seed (as in the paper)
             ref="$OUT/runs/uniform-seed$seed"
-            [ -f "$ref/DONE" ] || { echo "doremi needs the static part's uniform run $ref" >&2; exit 2; }
-            run_one doremi "$seed" mixing=doremi mixing.reference_run="$ref" mixing.refit_every_n_steps="$REFIT_EVERY"
-          elif [ "$m" = doremi_token ]; then  # the same reference as a frozen model: per-token clipped excess (the paper's)
-            ref="$OUT/runs/uniform-seed$seed"
-            [ -f "$ref/DONE" ] || { echo "doremi_token needs the static part's uniform run $ref" >&2; exit 2; }
-            run_one doremi-token "$seed" mixing=doremi mixing.name=doremi-token mixing.reference_model="$ref" \
-              mixing.refit_every_n_steps="$REFIT_EVERY"
+            [ -f "$ref/DONE" ] || { echo "$m needs the static part's uniform run $ref" >&2; exit 2; }
+            if [ "$m" = doremi ]; then  # its loss curve: per-domain-mean excess
+              run_one doremi "$seed" mixing=doremi mixing.reference_run="$ref" mixing.refit_every_n_steps="$REFIT_EVERY"
+            else  # the same run as a frozen model: per-token clipped excess (the paper's)
+              run_one doremi-token "$seed" mixing=doremi mixing.name=doremi-token mixing.reference_model="$ref" \
+                mixing.refit_every_n_steps="$REFIT_EVERY"
+            fi
           elif [ "$m" = odm ] && [ -n "${ODM_WARMUP:-}" ]; then  # uniform warm-up steps (conf: 100)
             run_one odm "$seed" mixing=odm mixing.refit_every_n_steps="$REFIT_EVERY" mixing.warmup_steps="$ODM_WARMUP"
           else

@@ -29,7 +29,6 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from mixtrain.litdata_range import require_litdata
 from mixtrain.sampler import MixtureStream, make_loader, read_domain_blocks
 from mixtrain.shards import read_manifest, read_stats
 
@@ -38,7 +37,6 @@ class ValBlocks(Dataset):
     """A fixed slice of one domain's val blocks (map-style; this rank's share only)."""
 
     def __init__(self, val_dir: str, block_size: int, indices: list[int]):
-        require_litdata()  # the val reads rely on the same TokensLoader behaviour as the sampler
         self.val_dir, self.block_size, self.indices = val_dir, block_size, indices
         self._ds = None
 

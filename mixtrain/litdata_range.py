@@ -1,7 +1,8 @@
 """The litdata releases mixtrain is tested with, and the check that the installed one is among them.
 
-Place in the flow: shards.py (litdata `optimize`), sampler.py and data.py (litdata
-`StreamingDataset` + `TokensLoader`) call `require_litdata()` before they touch litdata. The
+Place in the flow: shards.py (litdata `optimize`) and sampler.py (`read_domain_blocks`, which
+data.py's train and val loaders go through before they open a litdata `StreamingDataset` +
+`TokensLoader`) call `require_litdata()` before they touch litdata. The
 sampler relies on litdata internals, not only its public API: it indexes a dataset's `cache`
 with `litdata.streaming.sampler.ChunkedIndex` and reads the chunk list of `index.json`, and
 entropy.py reads the chunk files' byte layout directly. So the range is where those were

@@ -265,34 +265,23 @@ def _emit_documents(item: tuple[str, str, int, int]):
             yield torch.from_numpy(np.fromfile(f, dtype=np.int32, count=int(end - start)))
 
 
-_LITDATA_CACHE_VARS = ("DATA_OPTIMIZER_CACHE_FOLDER", "DATA_OPTIMIZER_DATA_CACHE_FOLDER")
-
-
 @contextlib.contextmanager
 def _private_litdata_cache() -> Iterator[None]:
     """Give one `optimize` call cache folders of its own, removed afterwards.
 
     litdata stages bookkeeping under fixed names in $TMPDIR/chunks and $TMPDIR/data, shared by
-    every optimize on the machine (in 0.2.70 even the list of inputs, `node-0-items.pkl`; 0.2.76 moved it): two
-    prepares at once (two SLURM jobs on a node, different data_dirs) could write each other's
-    documents and both exit 0. litdata reads these two variables in the writer process, which
-    `fork` starts after they are set here.
+    every optimize on the machine (in 0.2.70 even the list of inputs, `node-0-items.pkl`; 0.2.76
+    moved it): two prepares at once (two SLURM jobs on a node, different data_dirs) could write
+    each other's documents and both exit 0. litdata reads these two variables in the writer
+    process, which `fork` starts after they are set here.
     """
     import tempfile
+    from unittest import mock
 
-    private = tempfile.mkdtemp(prefix="mixtrain-litdata-")
-    saved = {k: os.environ.get(k) for k in _LITDATA_CACHE_VARS}
-    try:
-        os.environ[_LITDATA_CACHE_VARS[0]] = os.path.join(private, "chunks")
-        os.environ[_LITDATA_CACHE_VARS[1]] = os.path.join(private, "data")
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        shutil.rmtree(private, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="mixtrain-litdata-", ignore_cleanup_errors=True) as private:
+        with mock.patch.dict(os.environ, {"DATA_OPTIMIZER_CACHE_FOLDER": os.path.join(private, "chunks"),
+                                          "DATA_OPTIMIZER_DATA_CACHE_FOLDER": os.path.join(private, "data")}):
+            yield
 
 
 def _optimize(token_file: str, starts: np.ndarray, ends: np.ndarray, out_dir: Path, settings: ShardSettings) -> None:

@@ -14,7 +14,6 @@ import warnings
 from pathlib import Path
 
 import pytest
-import torch
 
 from mixtrain.litdata_range import LITDATA_BELOW, LITDATA_MIN, LITDATA_REQUIREMENT, check_litdata_version, require_litdata
 
