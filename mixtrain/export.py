@@ -141,6 +141,8 @@ def write_tokenizer(tokenizer, out_dir: Path, model_max_length: int) -> None:
     else:
         (out_dir / "tokenizer.json").write_text(_with_bos_template(tokenizer))
     tok_cfg = {"tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": False}
+    if tokenizer.kind == "spm":  # literal "<s>" in text is text to SentencePiece: never cut out as BOS
+        tok_cfg["split_special_tokens"] = True
     tok_cfg.update(special, model_max_length=int(model_max_length))
     (out_dir / "tokenizer_config.json").write_text(json.dumps(tok_cfg, indent=2) + "\n")
     (out_dir / "special_tokens_map.json").write_text(json.dumps(special, indent=2) + "\n")
