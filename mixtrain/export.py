@@ -165,7 +165,16 @@ def write_tokenizer(tokenizer, out_dir: Path, model_max_length: int) -> None:
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    """The process umask, read without changing it where Linux says it (os.umask sets it for a moment,
+    which another thread creating a file in that moment would feel)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
 
