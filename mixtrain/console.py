@@ -21,7 +21,7 @@ from typing import Any
 
 from lightning.pytorch.callbacks.progress.progress_bar import ProgressBar
 
-MAX_DOMAINS_SHOWN = 4  # the rest is summarised as "+N"
+MAX_DOMAINS_SHOWN = 5  # the rest is summarised as "+N"
 SMOOTHING = 0.3  # weight of the newest step's throughput in the moving average
 
 

@@ -92,3 +92,24 @@ def test_cli_prints_the_continuation_and_names_bad_input(tiny_run, tmp_path, cap
         with pytest.raises(SystemExit):
             main([str(tiny_run), "--prompt", "x", "--device", "cpu", *args])
         assert message in capsys.readouterr().err
+
+
+def test_an_export_with_an_hf_tokenizer_json_generates_like_transformers(tmp_path):
+    """An HF-tokenizer export has no tokenizer.model: its tokenizer.json and named specials are used."""
+    pytest.importorskip("transformers")
+    from test_tokenizer import write_hf_tokenizer
+    from transformers import AutoModelForCausalLM
+
+    from mixtrain.generate import generate, hf_folder_tokenizer
+    from mixtrain.tokenizer import open_tokenizer
+
+    path = write_hf_tokenizer(tmp_path / "tok.json", specials=("<unk>", "[CLS]", "[SEP]"))
+    hf_dir = _random_export(open_tokenizer(path, bos_token="[CLS]", eos_token="[SEP]"), tmp_path / "hf")
+    tok = hf_folder_tokenizer(hf_dir)
+    assert tok.kind == "hf" and (tok.bos_token, tok.eos_token, tok.bos_id, tok.eos_id) == ("[CLS]", "[SEP]", 1, 2)
+    _, ids = generate(hf_dir, "the lazy fox", max_new_tokens=12, temperature=0, device="cpu")
+    model = AutoModelForCausalLM.from_pretrained(str(hf_dir), dtype=torch.float32).eval()
+    prompt = torch.tensor([tok.encode_documents(["the lazy fox"])[0][:-1].tolist()])
+    with torch.no_grad():
+        out = model.generate(prompt, max_new_tokens=12, do_sample=False, pad_token_id=tok.eos_id)
+    assert ids == out[0, prompt.shape[1]:].tolist()
