@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
 from hydra import compose, initialize_config_dir
 
 from mixtrain.console import mixture_summary, status_line
