@@ -18,7 +18,8 @@ EXTRAS="${EXTRAS:-dev}"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 PY="$VENV/bin/python"
 "$PY" -m pip install --quiet --upgrade pip
-"$PY" -m pip install --quiet $TORCH_SPEC
+# numpy with torch: torch imported without it (the version probe below) warns "Failed to initialize NumPy"
+"$PY" -m pip install --quiet $TORCH_SPEC "numpy>=1.26"
 # Constrain torch to what is installed now, so nothing below can replace it.
 TORCH_NOW="$("$PY" -c 'import torch; print(torch.__version__.split("+")[0])')"
 echo "torch==$TORCH_NOW" > "$VENV/torch-constraint.txt"

@@ -11,7 +11,9 @@ from the run's checkpoint every time (so it is the checkpoint's weights, never a
 BOS is prepended to every request (`add_bos_token=True`): mixtrain trains every document as
 [bos] + text + [eos], while lm-eval's default for most HF models is no BOS. `--include-path`
 adds task YAMLs of your own (local data: `dataset_path: json` + `dataset_kwargs.data_files`);
-`--no-default-tasks` skips indexing lm-eval's built-in tasks (faster when only yours run).
+`--no-default-tasks` skips indexing lm-eval's built-in tasks (faster when only yours run);
+examples/eval_task/ is such a task (YAML + jsonl). A task whose dataset cannot be loaded (a
+built-in task offline) is an error naming the task, its dataset and the local alternative.
 Per-domain perplexity on your own held-out text during training is not this module: prepare
 the text as extra domains and pass `eval_only_domains=[...]` to mixtrain.train.
 """
@@ -33,6 +35,33 @@ def _require_lm_eval():
         raise ImportError("mixtrain.evaluate needs lm-evaluation-harness: pip install -e '.[eval]' "
                           "(or pip install 'lm-eval>=0.4')") from None
     return lm_eval
+
+
+EXAMPLE_TASK = "python -m mixtrain.evaluate RUN --tasks mixtrain_example --include-path examples/eval_task --no-default-tasks"
+
+
+def _task_whose_download_failed(error: BaseException):
+    """The lm-eval Task whose dataset loading raised `error` (its `download` is on the traceback), or None."""
+    tb, task = error.__traceback__, None
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_name == "download" and "lm_eval" in frame.f_code.co_filename:
+            task = frame.f_locals.get("self", task)
+        tb = tb.tb_next
+    return task
+
+
+def _dataset_message(task, error: BaseException) -> str:
+    config = getattr(task, "config", None)
+    name = getattr(config, "task", None) or type(task).__name__
+    dataset = getattr(config, "dataset_path", None) or "?"
+    if getattr(config, "dataset_name", None):
+        dataset += f" ({config.dataset_name})"
+    return (f"lm-eval task {name!r} needs its dataset {dataset}, which could not be loaded ({type(error).__name__}: "
+            f"{str(error)[:300]}). lm-eval's built-in tasks download their data from the Hugging Face Hub on first "
+            "use: run once with network access (the data is then cached in HF_DATASETS_CACHE, offline afterwards), "
+            "or evaluate a local task: a YAML with dataset_path: json and dataset_kwargs.data_files pointing at your "
+            f".jsonl, as the shipped example: {EXAMPLE_TASK}")
 
 
 def evaluate_run(run_dir: str | os.PathLike, tasks: list[str], *, out: str | os.PathLike | None = None,
@@ -61,13 +90,19 @@ def evaluate_run(run_dir: str | os.PathLike, tasks: list[str], *, out: str | os.
     if unknown:
         where = f" (searched {include_path} and the built-in tasks)" if include_path else ""
         raise ValueError(f"unknown lm-eval task(s) {unknown}{where}; check the name or add --include-path DIR")
-    results = lm_eval.simple_evaluate(
-        model="hf", model_args={"pretrained": str(hf_dir), "dtype": "float32" if device == "cpu" else "auto",
-                                "add_bos_token": True},
-        tasks=list(tasks), num_fewshot=num_fewshot, batch_size=batch_size, device=device, limit=limit,
-        task_manager=manager, log_samples=False, random_seed=seed, numpy_random_seed=seed,
-        torch_random_seed=seed, fewshot_random_seed=seed,
-    )
+    try:
+        results = lm_eval.simple_evaluate(
+            model="hf", model_args={"pretrained": str(hf_dir), "dtype": "float32" if device == "cpu" else "auto",
+                                    "add_bos_token": True},
+            tasks=list(tasks), num_fewshot=num_fewshot, batch_size=batch_size, device=device, limit=limit,
+            task_manager=manager, log_samples=False, random_seed=seed, numpy_random_seed=seed,
+            torch_random_seed=seed, fewshot_random_seed=seed,
+        )
+    except Exception as e:
+        task = _task_whose_download_failed(e)
+        if task is None:
+            raise
+        raise ValueError(_dataset_message(task, e)) from None
     if results is None:  # non-zero ranks under a distributed launcher
         return {}
     out = Path(out) if out else run_dir / "lm_eval.json"

@@ -1,6 +1,7 @@
 """Export a trained run to a Hugging Face `LlamaForCausalLM` folder (weights, config, tokenizer).
 
     python -m mixtrain.export RUN --out DIR [--ckpt PATH] [--tokenizer FILE] [--dtype float32|bfloat16]
+                              [--max-position-embeddings N] [--overwrite]
 
 Place in the flow: RUN/checkpoints/*.ckpt (module.py) -> hf_format.py mapping -> **export.py**
 -> DIR/{config.json, generation_config.json, model.safetensors, tokenizer files} ->
@@ -12,6 +13,8 @@ unless `--ckpt` names one. The tokenizer is the one the run's data_dir was prepa
 exported as itself + an exact tokenizer.json conversion, an HF `tokenizer.json` as itself with
 a post-processor that prepends BOS (the training convention); both with a PreTrainedTokenizerFast
 tokenizer_config.json. Only weights leave: no optimizer, sampler or mixing state.
+Re-exporting into the same DIR replaces the files an export writes and keeps the rest (a model
+card); a non-empty DIR that is no export is refused unless `--overwrite`.
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ import torch
 from mixtrain.hf_format import hf_config, strip_prefix, to_hf_state_dict
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+EXPORT_META = "mixtrain_export.json"
+# what an export writes (exports made before mixtrain_export.json listed its "files")
+EXPORT_FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer.model",
+                "tokenizer_config.json", "special_tokens_map.json", EXPORT_META)
 
 
 def load_run_checkpoint(run_dir: str | os.PathLike | None, ckpt_path: str | os.PathLike | None = None
@@ -55,14 +62,23 @@ def load_run_checkpoint(run_dir: str | os.PathLike | None, ckpt_path: str | os.P
                                         "train longer or pass --ckpt PATH")
             return found
     if os.path.isdir(path):  # FSDP2 / ModelParallelStrategy: one shard per rank in a folder
-        raise ValueError(f"{path} is a distributed (sharded) checkpoint folder; consolidate it into one file first: "
-                         f"python -m lightning.fabric.utilities.consolidate_checkpoint {path} --output_file "
-                         f"{path}.consolidated, then pass --ckpt {path}.consolidated")
+        path = consolidated_checkpoint(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:
         raise ValueError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e}); pass another --ckpt") from None
     return path, ckpt
+
+
+def consolidated_checkpoint(sharded_dir: str) -> str:
+    """A single-file checkpoint of the sharded (FSDP2) checkpoint folder `sharded_dir`.
+
+    The one place export meets sharded checkpoints: today it refuses with the command that
+    consolidates; a consolidation helper (checkpoints.py) can be called here instead.
+    """
+    raise ValueError(f"{sharded_dir} is a distributed (sharded) checkpoint folder; consolidate it into one file "
+                     f"first: python -m lightning.fabric.utilities.consolidate_checkpoint {sharded_dir} --output_file "
+                     f"{sharded_dir}.consolidated, then pass --ckpt {sharded_dir}.consolidated")
 
 
 def checkpoint_model(ckpt: dict[str, Any], path: str = "checkpoint") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -141,14 +157,71 @@ def write_tokenizer(tokenizer, out_dir: Path, model_max_length: int) -> None:
     else:
         (out_dir / "tokenizer.json").write_text(_with_bos_template(tokenizer))
     tok_cfg = {"tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": False}
+    if tokenizer.kind == "spm":  # literal "<s>" in text is text to SentencePiece: never cut out as BOS
+        tok_cfg["split_special_tokens"] = True
     tok_cfg.update(special, model_max_length=int(model_max_length))
     (out_dir / "tokenizer_config.json").write_text(json.dumps(tok_cfg, indent=2) + "\n")
     (out_dir / "special_tokens_map.json").write_text(json.dumps(special, indent=2) + "\n")
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where Linux says it (os.umask sets it for a moment,
+    which another thread creating a file in that moment would feel)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _publish(tmp: Path, out_dir: Path, overwrite: bool) -> None:
+    """Move the files of `tmp` into `out_dir`, replacing only the files an export writes.
+
+    A new folder appears whole (one rename). Into an existing one, each written file is
+    replaced by rename, then the files the previous export wrote and this one did not (its
+    mixtrain_export.json lists them) are removed; anything else there (a model card, notes) stays.
+    """
+    if not out_dir.exists():
+        os.replace(tmp, out_dir)
+        return
+    previous = out_dir / EXPORT_META
+    if previous.is_file():
+        try:
+            old_files = set(json.loads(previous.read_text()).get("files") or EXPORT_FILES)
+        except ValueError:
+            old_files = set(EXPORT_FILES)
+    elif overwrite or not any(out_dir.iterdir()):
+        old_files = set()
+    else:
+        shutil.rmtree(tmp)
+        held = sorted(p.name for p in out_dir.iterdir())
+        raise FileExistsError(f"{out_dir} exists, holds {held[:5]} and is not a mixtrain export; choose another "
+                              f"--out, or pass --overwrite to write the export's files into it (only those are "
+                              "replaced; the rest stays)")
+    new_files = sorted(p.name for p in tmp.iterdir())
+    for name in sorted(new_files, key=lambda n: n == EXPORT_META):  # the file list last: it names a complete set
+        os.replace(tmp / name, out_dir / name)
+    for name in sorted(old_files - set(new_files)):
+        if (out_dir / name).is_file():
+            (out_dir / name).unlink()
+    tmp.rmdir()
+
+
 def export_model(gpt_state: dict[str, torch.Tensor], cfg: dict[str, Any], tokenizer, out_dir: str | os.PathLike,
-                 dtype: str = "float32", extra: dict[str, Any] | None = None) -> Path:
-    """Write an HF Llama folder from a GPT state dict + GPTConfig kwargs + tokenizer (atomically)."""
+                 dtype: str = "float32", extra: dict[str, Any] | None = None,
+                 max_position_embeddings: int | None = None, overwrite: bool = False) -> Path:
+    """Write an HF Llama folder from a GPT state dict + GPTConfig kwargs + tokenizer.
+
+    `max_position_embeddings` (config.json; the tokenizer's model_max_length) defaults to the
+    model config's context, `seq_len`: the longest sequence the model was built and trained for
+    (RoPE itself has no hard limit; beyond the trained length quality is untested).
+    Files are written 0666 minus the umask (0644 usually), as any other tool writes them.
+    """
     from safetensors.torch import save_file
 
     if dtype not in DTYPES:
@@ -156,51 +229,63 @@ def export_model(gpt_state: dict[str, torch.Tensor], cfg: dict[str, Any], tokeni
     if int(cfg["vocab_size"]) != tokenizer.vocab_size:
         raise ValueError(f"the model has vocab_size {cfg['vocab_size']} but the tokenizer {tokenizer.model_path} has "
                          f"{tokenizer.vocab_size}; pass the run's own tokenizer (--tokenizer)")
+    context = int(cfg.get("seq_len", 1024) if max_position_embeddings is None else max_position_embeddings)
+    if context <= 0:
+        raise ValueError(f"--max-position-embeddings {context}: give a positive number of tokens")
     out_dir = Path(out_dir)
     tmp = out_dir.with_name(out_dir.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     hf_state = {k: v.to(DTYPES[dtype]) for k, v in to_hf_state_dict(gpt_state, cfg).items()}
     save_file(hf_state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-    config = hf_config(cfg, tokenizer.bos_id, tokenizer.eos_id, torch_dtype=dtype)
+    config = hf_config(cfg, tokenizer.bos_id, tokenizer.eos_id, torch_dtype=dtype, max_position_embeddings=context)
     (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     generation = {"bos_token_id": tokenizer.bos_id, "eos_token_id": tokenizer.eos_id, "_from_model_config": True}
     (tmp / "generation_config.json").write_text(json.dumps(generation, indent=2) + "\n")
-    write_tokenizer(tokenizer, tmp, model_max_length=int(cfg.get("seq_len", 1024)))
-    (tmp / "mixtrain_export.json").write_text(json.dumps({"mixtrain_model": dict(cfg), **(extra or {})},
-                                                         indent=2, default=str) + "\n")
-    if out_dir.exists():  # replace a previous export of the same folder, never merge with it
-        if not (out_dir / "mixtrain_export.json").is_file():
-            shutil.rmtree(tmp)
-            raise FileExistsError(f"{out_dir} exists and is not a mixtrain export; choose another --out")
-        shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
+    write_tokenizer(tokenizer, tmp, model_max_length=context)
+    files = sorted([p.name for p in tmp.iterdir()] + [EXPORT_META])
+    (tmp / EXPORT_META).write_text(json.dumps({"mixtrain_model": dict(cfg), **(extra or {}), "files": files},
+                                              indent=2, default=str) + "\n")
+    mask = _umask()  # safetensors writes 0600; every other tool's files are 0666 & ~umask
+    for path in tmp.iterdir():
+        path.chmod(0o666 & ~mask)
+    tmp.chmod(0o777 & ~mask)
+    _publish(tmp, out_dir, overwrite)
     return out_dir
 
 
 def export_run(run_dir: str | os.PathLike | None, out_dir: str | os.PathLike, ckpt_path: str | None = None,
-               tokenizer_path: str | None = None, dtype: str = "float32") -> Path:
+               tokenizer_path: str | None = None, dtype: str = "float32", max_position_embeddings: int | None = None,
+               overwrite: bool = False) -> Path:
     """Export RUN's checkpoint (see `load_run_checkpoint`) with its tokenizer to `out_dir`."""
     path, ckpt = load_run_checkpoint(run_dir, ckpt_path)
     state, cfg = checkpoint_model(ckpt, path)
     tokenizer = run_tokenizer(run_dir, tokenizer_path)
     extra = {"checkpoint": os.path.abspath(path), "global_step": int(ckpt.get("global_step", -1)),
              "domains": list(ckpt.get("hyper_parameters", {}).get("domains", []))}
-    return export_model(state, cfg, tokenizer, out_dir, dtype=dtype, extra=extra)
+    return export_model(state, cfg, tokenizer, out_dir, dtype=dtype, extra=extra,
+                        max_position_embeddings=max_position_embeddings, overwrite=overwrite)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m mixtrain.export", description=__doc__.split("\n\n")[0])
     parser.add_argument("run", nargs="?", help="run directory (out_dir of mixtrain.train)")
-    parser.add_argument("--out", required=True, help="folder to write (replaced if it is an earlier export)")
+    parser.add_argument("--out", required=True, help="folder to write (an earlier export there: its files are "
+                        "replaced, other files such as a model card stay)")
     parser.add_argument("--ckpt", help="a checkpoint file instead of RUN/checkpoints/last.ckpt")
     parser.add_argument("--tokenizer", help="tokenizer file instead of the one of RUN's data_dir")
     parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
+    parser.add_argument("--max-position-embeddings", type=int, metavar="N",
+                        help="config.json max_position_embeddings and the tokenizer's model_max_length (default: the "
+                        "model's context, its seq_len; RoPE runs longer, but untrained there)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into an existing folder that is not an export (only the export's files are replaced)")
     args = parser.parse_args(argv)
     if args.run is None and args.ckpt is None:
         parser.error("give RUN or --ckpt PATH")
     try:
-        out = export_run(args.run, args.out, ckpt_path=args.ckpt, tokenizer_path=args.tokenizer, dtype=args.dtype)
+        out = export_run(args.run, args.out, ckpt_path=args.ckpt, tokenizer_path=args.tokenizer, dtype=args.dtype,
+                         max_position_embeddings=args.max_position_embeddings, overwrite=args.overwrite)
     except (FileNotFoundError, FileExistsError, ValueError, ImportError) as e:
         print(f"[export] error: {e}", file=sys.stderr)
         raise SystemExit(2) from None

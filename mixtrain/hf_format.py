@@ -39,12 +39,18 @@ def _resolved(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return {k: getattr(c, k) for k in known}
 
 
-def hf_config(cfg: Mapping[str, Any], bos_id: int, eos_id: int, torch_dtype: str = "float32") -> dict[str, Any]:
-    """A LlamaConfig (config.json) equivalent to the GPTConfig kwargs `cfg`."""
+def hf_config(cfg: Mapping[str, Any], bos_id: int, eos_id: int, torch_dtype: str = "float32",
+              max_position_embeddings: int | None = None) -> dict[str, Any]:
+    """A LlamaConfig (config.json) equivalent to the GPTConfig kwargs `cfg`.
+
+    max_position_embeddings: the model's context (`seq_len`, the rotary table it was built
+    with) unless given; HF's RoPE computes angles for any position, so it is a stated limit.
+    """
     c = _resolved(cfg)
     out: dict[str, Any] = {
         "architectures": ["LlamaForCausalLM"], "model_type": "llama",
         **{hf: c[ours] for ours, hf in _SAME.items()},
+        "max_position_embeddings": int(c["seq_len"] if max_position_embeddings is None else max_position_embeddings),
         "head_dim": c["d_model"] // c["n_head"],
         "hidden_act": "silu", "attention_bias": False, "mlp_bias": False, "attention_dropout": 0.0,
         # transformers < 5 reads rope_theta; >= 5 reads rope_parameters (and still accepts rope_theta)

@@ -1,4 +1,4 @@
-"""Run logging: the local `RUN/metrics.csv` (always) and a null logger.
+"""Run logging: the local `RUN/metrics.csv` (always), wandb without deprecation noise, a null logger.
 
 Place in the flow: module.py / mixing/refit.py call `self.log(...)` -> Lightning ->
 **loggers.py** writes `RUN/metrics.csv` (format: docs/formats.md, README) next to wandb.
@@ -23,6 +23,7 @@ import os
 from typing import Any
 
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers import WandbLogger as _LightningWandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 
@@ -114,6 +115,16 @@ class MetricsCSVLogger(CSVLogger):
         if self._experiment is not None:
             self._experiment.flush_pending()
         super().finalize(status)
+
+
+class WandbLogger(_LightningWandbLogger):
+    """Lightning's WandbLogger without its `anonymous=None` default, which wandb >= 0.19 answers
+    with "WARNING The anonymous setting has no effect" on every run (the setting is deprecated)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if self._wandb_init.get("anonymous") is None:
+            self._wandb_init.pop("anonymous", None)
 
 
 _FILE_HANDLER_NAME = "mixtrain-run-log"

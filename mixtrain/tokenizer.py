@@ -195,6 +195,10 @@ def open_tokenizer(path: str | os.PathLike, bos_token: str | None = None,
     return Tokenizer(path)
 
 
+# SentencePiece piece types (sentencepiece_model.proto): only NORMAL pieces are ever matched in text
+_NORMAL, _UNKNOWN, _CONTROL, _USER_DEFINED = 1, 2, 3, 4
+
+
 def sentencepiece_to_hf_json(model_path: str | os.PathLike) -> str:
     """An HF tokenizer.json (string) that encodes exactly like the SentencePiece model at `model_path`.
 
@@ -203,9 +207,17 @@ def sentencepiece_to_hf_json(model_path: str | os.PathLike) -> str:
     whitespace got other ids than mixtrain trained on. This is the legacy Llama layout instead:
     normalizer Prepend("▁") + Replace(" ", "▁") (SentencePiece's dummy prefix, always), no
     pre-tokenizer, the model's own pieces and byte fallback; BOS added by the post-processor.
+
+    SentencePiece never matches control (<s>, </s>), unknown (<unk>) or byte (<0x41>) pieces in
+    text: literal "</s>" in a document is encoded as the characters it is. So those pieces are no
+    added tokens here (added tokens are cut out of the text before the model sees it) and no BPE
+    merge produces them; export.py also sets `split_special_tokens` for transformers, which
+    registers the special tokens named in tokenizer_config.json. Unigram models keep one
+    difference: HF's Unigram matches every piece's text, so a literal piece name ("<s>",
+    "<0x41>") in the text can encode differently; BPE (mixtrain's default) is exact.
     """
     from sentencepiece import sentencepiece_model_pb2
-    from tokenizers import AddedToken, Tokenizer as _HFTok, decoders, models, normalizers, processors
+    from tokenizers import Tokenizer as _HFTok, decoders, models, normalizers, processors
 
     proto = sentencepiece_model_pb2.ModelProto()
     proto.ParseFromString(Path(model_path).read_bytes())
@@ -215,12 +227,19 @@ def sentencepiece_to_hf_json(model_path: str | os.PathLike) -> str:
                          f"and prefix whitespace convert exactly (this one: normalization={norm.name!r}, "
                          f"remove_extra_whitespaces={norm.remove_extra_whitespaces}); train it with mixtrain.prepare")
     pieces = [(p.piece, p.score, p.type) for p in proto.pieces]
+    user_defined = [piece for piece, _, kind in pieces if kind == _USER_DEFINED]
+    if user_defined:
+        raise ValueError(f"{model_path} has user-defined symbols {user_defined[:5]}, which this conversion does not "
+                         "reproduce exactly; export with an SPM model trained by mixtrain.prepare")
     unk_id = int(spec.unk_id)
     if spec.model_type == 2:  # BPE: merges ranked by the merged piece's id (= score order), as SentencePiece does
         vocab = {piece: i for i, (piece, _, _) in enumerate(pieces)}
+        normal = {piece for piece, _, kind in pieces if kind == _NORMAL}
         merges = []
         for merged, rank in vocab.items():
-            local = [(merged[:j], merged[j:]) for j in range(1, len(merged)) if merged[:j] in vocab and merged[j:] in vocab]
+            if merged not in normal:  # no merge may build "<s>" or "<0x41>" out of text
+                continue
+            local = [(merged[:j], merged[j:]) for j in range(1, len(merged)) if merged[:j] in normal and merged[j:] in normal]
             merges += sorted(((left, right, rank) for left, right in local), key=lambda m: (vocab[m[0]], vocab[m[1]]))
         merges.sort(key=lambda m: (m[2], len(m[0]), len(m[1])))
         model = models.BPE(vocab=vocab, merges=[(a, b) for a, b, _ in merges], unk_token=pieces[unk_id][0],
@@ -235,7 +254,6 @@ def sentencepiece_to_hf_json(model_path: str | os.PathLike) -> str:
     tk.normalizer = normalizers.Sequence(steps + [normalizers.Replace(" ", "▁")])
     tk.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()]
                                    + ([decoders.Strip(" ", 1, 0)] if norm.add_dummy_prefix else []))
-    tk.add_special_tokens([AddedToken(piece, special=True, normalized=False) for piece, _, kind in pieces if kind == 3])
     bos = pieces[spec.bos_id][0]
     tk.post_processor = processors.TemplateProcessing(single=f"{bos} $A", pair=f"{bos} $A {bos} $B",
                                                       special_tokens=[(bos, int(spec.bos_id))])

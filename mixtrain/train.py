@@ -153,6 +153,7 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
 
     from mixtrain.checkpoints import (MIXING_KEY, AtomicCheckpointIO, MixingIdentity, RunCheckpoint,
                                       mixing_mismatch, remove_partial_files)
+    from mixtrain.console import progress_callbacks
     from mixtrain.data import read_layout
     from mixtrain.loggers import MetricsCSVLogger, route_logs
     from mixtrain.mixing.base import domain_stats_context
@@ -230,6 +231,7 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
         mixing_identity,
         RunCheckpoint(dirpath=os.path.join(out_dir, "checkpoints"), every_n_train_steps=cfg.checkpoint_every_n_steps,
                       save_last=True, save_top_k=-1, filename="step{step:07d}", auto_insert_metric_name=False),
+        *progress_callbacks(bool(tcfg.get("enable_progress_bar", True))),  # steps/max_steps, tok/s, loss, mix
         *(extra_callbacks or []),
     ]
     trainer_kwargs = OmegaConf.to_container(tcfg, resolve=True)

@@ -10,27 +10,28 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
-ROWS = [  # 4 two-way multiple-choice questions in the style of the tiny corpus
-    {"question": "def f_1(x, y):\n    return x *", "choices": [" 3 + y", " the model"], "answer": 0},
-    {"question": "The model reads data from many", "choices": [" domains", " 1,2,3"], "answer": 0},
-    {"question": "12,45,", "choices": ["999,1", " the the"], "answer": 0},
-    {"question": "which mixture of text helps", "choices": [" most", ","], "answer": 0},
-]
-TASK_YAML = """task: mixtrain_tiny_mc
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    test: {data}
-test_split: test
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "eval_task"
+HUB_TASK_YAML = """task: needs_the_hub
+dataset_path: mixtrain-tests/never-downloaded
 output_type: multiple_choice
-doc_to_text: "{{{{question}}}}"
-doc_to_choice: "{{{{choices}}}}"
-doc_to_target: "{{{{answer}}}}"
-metric_list:
-  - metric: acc
-    aggregation: mean
-    higher_is_better: true
+test_split: test
+doc_to_text: "{{question}}"
+doc_to_choice: "{{choices}}"
+doc_to_target: "{{answer}}"
 """
+
+
+def _offline(monkeypatch, tmp_path):
+    """No request leaves the process (the Hub client refuses), whatever the machine's network."""
+    import datasets.config
+    import huggingface_hub.constants
+
+    for var in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.setenv(var, "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf_datasets"))
 
 
 @pytest.fixture(scope="module")
@@ -46,33 +47,40 @@ def tiny_run(tiny_data_dir, tmp_path_factory):
     return run
 
 
-def _task_dir(tmp_path: Path) -> Path:
-    tasks = tmp_path / "tasks"
-    tasks.mkdir()
-    (tasks / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS))
-    (tasks / "tiny_mc.yaml").write_text(TASK_YAML.format(data=tasks / "data.jsonl"))
-    return tasks
-
-
-def test_lm_eval_on_a_local_task_writes_the_metric(tiny_run, tmp_path, monkeypatch, capsys):
+def test_lm_eval_on_the_shipped_example_task_writes_the_metric(tiny_run, tmp_path, monkeypatch, capsys):
     pytest.importorskip("lm_eval")
-    from mixtrain.evaluate import main
+    from mixtrain.evaluate import EXAMPLE_TASK, main
 
-    for var in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):  # never the network
-        monkeypatch.setenv(var, "1")
-    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf_datasets"))
-    tasks = _task_dir(tmp_path)
-    main([str(tiny_run), "--tasks", "mixtrain_tiny_mc", "--include-path", str(tasks), "--no-default-tasks",
-          "--device", "cpu"])
+    _offline(monkeypatch, tmp_path)
+    monkeypatch.chdir(REPO)  # the example's data_files path is relative to the repository root
+    args = EXAMPLE_TASK.split()[4:]  # the README's command, after "python -m mixtrain.evaluate RUN"
+    main([str(tiny_run), *args, "--device", "cpu"])
+    num_questions = len((EXAMPLE / "mixtrain_example.jsonl").read_text().splitlines())
     results = json.loads((tiny_run / "lm_eval.json").read_text())
-    acc = results["results"]["mixtrain_tiny_mc"]["acc,none"]
-    assert 0.0 <= acc <= 1.0 and acc * 4 == int(acc * 4)  # 4 questions
-    assert results["mixtrain"]["tasks"] == ["mixtrain_tiny_mc"]
+    acc = results["results"]["mixtrain_example"]["acc,none"]
+    assert num_questions >= 10 and 0.0 <= acc <= 1.0 and round(acc * num_questions, 6).is_integer()
+    assert results["mixtrain"]["tasks"] == ["mixtrain_example"]
     assert (tiny_run / "hf" / "model.safetensors").is_file()  # the export it evaluated
-    assert "mixtrain_tiny_mc" in capsys.readouterr().out  # the table
+    assert "mixtrain_example" in capsys.readouterr().out  # the table
     with pytest.raises(SystemExit):
-        main([str(tiny_run), "--tasks", "no_such_task", "--include-path", str(tasks), "--no-default-tasks"])
+        main([str(tiny_run), "--tasks", "no_such_task", "--include-path", str(EXAMPLE), "--no-default-tasks"])
     assert "unknown lm-eval task(s) ['no_such_task']" in capsys.readouterr().err
+
+
+def test_a_task_whose_dataset_cannot_download_names_it_and_the_local_way(tiny_run, tmp_path, monkeypatch, capsys):
+    """What a built-in task (hellaswag, ...) does offline: its dataset lives on the Hub."""
+    pytest.importorskip("lm_eval")
+    from mixtrain.evaluate import EXAMPLE_TASK, main
+
+    _offline(monkeypatch, tmp_path)
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "hub.yaml").write_text(HUB_TASK_YAML)
+    with pytest.raises(SystemExit):
+        main([str(tiny_run), "--tasks", "needs_the_hub", "--include-path", str(tmp_path / "tasks"),
+              "--no-default-tasks", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert "lm-eval task 'needs_the_hub' needs its dataset mixtrain-tests/never-downloaded" in err
+    assert EXAMPLE_TASK in err and "Traceback" not in err
 
 
 def test_missing_lm_eval_is_a_clear_error(tiny_run, monkeypatch, capsys):

@@ -113,19 +113,48 @@ def test_export_cli_on_a_real_run(tiny_run, tiny_data_dir, tmp_path, capsys):
     for doc, ids in zip(DOCS, ours.encode_documents(DOCS)):
         assert hf_tok(doc)["input_ids"] == ids[:-1].tolist()
         assert hf_tok.decode(ids[1:-1].tolist()) == doc
-    # re-export into the same folder replaces it; a foreign folder is never deleted
+    # files are 0666 minus the umask (safetensors alone would write 0600), the folder 0777 minus it
+    mask = os.umask(0)
+    os.umask(mask)
+    for p in out.iterdir():
+        assert p.stat().st_mode & 0o777 == 0o666 & ~mask, p
+    assert out.stat().st_mode & 0o777 == 0o777 & ~mask
+    assert meta["files"] == sorted(p.name for p in out.iterdir())
+    config = json.loads((out / "config.json").read_text())
+    assert config["max_position_embeddings"] == cfg["seq_len"] == 32  # the model's context by default
+
+
+def test_reexport_keeps_the_users_files_and_refuses_foreign_folders(tiny_run, tiny_data_dir, tmp_path, capsys):
+    from test_tokenizer import write_hf_tokenizer
+
     from mixtrain.export import main
 
-    (out / "stale.bin").write_text("from an earlier export")
-    main([str(tiny_run), "--out", str(out), "--ckpt", str(path)])
-    assert not (out / "stale.bin").exists() and (out / "model.safetensors").is_file()
-    (tmp_path / "mine").mkdir()
-    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    out = tmp_path / "hf"
+    main([str(tiny_run), "--out", str(out)])
+    (out / "README.md").write_text("my model card")  # the user's own file
+    first = (out / "model.safetensors").stat().st_ino
+    # again, with an HF tokenizer.json (same vocabulary size) and a longer stated context
+    hf_json = write_hf_tokenizer(tmp_path / "tok.json", vocab_size=320)
+    main([str(tiny_run), "--out", str(out), "--tokenizer", str(hf_json), "--max-position-embeddings", "4096"])
+    assert (out / "README.md").read_text() == "my model card"
+    assert (out / "model.safetensors").stat().st_ino != first  # replaced
+    assert not (out / "tokenizer.model").exists()  # written by the first export only: removed
+    assert json.loads((out / "config.json").read_text())["max_position_embeddings"] == 4096
+    assert json.loads((out / "tokenizer_config.json").read_text())["model_max_length"] == 4096
+    # a folder that is no export: refused, untouched; with --overwrite only the export's files are added
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
     with pytest.raises(SystemExit):
-        main([str(tiny_run), "--out", str(tmp_path / "mine")])
-    assert "is not a mixtrain export" in capsys.readouterr().err
-    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
+        main([str(tiny_run), "--out", str(mine)])
+    assert "is not a mixtrain export; choose another --out, or pass --overwrite" in capsys.readouterr().err
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
     assert not list(tmp_path.glob("*.tmp-*"))  # the half-written folder is gone
+    main([str(tiny_run), "--out", str(mine), "--overwrite"])
+    assert (mine / "notes.txt").read_text() == "keep" and (mine / "model.safetensors").is_file()
+    with pytest.raises(SystemExit):
+        main([str(tiny_run), "--out", str(tmp_path / "x"), "--max-position-embeddings", "0"])
+    assert "--max-position-embeddings 0" in capsys.readouterr().err
 
 
 def test_export_with_an_hf_tokenizer_json(tmp_path):

@@ -112,6 +112,30 @@ def test_open_data_tokenizer_reads_the_manifest_and_its_special_ids(tmp_path):
         open_data_tokenizer(tmp_path / "nothing")
 
 
+# Strings on which an HF conversion of a SentencePiece model has gone wrong: literal special and
+# byte piece names, whitespace runs and tabs, non-Latin scripts, digits, empty text
+EXACT_STRINGS = [
+    "a <s> b </s> c <unk> d", "x</s>y", "<s>", "</s>", "<unk>", "<s><s></s>", "<0x41>", "bytes <0xE6><0x97>",
+    "▁ a literal meta space", "\ttab", "a\tb\t\tc", "\t\t  mixed indent", "  two leading spaces", " one",
+    "trailing  ", "many     spaces   inside", "\n\nnewlines\n", "\r\n windows line", "", " ", "漢字とかなカナ",
+    "Ελληνικά κείμενο", "русский текст", "emoji 🚀🔥 done", "x 9 99 999", "12345 6789 0", "3.14159e-10",
+    "mixed12abc34", "def f(x):\n    return x * 12  # code", "a,b,c\n1,22,333", "ünïcödé ✓", "\u00a0nbsp",
+    "zero\u200bwidth", "<<s>>", "</ s>",
+]
+PIECE_NAMES = ("<s>", "</s>", "<unk>", "<0x")  # literal piece names: exact for BPE only (see the converter)
+
+
+def _spm_for_conversion(tmp_path, model_type):
+    import numpy as np
+
+    words = "the model reads data from many domains and learns which mixture of text helps most".split()
+    rng = np.random.default_rng(0)
+    text = TEXT + [" ".join(rng.choice(words, size=12)) for _ in range(300)]
+    text += ["def f(x):\n    return x * 12  # code", "a,b,c\n1,22,333", "<a href> </div> <s>"] * 20
+    return text, Tokenizer(train_tokenizer(balanced_sample({"p": text}, 100_000), tmp_path / "t.model",
+                                           vocab_size=320, model_type=model_type))
+
+
 @pytest.mark.parametrize("model_type", ["bpe", "unigram"])
 def test_sentencepiece_to_hf_json_encodes_exactly_like_sentencepiece(tmp_path, model_type):
     pytest.importorskip("tokenizers")
@@ -119,17 +143,33 @@ def test_sentencepiece_to_hf_json_encodes_exactly_like_sentencepiece(tmp_path, m
 
     from mixtrain.tokenizer import sentencepiece_to_hf_json
 
-    import numpy as np
-
-    words = "the model reads data from many domains and learns which mixture of text helps most".split()
-    rng = np.random.default_rng(0)
-    text = TEXT + [" ".join(rng.choice(words, size=12)) for _ in range(300)]
-    text += ["def f(x):\n    return x * 12  # code", "a,b,c\n1,22,333"] * 20
-    tok = Tokenizer(train_tokenizer(balanced_sample({"p": text}, 100_000), tmp_path / "t.model", vocab_size=320,
-                                    model_type=model_type))
+    text, tok = _spm_for_conversion(tmp_path, model_type)
     hf = HFTok.from_str(sentencepiece_to_hf_json(tok.model_path))
-    docs = text[:5] + ["  two leading spaces", " one", "\ttab\n\n  indented", "trailing  ", "ünïcödé ✓ 漢字", "x 9 99 999"]
+    docs = text[:5] + EXACT_STRINGS
+    if model_type == "unigram":
+        docs = [d for d in docs if not any(name in d for name in PIECE_NAMES)]
+    assert len(docs) >= 25
     for doc, ids in zip(docs, tok.encode_documents(docs)):
         assert hf.encode(doc, add_special_tokens=False).ids == ids[1:-1].tolist(), doc
         assert hf.encode(doc).ids == ids[:-1].tolist()  # the post-processor adds BOS, as LlamaTokenizer does
-        assert hf.decode(ids[1:-1].tolist()) == doc
+        assert hf.decode(ids[1:-1].tolist()) == tok.decode(ids)  # = doc, but SentencePiece too decodes "▁" as " "
+
+
+def test_exported_spm_tokenizer_in_transformers_treats_special_names_as_text(tmp_path):
+    """AutoTokenizer on an export gives SentencePiece's ids on every string, literal "</s>" included."""
+    pytest.importorskip("transformers")
+    from transformers import AutoTokenizer
+
+    from mixtrain.export import write_tokenizer
+
+    _, tok = _spm_for_conversion(tmp_path, "bpe")
+    (tmp_path / "hf").mkdir()
+    write_tokenizer(tok, tmp_path / "hf", model_max_length=64)
+    hf_tok = AutoTokenizer.from_pretrained(str(tmp_path / "hf"))
+    assert (hf_tok.bos_token_id, hf_tok.eos_token_id, hf_tok.unk_token_id) == (1, 2, 0)
+    assert len(hf_tok) == tok.vocab_size  # no token was added on top of SentencePiece's vocabulary
+    for doc, ids in zip(EXACT_STRINGS, tok.encode_documents(EXACT_STRINGS)):
+        assert hf_tok(doc)["input_ids"] == ids[:-1].tolist(), doc
+        assert hf_tok(doc, add_special_tokens=False)["input_ids"] == ids[1:-1].tolist(), doc
+        assert hf_tok.decode(ids[1:-1].tolist()) == tok.decode(ids)
+    assert hf_tok.decode([1, *tok.sp.encode("x</s>y"), 2], skip_special_tokens=True) == "x</s>y"
