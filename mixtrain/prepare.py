@@ -18,26 +18,23 @@ idempotent (up-to-date domains are skipped, after checking their shards: `verify
   first one built up to date. Across nodes this needs a filesystem with working flock (NFSv4
   does; Lustre needs the `flock` mount option).
 * `data_dir=s3://... | gs://... | r2://... | file://...`: built in a local `staging_dir` with all
-  of the above, then uploaded by remote.py (what an object store cannot guarantee is listed
+  of the above (the lock: locks.py), then uploaded by remote.py (what an object store cannot guarantee is listed
   there). `data.root=s3://... | gs://... | file://...` is mirrored into DIR/raw (remote.mirror).
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import logging
 import os
-import socket
 import sys
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from mixtrain import corpus, remote
+from mixtrain.locks import prepare_lock
 from mixtrain.shards import (
     CHECKSUMS, ShardSettings, domain_is_current, domain_problem, fingerprint, record_checksums, remove_stale_temporaries, write_domain,
     write_json_atomic, write_manifest,
@@ -48,7 +45,6 @@ log = logging.getLogger(__name__)
 
 
 VERIFY_OPTIONS = ("deep", "cheap")
-LOCK_NAME = ".prepare.lock"
 
 
 def _inside(child: str, parent: str) -> bool:
@@ -83,53 +79,6 @@ def check_separate_folders(raw_root: str | os.PathLike, data_dir: str | os.PathL
             if entry.is_dir() and (_inside(target, out) or _inside(out, target)):
                 raise ValueError(f"domain folder {entry.path} of the raw corpus (data.root) resolves to {target}, which overlaps "
                                  f"the prepared data folder {data_dir} (real path {out}): prepare would delete it; {fix}")
-
-
-@contextlib.contextmanager
-def prepare_lock(data_dir: str | os.PathLike, timeout_s: float = 6 * 3600.0, poll_s: float = 0.5) -> Iterator[None]:
-    """Exclusive flock on DIR/.prepare.lock (re-entrant within a process); TimeoutError after timeout_s."""
-    path = os.path.realpath(os.path.join(data_dir, LOCK_NAME))
-    if path in _HELD_LOCKS:  # flock is per open file: a second open() in this process would wait on itself
-        yield
-        return
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    f = open(path, "a+")
-    try:
-        deadline = time.monotonic() + float(timeout_s)
-        announced = False
-        while True:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                f.seek(0)
-                holder = f.read().strip() or "another process"
-                if time.monotonic() >= deadline:
-                    raise TimeoutError(
-                        f"{data_dir} is still being prepared by {holder} after {timeout_s:g} s (lock {path}); wait for it "
-                        "and re-run, raise lock_timeout_s, or delete the lock file if that process is gone"
-                    ) from None
-                if not announced:
-                    print(f"[prepare] {data_dir} is being prepared by {holder}; waiting for {path} "
-                          f"(up to {timeout_s:g} s)", flush=True)
-                    announced = True
-                time.sleep(poll_s)
-        f.seek(0)
-        f.truncate()
-        f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
-        f.flush()
-        _HELD_LOCKS.add(path)
-        try:
-            yield
-        finally:
-            _HELD_LOCKS.discard(path)
-            f.seek(0)
-            f.truncate()  # closing releases the flock; the (empty) file stays so waiters keep their inode
-    finally:
-        f.close()
-
-
-_HELD_LOCKS: set[str] = set()
 
 
 Source = Callable[[Mapping[str, Any], Path], Path]  # (the data config, DIR) -> RAW

@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mixtrain.mixing.base import DataContext, MixHistory, MixingStrategy
+from mixtrain.mixing.registry import build_mixing  # the registry (this module is one of its entries)
 from mixtrain.weights import normalize_weights
 
 
@@ -39,8 +40,6 @@ class Schedule(MixingStrategy):
 
     def __init__(self, stages: Sequence[Mapping[str, Any]] | None = None, max_epochs: float | None = None):
         super().__init__(max_epochs)
-        from mixtrain.mixing import build_mixing  # the registry (this module is one of its entries)
-
         if not stages:
             raise ValueError("mixing=schedule needs mixing.stages=[{step: 0, weights: {...}} or {step: 0, mixing: "
                              "{strategy: natural}}, {step: N, ...}, ...]")
