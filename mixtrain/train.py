@@ -26,7 +26,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from mixtrain import launch
 from mixtrain.runfiles import SUMMARY
-from mixtrain.summary import claim_run_dir, domain_table, final_metrics, redact, redact_hydra_dir, write_json
+from mixtrain.summary import (claim_run_dir, domain_table, final_metrics, redact, redact_hydra_dir, secret_values,
+                              write_json)
 
 
 DEMO_DATA_DIR = "data/demo"  # conf/train.yaml's default data_dir: the demo corpus may be built there
@@ -261,10 +262,11 @@ def _start_wandb_redacted(loggers: list, cfg: DictConfig) -> None:
     if not wandb_loggers or not launch.is_rank_zero():
         return
     argv = list(sys.argv)
-    sys.argv[:] = redact(argv)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    sys.argv[:] = redact(argv, secret_values(config) | secret_values(argv))
     try:
         for lg in wandb_loggers:
-            lg.log_hyperparams(redact(OmegaConf.to_container(cfg, resolve=True)))  # starts the run
+            lg.log_hyperparams(redact(config))  # starts the run
     finally:
         sys.argv[:] = argv  # DDP's launcher re-runs the real command line
 
