@@ -46,6 +46,22 @@ def domain_excess(
     return sums, tokens
 
 
+def identity_differences(saved: Mapping[str, Any], mine: Mapping[str, Any]) -> list[str]:
+    """What differs between a checkpoint's run identity and this run's: only the differing model
+    keys (`model.n_layer: 4 in the checkpoint, 2 now`) and domains, never the whole dicts."""
+    out = []
+    if list(saved["domains"]) != list(mine["domains"]):
+        old, new = list(saved["domains"]), list(mine["domains"])
+        gone, added = [d for d in old if d not in new], [d for d in new if d not in old]
+        out.append("domains " + (", ".join(([f"{gone} only in the checkpoint"] if gone else [])
+                                           + ([f"{added} only in this run"] if added else []))
+                                 or f"in another order ({old} in the checkpoint, {new} now)"))
+    for key in sorted(set(saved["model"]) | set(mine["model"])):
+        if saved["model"].get(key) != mine["model"].get(key):
+            out.append(f"model.{key}: {saved['model'].get(key)!r} in the checkpoint, {mine['model'].get(key)!r} now")
+    return out
+
+
 def check_reference_model(config: GPTConfig, path: str) -> None:
     """Refuse a reference model whose vocabulary or architecture differs from `config` (cheap:
     no weights read), naming the field; the error says mixing.reference_model, not init_from."""
@@ -345,10 +361,9 @@ class MixtureLM(pl.LightningModule):
         saved = checkpoint.get("mixtrain")
         if saved is None:
             raise ValueError("this checkpoint was not written by mixtrain.train (no 'mixtrain' section); refusing it")
-        mine = self.run_identity()
-        for key in ("domains", "model"):
-            if saved[key] != mine[key]:
-                raise ValueError(
-                    f"checkpoint does not match this run: {key} {saved[key]} != {mine[key]}; "
-                    "resume with the same data_dir and model config, or start a new out_dir"
-                )
+        differences = identity_differences(saved, self.run_identity())
+        if differences:
+            raise ValueError(
+                f"checkpoint does not match this run: {'; '.join(differences)}; "
+                "resume with the same data_dir and model config, or start a new out_dir"
+            )

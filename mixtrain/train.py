@@ -84,7 +84,10 @@ def _ensure_data(cfg: DictConfig) -> None:
         raise RuntimeError(f"{cfg.data_dir} is not prepared; prepare it once before a multi-process run")
     from mixtrain.prepare import prepare_from_config
 
-    print(f"[mixtrain] {cfg.data_dir} is not prepared yet: preparing it from data={cfg.data.get('name', '?')}", flush=True)
+    source = cfg.data.get("source", "dir")  # data.source names the conf/data option; data.name is an HF dataset's
+    detail = {"dir": "root", "hf": "name"}.get(source)
+    print(f"[mixtrain] {cfg.data_dir} is not prepared yet: preparing it from data={source}"
+          + (f" (data.{detail}={redact(str(cfg.data.get(detail)))})" if detail else ""), flush=True)
     prepare_from_config(cfg)
 
 
