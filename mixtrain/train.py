@@ -184,6 +184,8 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     importance = target_importance((cfg.get("target") or {}).get("importance"), layout.domains, layout.val_domains)
     mixing = build_mixing(cfg)  # mixing.name: the strategy's name everywhere below
     strategy = mixing.strategy
+    for problem in strategy.horizon_problems(tcfg.max_steps) if launch.is_rank_zero() else []:
+        print(f"[mixtrain] warning: {problem}", file=sys.stderr, flush=True)  # a schedule that would never run
     global_batch_tokens = (cfg.batch_size * cfg.seq_len * world * accumulate) if world else None
     ctx = domain_stats_context(data_dir, layout.domains, layout.stats, max_steps=tcfg.max_steps,
                                global_batch_tokens=global_batch_tokens)

@@ -152,7 +152,8 @@ def test_nonfinite_loss_stops_after_max_steps_and_never_checkpoints_nan(tiny_dat
         train(_cfg(tiny_data_dir, run, "trainer.max_steps=12", "checkpoint_every_n_steps=1"),
               extra_callbacks=[NaNAt(3)])
     ckpts = sorted((run / "checkpoints").glob("*.ckpt"))
-    assert [p.name for p in ckpts] == ["last.ckpt", "step0000001.ckpt", "step0000002.ckpt", "step0000003.ckpt"]
+    # step 3's weights are the ones the first NaN loss came from: set aside (tests/test_faults_run.py)
+    assert [p.name for p in ckpts] == ["last.ckpt", "step0000001.ckpt", "step0000002.ckpt"]
     for p in ckpts:
         state = torch.load(p, weights_only=True)["state_dict"]
         assert all(torch.isfinite(v).all() for v in state.values()), p
