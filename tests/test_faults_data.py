@@ -91,3 +91,44 @@ def test_missing_data_is_prepared_from_data_source_said_so(tmp_path, monkeypatch
     train_module._ensure_data(cfg)
     out = capsys.readouterr().out
     assert f"preparing it from data=dir (data.root={tmp_path / 'raw'})" in out and "data=?" not in out
+
+
+def _flip_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01  # same size: the start-up size check cannot see it
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_a_flipped_byte_in_a_shard_stops_training_with_the_file_named(tiny_data_dir, tmp_path, split):
+    from mixtrain.train import train
+
+    data = Path(shutil.copytree(tiny_data_dir, tmp_path / "data"))
+    chunks = sorted((data / "prose" / split).glob("chunk-*.bin"))
+    for chunk in chunks:  # every chunk: whichever the sampler draws first is a bad one
+        _flip_byte(chunk)
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose("train", overrides=[
+            "experiment=smoke", f"data_dir={data}", f"out_dir={tmp_path / 'run'}", "prepare_if_missing=false",
+            "seq_len=32", "batch_size=8", "val_blocks_per_domain=2", "table_at_end=false", "trainer.max_steps=3",
+            "mixing=uniform"])
+    with pytest.raises(ValueError, match=r"does not match its sha256") as err:  # chunk_check.CorruptShardError
+        train(cfg)
+    assert any(str(chunk) in str(err.value) for chunk in chunks), err.value
+    assert "mixtrain.prepare" in str(err.value) and "resume=true" in str(err.value)
+
+
+def test_chunk_verifier_checks_each_chunk_once_and_skips_unrecorded_data(tiny_data_dir, tmp_path, monkeypatch):
+    import mixtrain.chunk_check as chunk_check
+
+    data = Path(shutil.copytree(tiny_data_dir, tmp_path / "data"))
+    hashed = []
+    real = chunk_check._sha256
+    monkeypatch.setattr(chunk_check, "_sha256", lambda path: hashed.append(path) or real(path))
+    verifier = chunk_check.ChunkVerifier([data / "code" / "train", data / "prose" / "train"])
+    verifier.check([(0, 0), (0, 0), (1, 2), (0, 0)])
+    verifier.check([(1, 2), (0, 1)])
+    assert [Path(p).parent.parent.name for p in hashed] == ["code", "prose", "code"]  # once per chunk
+    (data / "code" / "checksums.json").unlink()  # prepared by an older mixtrain: nothing to compare
+    _flip_byte(sorted((data / "code" / "train").glob("chunk-*.bin"))[0])
+    chunk_check.ChunkVerifier([data / "code" / "train"]).check([(0, 0)])
