@@ -120,8 +120,6 @@ def _source_demo(data: Mapping[str, Any], data_dir: Path) -> Path:
 def _source_hf(data: Mapping[str, Any], data_dir: Path) -> Path:
     from tqdm.auto import tqdm
 
-    if not data.get("name"):
-        raise ValueError("data=hf needs data.name (a Hugging Face dataset name or a local builder like 'json')")
     raw = data_dir / "raw"
     marker = raw / ".hf-source.json"
     wanted = {k: data.get(k) for k in ("name", "config_name", "split", "data_files", "domain_field",
@@ -145,6 +143,8 @@ def check_source(data: Mapping[str, Any]) -> None:
         raise ValueError(f"unknown data.source {source!r}; use one of {sorted(SOURCES)} (conf/data/<name>.yaml)")
     if source == "dir" and not data.get("root"):
         raise ValueError("data=dir needs data.root=RAW (a folder with one sub-folder per domain)")
+    if source == "hf" and not data.get("name"):
+        raise ValueError("data=hf needs data.name (a Hugging Face dataset name or a local builder like 'json')")
 
 
 def materialize_raw(data: Mapping[str, Any], data_dir: Path) -> Path:

@@ -16,9 +16,11 @@ from typing import Any
 
 from mixtrain.runfiles import METRICS, REFITS, SUMMARY, write_json_atomic
 
-# secret-looking key names: also a bare `key` (s3fs/fsspec storage_options {key, secret}) and *_key
-SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|credential|(?:^|[._-])key$|access[_-]?key)",
-                        re.IGNORECASE)
+# secret-looking key names: a whole word of the (dotted, snake or kebab) name, so `token`, `hf_token`,
+# `api_key`, `storage_options.key`, `aws_secret_access_key` are secrets, while `tokenizer` and
+# `global_batch_tokens` are not (they used to be redacted, hiding the tokenizer from config.yaml)
+SECRET_WORD = r"(?:api[_-]?key|token|secret|password|passwd|credentials?|key)"
+SECRET_KEY = re.compile(rf"(?:^|[._/+~-]){SECRET_WORD}(?:$|[._-])", re.IGNORECASE)
 URL_USERINFO = re.compile(r"(\b[a-zA-Z][\w+.-]*://[^/\s:@'\",]*):([^/\s@'\",]*)@")  # scheme://user:password@host
 SECRET_ENV = ("WANDB_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 OVERRIDE = re.compile(r"^([+~]{0,2}[\w./@-]+)=(.*)$", re.DOTALL)  # a Hydra override "key=value"
@@ -83,8 +85,8 @@ def redact_hydra_dir(hydra_dir: str) -> None:
     # hydra.yaml's job.override_dirname is one string of all overrides joined by commas
     for path in paths:
         text = open(path).read()
-        redacted = re.sub(r"((?:^|[\s,'\"])[+~]{0,2}[\w./@-]*(?:api[_-]?key|token|secret|password|passwd|credential|"
-                          r"[._-]key|access[_-]?key)[\w./@-]*=)[^,\s'\"]+", r"\1<redacted>", text, flags=re.IGNORECASE)
+        redacted = re.sub(rf"((?:^|[\s,'\"])[+~]{{0,2}}(?:[\w./@-]*[._-])?{SECRET_WORD}(?:[._-][\w./@-]*)?=)[^,\s'\"]+",
+                          r"\1<redacted>", text, flags=re.IGNORECASE)
         for secret in sorted(secrets, key=len, reverse=True):
             redacted = redacted.replace(secret, "<redacted>")
         if redacted != text:

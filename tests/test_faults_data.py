@@ -52,7 +52,7 @@ def _single_txt_corpus(root: Path) -> Path:
 
 
 @pytest.mark.parametrize("case", ["one_txt_file", "no_root", "missing_root", "bad_txt_mode", "bad_verify",
-                                  "zero_workers", "bad_shard_key"])
+                                  "zero_workers", "bad_shard_key", "hf_without_name"])
 def test_refused_prepare_from_config_creates_no_data_dir(tmp_path, case):
     raw = _single_txt_corpus(tmp_path / "raw")
     out = tmp_path / "out"
@@ -61,7 +61,8 @@ def test_refused_prepare_from_config_creates_no_data_dir(tmp_path, case):
                  "bad_txt_mode": [f"data.root={raw}", "data.txt_mode=paragraphs"],
                  "bad_verify": [f"data.root={raw}", "data.txt_mode=lines", "verify=sha1"],
                  "zero_workers": [f"data.root={raw}", "data.txt_mode=lines", "num_workers=0"],
-                 "bad_shard_key": [f"data.root={raw}", "data.txt_mode=lines", "+shards.chunk_bytes=1"]}[case]
+                 "bad_shard_key": [f"data.root={raw}", "data.txt_mode=lines", "+shards.chunk_bytes=1"],
+                 "hf_without_name": ["data=hf", "data.name=null"]}[case]
     before = _tree(tmp_path)
     with pytest.raises((ValueError, FileNotFoundError, TypeError)):
         prepare_from_config(_prepare_cfg("data=dir", f"data_dir={out}", *overrides))

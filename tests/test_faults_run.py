@@ -129,3 +129,18 @@ def test_rejected_resume_names_only_the_differing_keys():
     diff = identity_differences(saved, {"domains": ["code", "tables"], "model": model})
     assert diff == ["domains ['prose'] only in the checkpoint, ['tables'] only in this run"]
     assert identity_differences(saved, saved) == []
+
+
+def test_redaction_hides_credentials_and_keeps_ordinary_keys():
+    from mixtrain.summary import redact
+
+    config = {"tokenizer": {"vocab_size": 320}, "global_batch_tokens": 16384, "shards": {"max_val_tokens": 9000},
+              "storage_options": {"key": "AKIAEXAMPLE1", "secret": "s3cr3t-value", "endpoint_url": "http://minio:9000"},
+              "data": {"root": "s3://admin:hunter2-pw@minio/raw", "note": "written with s3cr3t-value inside"},
+              "argv": ["tokenizer.vocab_size=320", "++storage_options={key: AKIAEXAMPLE1, secret: s3cr3t-value}"]}
+    out = redact(config)
+    assert out["tokenizer"] == {"vocab_size": 320} and out["global_batch_tokens"] == 16384  # not secrets
+    assert out["shards"] == {"max_val_tokens": 9000}
+    assert out["storage_options"] == {"key": "<redacted>", "secret": "<redacted>", "endpoint_url": "http://minio:9000"}
+    assert out["data"] == {"root": "s3://admin:<redacted>@minio/raw", "note": "written with <redacted> inside"}
+    assert out["argv"] == ["tokenizer.vocab_size=320", "++storage_options={key: <redacted>, secret: <redacted>}"]
