@@ -82,8 +82,9 @@ def disk_full_error(error: BaseException, path: str) -> OSError | None:
     folder = os.path.dirname(os.path.abspath(path))
     free = shutil.disk_usage(folder).free
     return OSError(errno.ENOSPC, f"no space left to write checkpoint {path} ({free / 2**20:,.1f} MiB free on the "
-                   f"filesystem of {folder}; {type(error).__name__}: {error}); the previous {os.path.basename(path)}, "
-                   "if any, is unchanged: free disk space or use an out_dir on a larger disk, then resume=true")
+                   f"filesystem of {folder}; {type(error).__name__}: {error}); the checkpoints written before it "
+                   "(last.ckpt included) are unchanged: free disk space or use an out_dir on a larger disk, then "
+                   "resume=true")
 
 
 def remove_partial_files(ckpt_dir: str) -> list[str]:

@@ -13,13 +13,16 @@ idempotent (up-to-date domains are skipped, after checking their shards: `verify
 * RAW and DIR must not overlap (same folder, one inside the other, through symlinks too):
   building DIR/<domain> replaces that folder, which would delete raw text. The one exception
   is DIR/raw, where the demo and HF sources are written by prepare itself.
+* A refused prepare writes nothing: every check (options, data.source, data.root and its files,
+  one-file domains, overlapping folders) runs before the lock creates DIR, and Hydra's run dir
+  is the cwd (conf/prepare.yaml), so not even a `.hydra_prepare` folder appears.
 * One prepare at a time per DIR: an exclusive flock on DIR/.prepare.lock; a second process
   (e.g. every job of a SLURM sweep) waits up to `lock_timeout_s`, then finds the domains the
   first one built up to date. Across nodes this needs a filesystem with working flock (NFSv4
   does; Lustre needs the `flock` mount option).
 * `data_dir=s3://... | gs://... | r2://... | file://...`: built in a local `staging_dir` with all
-  of the above (the lock: locks.py), then uploaded by remote.py (what an object store cannot guarantee is listed
-  there). `data.root=s3://... | gs://... | file://...` is mirrored into DIR/raw (remote.mirror).
+  of the above (the lock: locks.py), then uploaded by remote.py (what an object store cannot
+  guarantee is listed there). `data.root=s3://... | gs://... | file://...` is mirrored into DIR/raw (remote.mirror).
 """
 
 from __future__ import annotations
