@@ -1,6 +1,6 @@
 """Benchmark: what online refits cost, as a share of training time (ADO, ODM, DoReMi).
 
-    python bench/refit.py [--data-dir data/demo] [--steps 300] [--strategies ado,odm,doremi] [--threads N]
+    python bench/refit.py [--data-dir data/demo] [--steps 300] [--strategies ado,odm,doremi] [--threads N] [override ...]
 
 One process trains the tiny model for --steps steps (experiment=demo's seq_len/batch_size) with
 `mixing=uniform` (static: no refits), then with every online strategy at its default interval
@@ -62,19 +62,24 @@ def _timer():
     return TrainTimer()
 
 
-def _run(data_dir: str, out_dir: str, steps: int, mixing: str, extra: list[str]) -> dict:
+def _config(data_dir: str, out_dir: str, steps: int, mixing: str, extra: list[str]):
     from hydra import compose, initialize_config_dir
-
-    from mixtrain.train import train
 
     overrides = [
         "experiment=demo", f"data_dir={data_dir}", f"out_dir={out_dir}", f"mixing={mixing}", "logger=csv",
         f"trainer.max_steps={steps}", f"trainer.val_check_interval={steps}", f"checkpoint_every_n_steps={steps}",
-        "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false",
+        "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false",
+        "++trainer.enable_model_summary=false",  # ++: set whether or not the trainer option has the key
         "table_at_end=false", *extra,
     ]
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
+        return compose("train", overrides=overrides)
+
+
+def _run(data_dir: str, out_dir: str, steps: int, mixing: str, extra: list[str]) -> dict:
+    from mixtrain.train import train
+
+    cfg = _config(data_dir, out_dir, steps, mixing, extra)
     timer = _timer()
     train(cfg, extra_callbacks=[timer])
     refits = []
@@ -97,6 +102,7 @@ def main() -> None:
     ap.add_argument("--strategies", default="ado,odm,doremi")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     ap.add_argument("--out", default=None, help="folder for the run directories (default: a temporary one)")
+    ap.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run, e.g. seq_len=64")
     args = ap.parse_args()
 
     import torch
@@ -106,13 +112,14 @@ def main() -> None:
     prepare = [] if os.path.isfile(os.path.join(args.data_dir, "manifest.json")) else ["prepare_if_missing=true"]
     root = args.out or tempfile.mkdtemp(prefix="refit-bench-")
     results = []
-    uniform = _run(args.data_dir, os.path.join(root, "uniform"), args.steps, "uniform", prepare)
+    uniform = _run(args.data_dir, os.path.join(root, "uniform"), args.steps, "uniform", prepare + args.overrides)
     for name in [s for s in args.strategies.split(",") if s]:
         extra = [f"mixing.reference_run={os.path.join(root, 'uniform')}"] if name == "doremi" else []
-        results.append(_run(args.data_dir, os.path.join(root, name), args.steps, name, extra))
+        results.append(_run(args.data_dir, os.path.join(root, name), args.steps, name, extra + args.overrides))
 
     base = uniform["train_s"]
-    print(f"\ndata {args.data_dir}, {args.steps} steps, experiment=demo (tiny model, seq_len 128, batch 16), "
+    print(f"\ndata {args.data_dir}, {args.steps} steps, experiment=demo (tiny model, seq_len 128, batch 16)"
+          + (f" with {' '.join(args.overrides)}" if args.overrides else "") + ", "
           f"torch threads {torch.get_num_threads()}, runs in {root}\n")
     print("| strategy | refit every | refits (updated) | refit s | max refit ms | train s | refit % of run "
           "| refit % of uniform | wall vs uniform |")

@@ -11,13 +11,16 @@ Place in the flow: train.py wires these into the Trainer; resume picks a checkpo
   Lightning saves it, and published (renamed to its name) only at the start of step N+1 or at
   the end of training, right after `metrics.csv` was flushed through step N. So every visible
   checkpoint has every metrics row up to its step on disk (a kill loses no row on resume).
-  A checkpoint of non-finite parameters is never written.
+  A checkpoint of non-finite parameters is never written; at the NaN stop `keep_finite` sets
+  aside the ones whose (finite but diverged) weights gave the non-finite loss.
+  A write that runs out of disk raises an OSError naming the path and the free space.
 * `resume_checkpoint()`: `last.ckpt`, or the newest readable step checkpoint if it is not
   readable (and says so).
 """
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import re
@@ -33,6 +36,7 @@ from mixtrain.launch import is_rank_zero
 
 STAGED_PREFIX = ".staged-"
 PARTIAL_SUFFIX = ".partial"
+NONFINITE_SUFFIX = ".nonfinite"  # a checkpoint whose weights gave a NaN/inf loss (kept, never resumed from)
 STEP_FILE = re.compile(r"^step(\d+)\.ckpt$")
 
 
@@ -57,11 +61,30 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
+        except BaseException as e:
+            if os.path.lexists(tmp):
                 os.remove(tmp)
+            full = disk_full_error(e, path)
+            if full is not None:
+                raise full from e
             raise
         _fsync_dir(os.path.dirname(path) or ".")
+
+
+def disk_full_error(error: BaseException, path: str) -> OSError | None:
+    """A clear OSError for a checkpoint write that ran out of disk (torch reports it as an opaque
+    `inline_container.cc` RuntimeError, or ENOSPC/EDQUOT/EFBIG); None for any other error."""
+    cause = error if isinstance(error, OSError) else error.__context__
+    no_space = isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    if not (no_space or (isinstance(error, RuntimeError) and
+                         any(s in str(error) for s in ("inline_container", "file write failed")))):
+        return None
+    folder = os.path.dirname(os.path.abspath(path))
+    free = shutil.disk_usage(folder).free
+    return OSError(errno.ENOSPC, f"no space left to write checkpoint {path} ({free / 2**20:,.1f} MiB free on the "
+                   f"filesystem of {folder}; {type(error).__name__}: {error}); the checkpoints written before it "
+                   "(last.ckpt included) are unchanged: free disk space or use an out_dir on a larger disk, then "
+                   "resume=true")
 
 
 def remove_partial_files(ckpt_dir: str) -> list[str]:
@@ -130,6 +153,31 @@ class RunCheckpoint(ModelCheckpoint):
         if self.save_last and self._last_global_step_saved != trainer.global_step:
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))  # last.ckpt = the final step
         self._publish(trainer)
+
+    def keep_finite(self, trainer, first_bad_step: int) -> str | None:
+        """After a NaN/inf stop: the checkpoints of step >= first_bad_step hold the weights that gave
+        the first non-finite loss (finite, but diverged); they get a `.nonfinite` suffix and
+        last.ckpt becomes a copy of the newest earlier one, whose path is returned (None: none)."""
+        ckpt_dir = self.dirpath
+        steps = sorted((int(m.group(1)), os.path.join(ckpt_dir, name)) for name in
+                       (os.listdir(ckpt_dir) if os.path.isdir(ckpt_dir) else []) if (m := STEP_FILE.match(name)))
+        good = max((path for step, path in steps if step < first_bad_step), default=None)
+        if trainer.world_size > 1:
+            trainer.strategy.barrier()  # every rank listed the same files before rank 0 renames them
+        if is_rank_zero(trainer):
+            for step, path in steps:
+                if step >= first_bad_step:
+                    os.replace(path, path + NONFINITE_SUFFIX)
+            last = os.path.join(ckpt_dir, "last.ckpt")
+            if os.path.isfile(last) and int(_load(last)["global_step"]) >= first_bad_step:
+                if good is None:
+                    os.replace(last, last + NONFINITE_SUFFIX)
+                else:
+                    shutil.copyfile(good, last + PARTIAL_SUFFIX)
+                    os.replace(last + PARTIAL_SUFFIX, last)
+            if os.path.isdir(ckpt_dir):
+                _fsync_dir(ckpt_dir)
+        return good
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         # unpublished checkpoints may be ahead of metrics.csv: drop them, resume uses the last published

@@ -169,6 +169,11 @@ TXT_MODES: dict[str, tuple[str, Callable[[Path], Iterator[str]]]] = {
 TXT_MODES_HINT = "data.txt_mode=" + " | ".join(f"{k} ({v[0]})" for k, v in TXT_MODES.items())
 
 
+def other_txt_modes(txt_mode: str) -> str:
+    """The fix to suggest when `txt_mode` is the wrong rule: the other modes, never the current one."""
+    return " or ".join(f"data.txt_mode={k} ({v[0]})" for k, v in TXT_MODES.items() if k != txt_mode)
+
+
 def check_txt_mode(txt_mode: str) -> None:
     if txt_mode not in TXT_MODES:
         raise ValueError(f"data.txt_mode={txt_mode!r} is not an option; use {TXT_MODES_HINT}")

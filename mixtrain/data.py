@@ -29,6 +29,7 @@ import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from mixtrain.chunk_check import ChunkVerifier
 from mixtrain.sampler import MixtureStream, make_loader, read_domain_blocks
 from mixtrain.shards import read_manifest, read_stats
 
@@ -47,6 +48,7 @@ class ValBlocks(Dataset):
         if self._ds is None:  # opened lazily, inside the reading process
             from litdata import StreamingDataset, TokensLoader
 
+            ChunkVerifier([self.val_dir]).check_all()  # chunk_check.py: a changed byte stops with the file named
             self._ds = StreamingDataset(self.val_dir, item_loader=TokensLoader(block_size=self.block_size))
         return self._ds[self.indices[i]]
 

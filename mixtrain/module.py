@@ -46,6 +46,22 @@ def domain_excess(
     return sums, tokens
 
 
+def identity_differences(saved: Mapping[str, Any], mine: Mapping[str, Any]) -> list[str]:
+    """What differs between a checkpoint's run identity and this run's: only the differing model
+    keys (`model.n_layer: 4 in the checkpoint, 2 now`) and domains, never the whole dicts."""
+    out = []
+    if list(saved["domains"]) != list(mine["domains"]):
+        old, new = list(saved["domains"]), list(mine["domains"])
+        gone, added = [d for d in old if d not in new], [d for d in new if d not in old]
+        out.append("domains " + (", ".join(([f"{gone} only in the checkpoint"] if gone else [])
+                                           + ([f"{added} only in this run"] if added else []))
+                                 or f"in another order ({old} in the checkpoint, {new} now)"))
+    for key in sorted(set(saved["model"]) | set(mine["model"])):
+        if saved["model"].get(key) != mine["model"].get(key):
+            out.append(f"model.{key}: {saved['model'].get(key)!r} in the checkpoint, {mine['model'].get(key)!r} now")
+    return out
+
+
 def check_reference_model(config: GPTConfig, path: str) -> None:
     """Refuse a reference model whose vocabulary or architecture differs from `config` (cheap:
     no weights read), naming the field; the error says mixing.reference_model, not init_from."""
@@ -177,6 +193,7 @@ class MixtureLM(pl.LightningModule):
         self._last_step_time: float | None = None
         self.max_nonfinite_steps = int(max_nonfinite_steps)
         self._nonfinite_streak = 0  # consecutive steps whose global loss was NaN/inf
+        self._first_nonfinite_step = 0  # global_step of the streak's first (its weights gave the loss)
 
     # -------------------------------------------------------------------- model
     def configure_model(self) -> None:
@@ -245,20 +262,32 @@ class MixtureLM(pl.LightningModule):
         self.log("loss", global_loss, on_step=True, on_epoch=False, prog_bar=True, logger=False)
         # decided on the all-reduced loss, so every rank skips (or steps) together
         if not bool(torch.isfinite(global_loss)):
+            if self._nonfinite_streak == 0:
+                self._first_nonfinite_step = int(self.global_step)  # the weights of this step gave it
             self._nonfinite_streak += 1
             if self._nonfinite_streak >= self.max_nonfinite_steps:
-                raise FloatingPointError(
-                    f"train/loss is {float(global_loss)} for {self._nonfinite_streak} consecutive steps (up to step "
-                    f"{self.global_step + 1}; max_nonfinite_steps={self.max_nonfinite_steps}); these steps did not "
-                    "update the weights and no non-finite checkpoint was written. Lower optim.lr (or raise "
-                    "optim.warmup_steps) and resume=true from the last checkpoint"
-                )
+                raise FloatingPointError(self._nonfinite_stop_message(float(global_loss)))
             return None  # Lightning skips backward: no gradient, the optimizer leaves the weights alone
         self._nonfinite_streak = 0
         out = StepOutput(loss=loss, domain_loss_sum=sums, domain_count=counts)
         if excess:
             out["domain_excess_sum"], out["domain_token_count"] = excess
         return out
+
+    def _nonfinite_stop_message(self, loss: float) -> str:
+        """The NaN stop's message, naming the newest checkpoint whose weights gave a finite loss
+        (checkpoints.RunCheckpoint.keep_finite sets the diverged ones aside and points last.ckpt at it)."""
+        first = self._first_nonfinite_step
+        keep = getattr(self.trainer.checkpoint_callback, "keep_finite", None)
+        good = keep(self.trainer, first) if keep else None
+        where = (f"the last checkpoint whose loss was finite is {good} (last.ckpt now holds it; checkpoints of step "
+                 f">= {first} hold the diverged weights and got a .nonfinite suffix): lower optim.lr (or raise "
+                 "optim.warmup_steps) and resume=true" if good else
+                 f"no checkpoint before step {first} holds finite-loss weights: lower optim.lr (or raise "
+                 "optim.warmup_steps) and start again (overwrite=true)")
+        return (f"train/loss is {loss} for {self._nonfinite_streak} consecutive steps (steps {first + 1} to "
+                f"{self.global_step + 1}; max_nonfinite_steps={self.max_nonfinite_steps}); these steps did not update "
+                f"the weights; {where}")
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         if self.global_step >= self.trainer.max_steps > 0:
@@ -345,10 +374,9 @@ class MixtureLM(pl.LightningModule):
         saved = checkpoint.get("mixtrain")
         if saved is None:
             raise ValueError("this checkpoint was not written by mixtrain.train (no 'mixtrain' section); refusing it")
-        mine = self.run_identity()
-        for key in ("domains", "model"):
-            if saved[key] != mine[key]:
-                raise ValueError(
-                    f"checkpoint does not match this run: {key} {saved[key]} != {mine[key]}; "
-                    "resume with the same data_dir and model config, or start a new out_dir"
-                )
+        differences = identity_differences(saved, self.run_identity())
+        if differences:
+            raise ValueError(
+                f"checkpoint does not match this run: {'; '.join(differences)}; "
+                "resume with the same data_dir and model config, or start a new out_dir"
+            )

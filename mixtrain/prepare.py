@@ -13,31 +13,31 @@ idempotent (up-to-date domains are skipped, after checking their shards: `verify
 * RAW and DIR must not overlap (same folder, one inside the other, through symlinks too):
   building DIR/<domain> replaces that folder, which would delete raw text. The one exception
   is DIR/raw, where the demo and HF sources are written by prepare itself.
+* A refused prepare writes nothing: every check (options, data.source, data.root and its files,
+  one-file domains, overlapping folders) runs before the lock creates DIR, and Hydra's run dir
+  is the cwd (conf/prepare.yaml), so not even a `.hydra_prepare` folder appears.
 * One prepare at a time per DIR: an exclusive flock on DIR/.prepare.lock; a second process
   (e.g. every job of a SLURM sweep) waits up to `lock_timeout_s`, then finds the domains the
   first one built up to date. Across nodes this needs a filesystem with working flock (NFSv4
   does; Lustre needs the `flock` mount option).
 * `data_dir=s3://... | gs://... | r2://... | file://...`: built in a local `staging_dir` with all
-  of the above, then uploaded by remote.py (what an object store cannot guarantee is listed
-  there). `data.root=s3://... | gs://... | file://...` is mirrored into DIR/raw (remote.mirror).
+  of the above (the lock: locks.py), then uploaded by remote.py (what an object store cannot
+  guarantee is listed there). `data.root=s3://... | gs://... | file://...` is mirrored into DIR/raw (remote.mirror).
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import logging
 import os
-import socket
 import sys
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from mixtrain import corpus, remote
+from mixtrain.locks import prepare_lock
 from mixtrain.shards import (
     CHECKSUMS, ShardSettings, domain_is_current, domain_problem, fingerprint, record_checksums, remove_stale_temporaries, write_domain,
     write_json_atomic, write_manifest,
@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 
 
 VERIFY_OPTIONS = ("deep", "cheap")
-LOCK_NAME = ".prepare.lock"
 
 
 def _inside(child: str, parent: str) -> bool:
@@ -85,53 +84,6 @@ def check_separate_folders(raw_root: str | os.PathLike, data_dir: str | os.PathL
                                  f"the prepared data folder {data_dir} (real path {out}): prepare would delete it; {fix}")
 
 
-@contextlib.contextmanager
-def prepare_lock(data_dir: str | os.PathLike, timeout_s: float = 6 * 3600.0, poll_s: float = 0.5) -> Iterator[None]:
-    """Exclusive flock on DIR/.prepare.lock (re-entrant within a process); TimeoutError after timeout_s."""
-    path = os.path.realpath(os.path.join(data_dir, LOCK_NAME))
-    if path in _HELD_LOCKS:  # flock is per open file: a second open() in this process would wait on itself
-        yield
-        return
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    f = open(path, "a+")
-    try:
-        deadline = time.monotonic() + float(timeout_s)
-        announced = False
-        while True:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                f.seek(0)
-                holder = f.read().strip() or "another process"
-                if time.monotonic() >= deadline:
-                    raise TimeoutError(
-                        f"{data_dir} is still being prepared by {holder} after {timeout_s:g} s (lock {path}); wait for it "
-                        "and re-run, raise lock_timeout_s, or delete the lock file if that process is gone"
-                    ) from None
-                if not announced:
-                    print(f"[prepare] {data_dir} is being prepared by {holder}; waiting for {path} "
-                          f"(up to {timeout_s:g} s)", flush=True)
-                    announced = True
-                time.sleep(poll_s)
-        f.seek(0)
-        f.truncate()
-        f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
-        f.flush()
-        _HELD_LOCKS.add(path)
-        try:
-            yield
-        finally:
-            _HELD_LOCKS.discard(path)
-            f.seek(0)
-            f.truncate()  # closing releases the flock; the (empty) file stays so waiters keep their inode
-    finally:
-        f.close()
-
-
-_HELD_LOCKS: set[str] = set()
-
-
 Source = Callable[[Mapping[str, Any], Path], Path]  # (the data config, DIR) -> RAW
 SOURCES: dict[str, Source] = {}  # data.source -> function; one per conf/data/<name>.yaml
 
@@ -146,8 +98,6 @@ def register_source(name: str) -> Callable[[Source], Source]:
 
 @register_source("dir")
 def _source_dir(data: Mapping[str, Any], data_dir: Path) -> Path:
-    if not data.get("root"):
-        raise ValueError("data=dir needs data.root=RAW (a folder with one sub-folder per domain)")
     if remote.is_url(data["root"]):  # an object store: mirrored into DIR/raw, which prepare reads
         if urlparse(data["root"]).scheme == "file":
             check_separate_folders(urlparse(data["root"]).path, data_dir, internal_raw_ok=False)
@@ -173,8 +123,6 @@ def _source_demo(data: Mapping[str, Any], data_dir: Path) -> Path:
 def _source_hf(data: Mapping[str, Any], data_dir: Path) -> Path:
     from tqdm.auto import tqdm
 
-    if not data.get("name"):
-        raise ValueError("data=hf needs data.name (a Hugging Face dataset name or a local builder like 'json')")
     raw = data_dir / "raw"
     marker = raw / ".hf-source.json"
     wanted = {k: data.get(k) for k in ("name", "config_name", "split", "data_files", "domain_field",
@@ -191,12 +139,42 @@ def _source_hf(data: Mapping[str, Any], data_dir: Path) -> Path:
     return raw
 
 
-def materialize_raw(data: Mapping[str, Any], data_dir: Path) -> Path:
-    """The RAW folder of a data source: the user's folder, or DIR/raw for the demo and HF sources."""
+def check_source(data: Mapping[str, Any]) -> None:
+    """Refuse an unknown data.source, or data=dir without data.root (before anything is written)."""
     source = data.get("source", "dir")
     if source not in SOURCES:
         raise ValueError(f"unknown data.source {source!r}; use one of {sorted(SOURCES)} (conf/data/<name>.yaml)")
-    return SOURCES[source](data, data_dir)
+    if source == "dir" and not data.get("root"):
+        raise ValueError("data=dir needs data.root=RAW (a folder with one sub-folder per domain)")
+    if source == "hf" and not data.get("name"):
+        raise ValueError("data=hf needs data.name (a Hugging Face dataset name or a local builder like 'json')")
+
+
+def materialize_raw(data: Mapping[str, Any], data_dir: Path) -> Path:
+    """The RAW folder of a data source: the user's folder, or DIR/raw for the demo and HF sources."""
+    check_source(data)
+    return SOURCES[data.get("source", "dir")](data, data_dir)
+
+
+def _check_options(verify: str, num_workers: int, txt_mode: str) -> None:
+    if verify not in VERIFY_OPTIONS:
+        raise ValueError(f"verify={verify!r} is not an option; use one of {VERIFY_OPTIONS}")
+    if int(num_workers) < 1:
+        raise ValueError(f"num_workers={num_workers} must be >= 1 (tokenizer processes)")
+    corpus.check_txt_mode(txt_mode)
+
+
+def check_raw(raw_root: str | os.PathLike, txt_mode: str) -> dict[str, list[Path]]:
+    """{domain: files} of RAW, every file validated, and every domain able to give train and val
+    documents under `txt_mode`; reads only (prepare calls it before anything is written)."""
+    raw_root = Path(raw_root)
+    files = {d: corpus.domain_files(raw_root, d) for d in corpus.list_domains(raw_root)}
+    for d, found in files.items():  # known before any tokenizing: one .txt file per document cannot make 2 documents
+        if txt_mode == "file" and len(found) < 2 and all(p.suffix.lower() == ".txt" for p in found):
+            raise ValueError(f"domain {d!r}: {found[0]} is its only file, and with data.txt_mode=file (the "
+                             "current setting) it is one document; a domain needs at least 2 (train and val): set "
+                             f"{corpus.other_txt_modes(txt_mode)}, or add a second file to {raw_root / d}")
+    return files
 
 
 def prepare_corpus(raw_root: str | os.PathLike, data_dir: str | os.PathLike, *, settings: ShardSettings,
@@ -212,15 +190,12 @@ def prepare_corpus(raw_root: str | os.PathLike, data_dir: str | os.PathLike, *, 
     verify: how up-to-date domains are checked before being skipped ("deep": sha256 of every
     shard file, "cheap": sizes); a domain that fails is rebuilt, and the bad file is printed.
     """
-    if verify not in VERIFY_OPTIONS:
-        raise ValueError(f"verify={verify!r} is not an option; use one of {VERIFY_OPTIONS}")
     if remote.is_url(data_dir):
         raise ValueError(f"prepare_corpus(data_dir={data_dir}) needs a local folder: prepare into a local one and "
                          "upload it with mixtrain.remote.publish(local, url) (the command line does both for a URL data_dir)")
-    if int(num_workers) < 1:
-        raise ValueError(f"num_workers={num_workers} must be >= 1 (tokenizer processes)")
-    corpus.check_txt_mode(txt_mode)
+    _check_options(verify, num_workers, txt_mode)
     check_separate_folders(raw_root, data_dir)  # before anything is written or deleted
+    check_raw(raw_root, txt_mode)  # a refused corpus leaves no data_dir behind
     with prepare_lock(data_dir, lock_timeout_s):
         return _prepare_locked(Path(raw_root), Path(data_dir), settings=settings, vocab_size=vocab_size,
                                tokenizer_model=tokenizer_model, sample_bytes_per_domain=sample_bytes_per_domain,
@@ -232,8 +207,8 @@ def _txt_hint(files: list[Path], txt_mode: str) -> str:
     txt = [p for p in files if p.suffix.lower() == ".txt"]
     if not txt:
         return ""
-    return (f"; its {len(txt)} .txt file(s) are split with data.txt_mode={txt_mode} - if that is the wrong "
-            f"rule, set {corpus.TXT_MODES_HINT}")
+    return (f"; its {len(txt)} .txt file(s) are split with data.txt_mode={txt_mode} (the current setting) - if "
+            f"that is the wrong rule, set {corpus.other_txt_modes(txt_mode)}")
 
 
 def _prepare_locked(raw_root: Path, data_dir: Path, *, settings: ShardSettings, vocab_size: int,
@@ -241,12 +216,8 @@ def _prepare_locked(raw_root: Path, data_dir: Path, *, settings: ShardSettings, 
                     tokenizer_options: Mapping[str, Any] | None, verify: str, num_workers: int) -> dict[str, Any]:
     data_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(data_dir)  # safe: the lock says no other prepare is writing here
-    domains = corpus.list_domains(raw_root)
-    files = {d: corpus.domain_files(raw_root, d) for d in domains}  # validates every file up front
-    for d in domains:  # known before any tokenizing: one .txt file per document cannot make 2 documents
-        if txt_mode == "file" and len(files[d]) < 2 and all(p.suffix.lower() == ".txt" for p in files[d]):
-            raise ValueError(f"domain {d!r}: {files[d][0]} is its only file, and data.txt_mode=file makes it one "
-                             f"document; a domain needs at least 2 (train and val): set {corpus.TXT_MODES_HINT}")
+    files = check_raw(raw_root, txt_mode)  # again under the lock: what is tokenized is what was checked
+    domains = list(files)
     read_opts = {"text_field": text_field, "txt_mode": txt_mode}
     raw_prints = {d: corpus.files_fingerprint(files[d]) for d in domains}
 
@@ -322,6 +293,10 @@ def prepare_from_config(cfg) -> dict[str, Any]:
                          "the same for any number): use num_workers=N")
     if "seq_len" in cfg:  # called by train.py: shards must hold at least one training sequence + 1
         shard_cfg["block_size"] = max(int(shard_cfg.get("block_size", ShardSettings.block_size)), int(cfg.seq_len) + 1)
+    settings = ShardSettings(**shard_cfg)
+    txt_mode = data.get("txt_mode", "file")
+    _check_options(str(cfg.get("verify", "deep")), int(cfg.get("num_workers", 1)), txt_mode)
+    check_source(data)
     url = str(cfg.data_dir) if remote.is_url(cfg.data_dir) else None
     if url:  # an object store: build in a local staging folder with every guarantee, then upload
         remote.check_url(url)
@@ -332,6 +307,8 @@ def prepare_from_config(cfg) -> dict[str, Any]:
     root = data.get("root") if data.get("source", "dir") == "dir" else None
     if root and (not remote.is_url(root) or urlparse(root).scheme == "file"):  # before the lock creates DIR
         check_separate_folders(urlparse(root).path if remote.is_url(root) else root, data_dir, internal_raw_ok=False)
+    if root and not remote.is_url(root):
+        check_raw(root, txt_mode)  # a refused corpus writes nothing, not even DIR/.prepare.lock
     if tok.get("kind") == "hf":  # an existing HF tokenizer.json: copied, not trained
         if tok.get("path") in (None, "???"):
             raise ValueError("tokenizer=hf needs tokenizer.path=PATH/tokenizer.json (a Hugging Face tokenizers file)")
@@ -345,8 +322,8 @@ def prepare_from_config(cfg) -> dict[str, Any]:
     with prepare_lock(data_dir, lock_timeout_s):  # materialize_raw writes DIR/raw for the demo and HF sources
         raw = materialize_raw(data, data_dir)
         manifest = prepare_corpus(
-            raw, data_dir, settings=ShardSettings(**shard_cfg), **tok_args,
-            text_field=data.get("text_field", "text"), txt_mode=data.get("txt_mode", "file"),
+            raw, data_dir, settings=settings, **tok_args,
+            text_field=data.get("text_field", "text"), txt_mode=txt_mode,
             verify=str(cfg.get("verify", "deep")), lock_timeout_s=lock_timeout_s,
             num_workers=int(cfg.get("num_workers", 1)),
         )

@@ -1,33 +1,30 @@
-"""Object stores (s3://, gs://, r2://: litdata's providers; file:// too): raw text in, prepared DIR out.
+"""Object stores (s3://, gs://, r2://, and file://): raw text in, prepared DIR out.
 
 Place in the flow: `mirror` copies a raw corpus URL (data.root) into DIR/raw -> corpus.py reads
 it; prepare.py builds DIR in a local staging folder with every guarantee of a local DIR ->
 **remote.py** `publish` uploads it to the URL -> `pull` copies it (verified) to a local folder
-on another machine, where train.py reads it.
+on another machine, where train.py reads it (`local_data_dir`).
 
-`mirror` (s3, gs, file): lists every object under the URL (paginated), downloads the new or
-changed ones (size or modification time differ) through a temporary + rename and gives each
-local copy the object's modification time, so that prepare's fingerprints (path, size, mtime)
-see exactly the objects that changed; local files no longer in the store are deleted. Hidden
-names (".*") are skipped on both sides.
-
-Why stage: the guarantees of prepare need a POSIX filesystem, which an object store is not -
-the flock that serialises concurrent prepares, the atomic rename that publishes a whole domain,
-the sha256 of every file read back. So the domain is built and checked locally, then uploaded:
-* per domain: its remote stats.json is deleted first, then every shard file is uploaded, then
-  checksums.json, then stats.json (its presence means "complete", as locally); manifest.json is
-  deleted first and uploaded last. A domain whose remote stats.json already has the local
-  fingerprint is skipped (`publish` is idempotent; a lost staging folder costs a re-tokenize,
-  not a re-upload).
-* Not atomic for readers: a reader during a publish can see a domain without stats.json or a
-  missing manifest.json (it then fails with "not prepared"), never a half domain that claims to
-  be complete. Two machines publishing to one URL are not coordinated (the flock is on the
-  staging folder): publish each URL from one job.
-* `pull` downloads the manifest's domains and checks every shard file against checksums.json
-  (size and sha256) before it writes the manifest, so a pulled DIR is complete or refused.
-Credentials come from the provider's usual places (AWS_* / ~/.aws, GOOGLE_APPLICATION_CREDENTIALS),
-never from the config. `file://` URLs use a local copy provider with the same interface; the
-tests use it to run this exact code without network.
+Used as is: litdata's FsProvider clients (upload, download, exists, delete on S3/GCS/R2, with
+their usual credentials: AWS_* / ~/.aws, GOOGLE_APPLICATION_CREDENTIALS) and fsspec's local
+filesystem for file:// URLs (the tests run this exact code through it, without network).
+What this module adds, because neither does it:
+* listing with size and modification time (litdata's providers have no listing; fsspec's s3/gs
+  backends, s3fs/gcsfs, are not dependencies), so that `mirror` is incremental: it downloads only
+  new or changed objects (through a temporary + rename), gives each copy the object's mtime (so
+  prepare's fingerprints see exactly what changed), deletes local files no longer in the store,
+  and skips hidden names (".*") on both sides;
+* a publish order that readers can rely on: per domain its remote stats.json is deleted first,
+  then the shard files, checksums.json, and stats.json last (its presence means "complete", as
+  locally); manifest.json is deleted first and uploaded last; a domain whose remote stats.json
+  has the local fingerprint is skipped (idempotent). Not atomic for readers: one during a publish
+  may see "not prepared", never a half domain that claims to be complete. Two machines
+  publishing one URL are not coordinated: publish each URL from one job;
+* a verified pull: every shard file checked against checksums.json (size, sha256) before the
+  manifest is written, so a pulled DIR is complete or refused;
+* the staging folder of a URL (prepare builds there under the POSIX guarantees an object store
+  lacks: flock, atomic rename, read-back sha256) and, for training, one pull per node under the
+  prepare lock (locks.py).
 """
 
 from __future__ import annotations
@@ -35,12 +32,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+
+from mixtrain.locks import prepare_lock
 
 OBJECT_STORE_SCHEMES = ("s3", "gs", "r2")  # litdata.streaming.fs_provider
 SCHEMES = OBJECT_STORE_SCHEMES + ("file",)
@@ -65,31 +63,33 @@ def staging_dir(url: str, root: str | os.PathLike | None = None) -> Path:
 
 
 class LocalProvider:
-    """litdata's FsProvider interface for file:// URLs: copies through a temporary + rename."""
+    """litdata's FsProvider interface for file:// URLs over fsspec's local filesystem; an upload
+    goes through a temporary + rename, so a reader never sees half a file."""
+
+    def __init__(self):
+        import fsspec
+
+        self.fs = fsspec.filesystem("file", auto_mkdir=True)  # an upload creates its folders
 
     @staticmethod
-    def _path(url: str) -> Path:
-        return Path(urlparse(url).path)
+    def _path(url: str) -> str:
+        return urlparse(url).path
 
     def upload_file(self, local_path: str, remote_path: str) -> None:
         target = self._path(remote_path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-        shutil.copyfile(local_path, tmp)
-        os.replace(tmp, target)
+        tmp = f"{os.path.dirname(target)}/.{os.path.basename(target)}.tmp-{os.getpid()}"
+        self.fs.put_file(local_path, tmp)
+        self.fs.mv(tmp, target)
 
     def download_file(self, remote_path: str, local_path: str) -> None:
-        shutil.copyfile(self._path(remote_path), local_path)
+        self.fs.get_file(self._path(remote_path), local_path)
 
     def exists(self, path: str) -> bool:
-        return self._path(path).is_file()
+        return self.fs.isfile(self._path(path))
 
     def delete_file_or_directory(self, path: str) -> None:
-        p = self._path(path)
-        if p.is_dir():
-            shutil.rmtree(p)
-        else:
-            p.unlink(missing_ok=True)
+        if self.fs.exists(self._path(path)):
+            self.fs.rm(self._path(path), recursive=True)
 
 
 def provider(url: str, storage_options: dict[str, Any] | None = None):
@@ -119,13 +119,11 @@ def _read_remote_json(fs, url: str) -> Any | None:
 
 # ------------------------------------------------------------------------------ raw text in
 def _list_file(url: str, fs) -> Iterator[tuple[str, int, int]]:
-    root = Path(urlparse(url).path)
-    if not root.is_dir():
+    root = LocalProvider._path(url).rstrip("/")
+    if not fs.fs.isdir(root):
         raise FileNotFoundError(f"data.root={url}: {root} is not a folder")
-    for p in root.rglob("*"):
-        if p.is_file():
-            st = p.stat()
-            yield p.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns
+    for path, info in fs.fs.find(root, detail=True).items():
+        yield os.path.relpath(path, root), int(info["size"]), int(round(info["mtime"] * 1e9))
 
 
 def _bucket_prefix(url: str) -> tuple[str, str]:
@@ -263,8 +261,6 @@ def local_data_dir(url: str, cache_root: str | os.PathLike | None = None,
     prepare on this machine built it, so nothing is downloaded), pulled when it has no manifest
     or one whose fingerprint differs from the published manifest's. Every process of a node calls
     this; the staging folder's prepare lock makes one of them pull and the others find it current."""
-    from mixtrain.prepare import prepare_lock
-
     check_url(url)
     local = staging_dir(url, cache_root)
     with prepare_lock(local, lock_timeout_s):

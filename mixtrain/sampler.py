@@ -48,6 +48,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from mixtrain.chunk_check import ChunkVerifier
 from mixtrain.litdata_range import require_litdata
 from mixtrain.weights import normalize_weights
 
@@ -529,6 +530,7 @@ class MixtureStream(IterableDataset):
         for ds in self._readers.values():
             ds[0]  # noqa: B018 - the first read creates the dataset's cache (litdata does it lazily)
         self._caches = [self._readers[i].cache for i in range(len(self._blocks))]
+        self._verifier = ChunkVerifier([b.train_dir for b in self._blocks])  # chunk_check.py: sha256 on first read
 
     def _locate(self, domain_ids: np.ndarray, ordinals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(domain, ordinal) arrays -> (chunk, block) arrays; vectorised per domain."""
@@ -547,6 +549,7 @@ class MixtureStream(IterableDataset):
         # Passing the chunk index skips litdata's linear search over chunks per item, and going
         # to the dataset's cache (litdata's own read path) skips per-item dispatch in __getitem__.
         caches = self._caches
+        self._verifier.check(zip(domain_ids, chunks))
         rows = [caches[d][ChunkedIndex(b, c)] for d, c, b in zip(domain_ids, chunks, blocks)]
         return torch.stack(rows).numpy()
 

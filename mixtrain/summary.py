@@ -16,45 +16,79 @@ from typing import Any
 
 from mixtrain.runfiles import METRICS, REFITS, SUMMARY, write_json_atomic
 
-SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|credential)", re.IGNORECASE)
+# secret-looking key names: a whole word of the (dotted, snake or kebab) name, so `token`, `hf_token`,
+# `api_key`, `storage_options.key`, `aws_secret_access_key` are secrets, while `tokenizer` and
+# `global_batch_tokens` are not (they used to be redacted, hiding the tokenizer from config.yaml)
+SECRET_WORD = r"(?:api[_-]?key|token|secret|password|passwd|credentials?|key)"
+SECRET_KEY = re.compile(rf"(?:^|[._/+~-]){SECRET_WORD}(?:$|[._-])", re.IGNORECASE)
+URL_USERINFO = re.compile(r"(\b[a-zA-Z][\w+.-]*://[^/\s:@'\",]*):([^/\s@'\",]*)@")  # scheme://user:password@host
 SECRET_ENV = ("WANDB_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 OVERRIDE = re.compile(r"^([+~]{0,2}[\w./@-]+)=(.*)$", re.DOTALL)  # a Hydra override "key=value"
 
 
-def redact(obj: Any) -> Any:
-    """Copy of a (nested) config with secret-looking keys and any secret env value replaced."""
-    secrets = {os.environ[k] for k in SECRET_ENV if os.environ.get(k)}
+def secret_values(obj: Any) -> set[str]:
+    """Every secret a (nested) config holds: values of secret-looking keys (also inside a Hydra
+    override string like `storage_options={key: ..., secret: ...}`), URL passwords, secret env values."""
+    found = {os.environ[k] for k in SECRET_ENV if os.environ.get(k)}
     if isinstance(obj, Mapping):
-        return {k: ("<redacted>" if SECRET_KEY.search(str(k)) else redact(v)) for k, v in obj.items()}
+        for k, v in obj.items():
+            if SECRET_KEY.search(str(k)) and isinstance(v, (str, int)) and not isinstance(v, bool):
+                found.add(str(v))
+            else:
+                found |= secret_values(v)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            found |= secret_values(v)
+    elif isinstance(obj, str):
+        found.update(m.group(2) for m in URL_USERINFO.finditer(obj))
+        if (m := OVERRIDE.match(obj)) and SECRET_KEY.search(m.group(1)):
+            found.add(m.group(2))
+        # a dict-valued override: `{key: AKIA..., secret: ...}` (flow-style yaml)
+        found.update(m.group(2) for m in re.finditer(r"([\w-]+)\s*:\s*['\"]?([^,}'\"\s]+)", obj)
+                     if SECRET_KEY.search(m.group(1)))
+    return {v.strip() for v in found if len(v.strip()) >= 4}  # shorter ones would garble ordinary text
+
+
+def redact(obj: Any, secrets: set[str] | None = None) -> Any:
+    """Copy of a (nested) config with secret-looking keys, URL passwords and every secret value
+    found in it (`secret_values`) replaced by <redacted>."""
+    secrets = secret_values(obj) if secrets is None else secrets
+    if isinstance(obj, Mapping):
+        return {k: ("<redacted>" if SECRET_KEY.search(str(k)) else redact(v, secrets)) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [redact(v) for v in obj]
-    if isinstance(obj, str) and any(s and s in obj for s in secrets):
-        return "<redacted>"
-    if isinstance(obj, str) and (m := OVERRIDE.match(obj)) and SECRET_KEY.search(m.group(1)):
+        return [redact(v, secrets) for v in obj]
+    if not isinstance(obj, str):
+        return obj
+    if (m := OVERRIDE.match(obj)) and SECRET_KEY.search(m.group(1)):
         return f"{m.group(1)}=<redacted>"  # `+data.token=...` in .hydra/overrides.yaml, hydra.yaml, argv
-    return obj
+    for secret in sorted(secrets, key=len, reverse=True):
+        obj = obj.replace(secret, "<redacted>")
+    return URL_USERINFO.sub(r"\1:<redacted>@", obj)  # data.root=s3://user:password@host/...
 
 
 def redact_hydra_dir(hydra_dir: str) -> None:
     """Rewrite Hydra's own copies of the config (.hydra/*.yaml) with secrets redacted."""
     import yaml
 
-    for name in ("config.yaml", "overrides.yaml", "hydra.yaml", "multirun.yaml"):
-        path = os.path.join(hydra_dir, name)
-        if os.path.isfile(path):
-            with open(path) as f:
-                data = yaml.safe_load(f)
-            tmp = f"{path}.tmp"
-            with open(tmp, "w") as f:
-                yaml.safe_dump(redact(data), f, sort_keys=False)
-            os.replace(tmp, path)
+    paths = [p for p in (os.path.join(hydra_dir, n) for n in ("config.yaml", "overrides.yaml", "hydra.yaml",
+                                                                "multirun.yaml")) if os.path.isfile(p)]
+    loaded = {}
+    for path in paths:
+        with open(path) as f:
+            loaded[path] = yaml.safe_load(f)
+    secrets = set().union(*(secret_values(data) for data in loaded.values())) if loaded else set()
+    for path, data in loaded.items():
+        tmp = f"{path}.tmp"
+        with open(tmp, "w") as f:
+            yaml.safe_dump(redact(data, secrets), f, sort_keys=False)
+        os.replace(tmp, path)
     # hydra.yaml's job.override_dirname is one string of all overrides joined by commas
-    for path in (os.path.join(hydra_dir, "hydra.yaml"), os.path.join(hydra_dir, "multirun.yaml")):
-        if not os.path.isfile(path):
-            continue
+    for path in paths:
         text = open(path).read()
-        redacted = re.sub(r"((?:^|[\s,'\"])[+~]{0,2}[\w./@-]*(?:api[_-]?key|token|secret|password|passwd|credential)"
-                          r"[\w./@-]*=)[^,\s'\"]+", r"\1<redacted>", text, flags=re.IGNORECASE)
+        redacted = re.sub(rf"((?:^|[\s,'\"])[+~]{{0,2}}(?:[\w./@-]*[._-])?{SECRET_WORD}(?:[._-][\w./@-]*)?=)[^,\s'\"]+",
+                          r"\1<redacted>", text, flags=re.IGNORECASE)
+        for secret in sorted(secrets, key=len, reverse=True):
+            redacted = redacted.replace(secret, "<redacted>")
         if redacted != text:
             with open(path, "w") as f:
                 f.write(redacted)

@@ -26,7 +26,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from mixtrain import launch
 from mixtrain.runfiles import SUMMARY
-from mixtrain.summary import claim_run_dir, domain_table, final_metrics, redact, redact_hydra_dir, write_json
+from mixtrain.summary import (claim_run_dir, domain_table, final_metrics, redact, redact_hydra_dir, secret_values,
+                              write_json)
 
 
 DEMO_DATA_DIR = "data/demo"  # conf/train.yaml's default data_dir: the demo corpus may be built there
@@ -83,7 +84,10 @@ def _ensure_data(cfg: DictConfig) -> None:
         raise RuntimeError(f"{cfg.data_dir} is not prepared; prepare it once before a multi-process run")
     from mixtrain.prepare import prepare_from_config
 
-    print(f"[mixtrain] {cfg.data_dir} is not prepared yet: preparing it from data={cfg.data.get('name', '?')}", flush=True)
+    source = cfg.data.get("source", "dir")  # data.source names the conf/data option; data.name is an HF dataset's
+    detail = {"dir": "root", "hf": "name"}.get(source)
+    print(f"[mixtrain] {cfg.data_dir} is not prepared yet: preparing it from data={source}"
+          + (f" (data.{detail}={redact(str(cfg.data.get(detail)))})" if detail else ""), flush=True)
     prepare_from_config(cfg)
 
 
@@ -181,6 +185,8 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     importance = target_importance((cfg.get("target") or {}).get("importance"), layout.domains, layout.val_domains)
     mixing = build_mixing(cfg)  # mixing.name: the strategy's name everywhere below
     strategy = mixing.strategy
+    for problem in strategy.horizon_problems(tcfg.max_steps) if launch.is_rank_zero() else []:
+        print(f"[mixtrain] warning: {problem}", file=sys.stderr, flush=True)  # a schedule that would never run
     global_batch_tokens = (cfg.batch_size * cfg.seq_len * world * accumulate) if world else None
     ctx = domain_stats_context(data_dir, layout.domains, layout.stats, max_steps=tcfg.max_steps,
                                global_batch_tokens=global_batch_tokens)
@@ -263,10 +269,11 @@ def _start_wandb_redacted(loggers: list, cfg: DictConfig) -> None:
     if not wandb_loggers or not launch.is_rank_zero():
         return
     argv = list(sys.argv)
-    sys.argv[:] = redact(argv)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    sys.argv[:] = redact(argv, secret_values(config) | secret_values(argv))
     try:
         for lg in wandb_loggers:
-            lg.log_hyperparams(redact(OmegaConf.to_container(cfg, resolve=True)))  # starts the run
+            lg.log_hyperparams(redact(config))  # starts the run
     finally:
         sys.argv[:] = argv  # DDP's launcher re-runs the real command line
 

@@ -103,10 +103,29 @@ def test_logger_options(option, tmp_path):
         assert logger is not None and name
 
 
+def _leaves(node, prefix=""):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _leaves(v, f"{prefix}{k}.")
+    else:
+        yield prefix.rstrip("."), node
+
+
 @pytest.mark.parametrize("option", _options("experiment"))
-def test_experiment_options(option):
-    cfg = _compose(f"experiment={option}")
+def test_experiment_settings_reach_the_composed_config(option):
+    """An experiment's own values win over train.yaml's (`_self_` before `optional experiment`),
+    and the groups it overrides are the ones composed."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[f"experiment={option}"], return_hydra_config=True)
     assert cfg.trainer.max_steps > 0 and cfg.seq_len > 0
+    settings = OmegaConf.to_container(OmegaConf.load(CONF / "experiment" / f"{option}.yaml"), resolve=False)
+    defaults = settings.pop("defaults", [])
+    composed = dict(_leaves(OmegaConf.to_container(cfg, resolve=False)))  # interpolations as written
+    for key, value in _leaves(settings):
+        assert composed[key] == value, f"experiment={option}: {key}"
+    for entry in defaults:
+        for group, choice in entry.items():
+            assert cfg.hydra.runtime.choices[group.split(" ")[-1].lstrip("/")] == choice, f"experiment={option}: {group}"
 
 
 @pytest.mark.parametrize("option", _options("data"))

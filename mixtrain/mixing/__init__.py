@@ -10,6 +10,7 @@ controller (mixing/refit.py, the one Lightning part) feeds training history back
     entropy.py       entropy (BiMix, training-free)
     law.py           law (optimum of a fitted law.json)
     ado.py odm.py doremi.py online_bimix.py   one online algorithm each
+    registry.py      STRATEGIES and build_mixing (below every strategy: schedule.py builds its stages)
     schedule.py      schedule: stages of fixed weights or of any strategy, switched at given steps
     refit.py         MixingController: sampler accounting + refits (Lightning callback)
     outputs.py       StepOutput: the training step's typed outputs the controller reads
@@ -17,16 +18,11 @@ controller (mixing/refit.py, the one Lightning part) feeds training history back
 A strategy is chosen by the Hydra group `conf/mixing/`: the yaml's `strategy` is a key of
 `STRATEGIES` (the class's own `name`), `name` is the run's label for it (e.g. law-bimix), the
 other keys are the class's arguments (`refit:` is the controller's). Adding one touches four
-places: a class, its entry below, a `conf/mixing/<strategy>.yaml`, a test. A class outside this
-package can be named with `_target_: package.module.Class` instead of `strategy`.
+places: a class, its entry below (it fills registry.py's STRATEGIES), a `conf/mixing/<strategy>.yaml`,
+a test. A class outside this package can be named with `_target_: package.module.Class` instead of `strategy`.
 """
 
 from __future__ import annotations
-
-import importlib
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
 
 from mixtrain.mixing.ado import ADO
 from mixtrain.mixing.base import DataContext, MixHistory, MixingStrategy
@@ -35,59 +31,14 @@ from mixtrain.mixing.entropy import Entropy
 from mixtrain.mixing.law import Law
 from mixtrain.mixing.odm import ODM
 from mixtrain.mixing.online_bimix import OnlineBiMix
+from mixtrain.mixing.registry import STRATEGIES, Mixing, build_mixing
 from mixtrain.mixing.schedule import Schedule
 from mixtrain.mixing.static import Manual, Natural, Temperature, Uniform
 
-STRATEGIES: dict[str, type[MixingStrategy]] = {
+STRATEGIES.update({
     cls.name: cls
     for cls in (Uniform, Natural, Temperature, Manual, Entropy, Law, ADO, ODM, DoReMi, OnlineBiMix, Schedule)
-}
-
-
-def _import_class(target: str) -> type:
-    module, _, attr = str(target).rpartition(".")
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError, ValueError) as e:
-        raise ValueError(f"mixing._target_={target}: cannot import it ({e}); give package.module.Class") from None
-
-
-@dataclass(frozen=True)
-class Mixing:
-    """A built `mixing` config: the one place the run's strategy name comes from."""
-
-    name: str  # the run's label for its strategy (conf `name`): run_name, summary.json, checkpoints
-    strategy: MixingStrategy
-    refit: dict[str, Any]  # the controller's safety rules (conf `refit:` block; empty for static rules)
-    config: dict[str, Any]  # every key but `name`: the mixing identity recorded in checkpoints
-
-
-def build_mixing(config: Mapping[str, Any]) -> Mixing:
-    """Build a `mixing` config (conf/mixing/<option>.yaml, resolved to plain Python).
-
-    `strategy` picks the class from STRATEGIES (or `_target_: package.module.Class` names one
-    outside the package); `name` is the run's label (default: the strategy); `refit` holds the
-    controller's safety rules; every other key is an argument of the class.
-    """
-    config = dict(config)
-    target = config.get("_target_")
-    key = config.get("strategy")
-    if target is not None:
-        cls = _import_class(target)
-    elif key in STRATEGIES:
-        cls = STRATEGIES[key]
-    else:
-        raise ValueError(f"mixing.strategy={key!r} is not a mixing strategy; use one of {sorted(STRATEGIES)} "
-                         "(conf/mixing/<strategy>.yaml) or name a class with mixing._target_")
-    name = str(config.get("name") or getattr(cls, "name", key))
-    arguments = {k: v for k, v in config.items() if k not in ("name", "strategy", "refit", "_target_")}
-    try:
-        strategy = cls(**arguments)
-    except TypeError as e:
-        raise ValueError(f"mixing={name}: {e}; the keys of conf/mixing/<strategy>.yaml (but name, strategy, refit) "
-                         f"are the arguments of {cls.__module__}.{cls.__qualname__}") from None
-    identity = {k: v for k, v in config.items() if k != "name"}
-    return Mixing(name=name, strategy=strategy, refit=dict(config.get("refit") or {}), config=identity)
+})
 
 
 __all__ = ["STRATEGIES", "DataContext", "MixHistory", "Mixing", "MixingStrategy", "build_mixing"]

@@ -140,6 +140,15 @@ class MixingStrategy:
         every = int(self.refit_every_n_steps or 0)
         return every > 0 and step > 0 and step % every == 0
 
+    def horizon_problems(self, max_steps: int | None) -> list[str]:
+        """What of this strategy's plan lies at or beyond the run's last step (and so never happens):
+        train.py prints these as warnings before training."""
+        every = int(self.refit_every_n_steps or 0)
+        if not (max_steps and max_steps > 0) or every <= 0 or every < max_steps:
+            return []
+        return [f"mixing.refit_every_n_steps={every} is not below trainer.max_steps={max_steps}: {self.name} is never "
+                f"refitted and trains on its initial weights; lower mixing.refit_every_n_steps or raise trainer.max_steps"]
+
     def update(self, history: MixHistory) -> dict[str, float] | None:
         return None
 

@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mixtrain.mixing.base import DataContext, MixHistory, MixingStrategy
+from mixtrain.mixing.registry import build_mixing  # the registry (this module is one of its entries)
 from mixtrain.weights import normalize_weights
 
 
@@ -39,8 +40,6 @@ class Schedule(MixingStrategy):
 
     def __init__(self, stages: Sequence[Mapping[str, Any]] | None = None, max_epochs: float | None = None):
         super().__init__(max_epochs)
-        from mixtrain.mixing import build_mixing  # the registry (this module is one of its entries)
-
         if not stages:
             raise ValueError("mixing=schedule needs mixing.stages=[{step: 0, weights: {...}} or {step: 0, mixing: "
                              "{strategy: natural}}, {step: N, ...}, ...]")
@@ -81,6 +80,22 @@ class Schedule(MixingStrategy):
         self._stage = 0  # the stage whose weights were scheduled last
         self._stage_weights: list[dict[str, float]] | None = None
         self.last_fit_report: dict[str, Any] | None = None
+
+    def horizon_problems(self, max_steps: int | None) -> list[str]:
+        if not (max_steps and max_steps > 0):
+            return []
+        late = [(i, s["step"]) for i, s in enumerate(self.stages) if i > 0 and s["step"] >= max_steps]
+        out = [f"mixing.stages[{i}].step={step} is not below trainer.max_steps={max_steps}: that stage never runs; "
+               f"move it before step {max_steps} or raise trainer.max_steps" for i, step in late]
+        for i, inner in enumerate(self._inner):
+            end = next((s["step"] for s in self.stages[i + 1:]), max_steps)  # the stage lasts until here
+            every = int(getattr(inner, "refit_every_n_steps", 0) or 0)
+            if inner is not None and every > 0 and self.stages[i]["step"] < max_steps and not any(
+                    step % every == 0 for step in range(self.stages[i]["step"] + 1, min(end, max_steps))):
+                out.append(f"mixing.stages[{i}].mixing.refit_every_n_steps={every}: no refit falls inside the stage "
+                           f"(steps {self.stages[i]['step']} to {min(end, max_steps)}), so {inner.name} is never "
+                           "refitted; lower its refit_every_n_steps")
+        return out
 
     def stage_at(self, step: int) -> int:
         """The stage in force after `step` optimizer steps."""

@@ -1,0 +1,79 @@
+"""Benchmark: what verify-on-first-read (mixtrain/chunk_check.py) costs the training stream.
+
+    python bench/chunk_check.py --data-dir DIR [--batch-size 16] [--seq-len 1024] [--batches 200] [--repeats 3]
+
+MixtureStream over every domain of DIR (natural weights, num_workers=0), read from a fresh
+stream: the first --batches batches (every chunk is met for the first time: its sha256 is
+computed), then --batches more (mostly verified chunks: a set lookup per sample). Baseline: the
+same stream with the verifier turned off, measured in the same process, interleaved, repeated;
+medians. Prints seconds per setting and the ratio verified/baseline for both windows, and the
+sha256 throughput (MB/s) over DIR's chunks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+import warnings
+
+warnings.filterwarnings("ignore")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-dir", required=True)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--seq-len", type=int, default=None, help="default: the shards' block_size - 1")
+    ap.add_argument("--batches", type=int, default=200)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+
+    import glob
+
+    from mixtrain import chunk_check
+    from mixtrain.sampler import MixtureStream, make_loader, read_domain_blocks
+    from mixtrain.shards import read_manifest
+
+    manifest = read_manifest(args.data_dir)
+    block_size = (args.seq_len + 1) if args.seq_len else int(manifest["block_size"])
+    domains = [read_domain_blocks(d, os.path.join(args.data_dir, d, "train"), block_size) for d in manifest["domains"]]
+    natural = {d.name: float(d.num_blocks) for d in domains}
+    real_check = chunk_check.ChunkVerifier.check
+
+    def windows(verify: bool) -> tuple[float, float]:
+        chunk_check.ChunkVerifier.check = real_check if verify else (lambda self, pairs: None)
+        stream = MixtureStream(domains, natural, block_size=block_size, batch_size=args.batch_size, num_workers=0)
+        it = iter(make_loader(stream, persistent_workers=False))
+        out = []
+        for _ in range(2):
+            t0 = time.perf_counter()
+            for _ in range(args.batches):
+                next(it)
+            out.append(time.perf_counter() - t0)
+        return out[0], out[1]
+
+    times = {True: [], False: []}
+    for _ in range(args.repeats):
+        for verify in (False, True):
+            times[verify].append(windows(verify))
+    chunk_check.ChunkVerifier.check = real_check
+    files = sorted(glob.glob(os.path.join(args.data_dir, "*", "train", "chunk-*.bin")))
+    num_bytes = sum(os.path.getsize(f) for f in files)
+    t0 = time.perf_counter()
+    for f in files:
+        chunk_check._sha256(f)
+    hash_s = time.perf_counter() - t0
+
+    med = {v: [statistics.median(t[i] for t in times[v]) for i in range(2)] for v in times}
+    print(f"data_dir={args.data_dir} domains={len(domains)} chunks={len(files)} ({num_bytes / 1e6:.1f} MB) "
+          f"block_size={block_size} batch_size={args.batch_size} batches={args.batches} repeats={args.repeats}")
+    for i, what in enumerate(("first window (chunks met for the first time)", "second window (steady state)")):
+        print(f"{what}: baseline {med[False][i]:.3f} s, verified {med[True][i]:.3f} s, "
+              f"ratio {med[True][i] / med[False][i]:.3f}")
+    print(f"sha256 over every train chunk: {num_bytes / 1e6 / hash_s:.0f} MB/s on one core")
+
+
+if __name__ == "__main__":
+    main()
