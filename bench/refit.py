@@ -70,7 +70,7 @@ def _run(data_dir: str, out_dir: str, steps: int, mixing: str, extra: list[str])
     overrides = [
         "experiment=demo", f"data_dir={data_dir}", f"out_dir={out_dir}", f"mixing={mixing}", "logger=csv",
         f"trainer.max_steps={steps}", f"trainer.val_check_interval={steps}", f"checkpoint_every_n_steps={steps}",
-        "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false",
+        "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
         "table_at_end=false", *extra,
     ]
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
