@@ -93,7 +93,8 @@ class ADO(MixingStrategy):
 
     Every refit (`refit_every_n_steps`), per domain d, with n_d = tokens of d seen so far:
       1. credit  h_d <- (1 - g) h_d + g pi_d        (ADO: EMA of the policy, gamma1 = 0.1 per step,
-                                                     compounded over the k steps: g = 1 - (1 - gamma1)^k)
+                                                     compounded over the k steps: g = 1 - (1 - gamma1)^k;
+                                                     pi = the latest scheduled weights)
       2. law     every `fit_every_n_steps`: fit L_d(n) = eps_d + beta_d n^-alpha_d (log space, Huber)
                  to the Savitzky-Golay-smoothed per-domain training loss against n_d, skipping the
                  first `ignore_initial_steps` (early losses do not follow a power law)
@@ -202,8 +203,8 @@ class ADO(MixingStrategy):
 
         # 1. credit: EMA of the policy in force (ADO), or of the realised token shares
         credit = dict(self._credit or prior)
-        if self.credit == "policy":
-            source = dict(self._policy or prior)
+        if self.credit == "policy":  # the latest scheduled weights: the policy after the controller's rules
+            source = normalize_weights(history.scheduled_weights or self._policy or prior, domains, what="ado policy")
         else:
             before = history.records[-1]["tokens_seen"] if history.records else {d: 0 for d in domains}
             delta = {d: max(float(history.tokens_seen[d]) - float(before.get(d, 0)), 0.0) for d in domains}
