@@ -228,7 +228,8 @@ COMMON = ["trainer.max_steps=12", "trainer.val_check_interval=12", "checkpoint_e
 # observations than BiMix's 4 parameters per domain before its first fit)
 ONLINE = {"ado": (["mixing.refit_every_n_steps=3", "mixing.min_points=3", "mixing.ignore_initial_steps=0",
                    "mixing.fit_every_n_steps=3"], [3, 6, 9, 12]),
-          "odm": (["mixing.refit_every_n_steps=3", "mixing.warmup_steps=0"], [3, 6, 9, 12]),
+          "odm": (["mixing.refit_every_n_steps=3", "mixing.propose_every_n_steps=1", "mixing.warmup_steps=0"],
+                  [3, 6, 9, 12]),
           "doremi": (["mixing.refit_every_n_steps=3"], [3, 6, 9, 12]),
           "online_bimix": (["mixing.refit_every_n_steps=2"], [2, 4, 6, 8, 10, 12])}
 
@@ -314,7 +315,7 @@ def test_ranks_apply_identical_refit_weights(tiny_data_dir, tmp_path):
            "prepare_if_missing=false", "seq_len=32", "batch_size=4", "val_blocks_per_domain=4",
            "trainer.max_steps=8", "trainer.val_check_interval=8", "checkpoint_every_n_steps=8",
            "table_at_end=false", "trainer.enable_progress_bar=false",
-           "mixing=odm", "mixing.refit_every_n_steps=2", "mixing.warmup_steps=0",
+           "mixing=odm", "mixing.refit_every_n_steps=2", "mixing.propose_every_n_steps=1", "mixing.warmup_steps=0",
            # one-batch windows and the smallest lag: each refit takes effect before the next one
            "sampler.window_samples=8", "sampler.weight_lag_batches=2"]
     env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}

@@ -164,7 +164,7 @@ def test_odm_reward_is_importance_weighted_by_the_policy():
     import numpy as np
 
     odm = ODM(warmup_steps=0)
-    odm.load_state_dict({"rewards": {"a": 1.0, "b": 1.0, "c": 1.0}, "eps_prev": 0.1, "policy": None})
+    odm.load_state_dict({"rewards": {"a": 1.0, "b": 1.0, "c": 1.0}, "policy": None})
     h = MixHistory(step=20, max_steps=100, weights={"a": 0.5, "b": 0.5, "c": 0.0},
                    tokens_seen={d: 100 for d in DOMAINS},
                    train_loss={"a": 3.0, "b": 2.0, "c": math.nan}, records=[{"step": 18}],
@@ -184,6 +184,23 @@ def test_odm_reward_is_importance_weighted_by_the_policy():
         weights = odm.update(h) or weights
         records.append({"step": step})
     assert max(abs(w - 1 / 3) for w in weights.values()) < 0.08
+
+
+def test_odm_refit_interval_does_not_change_the_bandit():
+    """The bandit updated every step and proposing every 10 steps equals one refitted every 10
+    steps: a refit adds its k steps' reward (warm-up steps excluded) and uses eps_{t-1} of the
+    step before. (Shares equal the policy here, so every step's reward estimate is the loss.)"""
+    loss = lambda d, n, s: {"a": 4.0, "b": 3.0, "c": 2.5}[d]  # noqa: E731
+    every_step = ODM(warmup_steps=20, propose_every_n_steps=10)
+    a, _, _ = _drive(every_step, every_step.initial_weights(_ctx()), loss, refits=200, every=1)
+    every_ten = ODM(warmup_steps=20, refit_every_n_steps=10)
+    b, _, _ = _drive(every_ten, every_ten.initial_weights(_ctx()), loss, refits=20, every=10)
+    # proposals: at the first update (step 21), then at every multiple of 10
+    assert [i + 1 for i, p in enumerate(a) if p is not None] == [21, *range(30, 201, 10)]
+    assert len(b[2:]) == 18
+    for got, want in zip(b[2:], [a[step - 1] for step in range(30, 201, 10)]):
+        assert got == pytest.approx(want, rel=1e-12)
+    assert every_step.state_dict()["rewards"] == pytest.approx(every_ten.state_dict()["rewards"], rel=1e-12)
 
 
 def test_odm_warmup_keeps_uniform_and_unsampled_domain_gets_no_reward():

@@ -21,7 +21,8 @@ from mixtrain.mixing.base import MixHistory, MixingStrategy, cap_remaining_epoch
 CONF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "conf")
 SEEN: list[MixHistory] = []
 # conf/mixing/odm.yaml's keys that Scripted (which borrows odm's refit block) does not take
-NOT_SCRIPTED = ["~mixing.warmup_steps", "~mixing.reward", "~mixing.reward_scale", "~mixing.reward_smoothing"]
+NOT_SCRIPTED = ["~mixing.warmup_steps", "~mixing.reward", "~mixing.reward_scale", "~mixing.reward_smoothing",
+                "~mixing.propose_every_n_steps"]
 
 
 class Scripted(MixingStrategy):

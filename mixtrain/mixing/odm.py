@@ -40,6 +40,9 @@ class ODM(MixingStrategy):
     strategy last proposed (`MixHistory.scheduled_weights`); a refit that covers k steps adds k
     times its interval's estimate, so the cumulative reward does not depend on the cadence.
     `scale` = 0.1 is ODM's code (reward / 10): it sets how fast the policy concentrates.
+    The bandit updates at every refit (every step by default, as ODM); it proposes its policy to
+    the sampler every `propose_every_n_steps`, because the sampler applies a change only from its
+    next planning window on (docs/online.md): proposing more often only replaces pending changes.
     Because R accumulates while eps_t decays, the policy concentrates over time on the domains
     with the highest loss (EXP3 maximises reward, and ODM's reward is loss).
 
@@ -55,6 +58,7 @@ class ODM(MixingStrategy):
     def __init__(
         self,
         refit_every_n_steps: int = 1,
+        propose_every_n_steps: int = 1,
         warmup_steps: int = 100,
         reward: str = "cumulative",
         reward_scale: float = 0.1,
@@ -68,13 +72,16 @@ class ODM(MixingStrategy):
             raise ValueError(f"mixing.reward_smoothing must be in [0, 1), got {reward_smoothing}")
         if not reward_scale > 0:
             raise ValueError(f"mixing.reward_scale must be > 0, got {reward_scale}")
+        if int(propose_every_n_steps) < 1:
+            raise ValueError(f"mixing.propose_every_n_steps must be >= 1, got {propose_every_n_steps}")
         self.refit_every_n_steps = int(refit_every_n_steps)
+        self.propose_every_n_steps = int(propose_every_n_steps)
         self.warmup_steps = int(warmup_steps)
         self.reward, self.reward_scale = reward, float(reward_scale)
         self.reward_smoothing = float(reward_smoothing)
         self._rewards: dict[str, float] | None = None
-        self._eps_prev: float | None = None
         self._policy: dict[str, float] | None = None  # the last proposal (importance weights without a sampler)
+        self._proposed_step: int | None = None
         self.last_fit_report: dict[str, Any] | None = None
 
     def compute(self, ctx: DataContext) -> dict[str, float]:
@@ -104,7 +111,9 @@ class ODM(MixingStrategy):
         rewards = dict(self._rewards or {d: 0.0 for d in domains})
         if self.reward == "cumulative":
             pi = self._policy_in_force(history, domains)
-            steps = max(int(history.step) - int(history.records[-1]["step"] if history.records else 0), 1)
+            # the steps this refit covers, warm-up steps excluded (ODM rewards none of them)
+            since = max(int(history.records[-1]["step"]) if history.records else 0, self.warmup_steps)
+            steps = max(int(history.step) - since, 1)
             for d in sampled:
                 rewards[d] += steps * self.reward_scale * share[d] * float(loss[d]) / max(pi[d], 1e-12)
         else:
@@ -114,21 +123,29 @@ class ODM(MixingStrategy):
         if not all(math.isfinite(v) for v in rewards.values()):
             self.last_fit_report = {"phase": "skipped", "reason": "non-finite rewards"}
             return None
-        eps_prev = self._eps_prev if self._eps_prev is not None else 1.0 / k
+        # eps_{t-1} of the step before, as ODM's per-step update, whatever the refit interval
+        eps_prev = exp3_exploration(k, int(history.step) - 1)
         eps = exp3_exploration(k, int(history.step))
         x = np.array([eps_prev * rewards[d] for d in domains])
         p = np.exp(x - x.max())  # stable softmax
         p = (1.0 - k * eps) * p / p.sum() + eps
         policy = normalize_weights(dict(zip(domains, p.tolist())), domains, what="odm weights")
-        self._rewards, self._eps_prev, self._policy = rewards, eps, policy
-        self.last_fit_report = {"phase": "exp3", "eps": eps,
+        # the sampler applies a change only from its next planning window on: a proposal every
+        # step would mostly replace the pending one (and rewrite refits.jsonl each time)
+        every = self.propose_every_n_steps  # at the first update, then whenever a multiple of `every` is passed
+        due = self._proposed_step is None or int(history.step) // every != self._proposed_step // every
+        self._rewards = rewards
+        self.last_fit_report = {"phase": "exp3", "eps": eps, "proposed": due,
                                 "reward": {d: float(f"{rewards[d]:.6g}") for d in domains}}
+        if not due:
+            return None
+        self._policy, self._proposed_step = policy, int(history.step)
         return dict(policy)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"rewards": self._rewards, "eps_prev": self._eps_prev, "policy": self._policy}
+        return {"rewards": self._rewards, "policy": self._policy, "proposed_step": self._proposed_step}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self._rewards = dict(state["rewards"]) if state.get("rewards") else None
-        self._eps_prev = None if state.get("eps_prev") is None else float(state["eps_prev"])
         self._policy = dict(state["policy"]) if state.get("policy") else None
+        self._proposed_step = None if state.get("proposed_step") is None else int(state["proposed_step"])
