@@ -1,4 +1,5 @@
-"""Online strategies (mixtrain/mixing/: ado.py, odm.py, doremi.py, online_bimix.py).
+"""Online strategies (mixtrain/mixing/: ado.py, odm.py, doremi.py, online_bimix.py); the
+paper-algorithm checks of ADO, ODM and online_bimix are in tests/test_online_papers.py.
 
 Unit tests drive `update()` with hand-built MixHistory objects the way mixing/refit.py does (records
 grow by one per refit); end-to-end tests train a few steps on the tiny shards and read
@@ -20,52 +21,14 @@ from pathlib import Path
 import pytest
 from crash import CrashAt
 from hydra import compose, initialize_config_dir
+from online_helpers import DOMAINS, _ctx, _drive, _history
 
-from mixtrain.mixing.ado import ADO, fit_power_law
-from mixtrain.mixing.base import DataContext, MixHistory
+from mixtrain.mixing.ado import ADO
 from mixtrain.mixing.doremi import DoReMi, per_token_excess, read_reference_losses
 from mixtrain.mixing.odm import ODM
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = str(REPO / "conf")
-DOMAINS = ["a", "b", "c"]
-
-
-# ---------------------------------------------------------------------------- unit helpers
-
-
-def _ctx(tokens=(1000, 2000, 3000)) -> DataContext:
-    return DataContext(data_dir="unused", domains=list(DOMAINS),
-                       stats={d: {"num_train_tokens": n} for d, n in zip(DOMAINS, tokens)})
-
-
-def _history(step, weights, tokens, train_loss, records, val_loss=None) -> MixHistory:
-    return MixHistory(step=step, max_steps=1000, weights=dict(weights), tokens_seen=dict(tokens),
-                      train_loss=dict(train_loss), val_loss=val_loss, records=list(records))
-
-
-def _drive(strategy, weights, loss_fn, *, refits=10, every=10, tokens_per_step=1000, start=None):
-    """Run `refits` refits like mixing/refit.py does; loss_fn(d, n_tokens_of_d, step) -> training loss.
-
-    Returns (list of proposals, final weights, records). `start` continues from a previous drive.
-    """
-    records, tokens, step = ([], {d: 0 for d in weights}, 0) if start is None else start
-    weights, proposals = dict(weights), []
-    for _ in range(refits):
-        prev = dict(tokens)
-        step += every
-        tokens = {d: tokens[d] + int(every * tokens_per_step * weights[d]) for d in weights}
-        loss = {d: loss_fn(d, 0.5 * (prev[d] + tokens[d]), step) for d in weights}
-        h = _history(step, weights, tokens, loss, records)
-        new = strategy.update(h)
-        proposals.append(new)
-        records.append({"step": step, "old_weights": dict(weights), "new_weights": new, "train_loss": loss,
-                        "val_loss": None, "tokens_seen": dict(tokens)})
-        if new is not None:
-            assert all(math.isfinite(v) and v >= 0 for v in new.values())
-            assert sum(new.values()) == pytest.approx(1.0)
-            weights = new
-    return proposals, weights, (records, tokens, step)
 
 
 def _write_reference(run_dir: Path, losses: dict[str, float], steps=range(1, 101), kind="train"):
@@ -77,69 +40,6 @@ def _write_reference(run_dir: Path, losses: dict[str, float], steps=range(1, 101
         for s in steps:
             w.writerow([s] + [losses[d] for d in losses])
     return run_dir
-
-
-# ---------------------------------------------------------------------------- ADO
-
-
-def test_power_law_fit_recovers_parameters():
-    import numpy as np
-
-    n = np.geomspace(1e3, 1e7, 30)
-    fit = fit_power_law(n, 2.0 + 30.0 * n ** -0.3)
-    assert fit["alpha"] == pytest.approx(0.3, abs=1e-3) and fit["eps"] == pytest.approx(2.0, rel=1e-3)
-    flat = fit_power_law(n, np.full(30, 3.0))
-    assert flat["alpha"] * flat["beta"] * 1e7 ** -flat["alpha"] < 1e-3  # a flat curve has no speed
-
-
-def test_ado_flat_domain_loses_weight_to_improving_one():
-    ado = ADO(refit_every_n_steps=10, prior="uniform")
-    init = ado.initial_weights(_ctx())
-
-    def loss(d, n, step):  # a: stopped improving; b: still improving fast; c: in between
-        return {"a": 3.0, "b": 1.0 + 50.0 * n ** -0.4, "c": 2.0 + 5.0 * n ** -0.2}[d]
-
-    proposals, final, _ = _drive(ado, init, loss, refits=8)
-    assert proposals[:2] == [None, None]  # fewer than min_points observations: keep the prior
-    assert ado.last_fit_report["phase"] == "fit"
-    assert final["b"] / final["a"] > 1.2 * init["b"] / init["a"]
-    assert final["a"] < init["a"] and final["b"] > init["b"]
-    assert min(final.values()) >= ado.floor - 1e-12
-
-
-def test_ado_prior_is_natural_mixture():
-    w = ADO().initial_weights(_ctx((1000, 1000, 2000)))
-    assert w == pytest.approx({"a": 0.25, "b": 0.25, "c": 0.5})
-    w = ADO(prior="temperature", prior_temperature=2.0).initial_weights(_ctx((1000, 1000, 4000)))
-    assert w == pytest.approx({"a": 0.25, "b": 0.25, "c": 0.5})
-
-
-# ---------------------------------------------------------------------------- ODM
-
-
-def test_odm_domain_with_higher_loss_gains_weight():
-    odm = ODM(refit_every_n_steps=10, warmup_steps=0)
-    init = odm.initial_weights(_ctx())
-    assert init == pytest.approx({d: 1 / 3 for d in DOMAINS})
-    proposals, final, _ = _drive(odm, init, lambda d, n, s: {"a": 6.0, "b": 3.0, "c": 3.0}[d], refits=30)
-    shares = [p["a"] for p in proposals]
-    # importance-weighted moving-average rewards: a settles well above uniform (the paper's EXP3
-    # with a decaying eps_t then slowly relaxes towards uniform, as R stays bounded)
-    assert shares[0] > 1 / 3 and max(shares) > 0.38 and shares[5] > shares[0]
-    assert all(p["a"] > p["b"] for p in proposals)
-    assert final["b"] == pytest.approx(final["c"]) and final["a"] > final["b"]
-    eps = odm.last_fit_report["eps"]
-    assert eps == pytest.approx(min(1 / 3, math.sqrt(math.log(3) / (3 * 300))))
-    assert min(final.values()) >= eps - 1e-12  # EXP3 keeps eps_t on every arm
-
-
-def test_odm_warmup_keeps_uniform_and_unsampled_domain_gets_no_reward():
-    odm = ODM(warmup_steps=25)
-    init = odm.initial_weights(_ctx())
-    proposals, _, _ = _drive(odm, init, lambda d, n, s: math.nan if d == "c" else 4.0, refits=4)
-    assert proposals[:2] == [None, None] and proposals[2] is not None
-    assert odm.state_dict()["rewards"]["c"] == 0.0
-    assert proposals[-1]["a"] == pytest.approx(proposals[-1]["b"]) and proposals[-1]["a"] > proposals[-1]["c"]
 
 
 # ---------------------------------------------------------------------------- DoReMi
@@ -250,7 +150,8 @@ def test_doremi_reference_model_needs_the_step_excess_and_one_reference(tmp_path
 
 def _make(name, tmp_path):
     if name == "ado":
-        return ADO(prior="uniform"), lambda d, n, s: {"a": 3.0, "b": 1.0 + 50.0 * n ** -0.4, "c": 2.5}[d]
+        return (ADO(prior="uniform", ignore_initial_steps=0, min_points=3, fit_every_n_steps=20),
+                lambda d, n, s: {"a": 3.0, "b": 1.0 + 50.0 * n ** -0.4, "c": 2.5}[d])
     if name == "odm":
         return ODM(warmup_steps=0), lambda d, n, s: {"a": 6.0, "b": 3.0, "c": 3.5}[d]
     ref = _write_reference(tmp_path / "ref", {"a": 3.0, "b": 3.0, "c": 3.0}, steps=range(0, 400, 5))
@@ -322,9 +223,15 @@ def _cfg(data_dir, out_dir, *overrides):
 COMMON = ["trainer.max_steps=12", "trainer.val_check_interval=12", "checkpoint_every_n_steps=4",
           "trainer.log_every_n_steps=1", "sampler.window_samples=4",
           # the smallest lag 0 workers allow, so a refit's weights govern batches of this short run
-          "sampler.weight_lag_batches=2", "mixing.refit_every_n_steps=3"]
-ONLINE = {"ado": ["mixing.min_points=2"], "odm": ["mixing.warmup_steps=0"], "doremi": [],
-          "online_bimix": ["mixing.min_records=3"]}
+          "sampler.weight_lag_batches=2"]
+# per strategy: its overrides and its refit steps (online_bimix refits every 2 steps: it needs more
+# observations than BiMix's 4 parameters per domain before its first fit)
+ONLINE = {"ado": (["mixing.refit_every_n_steps=3", "mixing.min_points=3", "mixing.ignore_initial_steps=0",
+                   "mixing.fit_every_n_steps=3"], [3, 6, 9, 12]),
+          "odm": (["mixing.refit_every_n_steps=3", "mixing.propose_every_n_steps=1", "mixing.warmup_steps=0"],
+                  [3, 6, 9, 12]),
+          "doremi": (["mixing.refit_every_n_steps=3"], [3, 6, 9, 12]),
+          "online_bimix": (["mixing.refit_every_n_steps=2"], [2, 4, 6, 8, 10, 12])}
 
 
 def _refits(run_dir) -> list[dict]:
@@ -337,7 +244,7 @@ def uniform_run(tiny_data_dir, tmp_path_factory):
     from mixtrain.train import train
 
     run = tmp_path_factory.mktemp("uniform") / "run"
-    train(_cfg(tiny_data_dir, run, "mixing=uniform", *COMMON[:-1]))
+    train(_cfg(tiny_data_dir, run, "mixing=uniform", *COMMON))
     return run
 
 
@@ -347,9 +254,9 @@ def online_runs(tiny_data_dir, uniform_run, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("online")
     runs = {}
-    for name, extra in ONLINE.items():
+    for name, (extra, _) in ONLINE.items():
         if name == "doremi":
-            extra = [f"mixing.reference_run={uniform_run}"]
+            extra = [*extra, f"mixing.reference_run={uniform_run}"]
         runs[name] = root / name
         summary = train(_cfg(tiny_data_dir, runs[name], f"mixing={name}", *COMMON, *extra))
         assert summary["step"] == 12
@@ -359,7 +266,7 @@ def online_runs(tiny_data_dir, uniform_run, tmp_path_factory):
 @pytest.mark.parametrize("name", list(ONLINE))
 def test_online_strategy_trains_and_updates_weights(online_runs, name):
     lines = _refits(online_runs[name])
-    assert [r["step"] for r in lines] == [3, 6, 9, 12]
+    assert [r["step"] for r in lines] == ONLINE[name][1]
     updated = [r for r in lines if r["status"] == "updated"]
     assert updated, [(r["status"], r["error"], r["fit"]) for r in lines]
     assert all(r["error"] is None for r in lines)
@@ -370,8 +277,11 @@ def test_online_strategy_trains_and_updates_weights(online_runs, name):
         assert sum(r["new_weights"].values()) == pytest.approx(1.0)
         assert isinstance(r["fit"], dict) and r["fit"]["phase"] not in ("skipped",)
     if name == "online_bimix":  # explored first, then fitted the law on its own history
-        phases = [r["fit"]["phase"] for r in updated]
-        assert phases[0] == "explore" and "fit" in phases, phases
+        phases = [(r["fit"]["phase"], r["fit"]["observations"]) for r in updated]
+        assert phases[0][0] == "explore" and phases[-1][0] == "fit", phases
+        # fits only with more observations than BiMix's 4 parameters per domain (a refit whose
+        # interval missed a domain adds none)
+        assert all((phase == "fit") == (n >= 5) for phase, n in phases), phases
     with open(Path(online_runs[name]) / "metrics.csv", newline="") as f:
         last = list(csv.DictReader(f))[-1]
     # the new weights reached the sampler (they govern batches a little after the refit step)
@@ -386,9 +296,9 @@ def test_resume_between_refits_reproduces_every_refit(online_runs, tiny_data_dir
     name = "ado"  # the most stateful: credit EMA, running mean of rho, fitted on all records
     crashed = tmp_path / "crashed"
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train(_cfg(tiny_data_dir, crashed, f"mixing={name}", *COMMON, *ONLINE[name]), extra_callbacks=[CrashAt(10)])
+        train(_cfg(tiny_data_dir, crashed, f"mixing={name}", *COMMON, *ONLINE[name][0]), extra_callbacks=[CrashAt(10)])
     assert [r["step"] for r in _refits(crashed)] == [3, 6, 9]  # refit 9 ran after the step-8 checkpoint
-    train(_cfg(tiny_data_dir, crashed, f"mixing={name}", *COMMON, *ONLINE[name], "resume=true"))
+    train(_cfg(tiny_data_dir, crashed, f"mixing={name}", *COMMON, *ONLINE[name][0], "resume=true"))
     full, resumed = _refits(online_runs[name]), _refits(crashed)
     assert [r["step"] for r in resumed] == [3, 6, 9, 12]
     assert any(r["status"] == "updated" for r in full if r["step"] > 8)
@@ -405,7 +315,7 @@ def test_ranks_apply_identical_refit_weights(tiny_data_dir, tmp_path):
            "prepare_if_missing=false", "seq_len=32", "batch_size=4", "val_blocks_per_domain=4",
            "trainer.max_steps=8", "trainer.val_check_interval=8", "checkpoint_every_n_steps=8",
            "table_at_end=false", "trainer.enable_progress_bar=false",
-           "mixing=odm", "mixing.refit_every_n_steps=2", "mixing.warmup_steps=0",
+           "mixing=odm", "mixing.refit_every_n_steps=2", "mixing.propose_every_n_steps=1", "mixing.warmup_steps=0",
            # one-batch windows and the smallest lag: each refit takes effect before the next one
            "sampler.window_samples=8", "sampler.weight_lag_batches=2"]
     env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
@@ -419,77 +329,6 @@ def test_ranks_apply_identical_refit_weights(tiny_data_dir, tmp_path):
     assert [r["new_weights"] for r in lines] == [r["new_weights"] for r in dump["records"]]
     assert sum(r["status"] == "updated" for r in lines) == 4
     assert len(dump["schedule"]) > 1  # the weight changes reached both samplers
-
-
-BIMIX_ALPHA = {"a": 0.6, "b": 0.05, "c": 0.05}
-
-
-def _feed_bimix_losses(strategy, rng, concentration, *, max_steps, refits=8):
-    """Refit `strategy` every 10 steps on losses drawn from a BiMix law (alpha = BIMIX_ALPHA),
-    each interval read with Dirichlet(concentration) shares; returns (tokens seen, last proposal)."""
-    tokens = {d: 0.0 for d in BIMIX_ALPHA}
-    records, proposal = [], None
-    for i in range(1, refits + 1):
-        for d, w in zip(BIMIX_ALPHA, rng.dirichlet(concentration)):
-            tokens[d] += 1000 * w
-        total = sum(tokens.values())
-        step = 10 * i
-        loss = {d: (tokens[d] / total) ** -a * (3.0 * step ** -0.4 + 1.5) for d, a in BIMIX_ALPHA.items()}
-        history = MixHistory(step=step, max_steps=max_steps, weights={d: 1 / 3 for d in BIMIX_ALPHA},
-                             tokens_seen=dict(tokens), train_loss=loss, val_loss=loss, records=list(records))
-        proposal = strategy.update(history)
-        records.append({"step": step, "tokens_seen": dict(tokens), "train_loss": loss, "val_loss": loss})
-    return tokens, proposal
-
-
-def test_online_bimix_fit_favours_the_domain_whose_loss_depends_on_its_share():
-    """Losses generated by a BiMix law: `a` gains a lot from its own share (alpha 0.6), `b` and
-    `c` barely (alpha 0.05); once fitted, the optimum gives `a` the largest weight."""
-    import numpy as np
-
-    from mixtrain.mixing.online_bimix import OnlineBiMix
-
-    strategy = OnlineBiMix(refit_every_n_steps=10, prior="uniform", min_records=4, min_weight=0.0)
-    strategy.compute(_ctx())
-    _, proposal = _feed_bimix_losses(strategy, np.random.default_rng(0), [4.0, 4.0, 4.0], max_steps=1000)
-    assert strategy.last_fit_report["phase"] == "fit"
-    assert proposal["a"] > max(proposal["b"], proposal["c"]), proposal
-
-
-def test_remaining_budget_weights_reach_the_target_cumulatively():
-    from mixtrain.mixing.online_bimix import remaining_budget_weights
-
-    # a biased first half (a: 80%), then as many tokens again: the rest must favour b to end at 50/50
-    w = remaining_budget_weights({"a": 0.5, "b": 0.5}, {"a": 800, "b": 200}, 1000)
-    assert w == pytest.approx({"a": 0.2, "b": 0.8})
-    assert (800 + 1000 * w["a"]) / 2000 == pytest.approx(0.5)
-    # unreachable: a is already over 50% of the final total; the closest is to read none of it
-    w = remaining_budget_weights({"a": 0.5, "b": 0.5}, {"a": 1800, "b": 200}, 1000)
-    assert w == pytest.approx({"a": 0.0, "b": 1.0})
-    # three domains, one clipped: the projection keeps the others' relative correction
-    w = remaining_budget_weights({"a": 0.2, "b": 0.3, "c": 0.5}, {"a": 600, "b": 300, "c": 100}, 1000)
-    assert w["a"] == 0.0 and w["c"] > w["b"] > 0 and sum(w.values()) == pytest.approx(1.0)
-    assert remaining_budget_weights({"a": 0.3, "b": 0.7}, {"a": 5, "b": 5}, 0) == pytest.approx({"a": 0.3, "b": 0.7})
-
-
-def test_online_bimix_compensates_a_biased_first_half():
-    """Halfway through a 160-step run whose first half read `a` at ~15%, the proposal for the rest
-    gives `a` more than the law's optimum r*, so that the cumulative share at the end is r*."""
-    import numpy as np
-
-    from mixtrain.mixing.online_bimix import OnlineBiMix
-
-    strategy = OnlineBiMix(refit_every_n_steps=10, prior="uniform", min_records=4, min_weight=0.0)
-    strategy.compute(_ctx())
-    # biased against a
-    tokens, proposal = _feed_bimix_losses(strategy, np.random.default_rng(1), [3.0, 8.0, 8.0], max_steps=160)
-    report = strategy.last_fit_report
-    assert report["phase"] == "fit" and report["remaining_tokens"] == pytest.approx(sum(tokens.values()), rel=1e-6)
-    optimum, seen = report["optimum"], sum(tokens.values())
-    assert tokens["a"] / seen < optimum["a"] - 0.05  # the first half really is behind the optimum
-    assert proposal["a"] > optimum["a"] + 0.05
-    final = {d: (tokens[d] + proposal[d] * seen) / (2 * seen) for d in BIMIX_ALPHA}  # remaining = seen tokens
-    assert final == pytest.approx(optimum, abs=1e-4)
 
 
 def test_every_seeded_mixing_option_follows_the_run_seed():

@@ -20,6 +20,9 @@ from mixtrain.mixing.base import MixHistory, MixingStrategy, cap_remaining_epoch
 
 CONF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "conf")
 SEEN: list[MixHistory] = []
+# conf/mixing/odm.yaml's keys that Scripted (which borrows odm's refit block) does not take
+NOT_SCRIPTED = ["~mixing.warmup_steps", "~mixing.reward", "~mixing.reward_scale", "~mixing.reward_smoothing",
+                "~mixing.propose_every_n_steps"]
 
 
 class Scripted(MixingStrategy):
@@ -63,8 +66,8 @@ def scripted_run(tiny_data_dir, tmp_path_factory):
                 "experiment=smoke", f"data_dir={tiny_data_dir}", f"out_dir={run}", "prepare_if_missing=false",
                 "seq_len=32", "batch_size=4", "val_blocks_per_domain=2", "table_at_end=false",
                 "trainer.enable_progress_bar=false", "trainer.max_steps=8", "trainer.val_check_interval=8",
-                "checkpoint_every_n_steps=8", "sampler.window_samples=64", "mixing=odm",
-                "~mixing.warmup_steps", "~mixing.reward_smoothing", f"+mixing._target_={__name__}.Scripted",
+                "checkpoint_every_n_steps=8", "sampler.window_samples=64", "mixing=odm", *NOT_SCRIPTED,
+                f"+mixing._target_={__name__}.Scripted",
                 f"+mixing.favourite={favourite}", "mixing.refit_every_n_steps=2", f"mixing.max_epochs={max_epochs}",
             ])
         train(cfg)
@@ -142,7 +145,7 @@ def test_refits_happen_once_per_optimizer_step_under_gradient_accumulation(tiny_
                 "prepare_if_missing=false", "seq_len=32", "batch_size=4", "global_batch_tokens=256",
                 "val_blocks_per_domain=2", "table_at_end=false", "trainer.enable_progress_bar=false",
                 "trainer.max_steps=6", "trainer.val_check_interval=12", "checkpoint_every_n_steps=6",
-                "mixing=odm", "~mixing.warmup_steps", "~mixing.reward_smoothing",
+                "mixing=odm", *NOT_SCRIPTED,
                 f"+mixing._target_={__name__}.Scripted", "+mixing.favourite=prose", "mixing.refit_every_n_steps=2",
             ])
         summary = train(cfg)

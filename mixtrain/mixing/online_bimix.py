@@ -50,7 +50,9 @@ class OnlineBiMix(MixingStrategy):
     per-domain validation loss (training loss when no validation ran since the last refit),
     at the current step. Until `min_records` observations exist the strategy explores:
     Dirichlet draws around the prior (seeded by refit index), which vary the shares so the
-    proportion exponents become identifiable. Then every refit fits `law` (bimix by default)
+    proportion exponents become identifiable. `min_records` must exceed the law's parameters
+    per domain (bimix: 4), so that no fit merely interpolates its observations; None (default)
+    is that count + 1. Then every refit fits `law` (bimix by default)
     on all observations and solves for its optimum r* at the final step (trainer.max_steps).
     r* is a cumulative proportion (BiMix's r is the share of the tokens seen), so the weights
     returned are those for the *rest* of the run that bring the cumulative share at the end
@@ -68,7 +70,7 @@ class OnlineBiMix(MixingStrategy):
         prior: str = "natural",
         prior_temperature: float = 3.0,
         law: str = "bimix",
-        min_records: int = 4,
+        min_records: int | None = None,
         explore_concentration: float = 20.0,
         min_weight: float = 0.02,
         seed: int = 0,
@@ -79,14 +81,28 @@ class OnlineBiMix(MixingStrategy):
             raise ValueError(f"mixing.prior must be uniform, natural or temperature, got {prior!r}")
         self.refit_every_n_steps = int(refit_every_n_steps)
         self.prior, self.prior_temperature, self.law = prior, float(prior_temperature), law
-        self.min_records, self.explore_concentration = int(min_records), float(explore_concentration)
+        self.min_records = None if min_records is None else int(min_records)
+        self.explore_concentration = float(explore_concentration)
         self.min_weight, self.seed = float(min_weight), int(seed)
         self._prior_weights: dict[str, float] | None = None
         self.last_fit_report: dict[str, Any] | None = None
 
     def compute(self, ctx: DataContext) -> dict[str, float]:
+        self._required_records(ctx.domains)  # a bad min_records fails at start-up, not at every refit
         self._prior_weights = prior_weights(self.prior, self.prior_temperature, ctx)
         return self._prior_weights
+
+    def _required_records(self, domains: list[str]) -> int:
+        """Observations before the first fit: more than the law's parameters per domain."""
+        per_domain = law_params_per_domain(self.law, domains)
+        if self.min_records is None:
+            return per_domain + 1
+        if self.min_records <= per_domain:
+            raise ValueError(
+                f"mixing.min_records={self.min_records}: law {self.law!r} has {per_domain} parameters per domain, "
+                f"so a fit on {self.min_records} observations would interpolate them; set mixing.min_records >= "
+                f"{per_domain + 1} or null (= {per_domain + 1})")
+        return self.min_records
 
     def _observations(self, history: MixHistory) -> list[dict[str, Any]]:
         rows = []
@@ -108,12 +124,13 @@ class OnlineBiMix(MixingStrategy):
 
         domains = list(history.weights)
         rows = self._observations(history)
-        if len(rows) < self.min_records:
+        required = self._required_records(domains)
+        if len(rows) < required:
             prior = np.array([(self._prior_weights or history.weights)[d] for d in domains], dtype=float)
             prior = prior / prior.sum()
             rng = np.random.default_rng([self.seed, len(history.records)])
             draw = rng.dirichlet(self.explore_concentration * prior + 1e-3)
-            self.last_fit_report = {"phase": "explore", "observations": len(rows)}
+            self.last_fit_report = {"phase": "explore", "observations": len(rows), "required": required}
             return dict(zip(domains, draw.tolist()))
         # every observation is its own "run": its mixture (the cumulative share) differs from
         # the others', which is what identifies the proportion exponents; equal weight per refit
@@ -139,6 +156,16 @@ class OnlineBiMix(MixingStrategy):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         if state.get("prior_weights"):
             self._prior_weights = dict(state["prior_weights"])
+
+
+def law_params_per_domain(law: str, domains: list[str]) -> int:
+    """Parameters the law `law` fits per evaluated domain when every domain is trained and evaluated
+    (bimix: 4; laws with cross-domain terms grow with the number of domains)."""
+    from mixtrain.laws import make_law
+
+    probe = make_law(law)
+    probe.train_domains = probe.eval_domains = tuple(domains)
+    return -(-int(probe.n_params()) // len(domains))
 
 
 def _short_report(law) -> dict[str, Any]:
