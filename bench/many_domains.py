@@ -145,9 +145,9 @@ def measure(data_dir: str, plain_root: str, batches: int, repeats: int, steps: i
 
 
 def _open_all(stream) -> None:
-    """Open every domain's litdata reader now (they open lazily, on a domain's first read)."""
+    """Read every domain's index now (readers open lazily, on a domain's first read)."""
     for d in range(stream.num_domains):
-        stream._readers._cache(d)
+        stream._readers._source(d)
 
 
 def _step_time(data_dir: str, steps: int, batch_size: int) -> float:
