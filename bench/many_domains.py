@@ -6,7 +6,8 @@
 Synthetic shards (litdata TokensLoader format, written directly: chunks of `blocks_per_chunk`
 blocks, `chunks_per_domain` chunks per domain), num_workers=0, uniform weights. Per domain count:
 * sampler: tokens/s of MixtureStream over all domains / tokens/s of one plain litdata
-  StreamingDataset (shuffle on) over the same total number of blocks; interleaved repeats, median;
+  StreamingDataset (shuffle on, StreamingDataLoader) over one directory of the same chunk format
+  with enough blocks for the timed batches, measured back to back in the same process;
 * set_weights: median wall time of `MixtureStream.set_weights` (new weights every call);
 * step: median wall time of a training step (model=tiny, Trainer on CPU, log_every_n_steps=1, the
   mixing controller and metrics.csv on), ratio to the 4-domain step measured in the same run;
@@ -14,6 +15,7 @@ blocks, `chunks_per_domain` chunks per domain), num_workers=0, uniform weights. 
   the sampler and step figures are steady state, after that;
 * RSS and open files of this process after the sampler and training runs (each count runs in its
   own subprocess, so the figures do not mix), RSS reported above the 4-domain run.
+Every figure is the median over `--repeats` runs, interleaved across domain counts.
 * prepare: seconds of `mixtrain.prepare` for `--prepare-domains` small raw domains (0: skipped).
 """
 
@@ -224,18 +226,28 @@ def main() -> None:
     if args.one:
         print(json.dumps(measure(args.one, args.plain, args.batches, args.repeats, args.steps, args.batch_size)))
         return
-    results = []
-    for n in [int(x) for x in args.domains.split(",")]:
+    counts = [int(x) for x in args.domains.split(",")]
+    runs: dict[int, list[dict]] = {n: [] for n in counts}
+    for n in counts:
         data_dir = os.path.join(args.work_dir, f"d{n}_b{args.blocks_per_chunk}_c{args.chunks_per_domain}")
         write_synthetic(data_dir, n, args.blocks_per_chunk, args.chunks_per_domain)
-        plain_chunks = -(-(args.batches + 2) * args.batch_size // args.blocks_per_chunk)
-        plain_root = os.path.join(args.work_dir, f"plain_b{args.blocks_per_chunk}_c{plain_chunks}")
-        write_synthetic(plain_root, 1, args.blocks_per_chunk, plain_chunks)
-        cmd = [sys.executable, __file__, "--one", data_dir, "--plain", plain_root, "--batches", str(args.batches), "--repeats",
-               str(args.repeats), "--steps", str(args.steps), "--batch-size", str(args.batch_size)]
-        line = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
-        results.append(json.loads(line))
-        r = results[-1]
+    plain_chunks = -(-(args.batches + 2) * args.batch_size // args.blocks_per_chunk)
+    plain_root = os.path.join(args.work_dir, f"plain_b{args.blocks_per_chunk}_c{plain_chunks}")
+    write_synthetic(plain_root, 1, args.blocks_per_chunk, plain_chunks)
+    # repeats interleaved across domain counts (each a fresh process): load on a shared machine
+    # drifts over minutes, and every count then sees the same drift
+    for _ in range(args.repeats):
+        for n in counts:
+            data_dir = os.path.join(args.work_dir, f"d{n}_b{args.blocks_per_chunk}_c{args.chunks_per_domain}")
+            cmd = [sys.executable, __file__, "--one", data_dir, "--plain", plain_root, "--batches", str(args.batches),
+                   "--repeats", "1", "--steps", str(args.steps), "--batch-size", str(args.batch_size)]
+            line = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+            runs[n].append(json.loads(line))
+    results = []
+    for n in counts:
+        r = {k: statistics.median(x[k] for x in runs[n]) for k in runs[n][0]}
+        r["domains"] = n
+        results.append(r)
         print(f"domains={n}: sampler mixed/plain {r['sampler_ratio']:.3f} ({r['mixed_tok_s'] / 1e6:.2f}M vs "
               f"{r['plain_tok_s'] / 1e6:.2f}M tok/s) | set_weights {r['set_weights_ms']:.3f} ms | "
               f"step {r.get('step_s', float('nan')) * 1e3:.1f} ms | RSS {r['rss_mb']:.0f} MB | open files "

@@ -22,7 +22,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from mixtrain.mixing.outputs import StepOutput, log_to_loggers, logs_due
+from mixtrain.mixing.outputs import StepOutput, declare_columns, log_to_loggers, logs_due
 from mixtrain.model import GPT, GPTConfig, per_token_loss
 from mixtrain.target import target_loss
 
@@ -264,6 +264,9 @@ class MixtureLM(pl.LightningModule):
         if excess:
             out["domain_excess_sum"], out["domain_token_count"] = excess
         return out
+
+    def on_train_start(self) -> None:
+        declare_columns(self.trainer, [f"train/{d}/loss" for d in self.domains])
 
     def _log_domain_losses(self) -> None:
         """train/<d>/loss = mean per-sample loss of domain d over the steps since the last logged

@@ -71,3 +71,10 @@ def log_to_loggers(trainer: Any, metrics: Mapping[str, float]) -> None:
         return
     for logger in trainer.loggers:
         logger.log_metrics(dict(metrics), step=int(trainer.global_step))
+
+
+def declare_columns(trainer: Any, keys: list[str]) -> None:
+    """Tell loggers that can take it (MetricsCSVLogger) which per-domain columns are coming."""
+    for logger in trainer.loggers:
+        if hasattr(logger, "declare_columns"):
+            logger.declare_columns(keys)

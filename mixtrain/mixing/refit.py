@@ -35,7 +35,8 @@ import torch
 
 from mixtrain.launch import is_rank_zero
 from mixtrain.mixing.base import MixHistory, MixingStrategy, cap_remaining_epochs
-from mixtrain.mixing.outputs import StepOutput, has_excess, is_step_output, log_to_loggers, logs_due
+from mixtrain.mixing.outputs import (StepOutput, declare_columns, has_excess, is_step_output, log_to_loggers,
+                                     logs_due)
 from mixtrain.runfiles import REFITS, atomic_write_text
 from mixtrain.weights import normalize_weights
 
@@ -107,6 +108,10 @@ class MixingController(pl.Callback):
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         self._trainer = trainer  # for the rank check in load_state_dict (Lightning passes no trainer there)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        domains = trainer.datamodule.domains
+        declare_columns(trainer, ["tokens"] + [f"mix/{d}" for d in domains] + [f"mix/tokens/{d}" for d in domains])
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         # called once per optimizer step, after the last micro-batch's backward: the public
