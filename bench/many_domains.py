@@ -11,12 +11,15 @@ blocks, `chunks_per_domain` chunks per domain), num_workers=0, uniform weights. 
 * set_weights: median wall time of `MixtureStream.set_weights` (new weights every call);
 * step: median wall time of a training step (model=tiny, Trainer on CPU, log_every_n_steps=1, the
   mixing controller and metrics.csv on), ratio to the 4-domain step measured in the same run;
-* open: seconds to open every domain's litdata reader (lazy in a run: on a domain's first read);
-  the sampler and step figures are steady state, after that;
-* RSS and open files of this process after the sampler and training runs (each count runs in its
-  own subprocess, so the figures do not mix), RSS reported above the 4-domain run.
-Every figure is the median over `--repeats` runs, interleaved across domain counts.
-* prepare: seconds of `mixtrain.prepare` for `--prepare-domains` small raw domains (0: skipped).
+* open: seconds to read every domain's index (lazy in a run: on a domain's first read), and
+  warm-up: batches until every domain was read once (its first pass and chunk orders drawn);
+  the sampler figures are steady state, after both;
+* peak RSS of the process (sampler and training runs; each count runs in its own process, so
+  the figures do not mix), reported above the 4-domain run; open files at the end of the timed
+  sampler run (the stream still open);
+* prepare: seconds of `mixtrain.prepare` for `--prepare-domains` small raw domains (two .txt
+  files each; 0: skipped).
+Every figure but prepare is the median over `--repeats` runs, interleaved across domain counts.
 """
 
 from __future__ import annotations
@@ -73,8 +76,10 @@ def write_synthetic(root: str, num_domains: int, blocks_per_chunk: int, chunks_p
 
 
 def _rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+    """Peak resident memory of this process so far (MB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _open_files() -> int:
@@ -101,10 +106,19 @@ def measure(data_dir: str, plain_root: str, batches: int, repeats: int, steps: i
         t0 = time.perf_counter()
         _open_all(s)  # steady state: every domain's reader opened once (timed apart, as open_s)
         out["open_s"] = time.perf_counter() - t0
+        # ... and every domain read once: a domain's first read draws its pass and chunk orders
+        # (numpy generators keyed by domain, pass, chunk), ~0.1 ms each, once per chunk it enters
+        t0, warm = time.perf_counter(), 0
+        while not bool((s._progress[1:] > 0).all()) and warm < 20000:
+            s.mark_consumed(next(it))
+            warm += 1
+        out["warmup_batches"], out["warmup_s"] = warm, time.perf_counter() - t0
         t0 = time.perf_counter()
         for _ in range(batches):
             s.mark_consumed(next(it))
-        return batches * batch_size * BLOCK / (time.perf_counter() - t0)
+        rate = batches * batch_size * BLOCK / (time.perf_counter() - t0)
+        out["open_files"] = max(out.get("open_files", 0), _open_files())  # while the stream is alive
+        return rate
 
     # the plain baseline: one litdata StreamingDataset (shuffle on) over one directory of the same chunk
     # format holding enough blocks for the whole timed run (no restart inside it)
@@ -142,7 +156,6 @@ def measure(data_dir: str, plain_root: str, batches: int, repeats: int, steps: i
     if steps:
         out["step_s"] = _step_time(data_dir, steps, batch_size)
     out["rss_mb"] = _rss_mb()
-    out["open_files"] = _open_files()
     return out
 
 
@@ -200,10 +213,11 @@ def prepare_time(work_dir: str, num_domains: int) -> float:
     words = "the model reads data from many domains and learns which mixture helps".split()
     for i in range(num_domains):
         os.makedirs(os.path.join(raw, f"d{i:04d}"), exist_ok=True)
-        with open(os.path.join(raw, f"d{i:04d}", "a.txt"), "w") as f:
-            f.write(" ".join(words[(i + k) % len(words)] for k in range(600)))
+        for part in ("a", "b"):  # a domain needs two documents at least (train and val)
+            with open(os.path.join(raw, f"d{i:04d}", f"{part}.txt"), "w") as f:
+                f.write(" ".join(words[(i + k) % len(words)] for k in range(300)))
     t0 = time.perf_counter()
-    prepare_corpus(raw, os.path.join(work_dir, f"prepared{num_domains}"), vocab_size=128,
+    prepare_corpus(raw, os.path.join(work_dir, f"prepared{num_domains}"), vocab_size=300,
                    sample_bytes_per_domain=4000,
                    settings=ShardSettings(block_size=65, blocks_per_chunk=8, min_val_tokens=100, val_fraction=0.1))
     return time.perf_counter() - t0
@@ -251,7 +265,8 @@ def main() -> None:
         print(f"domains={n}: sampler mixed/plain {r['sampler_ratio']:.3f} ({r['mixed_tok_s'] / 1e6:.2f}M vs "
               f"{r['plain_tok_s'] / 1e6:.2f}M tok/s) | set_weights {r['set_weights_ms']:.3f} ms | "
               f"step {r.get('step_s', float('nan')) * 1e3:.1f} ms | RSS {r['rss_mb']:.0f} MB | open files "
-              f"{r['open_files']} | open readers {r['open_s']:.2f} s", flush=True)
+              f"{r['open_files']} | open {r['open_s']:.2f} s | warm-up {r['warmup_batches']:.0f} batches "
+              f"{r['warmup_s']:.2f} s", flush=True)
     base = results[0]
     print(f"\n| domains | sampler mixed/plain | set_weights ms | step ms | step / {base['domains']}-domain step "
           f"| RSS MB (above {base['domains']}) | open files |")
