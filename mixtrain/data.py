@@ -1,6 +1,6 @@
 """Lightning data: the mixed training stream and one fixed validation loader per domain.
 
-Place in the flow: shards.py (prepared DIR) + sampler.py -> **data.py** -> Trainer/module.py.
+Place in the flow: shards.py (prepared DIR) + sampler/ -> **data.py** -> Trainer/module.py.
 
 * Training: one `MixtureStream` over every domain's train shards, built in
   `train_dataloader()` (after the process group exists, so rank and world size are real).

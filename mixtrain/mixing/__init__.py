@@ -1,7 +1,7 @@
 """Mixing strategies: where the sampler's weights come from, and the registry train.py builds them by.
 
 Place in the flow: shards.py/entropy.py/laws/ produce domain statistics and fitted laws ->
-**mixing/** turns them into `dict[domain, float]` -> sampler.py draws by those weights; the
+**mixing/** turns them into `dict[domain, float]` -> sampler/ draws by those weights; the
 controller (mixing/refit.py, the one Lightning part) feeds training history back into
 `update()` of the online strategies and schedules their weights in the sampler.
 
