@@ -101,3 +101,31 @@ def test_without_groups_the_identity_is_unchanged():
     assert plain.config == with_defaults.config
     with pytest.raises(ValueError, match="mixing.within='softmax'"):
         build_mixing({"strategy": "natural", "groups": ["*"], "within": "softmax"})
+
+
+def test_strategies_that_need_real_domains_refuse_groups():
+    with pytest.raises(ValueError, match="mixing.groups with mixing=entropy.*mixing.within=entropy"):
+        build_mixing({"strategy": "entropy", "groups": ["*"]})
+
+
+def test_a_run_with_group_weights_draws_the_resolved_domain_weights(tiny_data_dir, tmp_path):
+    import csv
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+
+    from mixtrain.train import train
+
+    run = tmp_path / "run"
+    conf = str(Path(__file__).resolve().parents[1] / "conf")
+    with initialize_config_dir(config_dir=conf, version_base="1.3"):
+        cfg = compose("train", overrides=[
+            "experiment=smoke", f"data_dir={tiny_data_dir}", f"out_dir={run}", "prepare_if_missing=false",
+            "seq_len=32", "batch_size=4", "val_blocks_per_domain=2", "table_at_end=false", "trainer.max_steps=2",
+            "trainer.val_check_interval=2", "checkpoint_every_n_steps=2", "mixing=manual",
+            "mixing.weights={c*: 0.5, *: 0.5}", "mixing.within=uniform"])
+    train(cfg)
+    with open(run / "metrics.csv", newline="") as f:
+        first = next(csv.DictReader(f))
+    assert float(first["mix/code"]) == pytest.approx(0.5)
+    assert float(first["mix/prose"]) == pytest.approx(0.25) and float(first["mix/tables"]) == pytest.approx(0.25)

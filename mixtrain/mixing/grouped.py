@@ -27,6 +27,7 @@ from mixtrain.weights import format_weights, normalize_weights
 log = logging.getLogger(__name__)
 
 WITHIN_RULES = ("uniform", "natural", "temperature", "entropy")
+PER_DOMAIN_ONLY = ("entropy", "law")  # strategies that read what only a real domain has
 _SUMMED = ("weights", "old_weights", "new_weights", "realised_weights", "scheduled_weights", "tokens_seen")
 _AVERAGED = ("train_loss", "val_loss", "excess_loss")
 
@@ -49,6 +50,11 @@ class Grouped(MixingStrategy):
     """Wraps `inner` so it weighs groups of domains (see the module docstring)."""
 
     def __init__(self, inner: MixingStrategy, groups: Sequence[str], within: MixingStrategy):
+        if inner.name in PER_DOMAIN_ONLY:
+            raise ValueError(
+                f"mixing.groups with mixing={inner.name}: it reads per-domain shards or a per-domain law, which a "
+                f"group does not have; use mixing.within={inner.name if inner.name == 'entropy' else 'natural'} "
+                "inside groups weighed by another strategy, or drop mixing.groups")
         super().__init__(getattr(inner, "max_epochs", None))
         inner.max_epochs = None  # capped per domain here, after the split
         self.inner, self.patterns, self.within = inner, [str(p) for p in groups], within
