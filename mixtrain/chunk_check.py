@@ -2,7 +2,7 @@
 first time a process reads from it, so flipped bytes stop training with the file named.
 
 Place in the flow: shards.py records `DIR/<domain>/checksums.json` at prepare -> **chunk_check.py**
--> sampler.py (`ChunkVerifier.check` before every batch read) and data.py (a domain's val
+-> sampler/readers.py (`ChunkVerifier.check` before every batch read) and data.py (a domain's val
 chunks when its val reader opens). train.py's start-up check (`shards.verify_data_dir`) only
 compares sizes; this catches a byte changed in place.
 

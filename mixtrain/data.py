@@ -1,6 +1,6 @@
 """Lightning data: the mixed training stream and one fixed validation loader per domain.
 
-Place in the flow: shards.py (prepared DIR) + sampler.py -> **data.py** -> Trainer/module.py.
+Place in the flow: shards.py (prepared DIR) + sampler/ -> **data.py** -> Trainer/module.py.
 
 * Training: one `MixtureStream` over every domain's train shards, built in
   `train_dataloader()` (after the process group exists, so rank and world size are real).
@@ -50,7 +50,12 @@ class ValBlocks(Dataset):
 
             ChunkVerifier([self.val_dir]).check_all()  # chunk_check.py: a changed byte stops with the file named
             self._ds = StreamingDataset(self.val_dir, item_loader=TokensLoader(block_size=self.block_size))
-        return self._ds[self.indices[i]]
+        block = self._ds[self.indices[i]]
+        if i == len(self.indices) - 1:
+            # validation reads in order: after the last block, let the dataset (and the chunk file it
+            # maps) go, so with hundreds of domains only the domain being validated holds a file open
+            self._ds = None
+        return block
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,7 @@ class MixtureDataModule(pl.LightningDataModule):
         val_batch_size: int | None = None,
         window_samples: int = 256,
         weight_lag_batches: int = 8,
+        max_open_chunks: int | None = None,
     ):
         super().__init__()
         self.layout = layout
@@ -146,6 +152,7 @@ class MixtureDataModule(pl.LightningDataModule):
         self.val_batch_size = int(val_batch_size or batch_size)
         self.window_samples = int(window_samples)
         self.weight_lag_batches = int(weight_lag_batches)
+        self.max_open_chunks = max_open_chunks  # per reading process (sampler/readers.py)
         self.stream: MixtureStream | None = None
         self._pending_state: dict[str, Any] | None = None
 
@@ -167,7 +174,7 @@ class MixtureDataModule(pl.LightningDataModule):
             self.train_blocks, self.initial_weights, block_size=self.block_size, batch_size=self.batch_size,
             seed=self.seed, mode=self.sampler_mode, rank=rank, world_size=world, tokens_per_sample=self.seq_len,
             num_workers=self.num_workers, prefetch_factor=self.prefetch_factor, window_samples=self.window_samples,
-            weight_lag_batches=self.weight_lag_batches,
+            weight_lag_batches=self.weight_lag_batches, max_open_chunks=self.max_open_chunks,
         )
         if self._pending_state is not None:
             stream.load_state_dict(self._pending_state)

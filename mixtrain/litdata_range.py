@@ -1,11 +1,12 @@
 """The litdata releases mixtrain is tested with, and the check that the installed one is among them.
 
-Place in the flow: shards.py (litdata `optimize`) and sampler.py (`read_domain_blocks`, which
+Place in the flow: shards.py (litdata `optimize`) and sampler/ (`read_domain_blocks`, which
 data.py's train and val loaders go through before they open a litdata `StreamingDataset` +
 `TokensLoader`) call `require_litdata()` before they touch litdata. The
-sampler relies on litdata internals, not only its public API: it indexes a dataset's `cache`
-with `litdata.streaming.sampler.ChunkedIndex` and reads the chunk list of `index.json`, and
-entropy.py reads the chunk files' byte layout directly. So the range is where those were
+sampler relies on litdata internals, not only its public API: it reads the chunk list of
+`index.json` and the TokensLoader chunk files' byte layout directly (sampler/readers.py; other
+chunk formats through a dataset's `cache` with `litdata.streaming.sampler.ChunkedIndex`), and
+entropy.py reads the chunk files' byte layout too. So the range is where those were
 tested, and pyproject.toml pins exactly `LITDATA_REQUIREMENT` (tests/test_litdata_range.py
 keeps the two equal).
 

@@ -4,6 +4,8 @@ Place in the flow: module.py / mixing/refit.py call `self.log(...)` -> Lightning
 **loggers.py** writes `RUN/metrics.csv` (format: docs/formats.md, README) next to wandb.
 
 Lightning's CSVLogger is kept for the writing; two things are added:
+* `declare_columns(keys)`: per-domain columns known at the start are in the header from the
+  first row (Lightning rewrites the whole file whenever a new key appears);
 * one row per step: metrics logged at the same step (training, validation, mixture) are merged
   into one row; a row is written once the next step begins (or at the end of the run);
 * resume: an existing file is kept up to the checkpoint's step (rows logged after the
@@ -72,8 +74,20 @@ class _StepRowWriter(ExperimentWriter):
 
     def _record_new_keys(self) -> set[str]:
         new_keys = set().union(*self.metrics) - set(self.metrics_keys)
-        self.metrics_keys = _column_order(set(self.metrics_keys) | new_keys)
+        if new_keys:  # sorting thousands of per-domain columns on every save costs more than the step
+            self.metrics_keys = _column_order(set(self.metrics_keys) | new_keys)
         return new_keys
+
+    def declare_columns(self, keys) -> None:
+        """Add columns before their first value: Lightning's writer rewrites the whole file each time a
+        new key shows up, which with hundreds of domains (train/<d>/loss appears when d is first
+        sampled at a logged step) is a rewrite per step for the first hundreds of steps."""
+        new = set(keys) - set(self.metrics_keys)
+        if not new:
+            return
+        self.metrics_keys = _column_order(set(self.metrics_keys) | new)
+        if os.path.isfile(self.metrics_file_path):  # rows already on disk (a resume): one rewrite now
+            self._rewrite_with_new_header(self.metrics_keys)
 
     def flush_pending(self) -> None:
         if self._pending is not None:
@@ -98,6 +112,10 @@ class MetricsCSVLogger(CSVLogger):
 
     def log_hyperparams(self, params: Any = None, *args: Any, **kwargs: Any) -> None:
         pass  # the run's config is RUN/config.yaml (written once, secrets redacted)
+
+    def declare_columns(self, keys) -> None:
+        """Columns every row will have room for (per-domain metrics), declared before the first row."""
+        self.experiment.declare_columns(keys)  # rank_zero_experiment: a no-op off rank 0
 
     def flush_through(self, step: int) -> None:
         """Write every row up to `step` (included) to disk now (the step is complete)."""

@@ -22,7 +22,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from mixtrain.mixing.outputs import StepOutput
+from mixtrain.mixing.outputs import StepOutput, declare_columns, log_to_loggers, logs_due
 from mixtrain.model import GPT, GPTConfig, per_token_loss
 from mixtrain.target import target_loss
 
@@ -190,6 +190,9 @@ class MixtureLM(pl.LightningModule):
         self._peak_flops_per_s = peak_flops_per_s
         self._val_sum: torch.Tensor | None = None
         self._val_count: torch.Tensor | None = None
+        # per-domain training loss sums / sample counts since the last logged step (see `_log_domain_losses`)
+        self._train_sum: torch.Tensor | None = None
+        self._train_count: torch.Tensor | None = None
         self._last_step_time: float | None = None
         self.max_nonfinite_steps = int(max_nonfinite_steps)
         self._nonfinite_streak = 0  # consecutive steps whose global loss was NaN/inf
@@ -255,10 +258,12 @@ class MixtureLM(pl.LightningModule):
         global_loss = sums.sum() / counts.sum()
         # "step" = optimizer steps completed once this step is done (Lightning uses it as the x-axis)
         metrics = {"train/loss": global_loss, "step": float(self.global_step + 1)}
-        for i, d in enumerate(self.domains):
-            if counts[i] > 0:
-                metrics[f"train/{d}/loss"] = sums[i] / counts[i]
         self.log_dict(metrics, on_step=True, on_epoch=False, prog_bar=False)
+        # train/<d>/loss: accumulated on device (no sync, O(1) calls per step), written at the logging interval
+        if self._train_sum is None:
+            self._train_sum, self._train_count = torch.zeros_like(sums), torch.zeros_like(counts)
+        self._train_sum += sums
+        self._train_count += counts
         self.log("loss", global_loss, on_step=True, on_epoch=False, prog_bar=True, logger=False)
         # decided on the all-reduced loss, so every rank skips (or steps) together
         if not bool(torch.isfinite(global_loss)):
@@ -289,7 +294,25 @@ class MixtureLM(pl.LightningModule):
                 f"{self.global_step + 1}; max_nonfinite_steps={self.max_nonfinite_steps}); these steps did not update "
                 f"the weights; {where}")
 
+    def on_train_start(self) -> None:
+        declare_columns(self.trainer, [f"train/{d}/loss" for d in self.domains])
+
+    def _log_domain_losses(self) -> None:
+        """train/<d>/loss = mean per-sample loss of domain d over the steps since the last logged
+        row (with log_every_n_steps=1: that step's value), for every domain that had a sample.
+        One device->host copy and one dict to the loggers, whatever the number of domains."""
+        if self._train_sum is None:
+            return
+        sums, counts = self._train_sum.tolist(), self._train_count.tolist()
+        self._train_sum, self._train_count = None, None
+        metrics = {f"train/{d}/loss": s / c for d, s, c in zip(self.domains, sums, counts) if c > 0}
+        log_to_loggers(self.trainer, metrics)
+        # the final summary reads the last values from callback_metrics, as it did with self.log
+        self.trainer.callback_metrics.update(metrics)
+
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        if logs_due(self.trainer):
+            self._log_domain_losses()
         if self.global_step >= self.trainer.max_steps > 0:
             # the last step always validates (Lightning stops right after it validates when asked
             # to stop), so summary.json and the final table have final val losses even when

@@ -1,6 +1,6 @@
 """Token shards and statistics per domain: the prepared data directory (layout: docs/formats.md).
 
-Place in the flow: corpus.py + tokenizer.py -> **shards.py** -> sampler.py / data.py / entropy.py.
+Place in the flow: corpus.py + tokenizer.py -> **shards.py** -> sampler/ / data.py / entropy.py.
 
 `prepare_corpus(raw_root, data_dir, ...)` tokenizes every domain of RAW and writes, per domain,
 litdata shards (`optimize` + `TokensLoader`, chunks of block_size * blocks_per_chunk tokens)

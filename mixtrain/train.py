@@ -119,6 +119,7 @@ def build_datamodule(cfg: DictConfig, layout, initial_weights: dict[str, float])
         sampler_mode=cfg.sampler.mode, num_workers=cfg.sampler.num_workers, prefetch_factor=cfg.sampler.prefetch_factor,
         pin_memory=cfg.trainer.accelerator not in ("cpu",), val_blocks_per_domain=cfg.val_blocks_per_domain,
         window_samples=cfg.sampler.window_samples, weight_lag_batches=cfg.sampler.weight_lag_batches,
+        max_open_chunks=cfg.sampler.get("max_open_chunks"),
     )
 
 

@@ -24,14 +24,15 @@ def normalize_weights(
     if not isinstance(weights, Mapping) or len(weights) == 0:
         raise ValueError(f"{what} must be a non-empty mapping domain -> weight, got {weights!r}")
     names = list(domains) if domains is not None else list(weights)
-    unknown = [d for d in weights if d not in names]
-    if unknown:
-        raise ValueError(
-            f"{what}: unknown domain(s) {unknown}; the prepared domains are {names}. "
-            "Fix the domain name or prepare that domain first."
-        )
-    missing = [d for d in names if d not in weights]
-    if missing:
+    known = set(names)  # set lookups: O(N) for N domains, not O(N^2)
+    if len(known) != len(weights) or not all(d in known for d in weights):
+        unknown = [d for d in weights if d not in known]
+        if unknown:
+            raise ValueError(
+                f"{what}: unknown domain(s) {unknown}; the prepared domains are {names}. "
+                "Fix the domain name or prepare that domain first."
+            )
+        missing = [d for d in names if d not in weights]
         raise ValueError(
             f"{what}: no weight for domain(s) {missing}; give every domain a weight "
             f"(0.0 to leave one out). Domains: {names}"
@@ -40,7 +41,7 @@ def normalize_weights(
     for d in names:
         raw = weights[d]
         # float() would take "0.5" and True: a string or bool weight is a config mistake, not a number
-        if isinstance(raw, (bool, str, bytes)) or not isinstance(raw, numbers.Real):
+        if raw.__class__ is not float and (isinstance(raw, (bool, str, bytes)) or not isinstance(raw, numbers.Real)):
             raise ValueError(
                 f"{what}: weight of domain {d!r} is not a number: {raw!r} ({type(raw).__name__}); give a float"
             )
@@ -48,9 +49,9 @@ def normalize_weights(
             v = float(raw)
         except (TypeError, ValueError, OverflowError):
             raise ValueError(f"{what}: weight of domain {d!r} is not a finite number: {raw!r}") from None
-        if not math.isfinite(v):
-            raise ValueError(f"{what}: weight of domain {d!r} is {v} (must be finite)")
-        if v < 0:
+        if not (0.0 <= v < math.inf):  # one comparison for the common case; nan fails it too
+            if not math.isfinite(v):
+                raise ValueError(f"{what}: weight of domain {d!r} is {v} (must be finite)")
             raise ValueError(f"{what}: weight of domain {d!r} is negative ({v}); weights must be >= 0")
         values[d] = v
     # divide by the largest first: the sum of finite weights near 1e308 would overflow

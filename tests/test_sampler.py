@@ -397,3 +397,20 @@ def test_missing_or_corrupt_index_names_the_file(tmp_path):
     (tmp_path / "bad" / "index.json").write_text("{not json")
     with pytest.raises(ValueError, match="corrupt litdata index"):
         read_domain_blocks("bad", tmp_path / "bad", BLOCK)
+
+
+def test_open_chunk_budget_caps_open_domains_without_changing_the_stream(domains):
+    ref = _signature(_take(_stream(domains), 40))
+    capped = _stream(domains, max_open_chunks=2)
+    assert _signature(_take(capped, 40)) == ref
+    assert capped._readers.max_open_chunks == 2 and capped._readers.num_open <= 2
+
+
+def test_open_file_limit_too_low_is_a_clear_error(domains, monkeypatch):
+    import resource
+
+    from mixtrain.sampler import readers
+
+    monkeypatch.setattr(resource, "getrlimit", lambda what: (260, 260))
+    with pytest.raises(OSError, match=r"RLIMIT_NOFILE soft=260.*ulimit -n"):
+        readers.open_chunk_budget(1000)

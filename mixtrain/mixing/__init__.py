@@ -1,7 +1,7 @@
 """Mixing strategies: where the sampler's weights come from, and the registry train.py builds them by.
 
 Place in the flow: shards.py/entropy.py/laws/ produce domain statistics and fitted laws ->
-**mixing/** turns them into `dict[domain, float]` -> sampler.py draws by those weights; the
+**mixing/** turns them into `dict[domain, float]` -> sampler/ draws by those weights; the
 controller (mixing/refit.py, the one Lightning part) feeds training history back into
 `update()` of the online strategies and schedules their weights in the sampler.
 
@@ -12,6 +12,8 @@ controller (mixing/refit.py, the one Lightning part) feeds training history back
     ado.py odm.py doremi.py online_bimix.py   one online algorithm each
     registry.py      STRATEGIES and build_mixing (below every strategy: schedule.py builds its stages)
     schedule.py      schedule: stages of fixed weights or of any strategy, switched at given steps
+    groups.py        domain groups by glob/prefix; a group's weight split among its domains (pure)
+    grouped.py       Grouped: any strategy over groups (`mixing.groups`, `mixing.within`)
     refit.py         MixingController: sampler accounting + refits (Lightning callback)
     outputs.py       StepOutput: the training step's typed outputs the controller reads
 
@@ -28,6 +30,7 @@ from mixtrain.mixing.ado import ADO
 from mixtrain.mixing.base import DataContext, MixHistory, MixingStrategy
 from mixtrain.mixing.doremi import DoReMi
 from mixtrain.mixing.entropy import Entropy
+from mixtrain.mixing.grouped import Grouped, within_strategy
 from mixtrain.mixing.law import Law
 from mixtrain.mixing.odm import ODM
 from mixtrain.mixing.online_bimix import OnlineBiMix

@@ -1,7 +1,7 @@
 """ADO (Jiang et al. 2025, "Adaptive Data Optimization: Dynamic Sample Selection with Scaling
 Laws", ICLR): sample each domain by how fast its fitted loss still falls.
 
-Place in the flow: `compute(ctx)` (the prior) -> sampler.py; every `refit_every_n_steps` the
+Place in the flow: `compute(ctx)` (the prior) -> sampler/; every `refit_every_n_steps` the
 controller (mixing/refit.py) hands a `MixHistory` (all-reduced, identical on every rank) to
 `update()` on rank 0, broadcasts the result and `state_dict()`, applies the yaml's `refit:`
 safety rules and schedules the weights; `last_fit_report` goes to RUN/refits.jsonl.

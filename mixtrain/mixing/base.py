@@ -1,7 +1,7 @@
 """Mixing base types: the strategy interface, what it is told, and the epoch cap.
 
 Place in the flow: shards.py (stats.json) and laws/ -> `DataContext` -> a strategy in this
-package (`initial_weights`) -> sampler.py; during training the controller (mixing/refit.py)
+package (`initial_weights`) -> sampler/; during training the controller (mixing/refit.py)
 hands a `MixHistory` to `update()` of online strategies. Pure: no torch, Lightning or Hydra.
 
 Interface:

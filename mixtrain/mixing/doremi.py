@@ -6,7 +6,7 @@ Place in the flow: `reference_model=PATH` -> train.py hands the path to module.p
 the frozen model on every training batch and returns per-domain clipped excess sums
 (mixing/outputs.py) -> the controller (mixing/refit.py) averages them into
 `MixHistory.excess_loss`; or `reference_run=RUN` -> that run's metrics.csv (read with
-mixtrain/runfiles.py) gives the reference losses. `compute(ctx)` (uniform) -> sampler.py; every
+mixtrain/runfiles.py) gives the reference losses. `compute(ctx)` (uniform) -> sampler/; every
 `refit_every_n_steps` the controller hands a `MixHistory` to `update()` (contract: mixing/ado.py).
 Pure Python/numpy: no torch, no Lightning.
 """

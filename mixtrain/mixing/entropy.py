@@ -1,7 +1,7 @@
 """Entropy strategy (BiMix, training-free): weights from a per-domain entropy of the tokens.
 
 Place in the flow: mixtrain/entropy.py (SE/CE/JE/VNE, cached in stats.json) -> **entropy.py**
-(this strategy) -> sampler.py, once per run. Pure: no torch, Lightning or Hydra.
+(this strategy) -> sampler/, once per run. Pure: no torch, Lightning or Hydra.
 """
 
 from __future__ import annotations

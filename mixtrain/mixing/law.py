@@ -1,7 +1,7 @@
 """Law strategy: the optimum of a fitted mixing law (law.json) at a target step.
 
 Place in the flow: `python -m mixtrain.fit` -> law.json (mixtrain/laws/) -> **law.py** ->
-sampler.py, once per run. Pure: no torch, Lightning or Hydra.
+sampler/, once per run. Pure: no torch, Lightning or Hydra.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """ODM (Albalak et al. 2023, "Efficient Online Data Mixing for Language Model Pre-Training"):
 an EXP3 bandit over domains whose reward is the training loss of the sampled domain.
 
-Place in the flow: `compute(ctx)` (uniform) -> sampler.py; every `refit_every_n_steps` (default:
+Place in the flow: `compute(ctx)` (uniform) -> sampler/; every `refit_every_n_steps` (default:
 every step, as ODM) the controller (mixing/refit.py) hands a `MixHistory` to `update()`
 (contract: mixing/ado.py). Pure Python/numpy: no torch, no Lightning. What follows ODM and what
 does not: docs/online.md.

@@ -1,7 +1,7 @@
 """Online BiMix (ours): refit the BiMix law on the run's own history, re-solve for the rest of the run.
 
 Place in the flow: like every online strategy, between the prepared data and the sampler:
-`compute(ctx)` (the prior) -> sampler.py; then every `refit_every_n_steps` the controller
+`compute(ctx)` (the prior) -> sampler/; then every `refit_every_n_steps` the controller
 (mixing/refit.py) hands a `MixHistory` to `update()`, which fits mixtrain/laws/ on it. Pure:
 numpy and mixtrain.laws, no torch, Lightning or Hydra.
 """

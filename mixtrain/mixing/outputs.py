@@ -32,3 +32,49 @@ def has_excess(outputs: Any) -> bool:
 def is_step_output(outputs: Any) -> bool:
     """False for a skipped step (training_step returned None: non-finite loss)."""
     return isinstance(outputs, Mapping) and "domain_loss_sum" in outputs and "domain_count" in outputs
+
+
+# ---------------------------------------------------------------- per-domain metrics, written at the logging interval
+# With hundreds of domains, `LightningModule.log` per domain per step (train/<d>/loss, mix/<d>,
+# mix/tokens/<d>: 3N calls, tens of microseconds each) cost more than a tiny model's step. The
+# module and the controller instead accumulate per-domain values in tensors and hand them to the
+# loggers as one dict, only on the steps Lightning writes its own logged values: the same
+# metrics.csv rows and columns, at O(1) per step in between.
+
+def logs_due(trainer: Any) -> bool:
+    """True when Lightning writes this training batch's logged metrics (called from on_train_batch_end).
+
+    Lightning's rule (LoggerConnector.should_update_logs, update_train_step_metrics): not inside a
+    gradient-accumulation cycle; every `log_every_n_steps` optimizer steps, and when the trainer
+    stops. The module asks the trainer to stop at max_steps in its own on_train_batch_end, which
+    runs after the callbacks' hooks, so the last step is named here too.
+    """
+    if trainer.fit_loop._should_accumulate():
+        return False
+    if trainer.fast_dev_run:
+        return True
+    every = int(trainer.log_every_n_steps or 0)
+    if every <= 0:
+        return False
+    step = trainer.fit_loop.epoch_loop._batches_that_stepped + 1  # the counter Lightning's rule uses
+    last = trainer.max_steps is not None and 0 < trainer.max_steps <= trainer.global_step
+    return step % every == 0 or bool(trainer.should_stop) or last
+
+
+def log_to_loggers(trainer: Any, metrics: Mapping[str, float]) -> None:
+    """Write `metrics` (python floats) to every logger, in the row of the current step, on rank 0.
+
+    The row's step is `trainer.global_step`: the `step` value the module logs for the same batch
+    (Lightning uses a logged `step` as the row's step), so the CSV logger merges both into one row.
+    """
+    if not metrics or not trainer.is_global_zero:
+        return
+    for logger in trainer.loggers:
+        logger.log_metrics(dict(metrics), step=int(trainer.global_step))
+
+
+def declare_columns(trainer: Any, keys: list[str]) -> None:
+    """Tell loggers that can take it (MetricsCSVLogger) which per-domain columns are coming."""
+    for logger in trainer.loggers:
+        if hasattr(logger, "declare_columns"):
+            logger.declare_columns(keys)

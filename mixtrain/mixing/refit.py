@@ -30,11 +30,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 
 from mixtrain.launch import is_rank_zero
 from mixtrain.mixing.base import MixHistory, MixingStrategy, cap_remaining_epochs
-from mixtrain.mixing.outputs import StepOutput, has_excess, is_step_output
+from mixtrain.mixing.outputs import (StepOutput, declare_columns, has_excess, is_step_output, log_to_loggers,
+                                     logs_due)
 from mixtrain.runfiles import REFITS, atomic_write_text
 from mixtrain.weights import normalize_weights
 
@@ -43,11 +45,10 @@ log = logging.getLogger(__name__)
 
 def mixture_metrics(stream) -> dict[str, float]:
     """The mixture's state as logged: tokens consumed, current weight and tokens per domain."""
-    metrics = {"tokens": float(sum(stream.domain_tokens().values()))}
-    for d, w in stream.current_weights().items():
-        metrics[f"mix/{d}"] = w
-    for d, n in stream.domain_tokens().items():
-        metrics[f"mix/tokens/{d}"] = float(n)
+    tokens = stream.domain_tokens()
+    metrics = {"tokens": float(sum(tokens.values()))}
+    metrics.update({f"mix/{d}": w for d, w in stream.current_weights().items()})
+    metrics.update({f"mix/tokens/{d}": float(n) for d, n in tokens.items()})
     return metrics
 
 
@@ -58,18 +59,22 @@ def safe_weights(
 
     smoothing s: w = (1 - s) * new + s * old. max_change: |w_i - old_i| <= max_change (before
     the floor and renormalisation). floor: every domain keeps at least `floor` weight.
+    `new` is validated once (normalize_weights); the arithmetic after it keeps weights finite and
+    >= 0, so it renormalises on arrays: O(N) for N domains.
     """
     domains = list(old)
-    new = normalize_weights(new, domains, what="refit weights")
-    w = {d: (1.0 - smoothing) * new[d] + smoothing * old[d] for d in domains}
+    if floor > 0 and floor * len(domains) > 1:
+        raise ValueError(f"refit floor {floor} x {len(domains)} domains exceeds 1")
+    w_new = np.fromiter(normalize_weights(new, domains, what="refit weights").values(), np.float64, len(domains))
+    w_old = np.fromiter((float(old[d]) for d in domains), np.float64, len(domains))
+    w = (1.0 - smoothing) * w_new + smoothing * w_old
     if max_change is not None:
-        w = {d: min(old[d] + max_change, max(old[d] - max_change, v)) for d, v in w.items()}
-    w = normalize_weights(w, domains, what="refit weights")
+        w = np.minimum(w_old + max_change, np.maximum(w_old - max_change, w))
+    w = w / w.sum()
     if floor > 0:
-        if floor * len(domains) > 1:
-            raise ValueError(f"refit floor {floor} x {len(domains)} domains exceeds 1")
-        w = {d: floor + (1.0 - floor * len(domains)) * v for d, v in w.items()}
-    return normalize_weights(w, domains, what="refit weights")
+        w = floor + (1.0 - floor * len(domains)) * w
+    w = w / w.sum()
+    return dict(zip(domains, w.tolist()))
 
 
 class MixingController(pl.Callback):
@@ -104,6 +109,10 @@ class MixingController(pl.Callback):
     def setup(self, trainer, pl_module, stage: str) -> None:
         self._trainer = trainer  # for the rank check in load_state_dict (Lightning passes no trainer there)
 
+    def on_train_start(self, trainer, pl_module) -> None:
+        domains = trainer.datamodule.domains
+        declare_columns(trainer, ["tokens"] + [f"mix/{d}" for d in domains] + [f"mix/tokens/{d}" for d in domains])
+
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         # called once per optimizer step, after the last micro-batch's backward: the public
         # signal that this batch ends a gradient-accumulation cycle
@@ -112,9 +121,10 @@ class MixingController(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         stream = trainer.datamodule.stream
         stream.mark_consumed(batch)
-        # Logged every batch; Lightning keeps the step's last value and writes on its own cadence.
-        # Identical on every rank by construction (global accounting), so no sync needed.
-        pl_module.log_dict(mixture_metrics(stream), on_step=True, on_epoch=False, rank_zero_only=True)
+        # Written only on the steps Lightning writes its logs (one dict, not 2N+1 self.log calls);
+        # identical on every rank by construction (global accounting), so no sync needed.
+        if logs_due(trainer):
+            log_to_loggers(trainer, mixture_metrics(stream))
         stepped, self._stepped = self._stepped, False
         if self.every <= 0 or not is_step_output(outputs):
             return  # static strategy, or a skipped (non-finite) step: nothing to accumulate
@@ -129,7 +139,7 @@ class MixingController(pl.Callback):
         stream = getattr(trainer.datamodule, "stream", None)
         if trainer.sanity_checking or stream is None:
             return
-        pl_module.log_dict(mixture_metrics(stream), on_step=False, on_epoch=True, rank_zero_only=True)
+        log_to_loggers(trainer, mixture_metrics(stream))  # the validation row's step (trainer.global_step)
 
     # accumulate the all-reduced per-domain training loss of every step since the last refit
     def _accumulate(self, outputs: StepOutput) -> None:

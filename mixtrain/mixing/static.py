@@ -1,7 +1,7 @@
 """Static mixing rules: uniform, natural, temperature and manual weights.
 
 Place in the flow: shards.py's stats.json (`DataContext`) -> **static.py** -> `dict[domain,
-float]` -> sampler.py, once per run (never refitted). `prior_weights` is the start of the
+float]` -> sampler/, once per run (never refitted). `prior_weights` is the start of the
 online strategies (ado.py, online_bimix.py). Pure: no torch, Lightning or Hydra.
 """
 
