@@ -30,7 +30,7 @@ from mixtrain.laws.evaluate import nanmean as _nanmean
 from mixtrain.laws.slsqp import box_optimum, project_box_simplex, user_bounds
 from mixtrain.laws.slsqp import solve as slsqp_solve
 from mixtrain.laws.support import DEFAULT_SUPPORT_MARGIN, DEFAULT_TRUST_RADIUS, Optimum, distinct_mixtures
-from mixtrain.table import ObservationTable, as_domain_map
+from mixtrain.table import ObservationTable, as_domain_map, make_table
 from mixtrain.weights import normalize_weights
 
 __all__ = ["MixingLaw", "Optimum", "cross_validate", "project_box_simplex", "spearman"]
@@ -73,6 +73,7 @@ class MixingLaw:
         self.report: dict[str, Any] = {}
         self.observed_mixtures: np.ndarray | None = None  # [n_mix, k] distinct mixtures of the fitting table
         self.observed_runs: list[str] = []  # a run of each
+        self.table: ObservationTable | None = None  # the fitting table (saved in the JSON: bootstrap refits need it)
 
     # ---- to implement ------------------------------------------------------------------
     def _check(self, table: ObservationTable) -> None:
@@ -86,6 +87,12 @@ class MixingLaw:
 
     def n_params(self) -> int:
         raise NotImplementedError
+
+    def mixture_params(self) -> int:
+        """Parameters per eval domain that only differences between runs identify (the mixture part;
+        step parameters are identified within runs). A fit needs more runs than this (`fit` refuses
+        otherwise); regularised laws return their effective degrees of freedom after the fit."""
+        return max(1, self.n_params() // max(1, len(self.eval_domains)))
 
     def _predict_grad(self, r: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
         """(L [m], dL/dr [m, k]) at one mixture; default: forward differences."""
@@ -103,6 +110,7 @@ class MixingLaw:
         `importance` weights the eval domains in the CV's mean-loss ranking and regret (equal if None).
         """
         self._check(table)
+        self.table = table
         self.train_domains, self.eval_domains = table.train_domains, table.eval_domains
         self.step_range = (float(table.steps.min()), float(table.steps.max()))
         # the data's support, for optimisation inside it (laws/support.py) and the JSON
@@ -112,6 +120,12 @@ class MixingLaw:
         for key, value in (self.params or {}).items():
             if not np.all(np.isfinite(np.asarray(value, dtype=float))):
                 raise ValueError(f"{self.name}: fit produced non-finite parameter {key!r} = {value}; refusing it")
+        need = int(math.ceil(self.mixture_params() - 1e-9))
+        if table.n_runs <= need:
+            raise ValueError(
+                f"{self.name}: {table.n_runs} run(s) cannot identify {need} fitted mixture parameter(s) per eval "
+                f"domain (a fit needs more runs than parameters, else it reproduces the data whatever the law): "
+                f"need at least {need + 1} runs. Add proxy runs, or choose a law with fewer parameters.")
         pred = self._predict(table.W, table.steps)
         bad = np.argwhere(~np.isfinite(pred))
         if bad.size:
@@ -211,6 +225,8 @@ class MixingLaw:
             "observed_mixtures": None if self.observed_mixtures is None else np.asarray(self.observed_mixtures),
             "observed_runs": list(self.observed_runs),
             "report": self.report,
+            "table": None if self.table is None else table_to_dict(self.table),
+            **self._extra_json(),
             "mixtrain_version": __version__,
         })
 
@@ -254,6 +270,9 @@ class MixingLaw:
         if d.get("observed_mixtures") is not None:
             law.observed_mixtures = np.asarray(d["observed_mixtures"], dtype=float).reshape(-1, len(law.train_domains))
             law.observed_runs = [str(r) for r in d.get("observed_runs", [])] or [f"#{i}" for i in range(len(law.observed_mixtures))]
+        if d.get("table") is not None:
+            law.table = table_from_dict(d["table"], law.train_domains, law.eval_domains, where)
+        law._load_extra(d, where)
         law._after_load()
         return law
 
@@ -264,8 +283,24 @@ class MixingLaw:
         d, where = cls.read_json(source)
         return cls.from_dict(d, where)
 
+    def _extra_json(self) -> dict[str, Any]:
+        """Hook: non-array state for the JSON (e.g. serialised trees), merged into `to_dict()`."""
+        return {}
+
+    def _load_extra(self, d: Mapping[str, Any], where: str) -> None:
+        """Hook: read what `_extra_json` wrote."""
+
     def _after_load(self) -> None:
         """Hook: rebuild derived fields from params after from_json."""
+
+
+def table_to_dict(t: ObservationTable) -> dict[str, Any]:
+    return {"runs": [str(r) for r in t.runs.tolist()], "steps": t.steps, "W": t.W, "L": t.L}
+
+
+def table_from_dict(d: Mapping[str, Any], train_domains, eval_domains, where: str) -> ObservationTable:
+    return make_table(train_domains, eval_domains, d["runs"], d["steps"], np.asarray(d["W"], float),
+                      np.asarray(d["L"], float), source=f"{where} (fitting table)")
 
 
 def own_indices(law: str, train_domains, eval_domains) -> np.ndarray:
