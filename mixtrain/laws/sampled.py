@@ -9,7 +9,7 @@ the trust-region edge, so the constraint chose the answer, not the data; RegMix'
 sampled mixtures, average the top) beat it. Here:
 
 1. Candidates (`candidates`, default 100,000), all inside the support (below): every observed
-   mixture; 60% Dirichlet draws around observed mixtures (Dirichlet(c * m + 0.05), c drawn from
+   mixture, uniform and natural (projected into the support); 60% Dirichlet draws around observed mixtures (Dirichlet(c * m + 0.05), c drawn from
    {10, 30, 100}); then 40% around the 20 best of those by the full-data law (c in {30, 100, 300}).
 2. Bootstrap: the law is refitted on `bootstrap` (default 20) resamples of the runs (with
    replacement; a resample the law refuses is redrawn). Each refit scores the candidate pool; the
@@ -184,18 +184,6 @@ def propose(
     if hi.sum() < 1.0 - 1e-12:
         raise ValueError(f"{law.name}: the support caps (and --max-weight) sum to {hi.sum():.3f} < 1; "
                          "raise --support-cap or --support-floor")
-    # 1. candidates inside the support
-    n1 = max(1, int(STAGE1_SHARE * candidates))
-    C1 = project_rows(np.vstack([M, dirichlet_around(rng, M, n1, (10.0, 30.0, 100.0))]), lo, hi)
-    if trust_radius is not None:
-        C1 = np.vstack([C1[: len(M)], C1[len(M):][min_tv(C1[len(M):], M) <= trust_radius + 1e-9]])
-    f1 = law._predict(C1, np.full(len(C1), step)) @ w
-    top = C1[np.argsort(f1)[:STAGE2_TOP]]
-    C2 = project_rows(dirichlet_around(rng, top, max(0, candidates - n1), (30.0, 100.0, 300.0)), lo, hi)
-    if trust_radius is not None and len(C2):
-        C2 = C2[min_tv(C2, M) <= trust_radius + 1e-9]
-    C = np.vstack([C1, C2])
-    f0 = np.concatenate([f1, law._predict(C2, np.full(len(C2), step)) @ w]) if len(C2) else f1
     # comparators: uniform, natural, best observed run (as they are: baselines, not constrained)
     comps: dict[str, np.ndarray] = {"uniform": np.full(k, 1.0 / k)}
     if natural is not None:
@@ -203,6 +191,19 @@ def propose(
         comps["natural"] = np.array([nat[d] for d in doms])
     run, run_w, _ = best_observed_run(law, w)
     comps[f"run {run}"] = run_w
+    # 1. candidates inside the support: every observed mixture, uniform and natural, Dirichlet draws
+    anchors = np.vstack([M, *comps.values()])
+    n1 = max(1, int(STAGE1_SHARE * candidates))
+    C1 = project_rows(np.vstack([anchors, dirichlet_around(rng, M, n1, (10.0, 30.0, 100.0))]), lo, hi)
+    if trust_radius is not None:
+        C1 = np.vstack([C1[: len(anchors)], C1[len(anchors):][min_tv(C1[len(anchors):], M) <= trust_radius + 1e-9]])
+    f1 = law._predict(C1, np.full(len(C1), step)) @ w
+    top = C1[np.argsort(f1)[:STAGE2_TOP]]
+    C2 = project_rows(dirichlet_around(rng, top, max(0, candidates - n1), (30.0, 100.0, 300.0)), lo, hi)
+    if trust_radius is not None and len(C2):
+        C2 = C2[min_tv(C2, M) <= trust_radius + 1e-9]
+    C = np.vstack([C1, C2])
+    f0 = np.concatenate([f1, law._predict(C2, np.full(len(C2), step)) @ w]) if len(C2) else f1
     # 2. bootstrap refits score the pool
     pool_n = refit_pool if refit_pool is not None else getattr(law, "refit_pool", None)
     pool = np.argsort(f0)[: pool_n] if pool_n is not None and pool_n < len(C) else np.arange(len(C))
