@@ -21,7 +21,10 @@ A regression on the whole mixture can represent that transfer.
 * `ridge`: features w_j, log(w_j + eps), and the pairwise products w_j w_l (j < l), standardised;
   the penalty per eval domain is chosen by exact leave-one-mixture-out error over a log grid,
   restricted to penalties whose effective degrees of freedom leave at least one run spare.
-  The fit is closed form (one SVD per eval domain); it takes milliseconds.
+  The fit is closed form (one SVD per eval domain); it takes milliseconds. Predictions clip every
+  standardised feature to the range the runs spanned: a linear model in log(w + eps) would
+  otherwise promise ever lower loss as a weight leaves the data (seen in bench/optimiser.py at 17
+  domains: the unclipped proposal was far worse than uniform).
 """
 
 from __future__ import annotations
@@ -126,11 +129,20 @@ class SurrogateLaw(MixingLaw):
         raise NotImplementedError
 
 
+_LAST: list = [None, None, None]  # (W, eps, features) of the last call: bootstrap refits score one pool B times
+
+
 def ridge_features(W: np.ndarray, eps: float) -> np.ndarray:
-    """[n, 2k + k(k-1)/2]: w, log(w + eps), w_j w_l for j < l."""
+    """[n, 2k + k(k-1)/2]: w, log(w + eps), w_j w_l for j < l. The last result is kept (by identity of W,
+    which the cache holds, so the id cannot be reused): laws/sampled.py scores one pool with every refit."""
+    if _LAST[0] is W and _LAST[1] == eps:
+        return _LAST[2]
     k = W.shape[1]
     j, l = np.triu_indices(k, 1)
-    return np.concatenate([W, np.log(W + eps), W[:, j] * W[:, l]], axis=1)
+    Z = np.concatenate([W, np.log(W + eps), W[:, j] * W[:, l]], axis=1)
+    if W.shape[0] >= 1000:
+        _LAST[:] = [W, eps, Z]
+    return Z
 
 
 class RidgeLaw(SurrogateLaw):
@@ -176,7 +188,7 @@ class RidgeLaw(SurrogateLaw):
             _, a, f, dof = best
             coef[:, j] = Vt.T @ (f / np.where(s > 0, s, 1.0) * uty)
             alpha_out[j], dof_out[j] = a, dof
-        self.params.update({"z_mean": mean, "z_sd": sd, "coef": coef, "intercept": ymean, "alpha": alpha_out,
+        self.params.update({"z_lo": Xs.min(axis=0), "z_hi": Xs.max(axis=0), "z_mean": mean, "z_sd": sd, "coef": coef, "intercept": ymean, "alpha": alpha_out,
                             "dof": dof_out})
         notes.append(f"ridge penalty per eval domain (leave-one-mixture-out): {np.round(alpha_out, 4).tolist()}; "
                      f"effective degrees of freedom up to {dof_out.max():.1f} for {n_runs} runs")
@@ -184,4 +196,6 @@ class RidgeLaw(SurrogateLaw):
     def _mixture(self, W: np.ndarray) -> np.ndarray:
         p = self.params
         Xs = (ridge_features(W, float(self.config["eps"])) - p["z_mean"][None]) / p["z_sd"][None]
+        if "z_lo" in p:  # no extrapolation of a feature beyond the runs' range: flat outside, like trees
+            Xs = np.clip(Xs, p["z_lo"][None], p["z_hi"][None])
         return p["intercept"][None] + Xs @ p["coef"]

@@ -8,7 +8,7 @@ Needs the optional extra `mixtrain[surrogate]` (lightgbm); without it the fit sa
 
 Choices made here: one booster per eval domain on the raw weights (RegMix's features), trained on
 one row per distinct mixture weighted by its run count; small-data settings (`num_leaves` 8,
-`min_data_in_leaf` 2, 300 rounds at learning rate 0.05), single-threaded and deterministic, so a
+`min_data_in_leaf` 2, 100 rounds at learning rate 0.1), single-threaded and deterministic, so a
 fit is reproducible. Trees are piecewise constant: they cannot extrapolate beyond the observed
 weights, and their optimum is a plateau (RegMix averages the top-k candidates for that reason;
 laws/sampled.py averages over bootstrap refits). The boosters are saved in the law JSON as
@@ -41,7 +41,7 @@ class LightGBMLaw(SurrogateLaw):
     name = "lightgbm"
     formula = "log L_i = GBT_i(r) + log(1 + b_i s^-beta_i)   [LightGBM on the weights, as RegMix]"
     refit_pool = 5_000  # bootstrap refits score only the best 5,000 candidates: 17 boosters x 100k rows is slow
-    defaults = {"num_leaves": 8, "rounds": 300, "learning_rate": 0.05, "min_data_in_leaf": 2, "seed": 0}
+    defaults = {"num_leaves": 8, "rounds": 100, "learning_rate": 0.1, "min_data_in_leaf": 2, "seed": 0}
 
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)
