@@ -16,6 +16,7 @@ Per world and method, the mixture the method writes is scored by the TRUE loss (
   refused  worlds where the law refused the fit (too few runs for its parameters); uniform is scored
 Methods (law/optimiser):
   */sampled   laws/sampled.py, the default (candidates, B bootstrap refits, support cap 1.5x, fallback)
+  */sampled-noavg  the same without the top-100 average as an extra candidate (average_top=0)
   bimix/slsqp the former default: SLSQP in the support box + TV 0.25 trust region (laws/slsqp.py)
   lightgbm/top100  the RegMix recipe: LightGBM on the runs, the same number of Dirichlet candidates
               around the proxy mixtures, average of the top 100 (no support cap, no bootstrap)
@@ -67,9 +68,10 @@ def run_world(job) -> list[dict]:
         row = {"method": method, "fallback": False, "refused": False}
         try:
             law = fit_law(table, "auto", cv_folds=5, seed=seed) if name == "auto" else \
-                make_law(name).fit(table, cv_folds=5 if optimiser == "sampled" else 0, seed=seed)
-            if optimiser == "sampled":
-                p = propose(law, step, natural=natural, candidates=args.candidates, bootstrap=args.bootstrap, seed=seed)
+                make_law(name).fit(table, cv_folds=5 if optimiser.startswith("sampled") else 0, seed=seed)
+            if optimiser in ("sampled", "sampled-noavg"):
+                p = propose(law, step, natural=natural, candidates=args.candidates, bootstrap=args.bootstrap, seed=seed,
+                            **({"average_top": 0} if optimiser == "sampled-noavg" else {}))
                 r = np.array(list(p.weights.values()))
                 row["fallback"] = p.chosen != "proposal"
             elif optimiser == "slsqp":

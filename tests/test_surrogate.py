@@ -40,7 +40,8 @@ def test_ridge_fits_cross_domain_transfer_and_round_trips(ridge_law, tmp_path):
     W = dirichlet_mixtures(K, 30, seed=11)
     s = np.full(30, 1600.0)  # beyond the proxies' last step: the step factor extrapolates
     err = np.abs(law.predict(W, s) / transfer_loss(W, s) - 1)
-    assert err.mean() < 0.015 and err.max() < 0.06, (err.mean(), err.max())
+    # (features are clipped to the runs' range: a held-out mixture beyond it is predicted flat, hence no max bound)
+    assert err.mean() < 0.015 and np.median(err) < 0.01, (err.mean(), np.median(err))
     cv = law.report["cv"]
     assert cv["mean_spearman"] > 0.8 and law.mixture_params() < law.report["n_runs"]
     # the separable law cannot see that domain 0 helps every other domain; ridge can, and decides better
@@ -103,10 +104,10 @@ def test_refuses_to_optimise_when_cv_regret_is_worse_than_the_nearest_run(ridge_
     law = load_law(ridge_law.to_json())
     law.report["cv"] = {**law.report["cv"], "regret_top1": 0.5, "baseline_regret_top1": 0.1}
     p = propose(law, 5000, candidates=2000, bootstrap=4)
-    assert p.chosen.startswith("run ") and "refused to optimise" in p.reason and "--force-optimize" in p.reason
-    run = p.chosen[4:]
+    assert p.chosen != "proposal" and "refused to optimise" in p.reason and "--force-optimize" in p.reason
     fin = law.table.final_rows()
-    assert run == str(law.table.runs[fin[np.argmin(law.table.L[fin].mean(axis=1))]])
+    best_run = str(law.table.runs[fin[np.argmin(law.table.L[fin].mean(axis=1))]])
+    assert p.chosen in ("uniform", f"run {best_run}")
     forced = propose(law, 5000, candidates=2000, bootstrap=4, force_optimize=True)
     assert "refused" not in forced.reason
 

@@ -14,7 +14,8 @@ sampled mixtures, average the top) beat it. Here:
 2. Bootstrap: the law is refitted on `bootstrap` (default 20) resamples of the runs (with
    replacement; a resample the law refuses is redrawn). Each refit scores the candidate pool; the
    proposal is the candidate with the lowest mean predicted loss over the refits (best in
-   expectation, not best under one fit). Refits of laws whose prediction is expensive (`lightgbm`)
+   expectation, not best under one fit). One more candidate joins: the mean of the `average_top`
+   (100) best in expectation (RegMix's top-k average); it wins only if its expectation is lower. Refits of laws whose prediction is expensive (`lightgbm`)
    score only the `refit_pool` best candidates of the full-data fit (default 5,000; class
    attribute `refit_pool`), not all of them.
 3. Support, relative: domain d's weight is at most `support_cap` (1.5) x its largest weight in any
@@ -25,10 +26,10 @@ sampled mixtures, average the top) beat it. Here:
    interval (`level`, default 95%, percentiles over the refits), and the interval of proposal -
    uniform (paired over refits).
 5. Never worse than uniform: if that interval does not lie below zero, the proposal is not written
-   (unless `force_proposal`): the best of uniform / natural / best observed run by the refits' mean
-   is, and the report says why. Before all that, if the law's cross-validated top-1 regret
+   (unless `force_proposal`): uniform is, or natural / the best observed run if its own interval
+   against uniform lies below zero (the lower refits' mean of those wins); the report says why. Before all that, if the law's cross-validated top-1 regret
    (laws/evaluate.py) is worse than the nearest-observed-run baseline's, the law is not trusted to
-   choose: the best observed run is written (unless `force_optimize`).
+   propose: the same fallback is written (unless `force_optimize`).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ DEFAULT_BOOTSTRAP = 20
 DEFAULT_SUPPORT_CAP = 1.5
 DEFAULT_SUPPORT_FLOOR = 0.01
 DEFAULT_REFIT_POOL = 5_000
+DEFAULT_AVERAGE_TOP = 100
 STAGE1_SHARE, STAGE2_TOP = 0.6, 20
 
 
@@ -162,6 +164,7 @@ def propose(
     level: float = 0.95,
     force_proposal: bool = False,
     force_optimize: bool = False,
+    average_top: int = DEFAULT_AVERAGE_TOP,
     seed: int = 0,
 ) -> Proposal:
     """The sampled, bootstrap-robust choice of a mixture (module docstring)."""
@@ -215,6 +218,16 @@ def propose(
     score = S[:, :n_pool].mean(axis=0) if S is not None else full[:n_pool]
     best = int(np.argmin(score))
     r = C[pool[best]]
+    if average_top > 1:
+        # one more candidate: the mean of the `average_top` best in expectation (RegMix's top-k average, which
+        # regularises towards the interior); it replaces the best single candidate only if its expectation is lower
+        avg = C[pool[np.argsort(score)[:average_top]]].mean(axis=0)
+        f_avg = law._predict(avg[None], np.array([step])) @ w
+        s_avg = np.array([r_._predict(avg[None], np.array([step])) @ w for r_ in refits]) if refits else None
+        if (s_avg.mean() if s_avg is not None else float(f_avg[0])) < score[best]:
+            P, full = np.vstack([P, avg[None]]), np.append(full, f_avg)
+            S = np.hstack([S, s_avg]) if S is not None else None
+            best, r = len(P) - 1, avg
     q = (0.5 - level / 2, 0.5 + level / 2)
 
     def interval(col: int) -> tuple[float, float, float]:
@@ -240,13 +253,18 @@ def propose(
         return bool(np.all(v >= ulo - 1e-9) and np.all(v <= uhi + 1e-9))
 
     def fallback(labels, why: str) -> Proposal:
-        options = [lab for lab in labels if feasible(comps[lab])]
+        # uniform, or an alternative whose own interval against uniform lies below zero (never worse than uniform)
+        col = {lab: n_pool + i for i, lab in enumerate(comps)}
+
+        def reliable(lab: str) -> bool:
+            return lab == "uniform" or S is None or bool(np.quantile(S[:, col[lab]] - S[:, n_pool], q[1]) < 0)
+
+        options = [lab for lab in labels if feasible(comps[lab]) and reliable(lab)]
         if not options:
             return Proposal(proposal, "proposal", proposal, predicted, diff,
                             why + "; but no fallback respects --min-weight/--max-weight, so the proposal is written",
                             settings, at_cap)
-        means = {lab: (S[:, n_pool + list(comps).index(lab)].mean() if S is not None else full[n_pool + list(comps).index(lab)])
-                 for lab in options}
+        means = {lab: float(S[:, col[lab]].mean() if S is not None else full[col[lab]]) for lab in options}
         lab = min(options, key=means.get)
         v = normalize_weights(dict(zip(doms, comps[lab].tolist())), doms, what=lab)
         return Proposal(v, lab, proposal, predicted, diff, why, settings, at_cap)
@@ -254,7 +272,7 @@ def propose(
     cv = law.report.get("cv", {})
     reg, base = cv.get("regret_top1"), cv.get("baseline_regret_top1")
     if reg is not None and base is not None and reg > base + 1e-12 and not force_optimize:
-        return fallback([f"run {run}"], f"refused to optimise: the law's cross-validated top-1 regret {reg:.4f} is worse "
+        return fallback(list(comps), f"refused to optimise: the law's cross-validated top-1 regret {reg:.4f} is worse "
                         f"than choosing by the nearest observed run ({base:.4f}); --force-optimize overrides")
     if diff is None:
         return Proposal(proposal, "proposal", proposal, predicted, diff,
@@ -267,5 +285,5 @@ def propose(
     if force_proposal:
         return Proposal(proposal, "proposal", proposal, predicted, diff, why + "; written anyway (--force-proposal)",
                         settings, at_cap)
-    return fallback(list(comps), why + "; writing the best of uniform, natural and the best observed run "
-                    "(--force-proposal writes the proposal)")
+    return fallback(list(comps), why + "; writing uniform, or natural / the best observed run where its own interval "
+                    "against uniform lies below zero (--force-proposal writes the proposal)")

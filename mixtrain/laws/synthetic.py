@@ -46,18 +46,18 @@ def synthetic_table(
 class World:
     """A random synthetic world with known, non-separable ground truth (bench/optimiser.py, tests).
 
-    k domains; natural shares n ~ Dirichlet(1) with domain 0 a broad "web" domain (the largest share).
+    k domains; natural shares n ~ Dirichlet(2) with domain 0 a broad "web" domain (the largest share).
     Transfer: the effective data of domain i is u_i = sum_j T_ij r_j, T_ii = 1, T_ij ~ U(0.05, 0.3)
     inside clusters of 4, U(0, 0.03) across, and T_i0 ~ U(0.05, 0.2) (web helps every domain).
-    Loss: L_i(r, s) = E_i + A_i (s u_i k / s_ref)^-a_i + rep_i * max(0, r_i / (4 n_i) - 1)^2 (repeating a
-    small domain more than ~4x its natural share hurts), E ~ U(1.5, 3), A ~ U(0.5, 1.5), a ~ U(0.2, 0.45),
+    Loss: L_i(r, s) = E_i + A_i (s u_i k / s_ref)^-a_i + rep_i * (1 - exp(-max(0, r_i / (4 n_i) - 1))) (repeating
+    a small domain more than ~4x its natural share hurts, by at most rep_i), E ~ U(1.5, 3), A ~ U(0.5, 1.5), a ~ U(0.2, 0.45),
     rep ~ U(0.1, 0.4). Convex in r, so the true optimum (equal importance) is found by SLSQP.
     """
 
     def __init__(self, k: int, seed: int, s_ref: float = 2000.0) -> None:
         rng = np.random.default_rng(seed)
         self.k, self.s_ref = k, float(s_ref)
-        n = np.sort(rng.dirichlet(np.ones(k)))[::-1]
+        n = np.sort(rng.dirichlet(np.full(k, 2.0)))[::-1]
         self.natural = n
         cluster = np.arange(k) % 4
         T = np.where(cluster[:, None] == cluster[None, :], rng.uniform(0.05, 0.3, (k, k)), rng.uniform(0, 0.03, (k, k)))
@@ -73,7 +73,7 @@ class World:
         W = np.atleast_2d(W)
         u = np.maximum(W @ self.T.T, 1e-9)
         over = np.maximum(0.0, W / (4.0 * self.natural) - 1.0)
-        return self.E + self.A * (np.asarray(s, float)[:, None] * u * self.k / self.s_ref) ** -self.a + self.rep * over**2
+        return self.E + self.A * (np.asarray(s, float)[:, None] * u * self.k / self.s_ref) ** -self.a + self.rep * -np.expm1(-over)
 
     def mean_loss(self, r: np.ndarray, s: float | None = None) -> float:
         return float(self.loss(np.asarray(r, float)[None], np.array([s or self.s_ref]))[0].mean())
