@@ -17,6 +17,7 @@ Per world and method, the mixture the method writes is scored by the TRUE loss (
 Methods (law/optimiser):
   */sampled   laws/sampled.py, the default (candidates, B bootstrap refits, support cap 1.5x, fallback)
   */sampled-noavg  the same without the top-100 average as an extra candidate (average_top=0)
+  */sampled-modelerr  the same with the interval widened by the law's CV error (model_error=True)
   bimix/slsqp the former default: SLSQP in the support box + TV 0.25 trust region (laws/slsqp.py)
   lightgbm/top100  the RegMix recipe: LightGBM on the runs, the same number of Dirichlet candidates
               around the proxy mixtures, average of the top 100 (no support cap, no bootstrap)
@@ -34,7 +35,7 @@ from multiprocessing import Pool
 import numpy as np
 
 warnings.filterwarnings("ignore")
-DEFAULT_METHODS = "ridge/sampled,bimix/sampled,bimix/slsqp,lightgbm/top100"
+DEFAULT_METHODS = "bimix/sampled,bimix/slsqp,ridge/sampled,ridge/sampled-modelerr,lightgbm/top100"
 
 
 def regmix(law, M: np.ndarray, step: float, n: int, top: int, rng) -> np.ndarray:
@@ -69,9 +70,10 @@ def run_world(job) -> list[dict]:
         try:
             law = fit_law(table, "auto", cv_folds=5, seed=seed) if name == "auto" else \
                 make_law(name).fit(table, cv_folds=5 if optimiser.startswith("sampled") else 0, seed=seed)
-            if optimiser in ("sampled", "sampled-noavg"):
+            if optimiser in ("sampled", "sampled-noavg", "sampled-modelerr"):
                 p = propose(law, step, natural=natural, candidates=args.candidates, bootstrap=args.bootstrap, seed=seed,
-                            **({"average_top": 0} if optimiser == "sampled-noavg" else {}))
+                            **({"average_top": 0} if optimiser == "sampled-noavg" else {}),
+                            model_error=optimiser == "sampled-modelerr")
                 r = np.array(list(p.weights.values()))
                 row["fallback"] = p.chosen != "proposal"
             elif optimiser == "slsqp":

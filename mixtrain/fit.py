@@ -239,11 +239,12 @@ def _optimize(args) -> None:
         prop = propose(law, args.step, importance, min_w, max_w, natural=natural, candidates=args.candidates,
                        bootstrap=args.bootstrap, support_cap=args.support_cap, support_floor=args.support_floor,
                        trust_radius=radius, force_proposal=args.force_proposal, force_optimize=args.force_optimize,
-                       seed=args.seed)
+                       model_error=args.model_error, seed=args.seed)
         weights, report, meta, opt = prop.weights, prop.lines(), {"proposal": prop.meta()}, None
         written = (f"--candidates {args.candidates} --bootstrap {args.bootstrap} --support-cap {args.support_cap:g} "
                    f"--support-floor {args.support_floor:g} --trust-radius {args.trust_radius} --seed {args.seed}"
-                   + (" --force-proposal" if args.force_proposal else "") + (" --force-optimize" if args.force_optimize else ""))
+                   + (" --force-proposal" if args.force_proposal else "") + (" --force-optimize" if args.force_optimize else "")
+                   + (" --model-error" if args.model_error else ""))
     r = np.array(list(weights.values()))
     pred = law.predict(r[None], [args.step])[0]
     lines = [
@@ -303,6 +304,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--natural", help="sampled: natural mixture (domain=tokens,...) to compare with and fall back to")
     ap.add_argument("--force-proposal", action="store_true",
                     help="sampled: write the proposal even if its interval against uniform does not lie below zero")
+    ap.add_argument("--model-error", action="store_true",
+                    help="sampled: widen the proposal-uniform interval by the law's cross-validated error")
     ap.add_argument("--force-optimize", action="store_true",
                     help="sampled: optimise even if the law's CV regret is worse than the nearest-run baseline")
     ap.add_argument("--support-margin", default=str(DEFAULT_SUPPORT_MARGIN),

@@ -121,6 +121,9 @@ def cross_validate(law, table, *, folds: int = 5, seed: int = 0, importance: np.
         "importance": {d: float(x) for d, x in zip(table.eval_domains, w)},
         **sel,
         "baseline": "nearest observed run: a held-out run is predicted by the training run closest in TV",
+        # spread of the held-out error of the mean loss around its mean: what a difference between two
+        # mixtures inherits (a common offset cancels in a difference)
+        "mean_loss_error_sd": float(np.std(oof @ w - obs @ w)),
         "baseline_regret_top1": baseline["regret_top1"],
         "baseline_regret_topk": baseline["regret_topk"],
     }
