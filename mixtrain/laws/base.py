@@ -1,5 +1,7 @@
-"""What every mixing law shares: the interface, the fit report, constrained optimisation on the
-simplex inside the data's support (laws/support.py), and JSON save/load.
+"""What every mixing law shares: the interface, the fit (with the refusal of a fit that has no more
+runs than fitted mixture parameters), the fit report and JSON save/load (with the fitting table, which
+the bootstrap of laws/sampled.py refits on). The optimisers live apart: laws/sampled.py (the default)
+and laws/slsqp.py (`solve`, inside laws/support.py's box and trust region).
 
 A law subclass implements `_fit(table, notes)` (sets `self.params`, a dict of numpy arrays),
 `_predict(W, steps)`, `n_params()`, `_check(table)` (too few runs etc. -> ValueError), and
@@ -11,8 +13,8 @@ error (MRE) over all rows, and cross-validation (laws/evaluate.py): group k-fold
 5 folds, runs assigned to folds by a seeded permutation); each fold refits the law on the other
 runs and predicts the held-out runs' final-step losses; pooled out-of-fold predictions give per
 domain Spearman and MRE (next to the own-weight baseline) and the mean-loss Spearman and regret.
-The JSON also keeps the fitting table's distinct mixtures (`observed_mixtures`): `solve` keeps
-the optimum inside their support by default.
+The JSON also keeps the fitting table's distinct mixtures (`observed_mixtures`): both optimisers
+keep the optimum inside their support by default.
 """
 
 from __future__ import annotations
