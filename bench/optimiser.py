@@ -14,6 +14,7 @@ Per world and method, the mixture the method writes is scored by the TRUE loss (
   >unif%   share of worlds where the written mixture is truly worse than uniform
   fallbk%  share where the sampled optimiser wrote uniform / natural / best run instead of its proposal
   refused  worlds where the law refused the fit (too few runs for its parameters); uniform is scored
+  median proposal regret  the sampled optimiser's proposal, written or not (what the fallback changed)
 Methods (law/optimiser):
   */sampled   laws/sampled.py, the default (candidates, B bootstrap refits, support cap 1.5x, fallback)
   */sampled-noavg  the same without the top-100 average as an extra candidate (average_top=0)
@@ -76,6 +77,7 @@ def run_world(job) -> list[dict]:
                             model_error=optimiser == "sampled-modelerr")
                 r = np.array(list(p.weights.values()))
                 row["fallback"] = p.chosen != "proposal"
+                row["proposal_regret"] = world.mean_loss(np.array(list(p.proposal.values()))) - opt
             elif optimiser == "slsqp":
                 r = np.array(list(law.solve(step, seed=seed).weights.values()))
             elif optimiser == "top100":
@@ -111,8 +113,9 @@ def main() -> None:
     wall = time.time() - t0
     methods = list(dict.fromkeys(r["method"] for r in rows))
     settings = list(dict.fromkeys((r["k"], r["runs"]) for r in rows)) + [("all", "all")]
-    print(f"| domains | runs | method | median regret | mean regret | p90 regret | >uniform % | fallback % | refused | s/world |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print(f"| domains | runs | method | median regret | mean regret | p90 regret | >uniform % | fallback % | refused | "
+          "median proposal regret | s/world |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for k, n in settings:
         for m in methods:
             sel = [r for r in rows if r["method"] == m and (k == "all" or (r["k"], r["runs"]) == (k, n))]
@@ -121,8 +124,10 @@ def main() -> None:
             fb = 100 * np.mean([r.get("fallback", False) for r in sel])
             ref = sum(r.get("refused", False) for r in sel)
             sec = np.mean([r.get("seconds", 0.0) for r in sel])
+            prop = [r["proposal_regret"] for r in sel if "proposal_regret" in r]
+            prop = f"{np.median(prop):.4f}" if prop else "-"
             print(f"| {k} | {n} | {m} | {np.median(reg):.4f} | {reg.mean():.4f} | {np.quantile(reg, 0.9):.4f} | "
-                  f"{worse:.1f} | {fb:.1f} | {ref} | {sec:.2f} |")
+                  f"{worse:.1f} | {fb:.1f} | {ref} | {prop} | {sec:.2f} |")
     print(f"\noptimiser bench: {len(jobs)} worlds, candidates {args.candidates}, bootstrap {args.bootstrap}, "
           f"noise {args.noise}, {args.jobs} job(s), wall {wall:.0f} s")
 
