@@ -3,23 +3,30 @@
     python -m mixtrain.fit --table T.csv --law bimix --out law.json [--plot DIR]
     python -m mixtrain.fit --law-file law.json --predict MIX.csv [--step S] --out PRED.csv
     python -m mixtrain.fit --law-file law.json --optimize --step S [--importance code=2,prose=1]
-                           [--min-weight 0.01] [--max-weight d=0.5,...] [--support-margin 0.05]
-                           [--trust-radius 0.25] [--seed 0] --out weights.yaml
+                           [--min-weight 0.01] [--max-weight d=0.5,...] [--natural d=tokens,...]
+                           [--candidates 100000] [--bootstrap 20] [--support-cap 1.5] [--support-floor 0.01]
+                           [--trust-radius none] [--force-proposal] [--force-optimize] [--seed 0] --out weights.yaml
+    python -m mixtrain.fit --law-file law.json --optimize --optimizer slsqp --step S [--support-margin 0.05]
+                           [--trust-radius 0.25] --out weights.yaml
 
 Place in the flow: `mixtrain.collect` -> table.csv -> **fit.py** -> law.json (mixing=law) or
 weights.yaml (mixing=manual mixing.weights_file=weights.yaml).
 
---law: bimix (default), exp, loglinear, transfer or auto (criterion in mixtrain/laws/__init__.py).
-Fitting prints per-domain in-sample R^2 and MRE, the cross-validated (group k-fold over runs)
-Spearman of held-out runs' final losses next to the own-weight baseline, and what a mixture
-choice depends on: the held-out mean-loss Spearman and top-1 / top-k regret (laws/evaluate.py).
+--law: bimix (default), exp, loglinear, transfer, ridge, lightgbm (extra mixtrain[surrogate]) or auto
+(criterion in mixtrain/laws/__init__.py: cross-validated decision regret). A fit with no more runs
+than its fitted mixture parameters is refused. Fitting prints per-domain in-sample R^2 and MRE, the
+cross-validated (group k-fold over runs) Spearman next to the own-weight baseline, and what a
+mixture choice depends on: held-out top-1 / top-k regret next to the nearest-observed-run baseline.
 --predict writes the mixture file's columns plus `loss/<domain>` per eval domain. --optimize
-writes `weights: {domain: w}` with comments on where it came from and an `optimum:` block: the
-TV distance to the nearest observed (proxy) mixture and the active constraints. By default the
-optimum stays inside the data's support (laws/support.py): --support-margin (per-domain box
-around the observed weights) and --trust-radius (TV ball around any observed mixture); 'none'
-switches either off. --min-weight and --max-weight take a number (every domain) or
-domain=value pairs (--max-weight is how a per-domain epoch cap is given).
+(default optimiser `sampled`, laws/sampled.py) scores 100k candidate mixtures inside the support
+(each weight <= 1.5 x its largest observed weight + 0.01) with 20 bootstrap refits of the law, and
+writes `weights: {domain: w}` with comments and a `proposal:` block: the predicted loss of the
+proposal, uniform, natural (--natural) and the best observed run with bootstrap intervals, and
+which was written and why (uniform/natural/best run when the proposal is not reliably better than
+uniform, or when the law's CV regret is worse than the nearest-run baseline). `--optimizer slsqp`
+is the former gradient optimum in a support box and TV trust region (laws/slsqp.py), with an
+`optimum:` block. --min-weight and --max-weight take a number (every domain) or domain=value pairs
+(--max-weight is how a per-domain epoch cap is given).
 """
 
 from __future__ import annotations
@@ -31,7 +38,10 @@ import sys
 
 import numpy as np
 
-from mixtrain.laws import LAWS, MixingLaw, Optimum, fit_law, load_law
+from mixtrain.laws import LAWS, MixingLaw, Optimum, fit_law, load_law, propose
+from mixtrain.laws.sampled import (
+    DEFAULT_BOOTSTRAP, DEFAULT_CANDIDATES, DEFAULT_SUPPORT_CAP, DEFAULT_SUPPORT_FLOOR,
+)
 from mixtrain.laws.support import DEFAULT_SUPPORT_MARGIN, DEFAULT_TRUST_RADIUS
 from mixtrain.table import LOSS_PREFIX, ObservationTable, parse_domain_values, read_mixtures, read_table
 
@@ -71,6 +81,11 @@ def quality_table(law: MixingLaw) -> str:
             f"Spearman {_num(cv['mean_loss_spearman']).strip()}, top-1 regret {cv['regret_top1']:.4f} nats, "
             f"top-{cv['top_k']} regret {cv['regret_topk']:.4f}, random pick {cv['regret_random']:.4f}"
         )
+        if cv.get("baseline_regret_top1") is not None:
+            lines.append(f"nearest observed run (no law): top-1 regret {cv['baseline_regret_top1']:.4f}, "
+                         f"top-{cv['top_k']} {cv['baseline_regret_topk']:.4f}"
+                         + ("  <- the law does worse: --optimize will not trust it"
+                            if cv["regret_top1"] > cv["baseline_regret_top1"] + 1e-12 else ""))
     for note in r.get("notes", []):
         lines.append(f"note: {note}")
     auto = r.get("auto")
@@ -125,7 +140,8 @@ def plot_fit(law: MixingLaw, table: ObservationTable, out_dir: str) -> list[str]
     return paths
 
 
-def write_weights_yaml(path: str, weights: dict[str, float], header_lines: list[str], optimum: Optimum | None = None) -> None:
+def write_weights_yaml(path: str, weights: dict[str, float], header_lines: list[str], optimum: Optimum | None = None,
+                       meta: dict | None = None) -> None:
     """`weights:` mapping readable by the manual strategy (mixing.weights_file), with # comments and
     an `optimum:` metadata block (where the optimum lies relative to the data; the strategy ignores it)."""
     import yaml
@@ -142,6 +158,21 @@ def write_weights_yaml(path: str, weights: dict[str, float], header_lines: list[
                     "support_margin": optimum.support_margin, "trust_radius": optimum.trust_radius,
                     "unconstrained_tv": optimum.unconstrained_tv}
             f.write(yaml.safe_dump({"optimum": meta}, sort_keys=False))
+        if meta is not None:  # the sampled optimiser's report (laws/sampled.py)
+            f.write(yaml.safe_dump(_plain(meta), sort_keys=False))
+
+
+def _plain(x):
+    """Numbers as plain floats (NaN as None) for yaml.safe_dump."""
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, (float, np.floating)):
+        return None if x != x else float(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
 
 
 def _off_or_float(text: str | None, flag: str) -> float | None:
@@ -183,34 +214,52 @@ def _optimize(args) -> None:
         raise ValueError("--importance takes domain=value pairs, e.g. code=2,prose=1")
     min_w = parse_domain_values(args.min_weight, "--min-weight") or 0.0
     max_w = parse_domain_values(args.max_weight, "--max-weight")
-    margin = _off_or_float(args.support_margin, "--support-margin")
     radius = _off_or_float(args.trust_radius, "--trust-radius")
-    opt = law.solve(args.step, importance=importance, min_weight=min_w, max_weight=max_w,
-                    support_margin=margin, trust_radius=radius, seed=args.seed)
-    weights = opt.weights
-    r = np.array(list(weights.values()))
-    pred = law.predict(r[None], [args.step])[0]
     imp = law.importance_vector(importance)
     cv = law.report.get("cv", {})
-    lines = [
-        f"written by: python -m mixtrain.fit --law-file {args.law_file} --optimize --step {args.step:g} "
-        f"--support-margin {args.support_margin} --trust-radius {args.trust_radius} --seed {args.seed}",
+    common = [
         f"law: {law.name}  ({law.formula})",
         f"fit: {law.report.get('n_runs')} runs, steps {law.step_range[0]:g}..{law.step_range[1]:g}; "
         f"CV mean MRE {_pct(cv.get('mean_mre')).strip()}%, mean Spearman {_num(cv.get('mean_spearman')).strip()}, "
-        f"mean-loss Spearman {_num(cv.get('mean_loss_spearman')).strip()}, top-1 regret {_num(cv.get('regret_top1')).strip()}",
+        f"top-1 regret {_num(cv.get('regret_top1')).strip()} (nearest-run baseline {_num(cv.get('baseline_regret_top1')).strip()})",
         "importance: " + " ".join(f"{d}={v:.4g}" for d, v in zip(law.eval_domains, imp)),
         f"min weight: {args.min_weight or 0}; max weight: {args.max_weight or 'none'}",
-        "predicted val loss at that step: " + " ".join(f"{d}={v:.4f}" for d, v in zip(law.eval_domains, pred)),
-        *opt.lines(),
+    ]
+    if args.optimizer == "slsqp":
+        margin = _off_or_float(args.support_margin, "--support-margin")
+        radius = DEFAULT_TRUST_RADIUS if args.trust_radius is None else radius
+        opt = law.solve(args.step, importance=importance, min_weight=min_w, max_weight=max_w,
+                        support_margin=margin, trust_radius=radius, seed=args.seed)
+        weights, report, meta = opt.weights, opt.lines(), None
+        written = (f"--optimizer slsqp --support-margin {args.support_margin} --trust-radius {radius} --seed {args.seed}")
+    else:
+        natural = parse_domain_values(args.natural, "--natural")
+        if isinstance(natural, float):
+            raise ValueError("--natural takes domain=tokens pairs (token counts or weights), e.g. code=3e9,web=7e9")
+        prop = propose(law, args.step, importance, min_w, max_w, natural=natural, candidates=args.candidates,
+                       bootstrap=args.bootstrap, support_cap=args.support_cap, support_floor=args.support_floor,
+                       trust_radius=radius, force_proposal=args.force_proposal, force_optimize=args.force_optimize,
+                       model_error=args.model_error, seed=args.seed)
+        weights, report, meta, opt = prop.weights, prop.lines(), {"proposal": prop.meta()}, None
+        written = (f"--candidates {args.candidates} --bootstrap {args.bootstrap} --support-cap {args.support_cap:g} "
+                   f"--support-floor {args.support_floor:g} --trust-radius {args.trust_radius} --seed {args.seed}"
+                   + (" --force-proposal" if args.force_proposal else "") + (" --force-optimize" if args.force_optimize else "")
+                   + (" --model-error" if args.model_error else ""))
+    r = np.array(list(weights.values()))
+    pred = law.predict(r[None], [args.step])[0]
+    lines = [
+        f"written by: python -m mixtrain.fit --law-file {args.law_file} --optimize --step {args.step:g} {written}",
+        *common,
+        "predicted val loss of these weights at that step: " + " ".join(f"{d}={v:.4f}" for d, v in zip(law.eval_domains, pred)),
+        *report,
         "use: python -m mixtrain.train mixing=manual mixing.weights_file=<this file>",
     ]
-    write_weights_yaml(args.out, weights, lines, opt)
+    write_weights_yaml(args.out, weights, lines, opt, meta)
     for d, w in weights.items():
         print(f"  {d}: {w:.6f}")
-    for line in opt.lines():
+    for line in report:
         print(f"fit: {line}")
-    print(f"fit: optimum of {law.name} at step {args.step:g} -> {args.out}")
+    print(f"fit: {args.optimizer} optimum of {law.name} at step {args.step:g} -> {args.out}")
 
 
 def _fit(args) -> None:
@@ -243,10 +292,27 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--step", type=float, help="target step (optimize) or step for a mixture file without one")
     ap.add_argument("--importance", help="eval-domain importance, e.g. code=2,prose=1 (unnamed: 1); in fit mode "
                     "it weights the CV mean-loss ranking and regret")
+    ap.add_argument("--optimizer", default="sampled", choices=["sampled", "slsqp"],
+                    help="optimize: sampled candidates + bootstrap refits (default, laws/sampled.py) or the SLSQP "
+                    "optimum in a trust region (laws/slsqp.py)")
+    ap.add_argument("--candidates", type=int, default=DEFAULT_CANDIDATES, help="sampled: candidate mixtures")
+    ap.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, help="sampled: refits on resampled runs (0: none)")
+    ap.add_argument("--support-cap", type=float, default=DEFAULT_SUPPORT_CAP,
+                    help="sampled: no weight above this x the domain's largest observed weight (+ --support-floor)")
+    ap.add_argument("--support-floor", type=float, default=DEFAULT_SUPPORT_FLOOR,
+                    help="sampled: absolute slack on the cap; a domain never above it in any run gets weight 0")
+    ap.add_argument("--natural", help="sampled: natural mixture (domain=tokens,...) to compare with and fall back to")
+    ap.add_argument("--force-proposal", action="store_true",
+                    help="sampled: write the proposal even if its interval against uniform does not lie below zero")
+    ap.add_argument("--model-error", action="store_true",
+                    help="sampled: widen the proposal-uniform interval by the law's cross-validated error")
+    ap.add_argument("--force-optimize", action="store_true",
+                    help="sampled: optimise even if the law's CV regret is worse than the nearest-run baseline")
     ap.add_argument("--support-margin", default=str(DEFAULT_SUPPORT_MARGIN),
-                    help="optimize: keep each weight within [min observed - M, max observed + M] ('none': off)")
-    ap.add_argument("--trust-radius", default=str(DEFAULT_TRUST_RADIUS),
-                    help="optimize: stay within this TV distance of some observed mixture ('none': off)")
+                    help="slsqp: keep each weight within [min observed - M, max observed + M] ('none': off)")
+    ap.add_argument("--trust-radius", default=None,
+                    help=f"stay within this TV distance of some observed mixture ('none': off; default off for "
+                    f"sampled, {DEFAULT_TRUST_RADIUS} for slsqp)")
     ap.add_argument("--min-weight", help="floor: a number or domain=value,...")
     ap.add_argument("--max-weight", help="cap (e.g. from an epoch cap): a number or domain=value,...")
     ap.add_argument("--out", required=True, help="law.json (fit), PRED.csv (predict) or weights.yaml (optimize)")

@@ -121,10 +121,11 @@ def test_fit_predict_optimize_end_to_end(table_csv, capsys):
     np.testing.assert_allclose(got[0], loss(np.array([[0.2, 0.3, 0.5]]), np.array([1000.0]))[0], rtol=0.01)
 
     weights_yaml = d / "weights.yaml"
-    # the real entry point, as a user runs it
-    subprocess.run(
+    # the real entry point, as a user runs it: the default optimiser is the sampled, bootstrap-robust one
+    proc = subprocess.run(
         [sys.executable, "-m", "mixtrain.fit", "--law-file", str(law_json), "--optimize", "--step", "5000",
-         "--importance", "code=2,prose=1", "--min-weight", "0.05", "--max-weight", "web=0.3", "--out", str(weights_yaml)],
+         "--importance", "code=2,prose=1", "--min-weight", "0.05", "--max-weight", "web=0.3", "--candidates", "20000",
+         "--natural", "code=1,prose=2,web=1", "--out", str(weights_yaml)],
         check=True, capture_output=True, text=True,
     )
     text = weights_yaml.read_text()
@@ -134,21 +135,38 @@ def test_fit_predict_optimize_end_to_end(table_csv, capsys):
     weights = read_weights_file(str(weights_yaml))
     assert list(weights) == DOMAINS
     assert sum(weights.values()) == pytest.approx(1.0, abs=1e-12)
-    assert min(weights.values()) >= 0.05 - 1e-9 and weights["web"] <= 0.3 + 1e-9
-    # where the optimum lies relative to the proxies: in the comments and as metadata
     import yaml
 
+    # the bootstrap report, in the file's comments, its metadata and on the console
+    meta = yaml.safe_load(text)["proposal"]
+    assert meta["optimizer"] == "sampled" and meta["bootstrap"] == 20 and meta["n_candidates"] >= 20000
+    pred = meta["predicted_mean_loss"]
+    assert {"proposal", "uniform", "natural"} <= set(pred) and any(k.startswith("run ") for k in pred)
+    for v in pred.values():
+        assert v["lo"] <= v["hi"]
+    diff = meta["proposal_minus_uniform"]
+    assert diff["lo"] <= diff["mean"] <= diff["hi"]
+    prop = meta["proposal"]
+    assert min(prop.values()) >= 0.05 - 1e-9 and prop["web"] <= 0.3 + 1e-9  # floors and caps hold
+    for line in ("# predicted mean loss at step 5000", "#   proposal ", "#   uniform ", "#   natural ",
+                 "# proposal - uniform:", "# written: "):
+        assert line in text, line
+        assert "fit: " + line[2:] in proc.stdout, line
+    assert meta["chosen"] in ("proposal", "uniform", "natural") or meta["chosen"].startswith("run ")
+    # the former gradient optimiser, by flag; its support limits are still explicit
+    fit_mod.main(["--law-file", str(law_json), "--optimize", "--optimizer", "slsqp", "--step", "5000",
+                  "--min-weight", "0.05", "--max-weight", "web=0.3", "--out", str(weights_yaml)])
+    text = weights_yaml.read_text()
     assert "# TV to the nearest observed mixture:" in text and "# active constraints:" in text
     meta = yaml.safe_load(text)["optimum"]
     assert meta["trust_radius"] == 0.25 and meta["support_margin"] == 0.05
     assert 0 <= meta["tv_to_nearest_observed"] <= 0.25 + 1e-6 and meta["nearest_run"].startswith("run")
     assert isinstance(meta["active_constraints"], list)
-    # opting out of the support limits is explicit
     free_yaml = d / "free.yaml"
-    fit_mod.main(["--law-file", str(law_json), "--optimize", "--step", "5000", "--importance", "code=50",
-                  "--support-margin", "none", "--trust-radius", "none", "--out", str(free_yaml)])
-    fit_mod.main(["--law-file", str(law_json), "--optimize", "--step", "5000", "--importance", "code=50",
-                  "--trust-radius", "0.01", "--out", str(weights_yaml)])
+    fit_mod.main(["--law-file", str(law_json), "--optimize", "--optimizer", "slsqp", "--step", "5000",
+                  "--importance", "code=50", "--support-margin", "none", "--trust-radius", "none", "--out", str(free_yaml)])
+    fit_mod.main(["--law-file", str(law_json), "--optimize", "--optimizer", "slsqp", "--step", "5000",
+                  "--importance", "code=50", "--trust-radius", "0.01", "--out", str(weights_yaml)])
     out = capsys.readouterr().out
     free, tight = yaml.safe_load(free_yaml.read_text())["optimum"], yaml.safe_load(weights_yaml.read_text())["optimum"]
     assert free["trust_radius"] is None and free["support_margin"] is None

@@ -168,9 +168,20 @@ def test_auto_picks_bimix_on_bimix_data():
     assert law.name == "bimix", law.report["auto"]
 
 
-def test_auto_picks_exp_on_exp_data():
+def _tied_with(law, truth):
+    """auto chooses by decision regret, then fewer parameters: the law that generated the data need not win,
+    but the chosen one must decide as well as it (within the tolerance) and have no more parameters."""
+    from mixtrain.laws import AUTO_REGRET_TOLERANCE
+
+    c = law.report["auto"]["candidates"]
+    scale = max(v["regret_random"] for v in c.values() if v.get("regret") is not None)
+    assert c[law.name]["regret"] <= c[truth]["regret"] + AUTO_REGRET_TOLERANCE * scale + 1e-12, c
+    assert law.name == truth or c[law.name]["n_params"] <= c[truth]["n_params"], c
+
+
+def test_auto_on_exp_data_decides_as_well_as_exp():
     law = fit_law(exp_table(n_runs=16), "auto", cv_folds=4)
-    assert law.name == "exp", law.report["auto"]
+    _tied_with(law, "exp")
 
 
 def test_exp_needs_more_runs_than_domains():
@@ -273,7 +284,7 @@ def test_unknown_law_and_option():
     assert math.isfinite(BiMixLaw().fit(bimix_table(n_runs=4), cv_folds=0).predict([0.25] * 4, 100)[0, 0])
 
 
-def test_auto_picks_loglinear_on_loglinear_data():
+def test_auto_on_loglinear_data_decides_as_well_as_loglinear():
     a = np.array([1.0, 0.8, 1.2, 0.9])
     b = -0.08 * np.eye(4) - 0.01
     g = np.array([-0.1, -0.05, -0.08, -0.12])
@@ -283,7 +294,7 @@ def test_auto_picks_loglinear_on_loglinear_data():
 
     table = synthetic_table(loss, dirichlet_mixtures(4, 10, seed=4), STEPS[::2], DOMAINS, noise=0.001, seed=4)
     law = fit_law(table, "auto", cv_folds=3)
-    assert law.name == "loglinear", law.report["auto"]
+    _tied_with(law, "loglinear")
 
 
 # ---- optimisation inside the data's support (laws/support.py) ------------------------------------
@@ -397,4 +408,5 @@ def test_auto_chooses_by_regret_not_by_loss_error(monkeypatch):
         "ranker": fake("ranker", 0.05, 0.9, 0.05),     # regret tied (within 10% of 1.0), ranks best
     })
     law = fit_law(bimix_table(), "auto")
-    assert law.report["auto"]["chosen"] == "ranker", law.report["auto"]
+    # ranking (Spearman) is not the criterion: among the tied, equal parameters, the lower regret wins
+    assert law.report["auto"]["chosen"] == "chooser", law.report["auto"]

@@ -105,12 +105,32 @@ def test_collect_and_fit_with_an_eval_only_domain(eval_only_runs, tmp_path):
     assert f"loss/{TARGET}" in header and f"w/{TARGET}" not in header
     with pytest.raises(SystemExit, match=f"{TARGET}.*not training domains"):  # bimix needs each domain's own weight
         fit_main(["--table", str(tmp_path / "table.csv"), "--law", "bimix", "--out", str(tmp_path / "b.json")])
-    # a law relating every eval domain to all weights fits it, and optimises for the target alone
-    fit_main(["--table", str(tmp_path / "table.csv"), "--law", "loglinear", "--out", str(tmp_path / "law.json")])
+    # a law relating every eval domain to all weights could fit it, but two runs cannot identify one:
+    # the fit is refused and says how many runs it needs
+    with pytest.raises(SystemExit, match=r"loglinear: 2 run\(s\) cannot identify .*need at least \d+ runs"):
+        fit_main(["--table", str(tmp_path / "table.csv"), "--law", "loglinear", "--out", str(tmp_path / "law.json")])
+    # with enough runs (more mixtures of the same domains, losses from a known law) it fits the eval-only
+    # domain and optimises for the target alone
+    import numpy as np
+
+    from mixtrain.laws.synthetic import dirichlet_mixtures, synthetic_table
+
+    k, m = len(table.train_domains), len(table.eval_domains)
+    effect = np.linspace(0.05, 0.2, k)[None, :] * np.ones((m, 1))
+
+    def loss(W, s):
+        return np.exp(1.0 + (-np.log(W + 1e-3)) @ effect.T - 0.1 * np.log(s)[:, None])  # more weight, lower loss
+
+    more = synthetic_table(loss, dirichlet_mixtures(k, 12, seed=3), [2, 4, 6], table.train_domains,
+                           eval_domains=table.eval_domains, noise=0.002)
+    write_table(more, str(tmp_path / "more.csv"))
+    fit_main(["--table", str(tmp_path / "more.csv"), "--law", "loglinear", "--out", str(tmp_path / "law.json")])
     importance = ",".join(f"{d}={1.0 if d == TARGET else 0.0}" for d in table.eval_domains)
     fit_main(["--law-file", str(tmp_path / "law.json"), "--optimize", "--step", "6", "--importance", importance,
-              "--out", str(tmp_path / "weights.yaml")])
+              "--candidates", "5000", "--force-optimize", "--out", str(tmp_path / "weights.yaml")])
     import yaml
 
-    weights = yaml.safe_load((tmp_path / "weights.yaml").read_text())["weights"]
+    saved = yaml.safe_load((tmp_path / "weights.yaml").read_text())
+    weights = saved["weights"]
     assert set(weights) == set(table.train_domains) and sum(weights.values()) == pytest.approx(1.0)
+    assert saved["proposal"]["predicted_mean_loss"]["proposal"]["full_fit"] > 0

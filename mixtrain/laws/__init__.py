@@ -7,38 +7,43 @@ Pure: numpy + scipy, no torch, Lightning or Hydra.
     law = make_law("bimix").fit(table)            # params + law.report (R^2, MRE, CV)
     law.predict(W, steps)                         # [n, m] losses
     law.optimize(target_step, importance, min_weight, max_weight) -> {domain: weight}
-    law.solve(...) -> Optimum (weights, TV to the nearest proxy mixture, active constraints)
+    propose(law, target_step, ...) -> Proposal     # the default optimiser (laws/sampled.py)
+    law.solve(...) -> Optimum                      # the SLSQP optimum in a trust region (laws/slsqp.py)
     law.to_json("law.json"); load_law("law.json")
     fit_law(table, "auto")                        # fit every law, keep the best by CV
 
-Laws: bimix (own weight x step, separable), exp (Ye et al.), loglinear (ridge regression in
-log space), transfer (bimix on an effective proportion with shrunk cross-domain transfer).
+`law="auto"` criterion (the decision a law leads to, not its loss error): every law in LAWS is
+fitted with group k-fold cross-validation over runs (laws/evaluate.py; a law's own tuning, such as
+ridge's penalty, runs inside each fold: nested); on the pooled held-out final-step losses,
+1. lowest decision regret: the mean of the top-1 and top-k regret of the importance-weighted mean
+   loss (true mean loss of the held-out run(s) the law ranks best minus the best one); regrets
+   within AUTO_REGRET_TOLERANCE (10%) of the random-pick regret of the best count as ties (the
+   table's own scale: a law cannot beat 0);
+2. among those, the fewest fitted parameters, then the lowest regret.
+Laws that cannot fit the table (too few runs, a missing optional extra, ...) or whose CV fails are
+skipped. The decision and every candidate's metrics go to `report["auto"]`.
 
-`law="auto"` criterion (what matters for choosing a mixture, not the loss error): every law in
-LAWS is fitted with group k-fold cross-validation over runs (laws/evaluate.py); on the pooled
-held-out final-step losses,
-1. lowest top-1 regret of the importance-weighted mean loss (the true mean loss of the held-out
-   run the law ranks best minus the best one); regrets within AUTO_REGRET_TOLERANCE (10%) of the
-   random-pick regret of the best count as ties (the table's own scale: a law cannot beat 0);
-2. among those, the highest mean-loss Spearman; laws within AUTO_SPEARMAN_TOLERANCE (0.01) of
-   it count as ties;
-3. among those, the fewest parameters (then the higher Spearman).
-Laws that cannot fit the table (too few runs, ...) or whose CV fails are skipped. The decision
-and every candidate's metrics go to `report["auto"]`.
+Laws: bimix (own weight x step, separable), exp (Ye et al.), loglinear (ridge regression in
+log space), transfer (bimix on an effective proportion with shrunk cross-domain transfer), ridge
+(regularised regression on the whole mixture with pairwise terms, laws/surrogate.py) and
+lightgbm (RegMix's gradient-boosted trees, optional extra `mixtrain[surrogate]`, laws/trees.py).
+The separable laws (bimix, transfer's own-weight core) cannot represent transfer between domains.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 from mixtrain.laws.base import MixingLaw, Optimum, project_box_simplex
-from mixtrain.laws.evaluate import cross_validate, spearman
+from mixtrain.laws.sampled import Proposal, propose
+from mixtrain.laws.evaluate import TOP_K, cross_validate, spearman
 from mixtrain.laws.bimix import BiMixLaw
 from mixtrain.laws.exp import ExpLaw
 from mixtrain.laws.loglinear import LogLinearLaw
+from mixtrain.laws.surrogate import RidgeLaw
 from mixtrain.laws.transfer import TransferLaw
+from mixtrain.laws.trees import LightGBMLaw
 from mixtrain.table import ObservationTable
 
 LAWS: dict[str, type[MixingLaw]] = {
@@ -46,13 +51,14 @@ LAWS: dict[str, type[MixingLaw]] = {
     "exp": ExpLaw,
     "loglinear": LogLinearLaw,
     "transfer": TransferLaw,
+    "ridge": RidgeLaw,
+    "lightgbm": LightGBMLaw,
 }
 AUTO_REGRET_TOLERANCE = 0.10
-AUTO_SPEARMAN_TOLERANCE = 0.01
 
 __all__ = [
-    "AUTO_REGRET_TOLERANCE", "AUTO_SPEARMAN_TOLERANCE", "LAWS", "BiMixLaw", "ExpLaw", "LogLinearLaw", "MixingLaw",
-    "Optimum", "TransferLaw",
+    "AUTO_REGRET_TOLERANCE", "LAWS", "BiMixLaw", "ExpLaw", "LightGBMLaw", "LogLinearLaw", "MixingLaw",
+    "Optimum", "Proposal", "RidgeLaw", "TransferLaw", "propose",
     "cross_validate", "fit_law", "load_law", "make_law", "project_box_simplex", "spearman",
 ]
 
@@ -91,30 +97,24 @@ def fit_law(table: ObservationTable, law: str = "auto", *, cv_folds: int = 5, se
             continue
         cv = candidate.report.get("cv", {})
         candidates[name] = {key: cv.get(key) for key in (
-            "regret_top1", "regret_topk", "regret_random", "mean_loss_spearman", "mean_spearman", "mean_mre", "error")}
+            "regret_top1", "regret_topk", "regret_random", "baseline_regret_top1", "mean_loss_spearman",
+            "mean_spearman", "mean_mre", "error")}
         candidates[name]["n_params"] = candidate.n_params()
         if cv.get("regret_top1") is not None and not cv.get("error"):
+            candidates[name]["regret"] = 0.5 * (cv["regret_top1"] + cv["regret_topk"])
             fitted[name] = candidate
     if not fitted:
         raise ValueError("auto: no law could be fitted and cross-validated on this table: "
                          + "; ".join(f"{n}: {c.get('error')}" for n, c in candidates.items()))
-
-    def rho(n: str) -> float:
-        v = candidates[n]["mean_loss_spearman"]
-        return -math.inf if v is None or not math.isfinite(v) else v
-
-    best_regret = min(candidates[n]["regret_top1"] for n in fitted)
+    best_regret = min(candidates[n]["regret"] for n in fitted)
     scale = max(candidates[n]["regret_random"] for n in fitted)
-    tied = [n for n in fitted if candidates[n]["regret_top1"] <= best_regret + AUTO_REGRET_TOLERANCE * scale]
-    best_rho = max(rho(n) for n in tied)
-    eligible = [n for n in tied if rho(n) >= best_rho - AUTO_SPEARMAN_TOLERANCE]
-    chosen = min(eligible, key=lambda n: (candidates[n]["n_params"], -rho(n)))
+    tied = [n for n in fitted if candidates[n]["regret"] <= best_regret + AUTO_REGRET_TOLERANCE * scale]
+    chosen = min(tied, key=lambda n: (candidates[n]["n_params"], candidates[n]["regret"]))
     law_obj = fitted[chosen]
     law_obj.report["auto"] = {
         "chosen": chosen,
-        "criterion": f"lowest CV top-1 regret of the mean loss (ties within {AUTO_REGRET_TOLERANCE:.0%} of the "
-        f"random-pick regret), then highest CV mean-loss Spearman (ties within {AUTO_SPEARMAN_TOLERANCE}), "
-        "then fewest parameters",
+        "criterion": f"lowest CV decision regret (mean of top-1 and top-{TOP_K} regret; ties within "
+        f"{AUTO_REGRET_TOLERANCE:.0%} of the random-pick regret), then fewest parameters",
         "candidates": candidates,
     }
     return law_obj

@@ -1,5 +1,7 @@
-"""What every mixing law shares: the interface, the fit report, constrained optimisation on the
-simplex inside the data's support (laws/support.py), and JSON save/load.
+"""What every mixing law shares: the interface, the fit (with the refusal of a fit that has no more
+runs than fitted mixture parameters), the fit report and JSON save/load (with the fitting table, which
+the bootstrap of laws/sampled.py refits on). The optimisers live apart: laws/sampled.py (the default)
+and laws/slsqp.py (`solve`, inside laws/support.py's box and trust region).
 
 A law subclass implements `_fit(table, notes)` (sets `self.params`, a dict of numpy arrays),
 `_predict(W, steps)`, `n_params()`, `_check(table)` (too few runs etc. -> ValueError), and
@@ -11,8 +13,8 @@ error (MRE) over all rows, and cross-validation (laws/evaluate.py): group k-fold
 5 folds, runs assigned to folds by a seeded permutation); each fold refits the law on the other
 runs and predicts the held-out runs' final-step losses; pooled out-of-fold predictions give per
 domain Spearman and MRE (next to the own-weight baseline) and the mean-loss Spearman and regret.
-The JSON also keeps the fitting table's distinct mixtures (`observed_mixtures`): `solve` keeps
-the optimum inside their support by default.
+The JSON also keeps the fitting table's distinct mixtures (`observed_mixtures`): both optimisers
+keep the optimum inside their support by default.
 """
 
 from __future__ import annotations
@@ -23,15 +25,14 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy.optimize import brentq, least_squares, minimize
+from scipy.optimize import least_squares
 
 from mixtrain.laws.evaluate import cross_validate, spearman
 from mixtrain.laws.evaluate import nanmean as _nanmean
-from mixtrain.laws.support import (
-    DEFAULT_SUPPORT_MARGIN, DEFAULT_TRUST_RADIUS, Optimum, active_constraints, combine_bounds, distinct_mixtures,
-    solve_in_support, support_box, tv_distance,
-)
-from mixtrain.table import ObservationTable, as_domain_map
+from mixtrain.laws.slsqp import box_optimum, project_box_simplex, user_bounds
+from mixtrain.laws.slsqp import solve as slsqp_solve
+from mixtrain.laws.support import DEFAULT_SUPPORT_MARGIN, DEFAULT_TRUST_RADIUS, Optimum, distinct_mixtures
+from mixtrain.table import ObservationTable, as_domain_map, make_table
 from mixtrain.weights import normalize_weights
 
 __all__ = ["MixingLaw", "Optimum", "cross_validate", "project_box_simplex", "spearman"]
@@ -55,14 +56,6 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
-def project_box_simplex(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Euclidean projection of x onto {lo <= r <= hi, sum r = 1} (assumed non-empty)."""
-    f = lambda mu: float(np.clip(x - mu, lo, hi).sum() - 1.0)  # noqa: E731  decreasing in mu
-    a, b = float(np.min(x - hi)) - 1.0, float(np.max(x - lo)) + 1.0
-    mu = brentq(f, a, b, xtol=1e-15, rtol=1e-15, maxiter=200)
-    return np.clip(x - mu, lo, hi)
-
-
 class MixingLaw:
     """Base class: fit(table) -> self; predict(W, steps) -> losses; optimize(...) -> weights."""
 
@@ -82,6 +75,7 @@ class MixingLaw:
         self.report: dict[str, Any] = {}
         self.observed_mixtures: np.ndarray | None = None  # [n_mix, k] distinct mixtures of the fitting table
         self.observed_runs: list[str] = []  # a run of each
+        self.table: ObservationTable | None = None  # the fitting table (saved in the JSON: bootstrap refits need it)
 
     # ---- to implement ------------------------------------------------------------------
     def _check(self, table: ObservationTable) -> None:
@@ -95,6 +89,12 @@ class MixingLaw:
 
     def n_params(self) -> int:
         raise NotImplementedError
+
+    def mixture_params(self) -> int:
+        """Parameters per eval domain that only differences between runs identify (the mixture part;
+        step parameters are identified within runs). A fit needs more runs than this (`fit` refuses
+        otherwise); regularised laws return their effective degrees of freedom after the fit."""
+        return max(1, self.n_params() // max(1, len(self.eval_domains)))
 
     def _predict_grad(self, r: np.ndarray, step: float) -> tuple[np.ndarray, np.ndarray]:
         """(L [m], dL/dr [m, k]) at one mixture; default: forward differences."""
@@ -112,6 +112,7 @@ class MixingLaw:
         `importance` weights the eval domains in the CV's mean-loss ranking and regret (equal if None).
         """
         self._check(table)
+        self.table = table
         self.train_domains, self.eval_domains = table.train_domains, table.eval_domains
         self.step_range = (float(table.steps.min()), float(table.steps.max()))
         # the data's support, for optimisation inside it (laws/support.py) and the JSON
@@ -121,6 +122,12 @@ class MixingLaw:
         for key, value in (self.params or {}).items():
             if not np.all(np.isfinite(np.asarray(value, dtype=float))):
                 raise ValueError(f"{self.name}: fit produced non-finite parameter {key!r} = {value}; refusing it")
+        need = int(math.ceil(self.mixture_params() - 1e-9))
+        if table.n_runs <= need:
+            raise ValueError(
+                f"{self.name}: {table.n_runs} run(s) cannot identify {need} fitted mixture parameter(s) per eval "
+                f"domain (a fit needs more runs than parameters, else it reproduces the data whatever the law): "
+                f"need at least {need + 1} runs. Add proxy runs, or choose a law with fewer parameters.")
         pred = self._predict(table.W, table.steps)
         bad = np.argwhere(~np.isfinite(pred))
         if bad.size:
@@ -170,21 +177,10 @@ class MixingLaw:
             raise ValueError(f"{self.name}: steps must be finite and > 0, got {s}")
         return self._predict(W, s)
 
-    # ---- optimise ----------------------------------------------------------------------
+    # ---- optimise (laws/slsqp.py, laws/sampled.py) ------------------------------------------
     def bounds(self, min_weight=0.0, max_weight=None) -> tuple[np.ndarray, np.ndarray]:
         """Per-training-domain floor and cap arrays from a scalar or {domain: value} each."""
-        lo_map = as_domain_map(min_weight, self.train_domains, 0.0, "min_weight")
-        hi_map = as_domain_map(max_weight, self.train_domains, 1.0, "max_weight")
-        lo = np.array([lo_map[d] for d in self.train_domains])
-        hi = np.array([hi_map[d] for d in self.train_domains])
-        for d, a, b in zip(self.train_domains, lo, hi):
-            if not 0.0 <= a <= 1.0 or not 0.0 <= b <= 1.0 or a > b:
-                raise ValueError(f"{self.name}: bounds of domain {d!r} are min {a} max {b}; need 0 <= min <= max <= 1")
-        if lo.sum() > 1.0 + 1e-12:
-            raise ValueError(f"{self.name}: infeasible: the minimum weights sum to {lo.sum():g} > 1")
-        if hi.sum() < 1.0 - 1e-12:
-            raise ValueError(f"{self.name}: infeasible: the maximum weights sum to {hi.sum():g} < 1")
-        return lo, hi
+        return user_bounds(self, min_weight, max_weight)
 
     def importance_vector(self, importance: Mapping[str, float] | None) -> np.ndarray:
         """Eval-domain importance weights; unnamed domains get 1.0; normalised to sum 1."""
@@ -197,109 +193,22 @@ class MixingLaw:
         """The weights of `solve(...)` (same arguments)."""
         return self.solve(target_step, importance, min_weight, max_weight, **support).weights
 
-    def solve(
-        self,
-        target_step: float,
-        importance: Mapping[str, float] | None = None,
-        min_weight: float | Mapping[str, float] = 0.0,
-        max_weight: float | Mapping[str, float] | None = None,
-        *,
-        support_margin: float | None = DEFAULT_SUPPORT_MARGIN,
-        trust_radius: float | None = DEFAULT_TRUST_RADIUS,
-        seed: int = 0,
-    ) -> Optimum:
-        """Weights minimising sum_i importance_i * L_i(r, target_step) within floors, caps and the data's support.
-
-        `max_weight` is also how an epoch cap is expressed: cap_d = max_epochs_d * tokens_d / budget.
-        `support_margin` (absolute weight) and `trust_radius` (TV) keep the optimum near the fitting
-        table's mixtures (laws/support.py); None switches each off. `seed` drives the random starts.
-        """
-        self._require_fitted()
-        if not math.isfinite(float(target_step)) or float(target_step) <= 0:
-            raise ValueError(f"{self.name}: target_step must be finite and > 0, got {target_step}")
-        w = self.importance_vector(importance)
-        ulo, uhi = self.bounds(min_weight, max_weight)
-        M = self.observed_mixtures
-        if (support_margin is not None or trust_radius is not None) and M is None:
-            raise ValueError(
-                f"{self.name}: this law carries no observed mixtures (a law.json written before they were saved, "
-                "or parameters set by hand), so the optimum cannot be kept inside the data's support. Refit it "
-                "with `python -m mixtrain.fit --table T.csv`, or opt out with support_margin=None and "
-                "trust_radius=None (--support-margin none --trust-radius none)."
-            )
-        k = len(self.train_domains)
-        if support_margin is not None:
-            slo, shi = support_box(M, float(support_margin))
-        else:
-            slo, shi = np.zeros(k), np.ones(k)
-        lo, hi, lo_src, hi_src = combine_bounds(ulo, uhi, slo, shi)
-        rng = np.random.default_rng(seed)
-
-        def fg(r):
-            L, J = self._predict_grad(np.clip(r, 0, None), float(target_step))
-            return float(L @ w), J.T @ w
-
-        r, free = solve_in_support(
-            fg, lambda a, b: self._optimize(float(target_step), w, a, b, rng=rng), project_box_simplex,
-            M if M is not None else np.empty((0, k)), lo, hi, None if trust_radius is None else float(trust_radius), rng,
-        )
-        if not np.all(np.isfinite(r)):
-            raise ValueError(f"{self.name}: optimisation produced non-finite weights {r}")
-        r = project_box_simplex(np.asarray(r, dtype=float), lo, hi)
-        weights = normalize_weights(dict(zip(self.train_domains, r.tolist())), self.train_domains, what=f"{self.name} optimum")
-        tv = near = free_tv = trust_tv = None
-        if M is not None and len(M):
-            d = tv_distance(r, M)
-            near = int(np.argmin(d))
-            tv = float(d[near])
-            free_tv = float(tv_distance(free, M).min())
-            trust_tv = float(tv_distance(r, np.array([project_box_simplex(m, lo, hi) for m in M])).min())
-        return Optimum(
-            weights=weights, objective=fg(r)[0], tv_to_nearest=tv,
-            nearest_run=None if near is None else self.observed_runs[near],
-            active=active_constraints(r, lo, hi, lo_src, hi_src, self.train_domains, trust_tv,
-                                      None if trust_radius is None else float(trust_radius)),
-            support_margin=support_margin, trust_radius=trust_radius,
-            unconstrained_tv=free_tv if trust_radius is not None and free_tv is not None and free_tv > tv + 1e-6 else None,
-        )
+    def solve(self, target_step: float, importance: Mapping[str, float] | None = None,
+              min_weight: float | Mapping[str, float] = 0.0, max_weight: float | Mapping[str, float] | None = None,
+              *, support_margin: float | None = DEFAULT_SUPPORT_MARGIN, trust_radius: float | None = DEFAULT_TRUST_RADIUS,
+              seed: int = 0) -> Optimum:
+        """The gradient (SLSQP) optimum inside a support box and TV trust region: laws/slsqp.py.
+        The default of `mixtrain.fit --optimize` is the sampled, bootstrap-robust `laws.sampled.propose`."""
+        return slsqp_solve(self, target_step, importance, min_weight, max_weight,
+                           support_margin=support_margin, trust_radius=trust_radius, seed=seed)
 
     def objective(self, r: np.ndarray, step: float, w: np.ndarray) -> float:
         return float(self._predict(np.asarray(r, float)[None], np.array([step]))[0] @ w)
 
     def _optimize(self, step: float, w: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                   *, rng: np.random.Generator) -> np.ndarray:
-        """Generic: SLSQP on {lo <= r <= hi, sum r = 1} from several starts, best objective wins.
-
-        Starts: uniform, 4 Dirichlet draws from `rng` (seeded by the caller), and the 3 observed
-        mixtures with the lowest objective (projected into the box).
-        """
-        k = len(self.train_domains)
-        if np.allclose(lo, hi):
-            return lo.copy()
-
-        def fg(r):
-            L, J = self._predict_grad(np.clip(r, 0, None), step)
-            return float(L @ w), J.T @ w
-
-        starts = [project_box_simplex(np.full(k, 1.0 / k), lo, hi)]
-        starts += [project_box_simplex(rng.dirichlet(np.ones(k)), lo, hi) for _ in range(4)]
-        obs = self.observed_mixtures
-        if obs is not None and len(obs):
-            proj = [project_box_simplex(m, lo, hi) for m in obs]
-            vals = [fg(m)[0] for m in proj]
-            starts += [proj[i] for i in np.argsort(vals)[:3]]
-        best, best_f = None, math.inf
-        for x0 in starts:
-            res = minimize(
-                fg, x0, jac=True, method="SLSQP", bounds=list(zip(lo, hi)),
-                constraints=[{"type": "eq", "fun": lambda r: r.sum() - 1.0, "jac": lambda r: np.ones_like(r)}],
-                options={"maxiter": 500, "ftol": 1e-12},
-            )
-            x = project_box_simplex(res.x, lo, hi) if np.all(np.isfinite(res.x)) else x0
-            f = fg(x)[0]
-            if f < best_f:
-                best, best_f = x, f
-        return best
+        """Box-constrained optimum; generic SLSQP multi-start (laws/slsqp.py), closed forms override it."""
+        return box_optimum(self, step, w, lo, hi, rng=rng)
 
     # ---- JSON --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -318,6 +227,8 @@ class MixingLaw:
             "observed_mixtures": None if self.observed_mixtures is None else np.asarray(self.observed_mixtures),
             "observed_runs": list(self.observed_runs),
             "report": self.report,
+            "table": None if self.table is None else table_to_dict(self.table),
+            **self._extra_json(),
             "mixtrain_version": __version__,
         })
 
@@ -361,6 +272,9 @@ class MixingLaw:
         if d.get("observed_mixtures") is not None:
             law.observed_mixtures = np.asarray(d["observed_mixtures"], dtype=float).reshape(-1, len(law.train_domains))
             law.observed_runs = [str(r) for r in d.get("observed_runs", [])] or [f"#{i}" for i in range(len(law.observed_mixtures))]
+        if d.get("table") is not None:
+            law.table = table_from_dict(d["table"], law.train_domains, law.eval_domains, where)
+        law._load_extra(d, where)
         law._after_load()
         return law
 
@@ -371,8 +285,24 @@ class MixingLaw:
         d, where = cls.read_json(source)
         return cls.from_dict(d, where)
 
+    def _extra_json(self) -> dict[str, Any]:
+        """Hook: non-array state for the JSON (e.g. serialised trees), merged into `to_dict()`."""
+        return {}
+
+    def _load_extra(self, d: Mapping[str, Any], where: str) -> None:
+        """Hook: read what `_extra_json` wrote."""
+
     def _after_load(self) -> None:
         """Hook: rebuild derived fields from params after from_json."""
+
+
+def table_to_dict(t: ObservationTable) -> dict[str, Any]:
+    return {"runs": [str(r) for r in t.runs.tolist()], "steps": t.steps, "W": t.W, "L": t.L}
+
+
+def table_from_dict(d: Mapping[str, Any], train_domains, eval_domains, where: str) -> ObservationTable:
+    return make_table(train_domains, eval_domains, d["runs"], d["steps"], np.asarray(d["W"], float),
+                      np.asarray(d["L"], float), source=f"{where} (fitting table)")
 
 
 def own_indices(law: str, train_domains, eval_domains) -> np.ndarray:

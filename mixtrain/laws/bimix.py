@@ -68,6 +68,9 @@ class BiMixLaw(MixingLaw):
         m = len(self.eval_domains)
         return 2 * m if self._single else 4 * m
 
+    def mixture_params(self) -> int:
+        return 2  # the level and alpha; B, beta, C come from the steps within runs
+
     @property
     def _single(self) -> bool:
         return bool(self.params is not None and self.params.get("step_free", np.array(0.0)) > 0)

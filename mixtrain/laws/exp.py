@@ -39,6 +39,10 @@ class ExpLaw(MixingLaw):
         m, k = len(self.eval_domains), len(self.train_domains)
         return m * (k + 1) + (0 if self._single else 2 * m)
 
+    def mixture_params(self) -> int:
+        # c_i plus the k free t'_ij; with ridge > 0 the t's are shrunk and only c_i and the level stay free
+        return len(self.train_domains) + 1 if float(self.config["ridge"]) == 0 else 2
+
     @property
     def _single(self) -> bool:
         return bool(self.params is not None and self.params["step_free"] > 0)

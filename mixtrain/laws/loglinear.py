@@ -29,6 +29,10 @@ class LogLinearLaw(MixingLaw):
         m, k = len(self.eval_domains), len(self.train_domains)
         return m * (k + 1) + (0 if self._single else m)
 
+    def mixture_params(self) -> float:
+        # effective degrees of freedom of the ridge solve (trace of its hat matrix), less the step slope
+        return float(self.params["dof"]) if self.params is not None and "dof" in self.params else len(self.train_domains) + 1
+
     @property
     def _single(self) -> bool:
         return bool(self.params is not None and self.params["step_free"] > 0)
@@ -55,12 +59,15 @@ class LogLinearLaw(MixingLaw):
         P[1 : 1 + k] = ridge * table.n_runs
         Xw = X * omega[:, None]
         Y = np.log(table.L) * omega[:, None]
-        coef = np.linalg.solve(Xw.T @ Xw + np.diag(P) + 1e-12 * np.eye(X.shape[1]), Xw.T @ Y)  # [p, m]
+        A = Xw.T @ Xw + np.diag(P) + 1e-12 * np.eye(X.shape[1])
+        coef = np.linalg.solve(A, Xw.T @ Y)  # [p, m]
+        dof = float(np.trace(np.linalg.solve(A, Xw.T @ Xw))) - (0.0 if single else 1.0)
         self.params = {
             "a": coef[0],
             "b": coef[1 : 1 + k].T.copy(),
             "g": np.zeros(coef.shape[1]) if single else coef[1 + k],
             "step_free": np.array(float(single)),
+            "dof": np.array(dof),
         }
 
     def _predict(self, W: np.ndarray, steps: np.ndarray) -> np.ndarray:

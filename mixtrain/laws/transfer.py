@@ -46,6 +46,9 @@ class TransferLaw(MixingLaw):
         step = 1 if self._single else 3
         return m * (1 + step + ((k - 1) if self.config["full"] else 1))
 
+    def mixture_params(self) -> int:
+        return 3  # level, alpha and the uniform transfer tau_i; the full tau_ij are shrunk towards it
+
     @property
     def _single(self) -> bool:
         return bool(self.params is not None and self.params["step_free"] > 0)

@@ -1,4 +1,6 @@
-"""Law strategy: the optimum of a fitted mixing law (law.json) at a target step.
+"""Law strategy: the mixture a fitted mixing law (law.json) proposes for a target step, by the same
+optimiser and defaults as `python -m mixtrain.fit --optimize` (sampled + bootstrap, laws/sampled.py;
+`optimizer: slsqp` for the former gradient optimum), so weights.yaml and mixing=law agree.
 
 Place in the flow: `python -m mixtrain.fit` -> law.json (mixtrain/laws/) -> **law.py** ->
 sampler/, once per run. Pure: no torch, Lightning or Hydra.
@@ -27,8 +29,15 @@ class Law(MixingStrategy):
         min_weight: float = 0.0,
         max_epochs: float | None = None,
         support_margin: float | None = 0.05,
-        trust_radius: float | None = 0.25,
+        trust_radius: float | None = None,
         seed: int = 0,
+        optimizer: str = "sampled",
+        candidates: int | None = None,
+        bootstrap: int | None = None,
+        support_cap: float | None = None,
+        support_floor: float | None = None,
+        force_proposal: bool = False,
+        force_optimize: bool = False,
     ):
         super().__init__(max_epochs)
         if not law_file:
@@ -41,6 +50,13 @@ class Law(MixingStrategy):
         self.support_margin = None if support_margin is None else float(support_margin)
         self.trust_radius = None if trust_radius is None else float(trust_radius)
         self.seed = int(seed)
+        if optimizer not in ("sampled", "slsqp"):
+            raise ValueError(f"mixing.optimizer={optimizer!r}: use 'sampled' (default) or 'slsqp'")
+        self.optimizer = optimizer
+        # None: the fit CLI's defaults (laws/sampled.py)
+        self.sampled = {k: v for k, v in dict(candidates=candidates, bootstrap=bootstrap, support_cap=support_cap,
+                                               support_floor=support_floor).items() if v is not None}
+        self.sampled.update(force_proposal=bool(force_proposal), force_optimize=bool(force_optimize))
 
     def compute(self, ctx: DataContext) -> dict[str, float]:
         from mixtrain.laws import load_law
@@ -55,8 +71,15 @@ class Law(MixingStrategy):
                 f"law {self.law_file} was fitted on domains {law_domains} but this run trains on {ctx.domains}; "
                 "fit the law on runs over the same domains"
             )
-        opt = law.solve(step, importance=self.importance, min_weight=self.min_weight,
-                        support_margin=self.support_margin, trust_radius=self.trust_radius, seed=self.seed)
-        log.info("mixing=law: optimum of %s at step %s; %s", self.law_file, step, "; ".join(opt.lines()))
+        if self.optimizer == "slsqp":
+            radius = 0.25 if self.trust_radius is None else self.trust_radius
+            opt = law.solve(step, importance=self.importance, min_weight=self.min_weight,
+                            support_margin=self.support_margin, trust_radius=radius, seed=self.seed)
+        else:
+            from mixtrain.laws import propose
+
+            opt = propose(law, step, self.importance, self.min_weight, trust_radius=self.trust_radius, seed=self.seed,
+                          **self.sampled)
+        log.info("mixing=law: %s optimum of %s at step %s; %s", self.optimizer, self.law_file, step, "; ".join(opt.lines()))
         return opt.weights
 

@@ -1,0 +1,302 @@
+"""The default optimiser: sampled candidates, scored by bootstrap refits of the law, never worse than
+uniform without saying so (`propose`, `mixtrain.fit --optimize`, mixing=law).
+
+Place in the flow: fitted law (+ its fitting table, saved in law.json) -> **propose** -> Proposal
+-> weights.yaml comments / console (`mixtrain.fit`). Pure: numpy (+ the law's own fit).
+
+Why not a gradient optimum: on real proxy data (issue 19) every law's SLSQP optimum sat exactly on
+the trust-region edge, so the constraint chose the answer, not the data; RegMix's recipe (score many
+sampled mixtures, average the top) beat it. Here:
+
+1. Candidates (`candidates`, default 100,000), all inside the support (below): every observed
+   mixture, uniform and natural (projected into the support); 60% Dirichlet draws around observed mixtures (Dirichlet(c * m + 0.05), c drawn from
+   {10, 30, 100}); then 40% around the 20 best of those by the full-data law (c in {30, 100, 300}).
+2. Bootstrap: the law is refitted on `bootstrap` (default 20) resamples of the runs (with
+   replacement; a resample the law refuses is redrawn). Each refit scores the candidate pool; the
+   proposal is the candidate with the lowest mean predicted loss over the refits (best in
+   expectation, not best under one fit). One more candidate joins: the mean of the `average_top`
+   (100) best in expectation (RegMix's top-k average); it wins only if its expectation is lower. Refits of laws whose prediction is expensive (`lightgbm`)
+   score only the `refit_pool` best candidates of the full-data fit (default 5,000; class
+   attribute `refit_pool`), not all of them.
+3. Support, relative: domain d's weight is at most `support_cap` (1.5) x its largest weight in any
+   run + `support_floor` (0.01), and 0 if it was never above the floor in any run. User floors and
+   caps (epoch caps) win a conflict. A TV radius around the observed mixtures is an option (None).
+4. Report: the predicted importance-weighted loss at the target step of the proposal, uniform,
+   natural (if given) and the best observed run, each under the full fit with its bootstrap
+   interval (`level`, default 95%, percentiles over the refits), and the interval of proposal -
+   uniform (paired over refits). The bootstrap sees only the parameters' spread, not a misspecified
+   law's bias; `model_error=True` (--model-error) widens the interval by the law's held-out error
+   (each refit's difference plus Gaussian noise of sd sqrt(2) x the sd of the cross-validated error
+   of the mean loss). Measured in BENCHMARKS.md: it removes the proposals worse than uniform, and
+   with them almost every proposal.
+5. Never worse than uniform: if that interval does not lie below zero, the proposal is not written
+   (unless `force_proposal`): uniform is, or natural / the best observed run if its own interval
+   against uniform lies below zero (the lower refits' mean of those wins); the report says why. Before all that, if the law's cross-validated top-1 regret
+   (laws/evaluate.py) is worse than the nearest-observed-run baseline's, the law is not trusted to
+   propose: the same fallback is written (unless `force_optimize`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mixtrain.laws.slsqp import check_step, project_rows, user_bounds
+from mixtrain.weights import normalize_weights
+
+if TYPE_CHECKING:
+    from mixtrain.laws.base import MixingLaw
+
+DEFAULT_CANDIDATES = 100_000
+DEFAULT_BOOTSTRAP = 20
+DEFAULT_SUPPORT_CAP = 1.5
+DEFAULT_SUPPORT_FLOOR = 0.01
+DEFAULT_REFIT_POOL = 5_000
+DEFAULT_AVERAGE_TOP = 100
+STAGE1_SHARE, STAGE2_TOP = 0.6, 20
+
+
+@dataclass
+class Proposal:
+    """What `propose` decided and why (`lines()` for humans, `meta()` for weights.yaml)."""
+
+    weights: dict[str, float]  # what to train on (the proposal, or the fallback)
+    chosen: str  # "proposal", "uniform", "natural" or "run <name>"
+    proposal: dict[str, float]  # the law's proposal, written or not
+    predicted: dict[str, tuple[float, float, float]]  # label -> (full fit, interval lo, hi)
+    diff_vs_uniform: tuple[float, float, float] | None  # proposal - uniform: (refits' mean, lo, hi)
+    reason: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    at_cap: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        s = self.settings
+        radius = "off" if s["trust_radius"] is None else f"TV <= {s['trust_radius']:g}"
+        out = [f"optimiser: sampled, {s['n_candidates']} candidates, {s['bootstrap']} bootstrap refits over runs "
+               f"(refits score {s['refit_pool']} of them); support: w_d <= {s['support_cap']:g} x its largest "
+               f"observed weight + {s['support_floor']:g} (0 if never above {s['support_floor']:g}); trust radius {radius}",
+               f"predicted mean loss at step {s['target_step']:g}: full fit [{100 * s['level']:g}% bootstrap interval]"]
+        for label, (v, lo, hi) in self.predicted.items():
+            out.append(f"  {label:<24} {v:.4f}  [{lo:.4f}, {hi:.4f}]")
+        if "natural" not in self.predicted:
+            out.append("  natural                  not given (--natural domain=tokens,...)")
+        if self.diff_vs_uniform is not None:
+            m, lo, hi = self.diff_vs_uniform
+            out.append(f"proposal - uniform: {m:+.4f}  [{lo:+.4f}, {hi:+.4f}]"
+                       + (" (refits + the law's CV error)" if s.get("model_error") else " (over refits)"))
+        if self.at_cap:
+            out.append("proposal at its support cap: " + ", ".join(self.at_cap))
+        out.append(f"written: {self.chosen} ({self.reason})")
+        return out
+
+    def meta(self) -> dict[str, Any]:
+        return {"chosen": self.chosen, "reason": self.reason,
+                "predicted_mean_loss": {k: {"full_fit": v[0], "lo": v[1], "hi": v[2]} for k, v in self.predicted.items()},
+                "proposal_minus_uniform": None if self.diff_vs_uniform is None else
+                dict(zip(("mean", "lo", "hi"), self.diff_vs_uniform)),
+                "proposal": dict(self.proposal), "at_support_cap": list(self.at_cap), **self.settings}
+
+
+def support_caps(M: np.ndarray, cap: float, floor: float) -> np.ndarray:
+    """Per-domain cap: cap x largest observed weight + floor, 0 where the largest is <= floor."""
+    if not np.isfinite(cap) or cap < 1 or not np.isfinite(floor) or floor < 0:
+        raise ValueError(f"support_cap must be >= 1 and support_floor >= 0, got {cap} and {floor}")
+    mx = M.max(axis=0)
+    return np.where(mx > floor, np.minimum(1.0, cap * mx + floor), 0.0)
+
+
+def min_tv(C: np.ndarray, M: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """[n] TV distance of every row of C to its nearest row of M (chunked: n x |M| x k at once is large)."""
+    return np.concatenate([0.5 * np.abs(C[i:i + chunk, None, :] - M[None]).sum(axis=2).min(axis=1)
+                           for i in range(0, len(C), chunk)]) if len(C) else np.zeros(0)
+
+
+def dirichlet_around(rng: np.random.Generator, centres: np.ndarray, n: int, concentrations) -> np.ndarray:
+    idx = rng.integers(0, centres.shape[0], n)
+    conc = np.asarray(concentrations, float)[rng.integers(0, len(concentrations), n)]
+    g = rng.standard_gamma(conc[:, None] * centres[idx] + 0.05)
+    return g / g.sum(axis=1, keepdims=True)
+
+
+def bootstrap_laws(law: MixingLaw, B: int, rng: np.random.Generator) -> list[MixingLaw]:
+    """B refits of `law` on resamples of its table's runs (copies renamed apart); refused resamples redrawn."""
+    table = law.table
+    names = np.array(table.run_names, dtype=object)
+    rows = {r: np.flatnonzero(table.runs == r) for r in names}
+    out, tries = [], 0
+    while len(out) < B and tries < 3 * B:
+        tries += 1
+        pick = rng.integers(0, len(names), len(names))
+        idx = np.concatenate([rows[names[i]] for i in pick])
+        runs = np.concatenate([[f"{names[i]}#{c}"] * len(rows[names[i]]) for c, i in enumerate(pick)]).astype(object)
+        t = type(table)(table.train_domains, table.eval_domains, runs, table.steps[idx], table.W[idx], table.L[idx],
+                        None, f"{table.source} (bootstrap)")
+        try:
+            out.append(type(law)(**law.config).fit(t, cv_folds=0))
+        except ValueError:
+            continue
+    if len(out) < max(2, B // 2):
+        raise ValueError(f"{law.name}: only {len(out)} of {tries} bootstrap resamples of the runs could be fitted; "
+                         "add runs, or pass bootstrap=0 (--bootstrap 0) for no interval")
+    return out
+
+
+def best_observed_run(law: MixingLaw, w: np.ndarray) -> tuple[str, np.ndarray, float]:
+    t = law.table
+    fin = t.final_rows()
+    mean = t.L[fin] @ w
+    i = int(np.argmin(mean))
+    return str(t.runs[fin[i]]), t.W[fin[i]], float(mean[i])
+
+
+def propose(
+    law: MixingLaw,
+    target_step: float,
+    importance: Mapping[str, float] | None = None,
+    min_weight: float | Mapping[str, float] = 0.0,
+    max_weight: float | Mapping[str, float] | None = None,
+    *,
+    natural: Mapping[str, float] | None = None,
+    candidates: int = DEFAULT_CANDIDATES,
+    bootstrap: int = DEFAULT_BOOTSTRAP,
+    refit_pool: int | None = None,
+    support_cap: float = DEFAULT_SUPPORT_CAP,
+    support_floor: float = DEFAULT_SUPPORT_FLOOR,
+    trust_radius: float | None = None,
+    level: float = 0.95,
+    force_proposal: bool = False,
+    force_optimize: bool = False,
+    average_top: int = DEFAULT_AVERAGE_TOP,
+    model_error: bool = False,
+    seed: int = 0,
+) -> Proposal:
+    """The sampled, bootstrap-robust choice of a mixture (module docstring)."""
+    law._require_fitted()
+    check_step(law, target_step)
+    if law.table is None or law.observed_mixtures is None:
+        raise ValueError(f"{law.name}: the law carries no fitting table (a law.json written by an older mixtrain); "
+                         "refit it with `python -m mixtrain.fit --table T.csv --out law.json`, or use --optimizer slsqp")
+    if candidates < 1 or bootstrap < 0:
+        raise ValueError(f"candidates must be >= 1 and bootstrap >= 0, got {candidates} and {bootstrap}")
+    step = float(target_step)
+    doms = law.train_domains
+    k = len(doms)
+    w = law.importance_vector(importance)
+    rng = np.random.default_rng(seed)
+    M = law.observed_mixtures
+    ulo, uhi = user_bounds(law, min_weight, max_weight)
+    hi = np.maximum(np.minimum(uhi, support_caps(M, support_cap, support_floor)), ulo)  # user floors win
+    lo = ulo
+    if hi.sum() < 1.0 - 1e-12:
+        raise ValueError(f"{law.name}: the support caps (and --max-weight) sum to {hi.sum():.3f} < 1; "
+                         "raise --support-cap or --support-floor")
+    # comparators: uniform, natural, best observed run (as they are: baselines, not constrained)
+    comps: dict[str, np.ndarray] = {"uniform": np.full(k, 1.0 / k)}
+    if natural is not None:
+        nat = normalize_weights(dict(natural), doms, what="natural")
+        comps["natural"] = np.array([nat[d] for d in doms])
+    run, run_w, _ = best_observed_run(law, w)
+    comps[f"run {run}"] = run_w
+    # 1. candidates inside the support: every observed mixture, uniform and natural, Dirichlet draws
+    anchors = np.vstack([M, *comps.values()])
+    n1 = max(1, int(STAGE1_SHARE * candidates))
+    C1 = project_rows(np.vstack([anchors, dirichlet_around(rng, M, n1, (10.0, 30.0, 100.0))]), lo, hi)
+    if trust_radius is not None:
+        C1 = np.vstack([C1[: len(anchors)], C1[len(anchors):][min_tv(C1[len(anchors):], M) <= trust_radius + 1e-9]])
+    f1 = law._predict(C1, np.full(len(C1), step)) @ w
+    top = C1[np.argsort(f1)[:STAGE2_TOP]]
+    C2 = project_rows(dirichlet_around(rng, top, max(0, candidates - n1), (30.0, 100.0, 300.0)), lo, hi)
+    if trust_radius is not None and len(C2):
+        C2 = C2[min_tv(C2, M) <= trust_radius + 1e-9]
+    C = np.vstack([C1, C2])
+    f0 = np.concatenate([f1, law._predict(C2, np.full(len(C2), step)) @ w]) if len(C2) else f1
+    # 2. bootstrap refits score the pool
+    pool_n = refit_pool if refit_pool is not None else getattr(law, "refit_pool", None)
+    pool = np.argsort(f0)[: pool_n] if pool_n is not None and pool_n < len(C) else np.arange(len(C))
+    P = np.vstack([C[pool], np.array(list(comps.values()))])
+    n_pool = len(pool)
+    refits = bootstrap_laws(law, bootstrap, rng) if bootstrap else []
+    S = np.array([r._predict(P, np.full(len(P), step)) @ w for r in refits]) if refits else None  # [B, |P|]
+    full = law._predict(P, np.full(len(P), step)) @ w
+    score = S[:, :n_pool].mean(axis=0) if S is not None else full[:n_pool]
+    best = int(np.argmin(score))
+    r = C[pool[best]]
+    if average_top > 1:
+        # one more candidate: the mean of the `average_top` best in expectation (RegMix's top-k average, which
+        # regularises towards the interior); it replaces the best single candidate only if its expectation is lower
+        avg = C[pool[np.argsort(score)[:average_top]]].mean(axis=0)
+        f_avg = law._predict(avg[None], np.array([step])) @ w
+        s_avg = np.array([r_._predict(avg[None], np.array([step])) @ w for r_ in refits]) if refits else None
+        if (s_avg.mean() if s_avg is not None else float(f_avg[0])) < score[best]:
+            P, full = np.vstack([P, avg[None]]), np.append(full, f_avg)
+            S = np.hstack([S, s_avg]) if S is not None else None
+            best, r = len(P) - 1, avg
+    q = (0.5 - level / 2, 0.5 + level / 2)
+
+    def interval(col: int) -> tuple[float, float, float]:
+        if S is None:
+            return float(full[col]), float("nan"), float("nan")
+        lo_, hi_ = np.quantile(S[:, col], q)
+        return float(full[col]), float(lo_), float(hi_)
+
+    predicted = {"proposal": interval(best)}
+    for i, label in enumerate(comps):
+        predicted[label] = interval(n_pool + i)
+    # the law's own error, not only its parameters' spread: each refit's difference plus the held-out (CV)
+    # error of a mean-loss difference, sqrt(2) x the sd of the CV error of the mean loss (0 without CV)
+    sigma = float(law.report.get("cv", {}).get("mean_loss_error_sd") or 0.0) * np.sqrt(2.0) if model_error else 0.0
+    z = np.random.default_rng(seed + 1).standard_normal((max(1, len(refits)), 50))
+
+    def diff_of(col: int) -> tuple[float, float, float]:
+        dd = S[:, col] - S[:, n_pool]
+        aug = (dd[:, None] + sigma * z[: len(dd)]).ravel()
+        return float(dd.mean()), *map(float, np.quantile(aug, q))
+
+    diff = diff_of(best) if S is not None else None
+    proposal = normalize_weights(dict(zip(doms, r.tolist())), doms, what=f"{law.name} proposal")
+    at_cap = [f"{d} {x:.4g}" for d, x, h, u in zip(doms, r, hi, uhi) if x >= h - 1e-6 and h < u - 1e-9]
+    settings = {"optimizer": "sampled", "target_step": step, "n_candidates": int(len(C)), "bootstrap": len(refits),
+                "refit_pool": int(n_pool), "support_cap": support_cap, "support_floor": support_floor,
+                "trust_radius": trust_radius, "level": level, "model_error": model_error, "seed": seed}
+
+    def feasible(v: np.ndarray) -> bool:
+        return bool(np.all(v >= ulo - 1e-9) and np.all(v <= uhi + 1e-9))
+
+    def fallback(labels, why: str) -> Proposal:
+        # uniform, or an alternative whose own interval against uniform lies below zero (never worse than uniform)
+        col = {lab: n_pool + i for i, lab in enumerate(comps)}
+
+        def reliable(lab: str) -> bool:
+            return lab == "uniform" or S is None or diff_of(col[lab])[2] < 0
+
+        options = [lab for lab in labels if feasible(comps[lab]) and reliable(lab)]
+        if not options:
+            return Proposal(proposal, "proposal", proposal, predicted, diff,
+                            why + "; but no fallback respects --min-weight/--max-weight, so the proposal is written",
+                            settings, at_cap)
+        means = {lab: float(S[:, col[lab]].mean() if S is not None else full[col[lab]]) for lab in options}
+        lab = min(options, key=means.get)
+        v = normalize_weights(dict(zip(doms, comps[lab].tolist())), doms, what=lab)
+        return Proposal(v, lab, proposal, predicted, diff, why, settings, at_cap)
+
+    cv = law.report.get("cv", {})
+    reg, base = cv.get("regret_top1"), cv.get("baseline_regret_top1")
+    if reg is not None and base is not None and reg > base + 1e-12 and not force_optimize:
+        return fallback(list(comps), f"refused to optimise: the law's cross-validated top-1 regret {reg:.4f} is worse "
+                        f"than choosing by the nearest observed run ({base:.4f}); --force-optimize overrides")
+    if diff is None:
+        return Proposal(proposal, "proposal", proposal, predicted, diff,
+                        "no bootstrap (bootstrap=0): no interval, proposal written unchecked", settings, at_cap)
+    if diff[2] < 0:
+        return Proposal(proposal, "proposal", proposal, predicted, diff,
+                        f"the {100 * level:g}% interval of proposal - uniform lies below zero", settings, at_cap)
+    why = (f"the {100 * level:g}% bootstrap interval of proposal - uniform [{diff[1]:+.4f}, {diff[2]:+.4f}] does not lie "
+           "below zero: the proposal is not reliably better than uniform")
+    if force_proposal:
+        return Proposal(proposal, "proposal", proposal, predicted, diff, why + "; written anyway (--force-proposal)",
+                        settings, at_cap)
+    return fallback(list(comps), why + "; writing uniform, or natural / the best observed run where its own interval "
+                    "against uniform lies below zero (--force-proposal writes the proposal)")
