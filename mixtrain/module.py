@@ -307,8 +307,6 @@ class MixtureLM(pl.LightningModule):
         self._train_sum, self._train_count = None, None
         metrics = {f"train/{d}/loss": s / c for d, s, c in zip(self.domains, sums, counts) if c > 0}
         log_to_loggers(self.trainer, metrics)
-        # the final summary reads the last values from callback_metrics, as it did with self.log
-        self.trainer.callback_metrics.update(metrics)
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         if logs_due(self.trainer):

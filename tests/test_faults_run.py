@@ -111,7 +111,10 @@ def test_schedule_and_refit_beyond_the_run_end_are_warned(tiny_data_dir, tmp_pat
     assert problems(200, "mixing=schedule") == []  # the default schedule switches inside the default run
     (late,) = problems(50, "mixing=schedule")
     assert "mixing.stages[1].step=100" in late and "trainer.max_steps=50" in late
-    assert "refit_every_n_steps=50" in problems(50, "mixing=ado")[0] and problems(51, "mixing=ado") == []
+    assert "refit_every_n_steps=10" in problems(10, "mixing=ado")[0]
+    # ADO's laws are first fitted after ignore_initial_steps (20) + min_points (5) x refit_every_n_steps (10)
+    assert "about step 70" in problems(70, "mixing=ado")[0] and problems(71, "mixing=ado") == []
+    assert "refit_every_n_steps=25" in problems(25, "mixing=online_bimix")[0] and problems(200, "mixing=online_bimix") == []
     assert problems(100, "mixing=uniform") == []
     stages = "mixing.stages=[{step: 0, mixing: {strategy: odm, refit_every_n_steps: 30}}, {step: 20, weights: {code: 1}}]"
     assert "stages[0].mixing.refit_every_n_steps=30" in problems(100, "mixing=schedule", stages)[0]

@@ -161,6 +161,18 @@ class ADO(MixingStrategy):
         self._last_step = 0
         self.last_fit_report: dict[str, Any] | None = None
 
+
+    def horizon_problems(self, max_steps: int | None) -> list[str]:
+        """The base check, plus the law's first fit: it needs `min_points` refits after
+        `ignore_initial_steps`; before that ADO samples by its prior."""
+        out = super().horizon_problems(max_steps)
+        first_fit = self.ignore_initial_steps + self.min_points * self.refit_every_n_steps
+        if not out and max_steps and max_steps > 0 and first_fit >= max_steps:
+            out.append(f"mixing: ado fits its laws first at about step {first_fit} (ignore_initial_steps="
+                       f"{self.ignore_initial_steps} + min_points={self.min_points} x refit_every_n_steps="
+                       f"{self.refit_every_n_steps}), not below trainer.max_steps={max_steps}: it samples by its "
+                       "prior the whole run; lower those or raise trainer.max_steps")
+        return out
     def compute(self, ctx: DataContext) -> dict[str, float]:
         self._prior_weights = prior_weights(self.prior, self.prior_temperature, ctx)
         return dict(self._prior_weights)

@@ -66,8 +66,13 @@ def log_to_loggers(trainer: Any, metrics: Mapping[str, float]) -> None:
 
     The row's step is `trainer.global_step`: the `step` value the module logs for the same batch
     (Lightning uses a logged `step` as the row's step), so the CSV logger merges both into one row.
+    The values also go to `trainer.callback_metrics` on every rank, where self.log would have put
+    them: the console line and the final summary read the latest values from there.
     """
-    if not metrics or not trainer.is_global_zero:
+    if not metrics:
+        return
+    trainer.callback_metrics.update(metrics)
+    if not trainer.is_global_zero:
         return
     for logger in trainer.loggers:
         logger.log_metrics(dict(metrics), step=int(trainer.global_step))
