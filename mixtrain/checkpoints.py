@@ -22,6 +22,8 @@ import glob
 import os
 import re
 import shutil
+import signal
+import threading
 from typing import Any
 
 import lightning.pytorch as pl
@@ -34,6 +36,7 @@ from mixtrain.launch import is_rank_zero
 STAGED_PREFIX = ".staged-"
 PARTIAL_SUFFIX = ".partial"
 STEP_FILE = re.compile(r"^step(\d+)\.ckpt$")
+HPC_FILE = re.compile(r"^hpc_ckpt_(\d+)\.ckpt$")  # Lightning's SLURM requeue checkpoint, in the run dir
 
 
 def _fsync_dir(path: str) -> None:
@@ -144,29 +147,129 @@ def _load(path: str) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
 
 
-def resume_checkpoint(ckpt_dir: str) -> tuple[str, dict[str, Any]] | None:
-    """(path, loaded checkpoint) to resume from: last.ckpt, else the newest readable stepN.ckpt."""
-    last = os.path.join(ckpt_dir, "last.ckpt")
-    steps = sorted(((int(m.group(1)), os.path.join(ckpt_dir, name)) for name in
-                    (os.listdir(ckpt_dir) if os.path.isdir(ckpt_dir) else []) if (m := STEP_FILE.match(name))),
-                   reverse=True)
-    candidates = ([last] if os.path.exists(last) else []) + [p for _, p in steps]
-    problems = []
+def resume_checkpoint(ckpt_dir: str, run_dir: str | None = None) -> tuple[str, dict[str, Any]] | None:
+    """(path, loaded checkpoint) to resume from: the readable checkpoint of the highest step among
+    last.ckpt, stepN.ckpt and Lightning's `run_dir/hpc_ckpt_N.ckpt` (a SLURM requeue of an older
+    version or of Lightning's own handler); last.ckpt wins a tie. Unreadable ones are skipped (and
+    named); a sharded (FSDP) checkpoint is a folder, read through its metadata file."""
+    names = os.listdir(ckpt_dir) if os.path.isdir(ckpt_dir) else []
+    candidates = [os.path.join(ckpt_dir, "last.ckpt")] if "last.ckpt" in names else []
+    candidates += [os.path.join(ckpt_dir, n) for n in sorted(names, reverse=True) if STEP_FILE.match(n)]
+    if run_dir and os.path.isdir(run_dir):
+        candidates += [os.path.join(run_dir, n) for n in sorted(os.listdir(run_dir), reverse=True) if HPC_FILE.match(n)]
+    problems, readable = [], []
     for path in candidates:
         try:
-            ckpt = _load(path)
-            int(ckpt["global_step"])
+            ckpt = load_checkpoint_meta(path)
+            readable.append((int(ckpt["global_step"]), -len(readable), path, ckpt))
         except Exception as e:  # truncated / 0-byte / foreign file: try the next one
             problems.append(f"{os.path.basename(path)} ({type(e).__name__}: {str(e)[:80] or 'unreadable'})")
-            continue
+    if not readable:
         if problems:
-            print(f"[mixtrain] unreadable checkpoint(s) {', '.join(problems)}; resuming from "
-                  f"{os.path.basename(path)} (step {int(ckpt['global_step'])}) instead", flush=True)
-        return path, ckpt
+            raise RuntimeError(f"no readable checkpoint in {ckpt_dir}: {', '.join(problems)}; "
+                               "start a new out_dir (or overwrite=true)")
+        return None
+    step, _, path, ckpt = max(readable, key=lambda r: r[:2])
     if problems:
-        raise RuntimeError(f"no readable checkpoint in {ckpt_dir}: {', '.join(problems)}; "
-                           "start a new out_dir (or overwrite=true)")
-    return None
+        print(f"[mixtrain] unreadable checkpoint(s) {', '.join(problems)}; resuming from "
+              f"{os.path.basename(path)} (step {step}) instead", flush=True)
+    return path, ckpt
+
+
+def load_checkpoint_meta(path: str) -> dict[str, Any]:
+    """A checkpoint file, or a sharded checkpoint folder's non-tensor part (Lightning's
+    ModelParallelStrategy writes `meta.pt` next to the shards): enough to plan a resume."""
+    if os.path.isdir(path):
+        return _load(os.path.join(path, "meta.pt"))
+    return _load(path)
+
+
+BATCH_KEY = "mixtrain_batch"
+
+
+class BatchShape(pl.Callback):
+    """Records the run's batch shape (world size, accumulation, tokens per optimizer step) in every
+    checkpoint, so a resume on another number of processes can keep the global batch."""
+
+    def __init__(self, accumulate: int, batch_size: int, seq_len: int):
+        self.accumulate, self.tokens_per_rank = accumulate, batch_size * seq_len * accumulate
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        checkpoint[BATCH_KEY] = {"world_size": trainer.world_size, "accumulate_grad_batches": self.accumulate,
+                                 "global_batch_tokens": self.tokens_per_rank * trainer.world_size}
+
+
+def resumed_accumulation(saved: dict[str, Any] | None, batch_size: int, seq_len: int, world_size: int | None,
+                         accumulate: int, *, change: bool, where: str) -> int:
+    """Gradient accumulation for a resume: the checkpoint's global batch (tokens per optimizer step)
+    on this run's world size; refused when it does not divide, unless `change` (resume_global_batch=
+    change) accepts the new global batch. Printed on the console either way."""
+    if not saved or not saved.get("global_batch_tokens") or not world_size or saved["world_size"] == world_size:
+        return accumulate
+    tokens = int(saved["global_batch_tokens"])
+    per_micro = batch_size * seq_len * world_size
+    now = per_micro * accumulate
+    if change:
+        if is_rank_zero():
+            print(f"[mixtrain] resume on {world_size} processes ({where} ran on {saved['world_size']}): "
+                  f"resume_global_batch=change: {tokens:,} -> {now:,} tokens per step", flush=True)
+        return accumulate
+    if tokens % per_micro:
+        raise ValueError(
+            f"{where} ran on {saved['world_size']} processes with {tokens:,} tokens per step; on {world_size} "
+            f"processes batch_size*seq_len*world_size={per_micro:,} does not divide it, so the global batch "
+            f"cannot be kept: change batch_size, or pass resume_global_batch=change to go on with {now:,} "
+            "tokens per step")
+    kept = tokens // per_micro
+    if is_rank_zero():
+        print(f"[mixtrain] resume on {world_size} processes ({where} ran on {saved['world_size']}): gradient "
+              f"accumulation {saved['accumulate_grad_batches']} -> {kept} keeps the global batch at {tokens:,} "
+              "tokens per step (resume_global_batch=change would use this run's settings)", flush=True)
+    return kept
+
+
+class Preemption(pl.Callback):
+    """SIGTERM (SLURM preemption or time limit, torchrun's stop) or SIGUSR1 (slurm.sbatch's warning
+    before the limit): stop at the next optimizer-step boundary, on every rank at once (the request is
+    reduced across ranks each step), so RunCheckpoint writes last.ckpt of that step on train end and
+    resume continues exactly. Replaces Lightning's SIGTERM handler, which exited 0 (SIGTERMException
+    is a bare SystemExit) and its SLURM handler, which saved from inside the signal handler mid-step."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+    def __init__(self):
+        self.received: int | None = None
+        self.signal_name: str | None = None
+        self._previous: dict[int, Any] = {}
+        self._step: int | None = None
+
+    def _handler(self, signum, frame) -> None:
+        self.received = signum
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._step = trainer.global_step
+        if threading.current_thread() is threading.main_thread():  # after Lightning registered its own
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.getsignal(sig)
+                signal.signal(sig, self._handler)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self._step:  # inside a gradient accumulation: not a step boundary
+            return
+        self._step = trainer.global_step
+        received = self.received or 0
+        if trainer.world_size > 1:  # one small all-reduce per step: every rank stops at the same step
+            flag = torch.tensor([received], device=trainer.strategy.root_device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            received = int(flag.item())
+        if received:
+            self.signal_name = signal.Signals(received).name
+            trainer.should_stop = True
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
 
 
 MIXING_KEY = "mixtrain_mixing"

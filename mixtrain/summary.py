@@ -14,7 +14,7 @@ import shutil
 from collections.abc import Mapping
 from typing import Any
 
-from mixtrain.runfiles import METRICS, REFITS, SUMMARY, write_json_atomic
+from mixtrain.runfiles import METRICS, REFITS, SUMMARY, atomic_write_text, write_json_atomic
 
 SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|credential)", re.IGNORECASE)
 SECRET_ENV = ("WANDB_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
@@ -35,29 +35,40 @@ def redact(obj: Any) -> Any:
     return obj
 
 
+_OVERRIDE_IN_TEXT = re.compile(r"((?:^|[\s,'\"])[+~]{0,2}[\w./@-]*(?:api[_-]?key|token|secret|password|passwd|credential)"
+                               r"[\w./@-]*=)[^,\s'\"]+", re.IGNORECASE)
+
+
+def redacted_yaml(data: Any) -> str:
+    """YAML text of `data` with secrets redacted; hydra.yaml's job.override_dirname is one string of
+    all overrides joined by commas, so `key=value` pairs inside strings are redacted too."""
+    import yaml
+
+    return _OVERRIDE_IN_TEXT.sub(r"\1<redacted>", yaml.safe_dump(redact(data), sort_keys=False))
+
+
 def redact_hydra_dir(hydra_dir: str) -> None:
-    """Rewrite Hydra's own copies of the config (.hydra/*.yaml) with secrets redacted."""
+    """Rewrite Hydra's own copies of the config (a sweep's multirun.yaml, .hydra/*.yaml) with secrets
+    redacted (temp names unique per process: runfiles.atomic_write_text)."""
     import yaml
 
     for name in ("config.yaml", "overrides.yaml", "hydra.yaml", "multirun.yaml"):
         path = os.path.join(hydra_dir, name)
         if os.path.isfile(path):
             with open(path) as f:
-                data = yaml.safe_load(f)
-            tmp = f"{path}.tmp"
-            with open(tmp, "w") as f:
-                yaml.safe_dump(redact(data), f, sort_keys=False)
-            os.replace(tmp, path)
-    # hydra.yaml's job.override_dirname is one string of all overrides joined by commas
-    for path in (os.path.join(hydra_dir, "hydra.yaml"), os.path.join(hydra_dir, "multirun.yaml")):
-        if not os.path.isfile(path):
-            continue
-        text = open(path).read()
-        redacted = re.sub(r"((?:^|[\s,'\"])[+~]{0,2}[\w./@-]*(?:api[_-]?key|token|secret|password|passwd|credential)"
-                          r"[\w./@-]*=)[^,\s'\"]+", r"\1<redacted>", text, flags=re.IGNORECASE)
-        if redacted != text:
-            with open(path, "w") as f:
-                f.write(redacted)
+                text = redacted_yaml(yaml.safe_load(f))
+            atomic_write_text(path, text)
+
+
+def write_hydra_dir(hydra_dir: str, config: Any, hydra: Any, overrides: list[str]) -> None:
+    """Write .hydra/{config,hydra,overrides}.yaml (what Hydra itself writes), redacted, atomically.
+
+    train.py calls it on global rank 0 once the run is validated: the entry point turns Hydra's own
+    writing off (launch.entry_argv), so a refused run and the other ranks of a launch write none.
+    """
+    os.makedirs(hydra_dir, exist_ok=True)
+    for name, data in (("config.yaml", config), ("hydra.yaml", {"hydra": hydra}), ("overrides.yaml", overrides)):
+        atomic_write_text(os.path.join(hydra_dir, name), redacted_yaml(data))
 
 
 # what makes a directory a run directory (Hydra's own .hydra/ of this launch does not count)
@@ -69,27 +80,53 @@ def existing_run_files(out_dir: str) -> list[str]:
     return [name for name in RUN_FILES if os.path.exists(os.path.join(out_dir, name))]
 
 
-def claim_run_dir(out_dir: str, *, overwrite: bool, keep_hydra_dir: bool) -> None:
+def trained_run_files(out_dir: str) -> list[str]:
+    """The files that show a run in `out_dir` reached step 1: a checkpoint, a metrics row, a refit, a
+    summary. A start that failed before step 1 leaves only config.yaml, train.log, an empty
+    metrics.csv or wandb/: that is not a run, and a resubmission must not need overwrite=true."""
+    found = []
+    ckpt_dir = os.path.join(out_dir, "checkpoints")
+    if os.path.isdir(ckpt_dir) and any(not n.startswith(".") for n in os.listdir(ckpt_dir)):
+        found.append("checkpoints")
+    if any(n.startswith("hpc_ckpt_") for n in (os.listdir(out_dir) if os.path.isdir(out_dir) else [])):
+        found.append("hpc_ckpt_*.ckpt")
+    metrics = os.path.join(out_dir, METRICS)
+    if os.path.isfile(metrics):
+        with open(metrics) as f:
+            if sum(1 for line in f if line.strip()) > 1:  # a header and at least one row
+                found.append(METRICS)
+    for name in (SUMMARY, REFITS):
+        if os.path.exists(os.path.join(out_dir, name)):
+            found.append(name)
+    return found
+
+
+def claim_run_dir(out_dir: str, *, overwrite: bool, delete: bool = True) -> list[str]:
     """Refuse to start a new run in a directory holding another run, or clear it (`overwrite=true`).
 
     Without this, a re-run wiped metrics.csv, replaced config.yaml and summary.json, and a later
-    resume spliced the two runs. With overwrite the old run's files go first, so nothing mixes.
+    resume spliced the two runs. With overwrite the old run's files go first, so nothing mixes; the
+    leftovers of a start that never reached step 1 go without overwrite. Every rank of a launch asks
+    (the same answer from the same files: a refusal stops them all); only rank 0 passes `delete`.
+    Returns what was (or is to be) removed.
     """
-    found = existing_run_files(out_dir)
-    if not found:
-        return
-    if not overwrite:
+    trained = trained_run_files(out_dir)
+    if trained and not overwrite:
         raise FileExistsError(
-            f"out_dir={out_dir} already holds a run ({', '.join(found)}); continue it with resume=true, "
-            f"pick a new out_dir, or pass overwrite=true to delete it and start over"
+            f"out_dir={out_dir} already holds a run ({', '.join(trained)}); continue it with resume=true "
+            f"(or resume=auto), pick a new out_dir, or pass overwrite=true to delete it and start over"
         )
-    names = list(RUN_FILES) + [RUN_LOG] + ([] if keep_hydra_dir else [".hydra"])
-    for name in names:
+    names = list(RUN_FILES) + [RUN_LOG, ".hydra"]
+    if os.path.isdir(out_dir):
+        names += [n for n in os.listdir(out_dir) if n.startswith("hpc_ckpt_")]
+    names = [n for n in names if os.path.lexists(os.path.join(out_dir, n))]
+    for name in names if delete else []:
         path = os.path.join(out_dir, name)
         if os.path.isdir(path) and not os.path.islink(path):
             shutil.rmtree(path)
         elif os.path.lexists(path):
             os.remove(path)
+    return names
 
 
 def _finite_or_none(obj: Any) -> Any:

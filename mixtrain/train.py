@@ -25,15 +25,32 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from mixtrain import launch
-from mixtrain.runfiles import SUMMARY
-from mixtrain.summary import claim_run_dir, domain_table, final_metrics, redact, redact_hydra_dir, write_json
+from mixtrain.runfiles import SUMMARY, atomic_write_text
+from mixtrain.summary import (claim_run_dir, domain_table, final_metrics, redact, redact_hydra_dir, write_hydra_dir,
+                              write_json)
 
 
 DEMO_DATA_DIR = "data/demo"  # conf/train.yaml's default data_dir: the demo corpus may be built there
 
 
+def _resume_mode(cfg: DictConfig) -> str:
+    """`resume`: false (a new run), true (continue; a checkpoint must exist) or auto (continue when
+    out_dir holds a checkpoint, else start a new run: the launch scripts' default, so one sbatch
+    line serves the first submission and every requeue)."""
+    value = cfg.get("resume", False)
+    if isinstance(value, bool) or value is None:
+        return "true" if value else "false"
+    if str(value).lower() in ("auto", "true", "false"):
+        return str(value).lower()
+    raise ValueError(f"resume={value}: use false (a new run), true (continue out_dir) or auto (continue when "
+                     "out_dir holds a checkpoint, else start a new run)")
+
+
 def _checkpoint_to_resume(cfg: DictConfig) -> tuple[str, dict] | None:
-    """(path, loaded checkpoint) this run continues from, or None for a fresh run."""
+    """(path, loaded checkpoint) this run continues from, or None for a fresh run.
+
+    Every rank decides alone, from the files before this launch wrote any (the same answer on every
+    rank: rank 0 deletes nothing a resume could read before the others looked)."""
     import torch
 
     from mixtrain.checkpoints import resume_checkpoint
@@ -42,15 +59,25 @@ def _checkpoint_to_resume(cfg: DictConfig) -> tuple[str, dict] | None:
         if not os.path.isfile(cfg.ckpt_path):
             raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path} does not exist")
         return str(cfg.ckpt_path), torch.load(cfg.ckpt_path, map_location="cpu", weights_only=True, mmap=True)
-    if cfg.resume:
-        found = resume_checkpoint(os.path.join(cfg.out_dir, "checkpoints"))
+    mode = _resume_mode(cfg)
+    if mode == "false" or (mode == "auto" and cfg.get("overwrite", False)):
+        return None
+    found = resume_checkpoint(os.path.join(cfg.out_dir, "checkpoints"), run_dir=str(cfg.out_dir))
+    if found is None and mode == "true":
+        last = os.path.join(cfg.out_dir, "checkpoints", "last.ckpt")
+        raise FileNotFoundError(
+            f"resume=true but {last} does not exist; train without resume=true first (same out_dir), "
+            "or pass resume=auto (continue when there is a checkpoint, else start)"
+        )
+    if launch.is_rank_zero():
+        restarts = os.environ.get("SLURM_RESTART_COUNT")
+        where = f" (SLURM_RESTART_COUNT={restarts})" if restarts else ""
         if found is None:
-            last = os.path.join(cfg.out_dir, "checkpoints", "last.ckpt")
-            raise FileNotFoundError(
-                f"resume=true but {last} does not exist; train without resume=true first (same out_dir)"
-            )
-        return found
-    return None
+            print(f"[mixtrain] resume=auto{where}: no checkpoint in {cfg.out_dir}: starting a new run", flush=True)
+        elif mode == "auto":
+            print(f"[mixtrain] resume=auto{where}: continuing from {found[0]} (step {int(found[1]['global_step'])})",
+                  flush=True)
+    return found
 
 
 def _hydra_overrides() -> list[str]:
@@ -79,8 +106,9 @@ def _ensure_data(cfg: DictConfig) -> None:
             f"(train builds data_dir itself only for data_dir={DEMO_DATA_DIR} or an explicit data=... with "
             "prepare_if_missing=true)"
         )
-    if not launch.is_rank_zero():
-        raise RuntimeError(f"{cfg.data_dir} is not prepared; prepare it once before a multi-process run")
+    if not launch.is_rank_zero():  # rank 0 prepares it; a failed prepare stops this rank after the wait, not never
+        launch.wait_for(os.path.join(cfg.data_dir, "manifest.json"), "the prepared data, built by rank 0")
+        return
     from mixtrain.prepare import prepare_from_config
 
     print(f"[mixtrain] {cfg.data_dir} is not prepared yet: preparing it from data={cfg.data.get('name', '?')}", flush=True)
@@ -151,8 +179,9 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     """Train one run from a composed config; returns the summary also written to RUN/summary.json."""
     import lightning.pytorch as pl
 
-    from mixtrain.checkpoints import (MIXING_KEY, AtomicCheckpointIO, MixingIdentity, RunCheckpoint,
-                                      mixing_mismatch, remove_partial_files)
+    from mixtrain.checkpoints import (BATCH_KEY, MIXING_KEY, AtomicCheckpointIO, BatchShape, MixingIdentity,
+                                      Preemption, RunCheckpoint, mixing_mismatch, remove_partial_files,
+                                      resumed_accumulation)
     from mixtrain.data import read_layout
     from mixtrain.loggers import MetricsCSVLogger, route_logs
     from mixtrain.mixing.base import domain_stats_context
@@ -163,19 +192,29 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     started = time.time()
     if cfg.get("resume_mixing", "refuse") not in ("refuse", "switch"):
         raise ValueError(f"resume_mixing={cfg.resume_mixing}: use refuse (default) or switch")
-    if launch.is_rank_zero() and not (cfg.resume or cfg.ckpt_path):  # a new run: never into another run's directory
-        hydra_dir = _hydra_run_dir()
-        claim_run_dir(str(cfg.out_dir), overwrite=bool(cfg.get("overwrite", False)),
-                      keep_hydra_dir=hydra_dir is not None and os.path.abspath(hydra_dir) == os.path.abspath(cfg.out_dir))
+    if cfg.get("resume_global_batch", "keep") not in ("keep", "change"):
+        raise ValueError(f"resume_global_batch={cfg.resume_global_batch}: use keep (default) or change")
+    out_dir = str(cfg.out_dir)
+    rank_zero = launch.is_rank_zero()
+    # everything a resume or a new run could refuse is checked on every rank before anything is
+    # written (a refusal stops every rank with the same message; none waits for a rank 0 that left)
+    resumed = _checkpoint_to_resume(cfg)
+    if resumed is None and not cfg.ckpt_path:  # a new run: never into another run's directory
+        requeued = _resume_mode(cfg) == "auto" and int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0
+        # a requeued job's earlier attempt stopped before its first checkpoint: its files are this run's
+        claim_run_dir(out_dir, overwrite=bool(cfg.get("overwrite", False)) or requeued, delete=rank_zero)
     route_logs(None)  # console: progress bar + final table; RUN/train.log once the run is validated
     data_dir = _local_data_dir(cfg)
     verify_data_dir(data_dir)  # cheap: every shard file there, at full size
-    out_dir = str(cfg.out_dir)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     tcfg = cfg.trainer
     world = launch.planned_world_size(tcfg.devices, tcfg.num_nodes)
     accumulate = launch.gradient_accumulation(cfg.global_batch_tokens, cfg.batch_size, cfg.seq_len, world)
+    if resumed is not None:  # another world size: keep the checkpoint's global batch (or refuse)
+        accumulate = resumed_accumulation(resumed[1].get(BATCH_KEY), cfg.batch_size, cfg.seq_len, world,
+                                          accumulate, change=cfg.get("resume_global_batch", "keep") == "change",
+                                          where=resumed[0])
     layout = read_layout(data_dir, list(cfg.get("eval_only_domains") or []))
     importance = target_importance((cfg.get("target") or {}).get("importance"), layout.domains, layout.val_domains)
     mixing = build_mixing(cfg)  # mixing.name: the strategy's name everywhere below
@@ -185,7 +224,6 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
                                global_batch_tokens=global_batch_tokens)
     dm = build_datamodule(cfg, layout, strategy.initial_weights(ctx))
     # everything a resume could reject is checked before anything is written to out_dir
-    resumed = _checkpoint_to_resume(cfg)
     # init_from only starts a new run: a resume continues from the run's own checkpoint
     # the strategy's frozen reference model (DoReMi per-token excess) is reloaded from its path on resume too
     module = build_module(cfg, layout, importance, init_from=None if resumed else cfg.get("init_from"),
@@ -208,15 +246,19 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
         run_initial = (saved_mixing or {}).get("initial_weights", run_initial)
         keep_until = int(ckpt["global_step"])
         del ckpt
-    if launch.is_rank_zero():
+    resolved = redact(OmegaConf.to_container(cfg, resolve=True))
+    if switch_from is not None:  # the config says which strategy ran before this one
+        resolved["resumed_with_mixing_switch"] = {"from": switch_from, "to": mixing.name, "step": keep_until}
+    config_text = OmegaConf.to_yaml(OmegaConf.create(resolved))
+    if rank_zero:  # run-level files: global rank 0 only, once everything above was accepted
         os.makedirs(out_dir, exist_ok=True)
         remove_partial_files(os.path.join(out_dir, "checkpoints"))
         route_logs(out_dir)
-        resolved = redact(OmegaConf.to_container(cfg, resolve=True))
-        if switch_from is not None:  # the config says which strategy ran before this one
-            resolved["resumed_with_mixing_switch"] = {"from": switch_from, "to": mixing.name, "step": keep_until}
-        with open(os.path.join(out_dir, "config.yaml"), "w") as f:
-            f.write(OmegaConf.to_yaml(OmegaConf.create(resolved)))
+        _write_hydra_dir(cfg)
+        atomic_write_text(os.path.join(out_dir, "config.yaml"), config_text)
+    else:  # the other ranks start once rank 0 has claimed the run (its config.yaml is this launch's)
+        launch.wait_for(os.path.join(out_dir, "config.yaml"), "the run's config.yaml, written once rank 0 "
+                        "accepted the run", ready=lambda p: os.path.isfile(p) and open(p).read() == config_text)
 
     os.environ.setdefault("WANDB_SILENT", "true")  # wandb's banner and sync hints: its files are in RUN/wandb/
     loggers = [MetricsCSVLogger(out_dir, keep_until_step=keep_until)]
@@ -225,7 +267,10 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     _start_wandb_redacted(loggers, cfg)
     mixing_identity = MixingIdentity(mixing.name, mixing.config, dm.initial_weights, run_initial, switches,
                                      switch_from)
+    preemption = Preemption()
     callbacks = [
+        preemption,  # SIGTERM/SIGUSR1: stop at the next step with a checkpoint of it (exit 143 / requeue)
+        BatchShape(accumulate, cfg.batch_size, cfg.seq_len),
         MixingController(strategy, out_dir, **mixing.refit),  # sampler accounting + mix/ logs (+ refits if online)
         mixing_identity,
         RunCheckpoint(dirpath=os.path.join(out_dir, "checkpoints"), every_n_train_steps=cfg.checkpoint_every_n_steps,
@@ -235,7 +280,7 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     trainer_kwargs = OmegaConf.to_container(tcfg, resolve=True)
     trainer_kwargs["accumulate_grad_batches"] = accumulate
     trainer = instantiate(trainer_kwargs, callbacks=callbacks, logger=loggers, default_root_dir=out_dir,
-                          plugins=[AtomicCheckpointIO()], _convert_="all")
+                          plugins=[AtomicCheckpointIO(), *launch.cluster_plugins()], _convert_="all")
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
 
     final = final_metrics(trainer.callback_metrics, dm.domains, dm.stream.current_weights(), dm.stream.domain_tokens())
@@ -245,9 +290,16 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
         "initial_weights": run_initial, "mixing_switches": mixing_identity.switches, "passes": dm.stream.passes(), "final": final,
         "eval_only_domains": dm.eval_only_domains, "target_importance": importance,
     }
+    if preemption.signal_name:
+        summary["stopped_by"] = {"signal": preemption.signal_name, "step": int(trainer.global_step),
+                                 "resume": "the same command with resume=true (or resume=auto)"}
     if launch.is_rank_zero(trainer):
         write_json(os.path.join(out_dir, SUMMARY), summary)
-        if cfg.table_at_end:
+        if preemption.signal_name:
+            print(f"\n[mixtrain] {preemption.signal_name} received: stopped at step {trainer.global_step} of "
+                  f"{tcfg.max_steps} with a checkpoint of that step ({out_dir}/checkpoints/last.ckpt); continue "
+                  "exactly with the same command and resume=true (or resume=auto)", flush=True)
+        elif cfg.table_at_end:
             print(f"\n[mixtrain] {mixing.name}: {trainer.global_step} steps, {summary['tokens']:,} tokens, "
                   f"run dir {out_dir}\n{domain_table(final, dm.domains, dm.eval_only_domains)}\n", flush=True)
     return summary
@@ -269,28 +321,43 @@ def _start_wandb_redacted(loggers: list, cfg: DictConfig) -> None:
         sys.argv[:] = argv  # DDP's launcher re-runs the real command line
 
 
-def _redact_hydra_files() -> None:
+def _write_hydra_dir(cfg: DictConfig) -> None:
+    """RUN/.hydra/ as Hydra writes it, redacted: the entry point turned Hydra's own writing off
+    (launch.entry_argv), so only rank 0 of an accepted run writes it, never a refused one."""
     from hydra.core.hydra_config import HydraConfig
 
-    if not HydraConfig.initialized():
+    subdir = launch.hydra_subdir()
+    if not HydraConfig.initialized() or not subdir:
         return
     hc = HydraConfig.get()
-    if hc.output_subdir:
-        redact_hydra_dir(os.path.join(hc.runtime.output_dir, hc.output_subdir))
-    if launch.is_multirun_job():
-        redact_hydra_dir(str(hc.sweep.dir))  # multirun.yaml holds the sweep's overrides
+    hydra_node = OmegaConf.to_container(hc, resolve=False, enum_to_str=True)
+    hydra_node["output_subdir"] = subdir
+    write_hydra_dir(os.path.join(hc.runtime.output_dir, subdir), OmegaConf.to_container(cfg, resolve=False),
+                    hydra_node, list(hc.overrides.task))
 
 
 @hydra.main(config_path="../conf", config_name="train", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    _redact_hydra_files()  # Hydra wrote .hydra/ before this function ran
+def _hydra_main(cfg: DictConfig) -> None:
     if launch.is_multirun_job():
+        from hydra.core.hydra_config import HydraConfig
+
+        if launch.is_rank_zero():
+            redact_hydra_dir(str(HydraConfig.get().sweep.dir))  # multirun.yaml holds the sweep's overrides
         command = launch.single_run_command("mixtrain.train")
         print(f"[mixtrain] sweep job: {' '.join(command[1:])}", flush=True)
         subprocess.run(command, check=True)
         return
-    train(cfg)
+    summary = train(cfg)
+    if summary.get("stopped_by"):  # preempted: never exit 0 as if finished (128+signal, or requeued)
+        sys.exit(launch.exit_after_signal(summary["stopped_by"]["signal"]))
+
+
+def main() -> None:
+    """`python -m mixtrain.train ...` (and the `mixtrain-train` script): Hydra's own .hydra/ writing is
+    turned off on every process before Hydra starts (launch.entry_argv; train.py writes it on rank 0)."""
+    sys.argv[:] = launch.entry_argv(sys.argv)
+    _hydra_main()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
