@@ -265,6 +265,10 @@ class Preemption(pl.Callback):
         if received:
             self.signal_name = signal.Signals(received).name
             trainer.should_stop = True
+            # Lightning validates when asked to stop; a validation that was not due would add val/
+            # values to this step's metrics row that the uninterrupted run does not have
+            if isinstance(trainer.val_check_batch, int) and (batch_idx + 1) % trainer.val_check_batch:
+                trainer.limit_val_batches = 0
 
     def teardown(self, trainer, pl_module, stage: str) -> None:
         for sig, handler in self._previous.items():

@@ -1,0 +1,189 @@
+"""Launches the way clusters launch them, on one CPU machine (gloo): every process through torchrun
+(launch/smoke_2node.sh -> launch/torchrun.sh) or through srun (launch/slurm.sbatch with the stand-in
+tests/scripts/fake_slurm/srun setting SLURM_* per task). A probe on PYTHONPATH
+(tests/scripts/launch_probe/sitecustomize.py) records any write a non-zero rank makes in the run
+directory and every rank's final weights. Also: SIGTERM / SIGUSR1 preemption and exact resume,
+resume=auto, failed starts, and a resume on another world size.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+PROBE_PATH = REPO / "tests" / "scripts" / "launch_probe"
+FAKE_SLURM = REPO / "tests" / "scripts" / "fake_slurm"
+STEPS = 6
+
+
+def _common(data_dir, *extra):
+    return ["experiment=smoke", f"data_dir={data_dir}", "prepare_if_missing=false", "seq_len=32", "batch_size=4",
+            "val_blocks_per_domain=4", "trainer.val_check_interval=3", "table_at_end=false", *extra]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(probe: Path, run: Path, **extra) -> dict:
+    probe.mkdir(parents=True, exist_ok=True)
+    return {**os.environ, "PYTHONPATH": f"{PROBE_PATH}{os.pathsep}{REPO}", "OMP_NUM_THREADS": "1",
+            "WANDB_MODE": "offline", "MIXTRAIN_PROBE_DIR": str(probe), "MIXTRAIN_PROBE_WATCH": str(run),
+            "MIXTRAIN_PROBE_WEIGHTS": "1", "MIXTRAIN_RANK0_WAIT_S": "120", "PYTHON": sys.executable, **extra}
+
+
+def _slurm_env(probe: Path, run: Path, nodes: int, per_node: int, **extra) -> dict:
+    env = _env(probe, run, SLURM_NNODES=str(nodes), SLURM_NTASKS_PER_NODE=str(per_node), SLURM_JOB_ID="4242",
+               SLURM_JOB_NAME="mixtrain", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), **extra)
+    env["PATH"] = f"{FAKE_SLURM}{os.pathsep}{env['PATH']}"
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_PROCID", "SLURM_RESTART_COUNT"):
+        env.pop(key, None) if key not in extra else None
+    return env
+
+
+def _metrics(run: Path) -> list[dict[str, str]]:
+    with open(run / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _assert_same_rows(resumed, reference):
+    """metrics.csv rows equal but perf/. One known difference, not from the resume: an uninterrupted
+    process repeats a domain's last train/<d>/loss in a step whose batch held none of it (Lightning
+    keeps the logged key), a resumed process has no earlier value to repeat, so only cells the
+    resumed run filled are compared in those columns."""
+    assert [r["step"] for r in resumed] == [r["step"] for r in reference]
+    for a, b in zip(resumed, reference):
+        for k in set(a) | set(b):
+            if k.startswith("perf/") or (k.startswith("train/") and k != "train/loss" and not a.get(k)):
+                continue
+            assert a.get(k) == b.get(k), (a["step"], k, a.get(k), b.get(k))
+
+
+def _check_one_complete_run(run: Path, probe: Path, ranks: int, steps: int) -> None:
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["step"] == steps
+    assert [int(float(r["step"])) for r in _metrics(run) if r["step"]] == list(range(1, steps + 1))
+    assert (run / "checkpoints" / "last.ckpt").is_file() and (run / "config.yaml").is_file()
+    assert (run / ".hydra" / "config.yaml").is_file() and (run / ".hydra" / "overrides.yaml").is_file()
+    assert not list(run.rglob("*.tmp*")), list(run.rglob("*.tmp*"))
+    weights = [torch.load(probe / f"weights_rank{r}.pt") for r in range(ranks)]
+    for rank, w in enumerate(weights[1:], 1):
+        assert w.keys() == weights[0].keys()
+        assert all(torch.equal(w[k], weights[0][k]) for k in w), f"rank {rank}'s final weights differ from rank 0's"
+    writes = {p.name: p.read_text() for p in probe.glob("writes_rank*.txt")}
+    assert writes == {}, f"non-zero ranks wrote into the run directory: {writes}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("attempt", range(5))
+def test_torchrun_two_nodes_one_complete_run(tiny_data_dir, tmp_path, attempt):
+    """launch/smoke_2node.sh: 2 torchrun "nodes" x 1 process, rendezvous on localhost."""
+    run, probe = tmp_path / "run", tmp_path / "probe"
+    proc = subprocess.run(["bash", str(REPO / "launch" / "smoke_2node.sh"), str(run), *_common(tiny_data_dir)[1:]],
+                          cwd=REPO, env=_env(probe, run, STEPS=str(STEPS)), capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert "smoke_2node: OK" in proc.stdout
+    _check_one_complete_run(run, probe, ranks=2, steps=STEPS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("attempt", range(5))
+def test_srun_four_tasks_one_complete_run(tiny_data_dir, tmp_path, attempt):
+    """launch/slurm.sbatch under a stand-in srun: 2 nodes x 2 tasks, Lightning's SLURM environment."""
+    run, probe = tmp_path / "run", tmp_path / "probe"
+    if attempt % 2:  # a requeue-like start: the folder and Hydra's .hydra/ of a failed start are there
+        (run / ".hydra").mkdir(parents=True)
+        (run / ".hydra" / "config.yaml").write_text("{}\n")
+    cmd = ["bash", str(REPO / "launch" / "slurm.sbatch"), *_common(tiny_data_dir, f"out_dir={run}",
+           "trainer.accelerator=cpu", "trainer.precision=32-true", f"trainer.max_steps={STEPS}")]
+    proc = subprocess.run(cmd, cwd=REPO, env=_slurm_env(probe, run, 2, 2), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    _check_one_complete_run(run, probe, ranks=4, steps=STEPS)
+
+
+def _wait_for_step(probe: Path, step: int, proc, timeout_s: float = 300) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        f = probe / "step_rank0.txt"
+        if f.is_file() and f.read_text().strip() and int(f.read_text()) >= step:
+            return
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        time.sleep(0.05)
+    raise AssertionError(f"the run never reached step {step}")
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_the_current_step_exits_143_and_resumes_exactly(tiny_data_dir, tmp_path):
+    steps = 10
+    args = _common(tiny_data_dir, f"trainer.max_steps={steps}", "checkpoint_every_n_steps=100")
+    ref, run = tmp_path / "ref", tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "mixtrain.train", *args, f"out_dir={ref}"], cwd=REPO,
+                          env=_env(tmp_path / "p_ref", ref), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    probe = tmp_path / "p_run"
+    proc = subprocess.Popen([sys.executable, "-m", "mixtrain.train", *args, f"out_dir={run}"], cwd=REPO,
+                            env=_env(probe, run, MIXTRAIN_PROBE_STEP_SLEEP_S="0.5"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    _wait_for_step(probe, 3, proc)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    stopped = json.loads((run / "summary.json").read_text())["stopped_by"]
+    assert stopped["signal"] == "SIGTERM" and 3 <= stopped["step"] < steps
+    assert "resume=true" in out and f"stopped at step {stopped['step']}" in out
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] == stopped["step"]  # no checkpoint was due: this one is the signal's
+    resumed = subprocess.run([sys.executable, "-m", "mixtrain.train", *args, f"out_dir={run}", "resume=true"],
+                             cwd=REPO, env=_env(probe, run), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    _assert_same_rows(_metrics(run), _metrics(ref))
+    a, b = torch.load(tmp_path / "p_ref" / "weights_rank0.pt"), torch.load(probe / "weights_rank0.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_slurm_sigusr1_requeues_and_restart_continues_exactly(tiny_data_dir, tmp_path):
+    steps = 10
+    extra = ["trainer.accelerator=cpu", "trainer.precision=32-true", f"trainer.max_steps={steps}",
+             "checkpoint_every_n_steps=100"]
+    ref, run = tmp_path / "ref", tmp_path / "run"
+    sbatch = ["bash", str(REPO / "launch" / "slurm.sbatch")]
+    done = subprocess.run([*sbatch, *_common(tiny_data_dir, f"out_dir={ref}", *extra)], cwd=REPO,
+                          env=_slurm_env(tmp_path / "p_ref", ref, 1, 2), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    probe = tmp_path / "p_run"
+    proc = subprocess.Popen([*sbatch, *_common(tiny_data_dir, f"out_dir={run}", *extra)], cwd=REPO,
+                            env=_slurm_env(probe, run, 1, 2, MIXTRAIN_PROBE_STEP_SLEEP_S="0.5"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _wait_for_step(probe, 3, proc)
+    os.killpg(proc.pid, signal.SIGUSR1)  # as `sbatch --signal=SIGUSR1@90` sends it to every task
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signal.SIGUSR1, err[-3000:]
+    assert (probe / "scontrol.txt").read_text().split() == ["requeue", "4242"]  # rank 0 requeued the job
+    stopped = json.loads((run / "summary.json").read_text())["stopped_by"]
+    assert stopped["signal"] == "SIGUSR1" and 3 <= stopped["step"] < steps
+    # the requeued job: same command line, SLURM_RESTART_COUNT=1; resume=auto (the sbatch default) continues
+    again = subprocess.run([*sbatch, *_common(tiny_data_dir, f"out_dir={run}", *extra)], cwd=REPO,
+                           env=_slurm_env(probe, run, 1, 2, SLURM_RESTART_COUNT="1"), capture_output=True,
+                           text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"continuing from {run}/checkpoints/last.ckpt (step {stopped['step']})" in again.stdout
+    _assert_same_rows(_metrics(run), _metrics(ref))
+    for rank in (0, 1):
+        a, b = torch.load(tmp_path / "p_ref" / f"weights_rank{rank}.pt"), torch.load(probe / f"weights_rank{rank}.pt")
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not (probe / "writes_rank1.txt").exists()
