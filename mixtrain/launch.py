@@ -38,7 +38,8 @@ def single_run_command(module: str) -> list[str]:
 
 
 def entry_argv(argv: list[str]) -> list[str]:
-    """The command line for Hydra with `hydra.output_subdir=null` (see HYDRA_SUBDIR_ENV), on every rank.
+    """The command line for Hydra with `hydra.output_subdir=null` (see HYDRA_SUBDIR_ENV), on every rank,
+    and on a rank other than 0 `hydra.run.dir=.`.
 
     Decided before @hydra.main runs, from the command line alone, so every process of a launch makes
     the same choice whatever its rank; the folder the user asked for is kept in the environment.
@@ -51,7 +52,10 @@ def entry_argv(argv: list[str]) -> list[str]:
             continue
         out.append(arg)
     os.environ[HYDRA_SUBDIR_ENV] = subdir
-    return out + ["hydra.output_subdir=null"]
+    # Hydra also creates hydra.run.dir (= out_dir) in every process; a rank other than 0 creates
+    # nothing there (train.py reads cfg.out_dir, never Hydra's run dir, on those ranks)
+    rank_args = ["hydra.run.dir=."] if global_rank() != 0 else []
+    return out + ["hydra.output_subdir=null", *rank_args]
 
 
 def hydra_subdir() -> str | None:
