@@ -168,9 +168,11 @@ def test_slurm_sigusr1_requeues_and_restart_continues_exactly(tiny_data_dir, tmp
     probe = tmp_path / "p_run"
     proc = subprocess.Popen([*sbatch, *_common(tiny_data_dir, f"out_dir={run}", *extra)], cwd=REPO,
                             env=_slurm_env(probe, run, 1, 2, MIXTRAIN_PROBE_STEP_SLEEP_S="0.5"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for_step(probe, 3, proc)
-    os.killpg(proc.pid, signal.SIGUSR1)  # as `sbatch --signal=SIGUSR1@90` sends it to every task
+    # `sbatch --signal=SIGUSR1@90` signals every task of the step (not the batch shell): the stand-in
+    # srun forwards it to each
+    os.kill(int((probe / "srun.pid").read_text()), signal.SIGUSR1)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 128 + signal.SIGUSR1, err[-3000:]
     assert (probe / "scontrol.txt").read_text().split() == ["requeue", "4242"]  # rank 0 requeued the job
@@ -187,3 +189,41 @@ def test_slurm_sigusr1_requeues_and_restart_continues_exactly(tiny_data_dir, tmp
         a, b = torch.load(tmp_path / "p_ref" / f"weights_rank{rank}.pt"), torch.load(probe / f"weights_rank{rank}.pt")
         assert all(torch.equal(a[k], b[k]) for k in a)
     assert not (probe / "writes_rank1.txt").exists()
+
+
+@pytest.mark.parametrize("launcher", ["slurm", "submitit_slurm", "local", "submitit_local"])
+def test_submitit_launchers_compose_with_a_sweep(launcher, tmp_path):
+    """conf/hydra/launcher/slurm.yaml once listed itself in its defaults (RecursionError)."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import get_class
+
+    kind = "Slurm" if "slurm" in launcher else "Local"
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        for point in ("uniform", "natural"):  # every point of the sweep mixing=uniform,natural
+            cfg = compose("train", overrides=[f"hydra/launcher={launcher}", f"mixing={point}",
+                                              f"sweep_dir={tmp_path}"], return_hydra_config=True)
+            assert cfg.mixing.name == point
+            assert get_class(cfg.hydra.launcher._target_).__name__ == f"{kind}Launcher"
+            assert str(tmp_path) in cfg.hydra.launcher.submitit_folder  # the plugin's schema, interpolated
+            if launcher == "slurm":  # ours on top of the plugin's schema: one task per GPU, 8 per node
+                assert cfg.hydra.launcher.tasks_per_node == cfg.hydra.launcher.gpus_per_node == 8
+                assert cfg.hydra.launcher.signal_delay_s == 120  # a field only the plugin's schema has
+
+
+@pytest.mark.slow
+def test_two_job_sweep_through_submitit_local(tiny_data_dir, tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    sweep = tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "mixtrain.train", "-m", "hydra/launcher=local", "mixing=uniform,natural",
+           *_common(tiny_data_dir, f"sweep_dir={sweep}", "trainer.max_steps=2", "trainer.val_check_interval=2")]
+    proc = subprocess.run(cmd, cwd=REPO, env={**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO),
+                          "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert jobs == ["0-uniform-seed0", "1-natural-seed0"], jobs
+    assert len(list((sweep / ".submitit").iterdir())) >= 2  # each point ran as a submitit job
+    for job in jobs:
+        summary = json.loads((sweep / job / "summary.json").read_text())
+        assert summary["step"] == 2 and summary["strategy"] == job.split("-")[1]
+        assert (sweep / job / ".hydra" / "overrides.yaml").is_file()

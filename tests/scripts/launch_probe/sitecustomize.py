@@ -54,8 +54,11 @@ if PROBE:
     sys.addaudithook(_hook)
 
     def _save_weights_after_fit():
-        import lightning.pytorch as pl
-        import torch
+        try:
+            import lightning.pytorch as pl
+            import torch
+        except ImportError:  # not a training process (e.g. the stand-in srun under another python)
+            return
 
         fit = pl.Trainer.fit
 
