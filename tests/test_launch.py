@@ -227,3 +227,69 @@ def test_two_job_sweep_through_submitit_local(tiny_data_dir, tmp_path):
         summary = json.loads((sweep / job / "summary.json").read_text())
         assert summary["step"] == 2 and summary["strategy"] == job.split("-")[1]
         assert (sweep / job / ".hydra" / "overrides.yaml").is_file()
+
+
+def _cfg(data_dir, out_dir, *extra):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose("train", overrides=_common(data_dir, f"out_dir={out_dir}", "logger=csv",
+                                                  "checkpoint_every_n_steps=2", *extra))
+
+
+def test_resume_auto_starts_then_continues_and_failed_starts_do_not_count(tiny_data_dir, tmp_path, capsys):
+    from mixtrain.train import train
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("{}\n")  # what a start that failed before step 1 left
+    (run / "metrics.csv").write_text("step,train/loss\n")
+    (run / "train.log").write_text("FileNotFoundError ...\n")
+    assert train(_cfg(tiny_data_dir, run, "trainer.max_steps=2", "resume=auto"))["step"] == 2
+    assert "resume=auto: no checkpoint" in capsys.readouterr().out
+    assert "FileNotFoundError" not in (run / "train.log").read_text()  # the failed start's files are gone
+    assert train(_cfg(tiny_data_dir, run, "trainer.max_steps=4", "resume=auto"))["step"] == 4
+    assert f"continuing from {run}/checkpoints/last.ckpt (step 2)" in capsys.readouterr().out
+    assert [int(float(r["step"])) for r in _metrics(run)] == [1, 2, 3, 4]
+    with pytest.raises(FileExistsError, match="resume=auto"):  # a finished run still refuses a new one
+        train(_cfg(tiny_data_dir, run, "trainer.max_steps=2"))
+    with pytest.raises(ValueError, match="resume=maybe: use false"):
+        train(_cfg(tiny_data_dir, tmp_path / "other", "resume=maybe"))
+
+
+def test_resume_on_another_world_size_keeps_the_global_batch(tiny_data_dir, tmp_path, capsys):
+    """A checkpoint of 2 processes x 128 tokens, resumed on 1: accumulation 2 keeps 256 tokens per step."""
+    from mixtrain.checkpoints import BATCH_KEY
+    from mixtrain.train import train
+
+    run = tmp_path / "run"
+    train(_cfg(tiny_data_dir, run, "trainer.max_steps=2"))
+    last = run / "checkpoints" / "last.ckpt"
+    ckpt = torch.load(last, weights_only=True)
+    assert ckpt[BATCH_KEY] == {"world_size": 1, "accumulate_grad_batches": 1, "global_batch_tokens": 4 * 32}
+    ckpt[BATCH_KEY] = {"world_size": 2, "accumulate_grad_batches": 1, "global_batch_tokens": 2 * 4 * 32}
+    torch.save(ckpt, last)  # as if the run had been on 2 processes
+    summary = train(_cfg(tiny_data_dir, run, "trainer.max_steps=4", "resume=true"))
+    out = capsys.readouterr().out
+    assert "resume on 1 processes (" in out and "accumulation 1 -> 2 keeps the global batch at 256 tokens" in out
+    tokens = {int(float(r["step"])): float(r["tokens"]) for r in _metrics(run) if r["tokens"]}
+    assert tokens[4] - tokens[3] == 256  # after the resume, a step sees 2 micro-batches of 128 tokens
+    assert summary["step"] == 4
+    ckpt = torch.load(last, weights_only=True)
+    ckpt[BATCH_KEY] = {"world_size": 2, "accumulate_grad_batches": 1, "global_batch_tokens": 2 * 3 * 32}
+    torch.save(ckpt, last)  # 2 processes x batch_size 3: 192 tokens, not a multiple of this run's 128
+    with pytest.raises(ValueError, match=r"ran on 2 processes with 192 tokens per step.*resume_global_batch=change"):
+        train(_cfg(tiny_data_dir, run, "trainer.max_steps=6", "resume=true"))
+
+
+def test_entry_point_turns_hydra_output_off_on_every_rank(monkeypatch):
+    from mixtrain.launch import entry_argv, hydra_subdir
+
+    for key in ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK", "MIXTRAIN_HYDRA_SUBDIR"):
+        monkeypatch.delenv(key, raising=False)
+    assert entry_argv(["train", "a=1"]) == ["train", "a=1", "hydra.output_subdir=null"]
+    assert hydra_subdir() == ".hydra"
+    assert entry_argv(["train", "hydra.output_subdir=meta"])[1:] == ["hydra.output_subdir=null"]
+    assert hydra_subdir() == "meta"  # the folder the user asked for: train.py writes it on rank 0
+    monkeypatch.setenv("SLURM_PROCID", "3")
+    assert entry_argv(["train"])[1:] == ["hydra.output_subdir=null", "hydra.run.dir=."]
