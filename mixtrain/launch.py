@@ -166,3 +166,15 @@ def exit_after_signal(signal_name: str) -> int:
         print(f"[mixtrain] SLURM job {job}: " + ("requeued; it continues with resume=auto" if ok else
               "`scontrol requeue` failed; resubmit it (resume=auto continues from the checkpoint)"), flush=True)
     return 128 + signum
+
+
+def fill_data_parallel_size(trainer_kwargs: dict, world_size: int | None) -> None:
+    """FSDP2 (ModelParallelStrategy): `data_parallel_size: auto` means every process shards the model
+    (world size / tensor_parallel_size); Lightning's own `auto` is num_nodes, which fails on one node
+    with several devices ("... should equal the world size")."""
+    strategy = trainer_kwargs.get("strategy")
+    if not isinstance(strategy, dict) or not str(strategy.get("_target_", "")).endswith("ModelParallelStrategy"):
+        return
+    if strategy.get("data_parallel_size", "auto") == "auto" and world_size:
+        tensor = strategy.get("tensor_parallel_size", 1)
+        strategy["data_parallel_size"] = world_size // (1 if tensor == "auto" else int(tensor))

@@ -279,6 +279,7 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     ]
     trainer_kwargs = OmegaConf.to_container(tcfg, resolve=True)
     trainer_kwargs["accumulate_grad_batches"] = accumulate
+    launch.fill_data_parallel_size(trainer_kwargs, world)
     trainer = instantiate(trainer_kwargs, callbacks=callbacks, logger=loggers, default_root_dir=out_dir,
                           plugins=[AtomicCheckpointIO(), *launch.cluster_plugins()], _convert_="all")
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
