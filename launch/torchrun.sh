@@ -19,7 +19,7 @@ if [ "$ACCELERATOR" = cpu ]; then
   GPUS="${GPUS:-1}"
   DEVICE_ARGS=(trainer.accelerator=cpu trainer.precision=32-true)
 else
-  GPUS="${GPUS:-$(nvidia-smi -L 2>/dev/null | wc -l)}"
+  GPUS="${GPUS:-$( (nvidia-smi -L 2>/dev/null || true) | wc -l)}"
   DEVICE_ARGS=()
 fi
 if [ "$GPUS" -lt 1 ]; then

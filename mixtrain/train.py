@@ -209,6 +209,11 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     tcfg = cfg.trainer
+    if rank_zero and tcfg.accelerator == "cpu" and str(tcfg.precision).startswith(("bf16", "16")):
+        # trainer=ddp/fsdp build on gpu.yaml (bf16, 10,000 steps): on CPU that is slow autocast
+        print(f"[mixtrain] trainer.accelerator=cpu with trainer.precision={tcfg.precision} (trainer=ddp/fsdp inherit "
+              f"gpu.yaml's, with max_steps={tcfg.max_steps}): pass trainer.precision=32-true and your "
+              "trainer.max_steps on CPU", flush=True)
     world = launch.planned_world_size(tcfg.devices, tcfg.num_nodes)
     accumulate = launch.gradient_accumulation(cfg.global_batch_tokens, cfg.batch_size, cfg.seq_len, world)
     if resumed is not None:  # another world size: keep the checkpoint's global batch (or refuse)

@@ -293,3 +293,14 @@ def test_entry_point_turns_hydra_output_off_on_every_rank(monkeypatch):
     assert hydra_subdir() == "meta"  # the folder the user asked for: train.py writes it on rank 0
     monkeypatch.setenv("SLURM_PROCID", "3")
     assert entry_argv(["train"])[1:] == ["hydra.output_subdir=null", "hydra.run.dir=."]
+
+
+def test_torchrun_sh_without_gpus_says_so_and_stops(tmp_path):
+    bin_dir = tmp_path / "bin"  # a PATH without nvidia-smi: no GPU on this machine
+    bin_dir.mkdir()
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin", "PYTHON": "false"}
+    env.pop("GPUS", None)
+    proc = subprocess.run(["bash", str(REPO / "launch" / "torchrun.sh"), f"out_dir={tmp_path}/run"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "no GPU found" in proc.stderr and "ACCELERATOR=cpu" in proc.stderr
+    assert not (tmp_path / "run").exists()
