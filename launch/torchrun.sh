@@ -9,6 +9,7 @@
 # (out_dir) must be on storage all nodes share and must be given explicitly: every rank uses the
 # same place (never a per-process timestamp); only global rank 0 writes the run's files.
 # resume=auto is the default: a relaunch continues from the run's checkpoint, a first launch starts.
+# TRAINER=fsdp for FSDP2 (default ddp).
 # ACCELERATOR=cpu runs GPUS processes per node on CPU with gloo (launch/smoke_2node.sh: the check
 # to run before spending GPU hours); otherwise GPUS defaults to the GPUs nvidia-smi lists.
 set -euo pipefail
@@ -34,4 +35,4 @@ case " $* " in *" out_dir="*) ;; *) echo "launch/torchrun.sh: give out_dir=... (
 exec "$PYTHON" -m torch.distributed.run \
   --nnodes="$NNODES" --nproc-per-node="$GPUS" --node-rank="$NODE_RANK" \
   --rdzv-backend=c10d --rdzv-endpoint="$MASTER_ADDR:$MASTER_PORT" --rdzv-id="${RDZV_ID:-mixtrain}" \
-  -m mixtrain.train trainer=ddp trainer.devices="$GPUS" trainer.num_nodes="$NNODES" resume=auto "${DEVICE_ARGS[@]}" "$@"
+  -m mixtrain.train trainer="${TRAINER:-ddp}" trainer.devices="$GPUS" trainer.num_nodes="$NNODES" resume=auto "${DEVICE_ARGS[@]}" "$@"

@@ -184,6 +184,22 @@ def load_checkpoint_meta(path: str) -> dict[str, Any]:
     return _load(path)
 
 
+def consolidated_checkpoint(path: str) -> dict[str, Any]:
+    """A sharded (FSDP2 / ModelParallelStrategy) checkpoint folder as one full checkpoint dict, in
+    memory (Lightning's consolidation: every shard read on this one process, full tensors); a file
+    is read as it is. export.py calls it, so exporting an FSDP run needs no manual step."""
+    if not os.path.isdir(path):
+        return _load(path)
+    from pathlib import Path
+
+    from lightning.fabric.utilities.load import _load_distributed_checkpoint
+
+    if not os.path.isfile(os.path.join(path, ".metadata")):
+        raise ValueError(f"{path} is a folder but not a sharded checkpoint (no .metadata in it); pass a checkpoint "
+                         "file, or a folder mixtrain.train wrote with trainer=fsdp")
+    return _load_distributed_checkpoint(Path(path))
+
+
 BATCH_KEY = "mixtrain_batch"
 
 

@@ -53,11 +53,13 @@ def load_run_checkpoint(run_dir: str | os.PathLike | None, ckpt_path: str | os.P
             if found is None:
                 raise FileNotFoundError(f"no checkpoint in {ckpt_dir} (the run saved none yet); "
                                         "train longer or pass --ckpt PATH")
-            return found
-    if os.path.isdir(path):  # FSDP2 / ModelParallelStrategy: one shard per rank in a folder
-        raise ValueError(f"{path} is a distributed (sharded) checkpoint folder; consolidate it into one file first: "
-                         f"python -m lightning.fabric.utilities.consolidate_checkpoint {path} --output_file "
-                         f"{path}.consolidated, then pass --ckpt {path}.consolidated")
+            if not os.path.isdir(found[0]):
+                return found
+            path = found[0]  # a sharded folder: its metadata only so far
+    if os.path.isdir(path):  # FSDP2 / ModelParallelStrategy: one shard per rank in a folder, consolidated here
+        from mixtrain.checkpoints import consolidated_checkpoint
+
+        return path, consolidated_checkpoint(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:
