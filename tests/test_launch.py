@@ -304,3 +304,51 @@ def test_torchrun_sh_without_gpus_says_so_and_stops(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "no GPU found" in proc.stderr and "ACCELERATOR=cpu" in proc.stderr
     assert not (tmp_path / "run").exists()
+
+
+def _fsdp_run(data_dir, probe, run, crash="-", *extra):
+    """tests/scripts/ddp_probe.py: train() in-process, Lightning's launcher starts the second rank."""
+    cmd = [sys.executable, str(REPO / "tests" / "scripts" / "ddp_probe.py"), str(probe), crash,
+           *_common(data_dir, f"out_dir={run}", "trainer=fsdp", "trainer.accelerator=cpu", "trainer.devices=2",
+                    "trainer.precision=32-true", "trainer.max_steps=6", "checkpoint_every_n_steps=2", "logger=csv",
+                    *extra)]
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+def _exported(run: Path, out: Path) -> dict:
+    from safetensors.torch import load_file
+
+    proc = subprocess.run([sys.executable, "-m", "mixtrain.export", str(run), "--out", str(out)], cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return load_file(out / "model.safetensors")
+
+
+@pytest.mark.slow
+def test_fsdp_trains_resumes_exactly_after_a_kill_and_exports(tiny_data_dir, tmp_path):
+    full = _fsdp_run(tiny_data_dir, tmp_path / "p_full", tmp_path / "full")
+    assert full.returncode == 0, full.stderr[-4000:]
+    assert (tmp_path / "full" / "checkpoints" / "last.ckpt" / ".metadata").is_file()  # sharded: a folder
+    crashed = _fsdp_run(tiny_data_dir, tmp_path / "p_crash", tmp_path / "run", "5")
+    assert crashed.returncode != 0 and "simulated crash" in crashed.stderr + crashed.stdout
+    resumed = _fsdp_run(tiny_data_dir, tmp_path / "p_resumed", tmp_path / "run", "-", "resume=true")
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    _assert_same_rows(_metrics(tmp_path / "run"), _metrics(tmp_path / "full"))
+    a, b = _exported(tmp_path / "full", tmp_path / "hf_full"), _exported(tmp_path / "run", tmp_path / "hf_run")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_fsdp_on_two_simulated_nodes_trains_and_continues(tiny_data_dir, tmp_path):
+    run, probe = tmp_path / "run", tmp_path / "probe"
+    script = ["bash", str(REPO / "launch" / "smoke_2node.sh"), str(run), *_common(tiny_data_dir)[1:]]
+    for steps in (4, 6):  # the second launch continues the first (resume=auto, the script's default)
+        proc = subprocess.run(script, cwd=REPO, env=_env(probe, run, STEPS=str(steps), TRAINER="fsdp"),
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert "continuing from" in proc.stdout
+    _check_one_complete_run(run, probe, ranks=2, steps=6)
+    assert (run / "checkpoints" / "last.ckpt" / ".metadata").is_file()
+    exported = _exported(run, tmp_path / "hf")
+    assert exported and all(torch.isfinite(t).all() for t in exported.values())

@@ -76,7 +76,9 @@ if PROBE:
             if sleep_s:
                 self.callbacks.append(Slow())
             out = fit(self, model, *args, **kwargs)
-            state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            # FSDP2: each rank holds a shard (DTensor); full_tensor() gathers it (every rank, same order)
+            state = {k: (v.full_tensor() if hasattr(v, "full_tensor") else v).detach().cpu().clone()
+                     for k, v in model.state_dict().items()}
             torch.save(state, os.path.join(PROBE, f"weights_rank{self.global_rank}.pt"))
             return out
 
