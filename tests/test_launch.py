@@ -76,7 +76,7 @@ def _check_one_complete_run(run: Path, probe: Path, ranks: int, steps: int) -> N
     summary = json.loads((run / "summary.json").read_text())
     assert summary["step"] == steps
     assert [int(float(r["step"])) for r in _metrics(run) if r["step"]] == list(range(1, steps + 1))
-    assert (run / "checkpoints" / "last.ckpt").is_file() and (run / "config.yaml").is_file()
+    assert (run / "checkpoints" / "last.ckpt").exists() and (run / "config.yaml").is_file()  # FSDP: a folder
     assert (run / ".hydra" / "config.yaml").is_file() and (run / ".hydra" / "overrides.yaml").is_file()
     assert not list(run.rglob("*.tmp*")), list(run.rglob("*.tmp*"))
     weights = [torch.load(probe / f"weights_rank{r}.pt") for r in range(ranks)]
