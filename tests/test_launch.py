@@ -363,3 +363,31 @@ def test_fsdp_on_two_simulated_nodes_trains_and_continues(tiny_data_dir, tmp_pat
     assert (run / "checkpoints" / "last.ckpt" / ".metadata").is_file()
     exported = _exported(run, tmp_path / "hf")
     assert exported and all(torch.isfinite(t).all() for t in exported.values())
+
+
+def test_other_ranks_wait_for_rank0_files_with_a_timeout_and_a_clear_error(tmp_path, monkeypatch):
+    from mixtrain.launch import wait_for
+
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("MIXTRAIN_RANK0_WAIT_S", "0.3")
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match=r"rank 1: waited 0 s for rank 0 to write .*config.yaml \(the run.*"
+                                           r"MIXTRAIN_RANK0_WAIT_S"):
+        wait_for(str(tmp_path / "config.yaml"), "the run's config.yaml")
+    assert time.monotonic() - started < 10
+    (tmp_path / "config.yaml").write_text("x")
+    wait_for(str(tmp_path / "config.yaml"), "the run's config.yaml")  # there: returns at once
+
+
+def test_a_refused_run_rewrites_nothing_hydra_included(tiny_data_dir, tmp_path):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "mixtrain.train", *_common(tiny_data_dir, f"out_dir={run}", "logger=csv",
+                                                              "trainer.max_steps=1")]
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    assert subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, timeout=600).returncode == 0
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert run / ".hydra" / "overrides.yaml" in before
+    for extra in (["seed=1"], ["resume=true", "model.n_layer=3"]):  # a new run into it; a resume of another model
+        refused = subprocess.run([*cmd, *extra], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        assert refused.returncode != 0, extra
+        assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before, extra
