@@ -296,8 +296,9 @@ def test_resume_on_another_world_size_keeps_the_global_batch(tiny_data_dir, tmp_
 def test_entry_point_turns_hydra_output_off_on_every_rank(monkeypatch):
     from mixtrain.launch import entry_argv, hydra_subdir
 
-    for key in ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK", "MIXTRAIN_HYDRA_SUBDIR"):
+    for key in ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK"):
         monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("MIXTRAIN_HYDRA_SUBDIR", ".hydra")  # entry_argv sets it: restored after the test
     assert entry_argv(["train", "a=1"]) == ["train", "a=1", "hydra.output_subdir=null"]
     assert hydra_subdir() == ".hydra"
     assert entry_argv(["train", "hydra.output_subdir=meta"])[1:] == ["hydra.output_subdir=null"]
