@@ -1,6 +1,8 @@
-"""Run-directory bookkeeping: redacted config, summary.json and the end-of-run table.
+"""Run-directory bookkeeping: claiming out_dir, redacted config (.hydra/ too), summary.json and the
+end-of-run table.
 
-Place in the flow: train.py calls these around `Trainer.fit`; report/ and collect.py read
+Place in the flow: train.py calls these around `Trainer.fit` (the writers on global rank 0 only,
+temp names unique per process); report/ and collect.py read
 what they write (file names and the atomic writer: runfiles.py; formats in docs/formats.md).
 """
 
@@ -71,13 +73,9 @@ def write_hydra_dir(hydra_dir: str, config: Any, hydra: Any, overrides: list[str
         atomic_write_text(os.path.join(hydra_dir, name), redacted_yaml(data))
 
 
-# what makes a directory a run directory (Hydra's own .hydra/ of this launch does not count)
+# a run's files (claim_run_dir removes them; trained_run_files says which prove a run reached step 1)
 RUN_FILES = ("config.yaml", METRICS, SUMMARY, REFITS, "checkpoints", "wandb")
 RUN_LOG = "train.log"
-
-
-def existing_run_files(out_dir: str) -> list[str]:
-    return [name for name in RUN_FILES if os.path.exists(os.path.join(out_dir, name))]
 
 
 def trained_run_files(out_dir: str) -> list[str]:
