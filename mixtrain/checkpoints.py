@@ -1,6 +1,6 @@
 """Crash-safe checkpoints: atomic files in the run directory, published after the metrics rows.
 
-Place in the flow: train.py wires these into the Trainer; resume picks a checkpoint with
+Place in the flow: train.py wires these into the Trainer; resume.py picks a checkpoint with
 `resume_checkpoint()` before anything is written.
 
 * `AtomicCheckpointIO` (a Lightning CheckpointIO plugin): writes `<path>.partial` in the
@@ -12,8 +12,13 @@ Place in the flow: train.py wires these into the Trainer; resume picks a checkpo
   the end of training, right after `metrics.csv` was flushed through step N. So every visible
   checkpoint has every metrics row up to its step on disk (a kill loses no row on resume).
   A checkpoint of non-finite parameters is never written.
-* `resume_checkpoint()`: `last.ckpt`, or the newest readable step checkpoint if it is not
-  readable (and says so).
+* `resume_checkpoint()`: the readable checkpoint of the highest step (last.ckpt, stepN.ckpt,
+  Lightning's hpc_ckpt_N.ckpt; a sharded FSDP folder through its meta.pt), naming unreadable ones;
+  resume.py plans the resume with it. `consolidated_checkpoint()`: a sharded folder as one dict
+  (export.py).
+* `Preemption`: SIGTERM/SIGUSR1 stop every rank at the next optimizer step, so last.ckpt is of
+  that step. `BatchShape` and `MixingIdentity` record the world size / global batch and the
+  strategy in every checkpoint.
 """
 
 from __future__ import annotations
@@ -213,35 +218,6 @@ class BatchShape(pl.Callback):
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
         checkpoint[BATCH_KEY] = {"world_size": trainer.world_size, "accumulate_grad_batches": self.accumulate,
                                  "global_batch_tokens": self.tokens_per_rank * trainer.world_size}
-
-
-def resumed_accumulation(saved: dict[str, Any] | None, batch_size: int, seq_len: int, world_size: int | None,
-                         accumulate: int, *, change: bool, where: str) -> int:
-    """Gradient accumulation for a resume: the checkpoint's global batch (tokens per optimizer step)
-    on this run's world size; refused when it does not divide, unless `change` (resume_global_batch=
-    change) accepts the new global batch. Printed on the console either way."""
-    if not saved or not saved.get("global_batch_tokens") or not world_size or saved["world_size"] == world_size:
-        return accumulate
-    tokens = int(saved["global_batch_tokens"])
-    per_micro = batch_size * seq_len * world_size
-    now = per_micro * accumulate
-    if change:
-        if is_rank_zero():
-            print(f"[mixtrain] resume on {world_size} processes ({where} ran on {saved['world_size']}): "
-                  f"resume_global_batch=change: {tokens:,} -> {now:,} tokens per step", flush=True)
-        return accumulate
-    if tokens % per_micro:
-        raise ValueError(
-            f"{where} ran on {saved['world_size']} processes with {tokens:,} tokens per step; on {world_size} "
-            f"processes batch_size*seq_len*world_size={per_micro:,} does not divide it, so the global batch "
-            f"cannot be kept: change batch_size, or pass resume_global_batch=change to go on with {now:,} "
-            "tokens per step")
-    kept = tokens // per_micro
-    if is_rank_zero():
-        print(f"[mixtrain] resume on {world_size} processes ({where} ran on {saved['world_size']}): gradient "
-              f"accumulation {saved['accumulate_grad_batches']} -> {kept} keeps the global batch at {tokens:,} "
-              "tokens per step (resume_global_batch=change would use this run's settings)", flush=True)
-    return kept
 
 
 class Preemption(pl.Callback):

@@ -26,58 +26,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from mixtrain import launch
 from mixtrain.runfiles import SUMMARY, atomic_write_text
-from mixtrain.summary import (claim_run_dir, domain_table, final_metrics, redact, redact_hydra_dir, write_hydra_dir,
+from mixtrain.summary import (domain_table, final_metrics, redact, redact_hydra_dir, write_hydra_dir,
                               write_json)
 
 
 DEMO_DATA_DIR = "data/demo"  # conf/train.yaml's default data_dir: the demo corpus may be built there
-
-
-def _resume_mode(cfg: DictConfig) -> str:
-    """`resume`: false (a new run), true (continue; a checkpoint must exist) or auto (continue when
-    out_dir holds a checkpoint, else start a new run: the launch scripts' default, so one sbatch
-    line serves the first submission and every requeue)."""
-    value = cfg.get("resume", False)
-    if isinstance(value, bool) or value is None:
-        return "true" if value else "false"
-    if str(value).lower() in ("auto", "true", "false"):
-        return str(value).lower()
-    raise ValueError(f"resume={value}: use false (a new run), true (continue out_dir) or auto (continue when "
-                     "out_dir holds a checkpoint, else start a new run)")
-
-
-def _checkpoint_to_resume(cfg: DictConfig) -> tuple[str, dict] | None:
-    """(path, loaded checkpoint) this run continues from, or None for a fresh run.
-
-    Every rank decides alone, from the files before this launch wrote any (the same answer on every
-    rank: rank 0 deletes nothing a resume could read before the others looked)."""
-    import torch
-
-    from mixtrain.checkpoints import resume_checkpoint
-
-    if cfg.ckpt_path:
-        if not os.path.isfile(cfg.ckpt_path):
-            raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path} does not exist")
-        return str(cfg.ckpt_path), torch.load(cfg.ckpt_path, map_location="cpu", weights_only=True, mmap=True)
-    mode = _resume_mode(cfg)
-    if mode == "false" or (mode == "auto" and cfg.get("overwrite", False)):
-        return None
-    found = resume_checkpoint(os.path.join(cfg.out_dir, "checkpoints"), run_dir=str(cfg.out_dir))
-    if found is None and mode == "true":
-        last = os.path.join(cfg.out_dir, "checkpoints", "last.ckpt")
-        raise FileNotFoundError(
-            f"resume=true but {last} does not exist; train without resume=true first (same out_dir), "
-            "or pass resume=auto (continue when there is a checkpoint, else start)"
-        )
-    if launch.is_rank_zero():
-        restarts = os.environ.get("SLURM_RESTART_COUNT")
-        where = f" (SLURM_RESTART_COUNT={restarts})" if restarts else ""
-        if found is None:
-            print(f"[mixtrain] resume=auto{where}: no checkpoint in {cfg.out_dir}: starting a new run", flush=True)
-        elif mode == "auto":
-            print(f"[mixtrain] resume=auto{where}: continuing from {found[0]} (step {int(found[1]['global_step'])})",
-                  flush=True)
-    return found
 
 
 def _hydra_overrides() -> list[str]:
@@ -179,30 +132,25 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     """Train one run from a composed config; returns the summary also written to RUN/summary.json."""
     import lightning.pytorch as pl
 
-    from mixtrain.checkpoints import (BATCH_KEY, MIXING_KEY, AtomicCheckpointIO, BatchShape, MixingIdentity,
-                                      Preemption, RunCheckpoint, mixing_mismatch, remove_partial_files,
-                                      resumed_accumulation)
+    from mixtrain.checkpoints import (BATCH_KEY, AtomicCheckpointIO, BatchShape, MixingIdentity, Preemption,
+                                      RunCheckpoint, remove_partial_files)
     from mixtrain.data import read_layout
     from mixtrain.loggers import MetricsCSVLogger, route_logs
     from mixtrain.mixing.base import domain_stats_context
     from mixtrain.mixing.refit import MixingController
+    from mixtrain.resume import plan_mixing, plan_start, resumed_accumulation
     from mixtrain.shards import verify_data_dir
     from mixtrain.target import target_importance
 
     started = time.time()
-    if cfg.get("resume_mixing", "refuse") not in ("refuse", "switch"):
-        raise ValueError(f"resume_mixing={cfg.resume_mixing}: use refuse (default) or switch")
     if cfg.get("resume_global_batch", "keep") not in ("keep", "change"):
         raise ValueError(f"resume_global_batch={cfg.resume_global_batch}: use keep (default) or change")
     out_dir = str(cfg.out_dir)
     rank_zero = launch.is_rank_zero()
-    # everything a resume or a new run could refuse is checked on every rank before anything is
-    # written (a refusal stops every rank with the same message; none waits for a rank 0 that left)
-    resumed = _checkpoint_to_resume(cfg)
-    if resumed is None and not cfg.ckpt_path:  # a new run: never into another run's directory
-        requeued = _resume_mode(cfg) == "auto" and int(os.environ.get("SLURM_RESTART_COUNT") or 0) > 0
-        # a requeued job's earlier attempt stopped before its first checkpoint: its files are this run's
-        claim_run_dir(out_dir, overwrite=bool(cfg.get("overwrite", False)) or requeued, delete=rank_zero)
+    # fresh run, exact resume or refusal: decided on every rank before anything is written (resume.py)
+    start = plan_start(out_dir, resume=cfg.get("resume", False), ckpt_path=cfg.ckpt_path,
+                       overwrite=bool(cfg.get("overwrite", False)), rank_zero=rank_zero,
+                       restart_count=int(os.environ.get("SLURM_RESTART_COUNT") or 0))
     route_logs(None)  # console: progress bar + final table; RUN/train.log once the run is validated
     data_dir = _local_data_dir(cfg)
     verify_data_dir(data_dir)  # cheap: every shard file there, at full size
@@ -216,10 +164,10 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
               "trainer.max_steps on CPU", flush=True)
     world = launch.planned_world_size(tcfg.devices, tcfg.num_nodes)
     accumulate = launch.gradient_accumulation(cfg.global_batch_tokens, cfg.batch_size, cfg.seq_len, world)
-    if resumed is not None:  # another world size: keep the checkpoint's global batch (or refuse)
-        accumulate = resumed_accumulation(resumed[1].get(BATCH_KEY), cfg.batch_size, cfg.seq_len, world,
+    if start.ckpt is not None:  # another world size: keep the checkpoint's global batch (or refuse)
+        accumulate = resumed_accumulation(start.ckpt.get(BATCH_KEY), cfg.batch_size, cfg.seq_len, world,
                                           accumulate, change=cfg.get("resume_global_batch", "keep") == "change",
-                                          where=resumed[0])
+                                          where=start.ckpt_path, rank_zero=rank_zero)
     layout = read_layout(data_dir, list(cfg.get("eval_only_domains") or []))
     importance = target_importance((cfg.get("target") or {}).get("importance"), layout.domains, layout.val_domains)
     mixing = build_mixing(cfg)  # mixing.name: the strategy's name everywhere below
@@ -228,29 +176,15 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     ctx = domain_stats_context(data_dir, layout.domains, layout.stats, max_steps=tcfg.max_steps,
                                global_batch_tokens=global_batch_tokens)
     dm = build_datamodule(cfg, layout, strategy.initial_weights(ctx))
-    # everything a resume could reject is checked before anything is written to out_dir
     # init_from only starts a new run: a resume continues from the run's own checkpoint
     # the strategy's frozen reference model (DoReMi per-token excess) is reloaded from its path on resume too
-    module = build_module(cfg, layout, importance, init_from=None if resumed else cfg.get("init_from"),
+    module = build_module(cfg, layout, importance, init_from=None if start.ckpt else cfg.get("init_from"),
                           reference_model=getattr(strategy, "reference_model", None))
-    ckpt_path, keep_until, switches, switch_from, run_initial = None, None, [], None, dm.initial_weights
-    if resumed is not None:
-        ckpt_path, ckpt = resumed
-        module.on_load_checkpoint(ckpt)  # same domains and model, or a clear error
-        saved_mixing = ckpt.get(MIXING_KEY)
-        why = mixing_mismatch(saved_mixing, mixing.name, mixing.config)
-        if why and cfg.resume_mixing != "switch":
-            raise ValueError(
-                f"{ckpt_path} was trained with another mixing strategy ({why}); resume with the checkpoint's "
-                f"mixing, pass resume_mixing=switch to use the new one from step {int(ckpt['global_step'])} on, "
-                "or start a new out_dir"
-            )
-        if why:
-            switch_from = saved_mixing["name"]
-        switches = list((saved_mixing or {}).get("switches", []))
-        run_initial = (saved_mixing or {}).get("initial_weights", run_initial)
-        keep_until = int(ckpt["global_step"])
-        del ckpt
+    if start.ckpt is not None:
+        module.on_load_checkpoint(start.ckpt)  # same domains and model, or a clear error
+    plan = plan_mixing(start, mixing.name, mixing.config, dm.initial_weights, cfg.get("resume_mixing", "refuse"))
+    keep_until, switch_from = plan.keep_until_step, plan.switch_from
+    start.ckpt = None  # Lightning reads the checkpoint itself
     resolved = redact(OmegaConf.to_container(cfg, resolve=True))
     if switch_from is not None:  # the config says which strategy ran before this one
         resolved["resumed_with_mixing_switch"] = {"from": switch_from, "to": mixing.name, "step": keep_until}
@@ -270,8 +204,8 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     for name, logger_cfg in (cfg.get("logger") or {}).items():
         loggers.append(instantiate(logger_cfg))
     _start_wandb_redacted(loggers, cfg)
-    mixing_identity = MixingIdentity(mixing.name, mixing.config, dm.initial_weights, run_initial, switches,
-                                     switch_from)
+    mixing_identity = MixingIdentity(mixing.name, mixing.config, dm.initial_weights, plan.run_initial_weights,
+                                     plan.switches, switch_from)
     preemption = Preemption()
     callbacks = [
         preemption,  # SIGTERM/SIGUSR1: stop at the next step with a checkpoint of it (exit 143 / requeue)
@@ -287,13 +221,13 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     launch.fill_data_parallel_size(trainer_kwargs, world)
     trainer = instantiate(trainer_kwargs, callbacks=callbacks, logger=loggers, default_root_dir=out_dir,
                           plugins=[AtomicCheckpointIO(), *launch.cluster_plugins()], _convert_="all")
-    trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
+    trainer.fit(module, datamodule=dm, ckpt_path=start.ckpt_path, weights_only=True)
 
     final = final_metrics(trainer.callback_metrics, dm.domains, dm.stream.current_weights(), dm.stream.domain_tokens())
     summary = {
         "strategy": mixing.name, "seed": int(cfg.seed), "wall_time_s": time.time() - started,
         "step": int(trainer.global_step), "tokens": int(sum(dm.stream.domain_tokens().values())),
-        "initial_weights": run_initial, "mixing_switches": mixing_identity.switches, "passes": dm.stream.passes(), "final": final,
+        "initial_weights": plan.run_initial_weights, "mixing_switches": mixing_identity.switches, "passes": dm.stream.passes(), "final": final,
         "eval_only_domains": dm.eval_only_domains, "target_importance": importance,
     }
     if preemption.signal_name:
