@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import hydra
 from hydra.utils import instantiate
@@ -143,6 +144,9 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     from mixtrain.target import target_importance
 
     started = time.time()
+    # settings checked before plan_start can clear anything (overwrite=true)
+    if cfg.get("resume_mixing", "refuse") not in ("refuse", "switch"):
+        raise ValueError(f"resume_mixing={cfg.resume_mixing}: use refuse (default) or switch")
     if cfg.get("resume_global_batch", "keep") not in ("keep", "change"):
         raise ValueError(f"resume_global_batch={cfg.resume_global_batch}: use keep (default) or change")
     out_dir = str(cfg.out_dir)
@@ -197,7 +201,7 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
         atomic_write_text(os.path.join(out_dir, "config.yaml"), config_text)
     else:  # the other ranks start once rank 0 has claimed the run (its config.yaml is this launch's)
         launch.wait_for(os.path.join(out_dir, "config.yaml"), "the run's config.yaml, written once rank 0 "
-                        "accepted the run", ready=lambda p: os.path.isfile(p) and open(p).read() == config_text)
+                        "accepted the run", ready=lambda p: os.path.isfile(p) and Path(p).read_text() == config_text)
 
     os.environ.setdefault("WANDB_SILENT", "true")  # wandb's banner and sync hints: its files are in RUN/wandb/
     loggers = [MetricsCSVLogger(out_dir, keep_until_step=keep_until)]
