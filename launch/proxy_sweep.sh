@@ -6,7 +6,7 @@
 #        PYTHON=.venv/bin/python LAW=bimix TARGET_STEP=2000 CONCENTRATION=2 bash launch/proxy_sweep.sh ...
 #
 # 1. mixtures: uniform, natural, entropy (SE/CE/JE/VNE), Dirichlet draws around natural -> OUT/mixtures/
-# 2. a Hydra multirun of short proxy runs (experiment=proxy; on a cluster add hydra/launcher=submitit_slurm)
+# 2. a Hydra multirun of short proxy runs (experiment=proxy; on a cluster add hydra/launcher=slurm)
 # 3. collect -> OUT/table.csv   4. fit (LAW=bimix by default) -> OUT/law.json + plots
 # 5. optimise at TARGET_STEP (default: the proxy runs' max_steps x 10) -> OUT/weights.yaml,
 #    usable as: python -m mixtrain.train mixing=manual mixing.weights_file=OUT/weights.yaml ...

@@ -1,6 +1,6 @@
 """Crash-safe checkpoints: atomic files in the run directory, published after the metrics rows.
 
-Place in the flow: train.py wires these into the Trainer; resume picks a checkpoint with
+Place in the flow: train.py wires these into the Trainer; resume.py picks a checkpoint with
 `resume_checkpoint()` before anything is written.
 
 * `AtomicCheckpointIO` (a Lightning CheckpointIO plugin): writes `<path>.partial` in the
@@ -14,8 +14,13 @@ Place in the flow: train.py wires these into the Trainer; resume picks a checkpo
   A checkpoint of non-finite parameters is never written; at the NaN stop `keep_finite` sets
   aside the ones whose (finite but diverged) weights gave the non-finite loss.
   A write that runs out of disk raises an OSError naming the path and the free space.
-* `resume_checkpoint()`: `last.ckpt`, or the newest readable step checkpoint if it is not
-  readable (and says so).
+* `resume_checkpoint()`: the readable checkpoint of the highest step (last.ckpt, stepN.ckpt,
+  Lightning's hpc_ckpt_N.ckpt; a sharded FSDP folder through its meta.pt), naming unreadable ones;
+  resume.py plans the resume with it. `consolidated_checkpoint()`: a sharded folder as one dict
+  (export.py).
+* `Preemption`: SIGTERM/SIGUSR1 stop every rank at the next optimizer step, so last.ckpt is of
+  that step. `BatchShape` and `MixingIdentity` record the world size / global batch and the
+  strategy in every checkpoint.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import glob
 import os
 import re
 import shutil
+import signal
+import threading
 from typing import Any
 
 import lightning.pytorch as pl
@@ -38,6 +45,7 @@ STAGED_PREFIX = ".staged-"
 PARTIAL_SUFFIX = ".partial"
 NONFINITE_SUFFIX = ".nonfinite"  # a checkpoint whose weights gave a NaN/inf loss (kept, never resumed from)
 STEP_FILE = re.compile(r"^step(\d+)\.ckpt$")
+HPC_FILE = re.compile(r"^hpc_ckpt_(\d+)\.ckpt$")  # Lightning's SLURM requeue checkpoint, in the run dir
 
 
 def _fsync_dir(path: str) -> None:
@@ -192,29 +200,120 @@ def _load(path: str) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
 
 
-def resume_checkpoint(ckpt_dir: str) -> tuple[str, dict[str, Any]] | None:
-    """(path, loaded checkpoint) to resume from: last.ckpt, else the newest readable stepN.ckpt."""
-    last = os.path.join(ckpt_dir, "last.ckpt")
-    steps = sorted(((int(m.group(1)), os.path.join(ckpt_dir, name)) for name in
-                    (os.listdir(ckpt_dir) if os.path.isdir(ckpt_dir) else []) if (m := STEP_FILE.match(name))),
-                   reverse=True)
-    candidates = ([last] if os.path.exists(last) else []) + [p for _, p in steps]
-    problems = []
+def resume_checkpoint(ckpt_dir: str, run_dir: str | None = None) -> tuple[str, dict[str, Any]] | None:
+    """(path, loaded checkpoint) to resume from: the readable checkpoint of the highest step among
+    last.ckpt, stepN.ckpt and Lightning's `run_dir/hpc_ckpt_N.ckpt` (a SLURM requeue of an older
+    version or of Lightning's own handler); last.ckpt wins a tie. Unreadable ones are skipped (and
+    named); a sharded (FSDP) checkpoint is a folder, read through its metadata file."""
+    names = os.listdir(ckpt_dir) if os.path.isdir(ckpt_dir) else []
+    candidates = [os.path.join(ckpt_dir, "last.ckpt")] if "last.ckpt" in names else []
+    candidates += [os.path.join(ckpt_dir, n) for n in sorted(names, reverse=True) if STEP_FILE.match(n)]
+    if run_dir and os.path.isdir(run_dir):
+        candidates += [os.path.join(run_dir, n) for n in sorted(os.listdir(run_dir), reverse=True) if HPC_FILE.match(n)]
+    problems, readable = [], []
     for path in candidates:
         try:
-            ckpt = _load(path)
-            int(ckpt["global_step"])
+            ckpt = load_checkpoint_meta(path)
+            readable.append((int(ckpt["global_step"]), -len(readable), path, ckpt))
         except Exception as e:  # truncated / 0-byte / foreign file: try the next one
             problems.append(f"{os.path.basename(path)} ({type(e).__name__}: {str(e)[:80] or 'unreadable'})")
-            continue
+    if not readable:
         if problems:
-            print(f"[mixtrain] unreadable checkpoint(s) {', '.join(problems)}; resuming from "
-                  f"{os.path.basename(path)} (step {int(ckpt['global_step'])}) instead", flush=True)
-        return path, ckpt
+            raise RuntimeError(f"no readable checkpoint in {ckpt_dir}: {', '.join(problems)}; "
+                               "start a new out_dir (or overwrite=true)")
+        return None
+    step, _, path, ckpt = max(readable, key=lambda r: r[:2])
     if problems:
-        raise RuntimeError(f"no readable checkpoint in {ckpt_dir}: {', '.join(problems)}; "
-                           "start a new out_dir (or overwrite=true)")
-    return None
+        print(f"[mixtrain] unreadable checkpoint(s) {', '.join(problems)}; resuming from "
+              f"{os.path.basename(path)} (step {step}) instead", flush=True)
+    return path, ckpt
+
+
+def load_checkpoint_meta(path: str) -> dict[str, Any]:
+    """A checkpoint file, or a sharded checkpoint folder's non-tensor part (Lightning's
+    ModelParallelStrategy writes `meta.pt` next to the shards): enough to plan a resume."""
+    if os.path.isdir(path):
+        return _load(os.path.join(path, "meta.pt"))
+    return _load(path)
+
+
+def consolidated_checkpoint(path: str) -> dict[str, Any]:
+    """A sharded (FSDP2 / ModelParallelStrategy) checkpoint folder as one full checkpoint dict, in
+    memory (Lightning's consolidation: every shard read on this one process, full tensors); a file
+    is read as it is. export.py calls it, so exporting an FSDP run needs no manual step."""
+    if not os.path.isdir(path):
+        return _load(path)
+    from pathlib import Path
+
+    from lightning.fabric.utilities.load import _load_distributed_checkpoint
+
+    if not os.path.isfile(os.path.join(path, ".metadata")):
+        raise ValueError(f"{path} is a folder but not a sharded checkpoint (no .metadata in it); pass a checkpoint "
+                         "file, or a folder mixtrain.train wrote with trainer=fsdp")
+    return _load_distributed_checkpoint(Path(path))
+
+
+BATCH_KEY = "mixtrain_batch"
+
+
+class BatchShape(pl.Callback):
+    """Records the run's batch shape (world size, accumulation, tokens per optimizer step) in every
+    checkpoint, so a resume on another number of processes can keep the global batch."""
+
+    def __init__(self, accumulate: int, batch_size: int, seq_len: int):
+        self.accumulate, self.tokens_per_rank = accumulate, batch_size * seq_len * accumulate
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        checkpoint[BATCH_KEY] = {"world_size": trainer.world_size, "accumulate_grad_batches": self.accumulate,
+                                 "global_batch_tokens": self.tokens_per_rank * trainer.world_size}
+
+
+class Preemption(pl.Callback):
+    """SIGTERM (SLURM preemption or time limit, torchrun's stop) or SIGUSR1 (slurm.sbatch's warning
+    before the limit): stop at the next optimizer-step boundary, on every rank at once (the request is
+    reduced across ranks each step), so RunCheckpoint writes last.ckpt of that step on train end and
+    resume continues exactly. Replaces Lightning's SIGTERM handler, which exited 0 (SIGTERMException
+    is a bare SystemExit) and its SLURM handler, which saved from inside the signal handler mid-step."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+    def __init__(self):
+        self.received: int | None = None
+        self.signal_name: str | None = None
+        self._previous: dict[int, Any] = {}
+        self._step: int | None = None
+
+    def _handler(self, signum, frame) -> None:
+        self.received = signum
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._step = trainer.global_step
+        if threading.current_thread() is threading.main_thread():  # after Lightning registered its own
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.getsignal(sig)
+                signal.signal(sig, self._handler)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self._step:  # inside a gradient accumulation: not a step boundary
+            return
+        self._step = trainer.global_step
+        received = self.received or 0
+        if trainer.world_size > 1:  # one small all-reduce per step: every rank stops at the same step
+            flag = torch.tensor([received], device=trainer.strategy.root_device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            received = int(flag.item())
+        if received:
+            self.signal_name = signal.Signals(received).name
+            trainer.should_stop = True
+            # Lightning validates when asked to stop; a validation that was not due would add val/
+            # values to this step's metrics row that the uninterrupted run does not have
+            if isinstance(trainer.val_check_batch, int) and (batch_idx + 1) % trainer.val_check_batch:
+                trainer.limit_val_batches = 0
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
 
 
 MIXING_KEY = "mixtrain_mixing"

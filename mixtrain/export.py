@@ -60,25 +60,18 @@ def load_run_checkpoint(run_dir: str | os.PathLike | None, ckpt_path: str | os.P
             if found is None:
                 raise FileNotFoundError(f"no checkpoint in {ckpt_dir} (the run saved none yet); "
                                         "train longer or pass --ckpt PATH")
-            return found
-    if os.path.isdir(path):  # FSDP2 / ModelParallelStrategy: one shard per rank in a folder
-        path = consolidated_checkpoint(path)
+            if not os.path.isdir(found[0]):
+                return found
+            path = found[0]  # a sharded folder: its metadata only so far
+    if os.path.isdir(path):  # FSDP2 / ModelParallelStrategy: one shard per rank in a folder, consolidated here
+        from mixtrain.checkpoints import consolidated_checkpoint
+
+        return path, consolidated_checkpoint(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:
         raise ValueError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e}); pass another --ckpt") from None
     return path, ckpt
-
-
-def consolidated_checkpoint(sharded_dir: str) -> str:
-    """A single-file checkpoint of the sharded (FSDP2) checkpoint folder `sharded_dir`.
-
-    The one place export meets sharded checkpoints: today it refuses with the command that
-    consolidates; a consolidation helper (checkpoints.py) can be called here instead.
-    """
-    raise ValueError(f"{sharded_dir} is a distributed (sharded) checkpoint folder; consolidate it into one file "
-                     f"first: python -m lightning.fabric.utilities.consolidate_checkpoint {sharded_dir} --output_file "
-                     f"{sharded_dir}.consolidated, then pass --ckpt {sharded_dir}.consolidated")
 
 
 def checkpoint_model(ckpt: dict[str, Any], path: str = "checkpoint") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -9,6 +9,14 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+
+# Hydra writes <run dir>/.hydra/ in every process before the app runs; under torchrun/srun every
+# process is a Hydra app in the same out_dir, so the entry point turns that off everywhere and
+# train.py writes .hydra/ itself, on global rank 0 only, once the run is validated (a refused run
+# writes nothing). HYDRA_SUBDIR_ENV carries the folder the user asked for (default .hydra).
+HYDRA_SUBDIR_ENV = "MIXTRAIN_HYDRA_SUBDIR"
+RANK0_WAIT_ENV = "MIXTRAIN_RANK0_WAIT_S"  # how long other ranks wait for rank 0's files
 
 
 def is_multirun_job() -> bool:
@@ -29,8 +37,59 @@ def single_run_command(module: str) -> list[str]:
     return [sys.executable, "-m", module, *overrides, f"out_dir='{job_dir}'"]
 
 
+def entry_argv(argv: list[str]) -> list[str]:
+    """The command line for Hydra with `hydra.output_subdir=null` (see HYDRA_SUBDIR_ENV), on every rank,
+    and on a rank other than 0 `hydra.run.dir=.`.
+
+    Decided before @hydra.main runs, from the command line alone, so every process of a launch makes
+    the same choice whatever its rank; the folder the user asked for is kept in the environment.
+    """
+    out, subdir = [argv[0]], os.environ.get(HYDRA_SUBDIR_ENV, ".hydra")
+    for arg in argv[1:]:
+        key, _, value = arg.partition("=")
+        if key.lstrip("+") == "hydra.output_subdir":
+            subdir = "" if value in ("null", "None", "") else value
+            continue
+        out.append(arg)
+    os.environ[HYDRA_SUBDIR_ENV] = subdir
+    # Hydra also creates hydra.run.dir (= out_dir) in every process; a rank other than 0 creates
+    # nothing there (train.py reads cfg.out_dir, never Hydra's run dir, on those ranks)
+    rank_args = ["hydra.run.dir=."] if global_rank() != 0 else []
+    return out + ["hydra.output_subdir=null", *rank_args]
+
+
+def hydra_subdir() -> str | None:
+    """The run's .hydra folder name to write (None: the user turned it off)."""
+    return os.environ.get(HYDRA_SUBDIR_ENV, ".hydra") or None
+
+
+def wait_for(path: str, what: str, timeout_s: float | None = None, ready=os.path.exists) -> None:
+    """On a rank other than 0: wait until rank 0 has written `path` (`ready(path)` true), or raise
+    after `timeout_s` (env MIXTRAIN_RANK0_WAIT_S, default 900 s) naming the file and what to check,
+    instead of hanging at the rendezvous until the job's time runs out."""
+    timeout_s = float(os.environ.get(RANK0_WAIT_ENV, 900)) if timeout_s is None else timeout_s
+    deadline, delay = time.monotonic() + timeout_s, 0.05
+    while not ready(path):
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"rank {global_rank()}: waited {timeout_s:.0f} s for rank 0 to write {path} ({what}); rank 0 "
+                f"failed or is slow: read its log (rank 0's error is the cause), or raise {RANK0_WAIT_ENV}"
+            )
+        time.sleep(delay)
+        delay = min(delay * 2, 2.0)
+
+
+def launch_world_size() -> int | None:
+    """The world size the launcher announced (torchrun WORLD_SIZE, SLURM_NTASKS), if any."""
+    for key in ("WORLD_SIZE", "SLURM_NTASKS", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE"):
+        if key in os.environ:
+            return int(os.environ[key])
+    return None
+
+
 def global_rank() -> int:
-    """This process's rank from the launcher's environment (before any process group exists)."""
+    """This process's rank from the launcher's environment (before any process group exists):
+    torchrun's RANK, srun's SLURM_PROCID (what Lightning's SLURMEnvironment reads), MPI's."""
     for key in ("RANK", "SLURM_PROCID", "PMI_RANK", "OMPI_COMM_WORLD_RANK"):
         if key in os.environ:
             return int(os.environ[key])
@@ -77,3 +136,45 @@ def is_rank_zero(trainer=None) -> bool:
     if trainer is not None:
         return bool(trainer.is_global_zero)
     return global_rank() == 0
+
+
+def cluster_plugins() -> list:
+    """Trainer plugins for the cluster this process runs on. Under SLURM: Lightning's SLURM
+    environment without its own requeue handler (it saved hpc_ckpt_N.ckpt from inside a signal
+    handler, mid-step); checkpoints.Preemption stops at the next step boundary instead."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    return [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
+
+
+def exit_after_signal(signal_name: str) -> int:
+    """Exit status of a run stopped by `signal_name` (checkpoint written): 128 + the signal, so a
+    preempted job never looks finished. On SIGUSR1 under SLURM (slurm.sbatch asks for it before the
+    time limit) rank 0 first requeues the job (`scontrol requeue`); resume=auto continues it."""
+    import signal
+    import subprocess
+
+    signum = int(signal.Signals[signal_name])
+    job = os.environ.get("SLURM_JOB_ID")
+    if signum == signal.SIGUSR1 and job and is_rank_zero():
+        if os.environ.get("SLURM_ARRAY_JOB_ID"):
+            job = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ['SLURM_ARRAY_TASK_ID']}"
+        try:
+            ok = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True).returncode == 0
+        except FileNotFoundError:
+            ok = False
+        print(f"[mixtrain] SLURM job {job}: " + ("requeued; it continues with resume=auto" if ok else
+              "`scontrol requeue` failed; resubmit it (resume=auto continues from the checkpoint)"), flush=True)
+    return 128 + signum
+
+
+def fill_data_parallel_size(trainer_kwargs: dict, world_size: int | None) -> None:
+    """FSDP2 (ModelParallelStrategy): `data_parallel_size: auto` means every process shards the model
+    (world size / tensor_parallel_size); Lightning's own `auto` is num_nodes, which fails on one node
+    with several devices ("... should equal the world size")."""
+    strategy = trainer_kwargs.get("strategy")
+    if not isinstance(strategy, dict) or not str(strategy.get("_target_", "")).endswith("ModelParallelStrategy"):
+        return
+    if strategy.get("data_parallel_size", "auto") == "auto" and world_size:
+        tensor = strategy.get("tensor_parallel_size", 1)
+        strategy["data_parallel_size"] = world_size // (1 if tensor == "auto" else int(tensor))

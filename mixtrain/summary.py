@@ -1,6 +1,8 @@
-"""Run-directory bookkeeping: redacted config, summary.json and the end-of-run table.
+"""Run-directory bookkeeping: claiming out_dir, redacted config (.hydra/ too), summary.json and the
+end-of-run table.
 
-Place in the flow: train.py calls these around `Trainer.fit`; report/ and collect.py read
+Place in the flow: train.py calls these around `Trainer.fit` (the writers on global rank 0 only,
+temp names unique per process); report/ and collect.py read
 what they write (file names and the atomic writer: runfiles.py; formats in docs/formats.md).
 """
 
@@ -14,7 +16,7 @@ import shutil
 from collections.abc import Mapping
 from typing import Any
 
-from mixtrain.runfiles import METRICS, REFITS, SUMMARY, write_json_atomic
+from mixtrain.runfiles import METRICS, REFITS, SUMMARY, atomic_write_text, write_json_atomic
 
 # secret-looking key names: a whole word of the (dotted, snake or kebab) name, so `token`, `hf_token`,
 # `api_key`, `storage_options.key`, `aws_secret_access_key` are secrets, while `tokenizer` and
@@ -66,64 +68,105 @@ def redact(obj: Any, secrets: set[str] | None = None) -> Any:
     return URL_USERINFO.sub(r"\1:<redacted>@", obj)  # data.root=s3://user:password@host/...
 
 
-def redact_hydra_dir(hydra_dir: str) -> None:
-    """Rewrite Hydra's own copies of the config (.hydra/*.yaml) with secrets redacted."""
+# a `key=value` override inside a longer string (hydra.yaml's job.override_dirname joins them all by commas)
+_OVERRIDE_IN_TEXT = re.compile(rf"((?:^|[\s,'\"])[+~]{{0,2}}(?:[\w./@-]*[._-])?{SECRET_WORD}(?:[._-][\w./@-]*)?=)[^,\s'\"]+",
+                               re.IGNORECASE)
+
+
+def redacted_yaml(data: Any, secrets: set[str] | None = None) -> str:
+    """YAML text of `data` with secrets redacted (`redact`), also `key=value` pairs inside strings
+    and every value of `secrets` (default: those `data` itself holds) wherever it appears."""
     import yaml
 
-    paths = [p for p in (os.path.join(hydra_dir, n) for n in ("config.yaml", "overrides.yaml", "hydra.yaml",
-                                                                "multirun.yaml")) if os.path.isfile(p)]
+    secrets = secret_values(data) if secrets is None else secrets
+    text = _OVERRIDE_IN_TEXT.sub(r"\1<redacted>", yaml.safe_dump(redact(data, secrets), sort_keys=False))
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "<redacted>")
+    return text
+
+
+def redact_hydra_dir(hydra_dir: str) -> None:
+    """Rewrite Hydra's own copies of the config (a sweep's multirun.yaml, .hydra/*.yaml) with secrets
+    redacted (temp names unique per process: runfiles.atomic_write_text)."""
+    import yaml
+
     loaded = {}
-    for path in paths:
-        with open(path) as f:
-            loaded[path] = yaml.safe_load(f)
+    for name in ("config.yaml", "overrides.yaml", "hydra.yaml", "multirun.yaml"):
+        path = os.path.join(hydra_dir, name)
+        if os.path.isfile(path):
+            with open(path) as f:
+                loaded[path] = yaml.safe_load(f)
+    # a secret found in one file (an override) is redacted in all of them (hydra.yaml repeats it)
     secrets = set().union(*(secret_values(data) for data in loaded.values())) if loaded else set()
     for path, data in loaded.items():
-        tmp = f"{path}.tmp"
-        with open(tmp, "w") as f:
-            yaml.safe_dump(redact(data, secrets), f, sort_keys=False)
-        os.replace(tmp, path)
-    # hydra.yaml's job.override_dirname is one string of all overrides joined by commas
-    for path in paths:
-        text = open(path).read()
-        redacted = re.sub(rf"((?:^|[\s,'\"])[+~]{{0,2}}(?:[\w./@-]*[._-])?{SECRET_WORD}(?:[._-][\w./@-]*)?=)[^,\s'\"]+",
-                          r"\1<redacted>", text, flags=re.IGNORECASE)
-        for secret in sorted(secrets, key=len, reverse=True):
-            redacted = redacted.replace(secret, "<redacted>")
-        if redacted != text:
-            with open(path, "w") as f:
-                f.write(redacted)
+        atomic_write_text(path, redacted_yaml(data, secrets))
 
 
-# what makes a directory a run directory (Hydra's own .hydra/ of this launch does not count)
+def write_hydra_dir(hydra_dir: str, config: Any, hydra: Any, overrides: list[str]) -> None:
+    """Write .hydra/{config,hydra,overrides}.yaml (what Hydra itself writes), redacted, atomically.
+
+    train.py calls it on global rank 0 once the run is validated: the entry point turns Hydra's own
+    writing off (launch.entry_argv), so a refused run and the other ranks of a launch write none.
+    """
+    os.makedirs(hydra_dir, exist_ok=True)
+    files = (("config.yaml", config), ("hydra.yaml", {"hydra": hydra}), ("overrides.yaml", overrides))
+    secrets = set().union(*(secret_values(data) for _, data in files))
+    for name, data in files:
+        atomic_write_text(os.path.join(hydra_dir, name), redacted_yaml(data, secrets))
+
+
+# a run's files (claim_run_dir removes them; trained_run_files says which prove a run reached step 1)
 RUN_FILES = ("config.yaml", METRICS, SUMMARY, REFITS, "checkpoints", "wandb")
 RUN_LOG = "train.log"
 
 
-def existing_run_files(out_dir: str) -> list[str]:
-    return [name for name in RUN_FILES if os.path.exists(os.path.join(out_dir, name))]
+def trained_run_files(out_dir: str) -> list[str]:
+    """The files that show a run in `out_dir` reached step 1: a checkpoint, a metrics row, a refit, a
+    summary. A start that failed before step 1 leaves only config.yaml, train.log, an empty
+    metrics.csv or wandb/: that is not a run, and a resubmission must not need overwrite=true."""
+    found = []
+    ckpt_dir = os.path.join(out_dir, "checkpoints")
+    if os.path.isdir(ckpt_dir) and any(not n.startswith(".") for n in os.listdir(ckpt_dir)):
+        found.append("checkpoints")
+    if any(n.startswith("hpc_ckpt_") for n in (os.listdir(out_dir) if os.path.isdir(out_dir) else [])):
+        found.append("hpc_ckpt_*.ckpt")
+    metrics = os.path.join(out_dir, METRICS)
+    if os.path.isfile(metrics):
+        with open(metrics) as f:
+            if sum(1 for line in f if line.strip()) > 1:  # a header and at least one row
+                found.append(METRICS)
+    for name in (SUMMARY, REFITS):
+        if os.path.exists(os.path.join(out_dir, name)):
+            found.append(name)
+    return found
 
 
-def claim_run_dir(out_dir: str, *, overwrite: bool, keep_hydra_dir: bool) -> None:
+def claim_run_dir(out_dir: str, *, overwrite: bool, delete: bool = True) -> list[str]:
     """Refuse to start a new run in a directory holding another run, or clear it (`overwrite=true`).
 
     Without this, a re-run wiped metrics.csv, replaced config.yaml and summary.json, and a later
-    resume spliced the two runs. With overwrite the old run's files go first, so nothing mixes.
+    resume spliced the two runs. With overwrite the old run's files go first, so nothing mixes; the
+    leftovers of a start that never reached step 1 go without overwrite. Every rank of a launch asks
+    (the same answer from the same files: a refusal stops them all); only rank 0 passes `delete`.
+    Returns what was (or is to be) removed.
     """
-    found = existing_run_files(out_dir)
-    if not found:
-        return
-    if not overwrite:
+    trained = trained_run_files(out_dir)
+    if trained and not overwrite:
         raise FileExistsError(
-            f"out_dir={out_dir} already holds a run ({', '.join(found)}); continue it with resume=true, "
-            f"pick a new out_dir, or pass overwrite=true to delete it and start over"
+            f"out_dir={out_dir} already holds a run ({', '.join(trained)}); continue it with resume=true "
+            f"(or resume=auto), pick a new out_dir, or pass overwrite=true to delete it and start over"
         )
-    names = list(RUN_FILES) + [RUN_LOG] + ([] if keep_hydra_dir else [".hydra"])
-    for name in names:
+    names = list(RUN_FILES) + [RUN_LOG, ".hydra"]
+    if os.path.isdir(out_dir):
+        names += [n for n in os.listdir(out_dir) if n.startswith("hpc_ckpt_")]
+    names = [n for n in names if os.path.lexists(os.path.join(out_dir, n))]
+    for name in names if delete else []:
         path = os.path.join(out_dir, name)
         if os.path.isdir(path) and not os.path.islink(path):
             shutil.rmtree(path)
         elif os.path.lexists(path):
             os.remove(path)
+    return names
 
 
 def _finite_or_none(obj: Any) -> Any:

@@ -19,39 +19,19 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from mixtrain import launch
-from mixtrain.runfiles import SUMMARY
-from mixtrain.summary import (claim_run_dir, domain_table, final_metrics, redact, redact_hydra_dir, secret_values,
+from mixtrain.runfiles import SUMMARY, atomic_write_text
+from mixtrain.summary import (domain_table, final_metrics, redact, redact_hydra_dir, secret_values, write_hydra_dir,
                               write_json)
 
 
 DEMO_DATA_DIR = "data/demo"  # conf/train.yaml's default data_dir: the demo corpus may be built there
-
-
-def _checkpoint_to_resume(cfg: DictConfig) -> tuple[str, dict] | None:
-    """(path, loaded checkpoint) this run continues from, or None for a fresh run."""
-    import torch
-
-    from mixtrain.checkpoints import resume_checkpoint
-
-    if cfg.ckpt_path:
-        if not os.path.isfile(cfg.ckpt_path):
-            raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path} does not exist")
-        return str(cfg.ckpt_path), torch.load(cfg.ckpt_path, map_location="cpu", weights_only=True, mmap=True)
-    if cfg.resume:
-        found = resume_checkpoint(os.path.join(cfg.out_dir, "checkpoints"))
-        if found is None:
-            last = os.path.join(cfg.out_dir, "checkpoints", "last.ckpt")
-            raise FileNotFoundError(
-                f"resume=true but {last} does not exist; train without resume=true first (same out_dir)"
-            )
-        return found
-    return None
 
 
 def _hydra_overrides() -> list[str]:
@@ -80,8 +60,9 @@ def _ensure_data(cfg: DictConfig) -> None:
             f"(train builds data_dir itself only for data_dir={DEMO_DATA_DIR} or an explicit data=... with "
             "prepare_if_missing=true)"
         )
-    if not launch.is_rank_zero():
-        raise RuntimeError(f"{cfg.data_dir} is not prepared; prepare it once before a multi-process run")
+    if not launch.is_rank_zero():  # rank 0 prepares it; a failed prepare stops this rank after the wait, not never
+        launch.wait_for(os.path.join(cfg.data_dir, "manifest.json"), "the prepared data, built by rank 0")
+        return
     from mixtrain.prepare import prepare_from_config
 
     source = cfg.data.get("source", "dir")  # data.source names the conf/data option; data.name is an HF dataset's
@@ -156,84 +137,90 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     """Train one run from a composed config; returns the summary also written to RUN/summary.json."""
     import lightning.pytorch as pl
 
-    from mixtrain.checkpoints import (MIXING_KEY, AtomicCheckpointIO, MixingIdentity, RunCheckpoint,
-                                      mixing_mismatch, remove_partial_files)
+    from mixtrain.checkpoints import (BATCH_KEY, AtomicCheckpointIO, BatchShape, MixingIdentity, Preemption,
+                                      RunCheckpoint, remove_partial_files)
     from mixtrain.console import progress_callbacks
     from mixtrain.data import read_layout
     from mixtrain.loggers import MetricsCSVLogger, route_logs
     from mixtrain.mixing.base import domain_stats_context
     from mixtrain.mixing.refit import MixingController
+    from mixtrain.resume import plan_mixing, plan_start, resumed_accumulation
     from mixtrain.shards import verify_data_dir
     from mixtrain.target import target_importance
 
     started = time.time()
+    # settings checked before plan_start can clear anything (overwrite=true)
     if cfg.get("resume_mixing", "refuse") not in ("refuse", "switch"):
         raise ValueError(f"resume_mixing={cfg.resume_mixing}: use refuse (default) or switch")
-    if launch.is_rank_zero() and not (cfg.resume or cfg.ckpt_path):  # a new run: never into another run's directory
-        hydra_dir = _hydra_run_dir()
-        claim_run_dir(str(cfg.out_dir), overwrite=bool(cfg.get("overwrite", False)),
-                      keep_hydra_dir=hydra_dir is not None and os.path.abspath(hydra_dir) == os.path.abspath(cfg.out_dir))
+    if cfg.get("resume_global_batch", "keep") not in ("keep", "change"):
+        raise ValueError(f"resume_global_batch={cfg.resume_global_batch}: use keep (default) or change")
+    out_dir = str(cfg.out_dir)
+    rank_zero = launch.is_rank_zero()
+    # fresh run, exact resume or refusal: decided on every rank before anything is written (resume.py)
+    start = plan_start(out_dir, resume=cfg.get("resume", False), ckpt_path=cfg.ckpt_path,
+                       overwrite=bool(cfg.get("overwrite", False)), rank_zero=rank_zero,
+                       restart_count=int(os.environ.get("SLURM_RESTART_COUNT") or 0))
     route_logs(None)  # console: progress bar + final table; RUN/train.log once the run is validated
     data_dir = _local_data_dir(cfg)
     verify_data_dir(data_dir)  # cheap: every shard file there, at full size
-    out_dir = str(cfg.out_dir)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     tcfg = cfg.trainer
+    if rank_zero and tcfg.accelerator == "cpu" and str(tcfg.precision).startswith(("bf16", "16")):
+        # trainer=ddp/fsdp build on gpu.yaml (bf16, 10,000 steps): on CPU that is slow autocast
+        print(f"[mixtrain] trainer.accelerator=cpu with trainer.precision={tcfg.precision} (trainer=ddp/fsdp inherit "
+              f"gpu.yaml's, with max_steps={tcfg.max_steps}): pass trainer.precision=32-true and your "
+              "trainer.max_steps on CPU", flush=True)
     world = launch.planned_world_size(tcfg.devices, tcfg.num_nodes)
     accumulate = launch.gradient_accumulation(cfg.global_batch_tokens, cfg.batch_size, cfg.seq_len, world)
+    if start.ckpt is not None:  # another world size: keep the checkpoint's global batch (or refuse)
+        accumulate = resumed_accumulation(start.ckpt.get(BATCH_KEY), cfg.batch_size, cfg.seq_len, world,
+                                          accumulate, change=cfg.get("resume_global_batch", "keep") == "change",
+                                          where=start.ckpt_path, rank_zero=rank_zero)
     layout = read_layout(data_dir, list(cfg.get("eval_only_domains") or []))
     importance = target_importance((cfg.get("target") or {}).get("importance"), layout.domains, layout.val_domains)
     mixing = build_mixing(cfg)  # mixing.name: the strategy's name everywhere below
     strategy = mixing.strategy
-    for problem in strategy.horizon_problems(tcfg.max_steps) if launch.is_rank_zero() else []:
+    for problem in strategy.horizon_problems(tcfg.max_steps) if rank_zero else []:
         print(f"[mixtrain] warning: {problem}", file=sys.stderr, flush=True)  # a schedule that would never run
     global_batch_tokens = (cfg.batch_size * cfg.seq_len * world * accumulate) if world else None
     ctx = domain_stats_context(data_dir, layout.domains, layout.stats, max_steps=tcfg.max_steps,
                                global_batch_tokens=global_batch_tokens)
     dm = build_datamodule(cfg, layout, strategy.initial_weights(ctx))
-    # everything a resume could reject is checked before anything is written to out_dir
-    resumed = _checkpoint_to_resume(cfg)
     # init_from only starts a new run: a resume continues from the run's own checkpoint
     # the strategy's frozen reference model (DoReMi per-token excess) is reloaded from its path on resume too
-    module = build_module(cfg, layout, importance, init_from=None if resumed else cfg.get("init_from"),
+    module = build_module(cfg, layout, importance, init_from=None if start.ckpt else cfg.get("init_from"),
                           reference_model=getattr(strategy, "reference_model", None))
-    ckpt_path, keep_until, switches, switch_from, run_initial = None, None, [], None, dm.initial_weights
-    if resumed is not None:
-        ckpt_path, ckpt = resumed
-        module.on_load_checkpoint(ckpt)  # same domains and model, or a clear error
-        saved_mixing = ckpt.get(MIXING_KEY)
-        why = mixing_mismatch(saved_mixing, mixing.name, mixing.config)
-        if why and cfg.resume_mixing != "switch":
-            raise ValueError(
-                f"{ckpt_path} was trained with another mixing strategy ({why}); resume with the checkpoint's "
-                f"mixing, pass resume_mixing=switch to use the new one from step {int(ckpt['global_step'])} on, "
-                "or start a new out_dir"
-            )
-        if why:
-            switch_from = saved_mixing["name"]
-        switches = list((saved_mixing or {}).get("switches", []))
-        run_initial = (saved_mixing or {}).get("initial_weights", run_initial)
-        keep_until = int(ckpt["global_step"])
-        del ckpt
-    if launch.is_rank_zero():
+    if start.ckpt is not None:
+        module.on_load_checkpoint(start.ckpt)  # same domains and model, or a clear error
+    plan = plan_mixing(start, mixing.name, mixing.config, dm.initial_weights, cfg.get("resume_mixing", "refuse"))
+    keep_until, switch_from = plan.keep_until_step, plan.switch_from
+    start.ckpt = None  # Lightning reads the checkpoint itself
+    resolved = redact(OmegaConf.to_container(cfg, resolve=True))
+    if switch_from is not None:  # the config says which strategy ran before this one
+        resolved["resumed_with_mixing_switch"] = {"from": switch_from, "to": mixing.name, "step": keep_until}
+    config_text = OmegaConf.to_yaml(OmegaConf.create(resolved))
+    if rank_zero:  # run-level files: global rank 0 only, once everything above was accepted
         os.makedirs(out_dir, exist_ok=True)
         remove_partial_files(os.path.join(out_dir, "checkpoints"))
         route_logs(out_dir)
-        resolved = redact(OmegaConf.to_container(cfg, resolve=True))
-        if switch_from is not None:  # the config says which strategy ran before this one
-            resolved["resumed_with_mixing_switch"] = {"from": switch_from, "to": mixing.name, "step": keep_until}
-        with open(os.path.join(out_dir, "config.yaml"), "w") as f:
-            f.write(OmegaConf.to_yaml(OmegaConf.create(resolved)))
+        _write_hydra_dir(cfg)
+        atomic_write_text(os.path.join(out_dir, "config.yaml"), config_text)
+    else:  # the other ranks start once rank 0 has claimed the run (its config.yaml is this launch's)
+        launch.wait_for(os.path.join(out_dir, "config.yaml"), "the run's config.yaml, written once rank 0 "
+                        "accepted the run", ready=lambda p: os.path.isfile(p) and Path(p).read_text() == config_text)
 
     os.environ.setdefault("WANDB_SILENT", "true")  # wandb's banner and sync hints: its files are in RUN/wandb/
     loggers = [MetricsCSVLogger(out_dir, keep_until_step=keep_until)]
     for name, logger_cfg in (cfg.get("logger") or {}).items():
         loggers.append(instantiate(logger_cfg))
     _start_wandb_redacted(loggers, cfg)
-    mixing_identity = MixingIdentity(mixing.name, mixing.config, dm.initial_weights, run_initial, switches,
-                                     switch_from)
+    mixing_identity = MixingIdentity(mixing.name, mixing.config, dm.initial_weights, plan.run_initial_weights,
+                                     plan.switches, switch_from)
+    preemption = Preemption()
     callbacks = [
+        preemption,  # SIGTERM/SIGUSR1: stop at the next step with a checkpoint of it (exit 143 / requeue)
+        BatchShape(accumulate, cfg.batch_size, cfg.seq_len),
         MixingController(strategy, out_dir, **mixing.refit),  # sampler accounting + mix/ logs (+ refits if online)
         mixing_identity,
         RunCheckpoint(dirpath=os.path.join(out_dir, "checkpoints"), every_n_train_steps=cfg.checkpoint_every_n_steps,
@@ -243,20 +230,28 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
     ]
     trainer_kwargs = OmegaConf.to_container(tcfg, resolve=True)
     trainer_kwargs["accumulate_grad_batches"] = accumulate
+    launch.fill_data_parallel_size(trainer_kwargs, world)
     trainer = instantiate(trainer_kwargs, callbacks=callbacks, logger=loggers, default_root_dir=out_dir,
-                          plugins=[AtomicCheckpointIO()], _convert_="all")
-    trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
+                          plugins=[AtomicCheckpointIO(), *launch.cluster_plugins()], _convert_="all")
+    trainer.fit(module, datamodule=dm, ckpt_path=start.ckpt_path, weights_only=True)
 
     final = final_metrics(trainer.callback_metrics, dm.domains, dm.stream.current_weights(), dm.stream.domain_tokens())
     summary = {
         "strategy": mixing.name, "seed": int(cfg.seed), "wall_time_s": time.time() - started,
         "step": int(trainer.global_step), "tokens": int(sum(dm.stream.domain_tokens().values())),
-        "initial_weights": run_initial, "mixing_switches": mixing_identity.switches, "passes": dm.stream.passes(), "final": final,
+        "initial_weights": plan.run_initial_weights, "mixing_switches": mixing_identity.switches, "passes": dm.stream.passes(), "final": final,
         "eval_only_domains": dm.eval_only_domains, "target_importance": importance,
     }
+    if preemption.signal_name:
+        summary["stopped_by"] = {"signal": preemption.signal_name, "step": int(trainer.global_step),
+                                 "resume": "the same command with resume=true (or resume=auto)"}
     if launch.is_rank_zero(trainer):
         write_json(os.path.join(out_dir, SUMMARY), summary)
-        if cfg.table_at_end:
+        if preemption.signal_name:
+            print(f"\n[mixtrain] {preemption.signal_name} received: stopped at step {trainer.global_step} of "
+                  f"{tcfg.max_steps} with a checkpoint of that step ({out_dir}/checkpoints/last.ckpt); continue "
+                  "exactly with the same command and resume=true (or resume=auto)", flush=True)
+        elif cfg.table_at_end:
             print(f"\n[mixtrain] {mixing.name}: {trainer.global_step} steps, {summary['tokens']:,} tokens, "
                   f"run dir {out_dir}\n{domain_table(final, dm.domains, dm.eval_only_domains)}\n", flush=True)
     return summary
@@ -279,28 +274,43 @@ def _start_wandb_redacted(loggers: list, cfg: DictConfig) -> None:
         sys.argv[:] = argv  # DDP's launcher re-runs the real command line
 
 
-def _redact_hydra_files() -> None:
+def _write_hydra_dir(cfg: DictConfig) -> None:
+    """RUN/.hydra/ as Hydra writes it, redacted: the entry point turned Hydra's own writing off
+    (launch.entry_argv), so only rank 0 of an accepted run writes it, never a refused one."""
     from hydra.core.hydra_config import HydraConfig
 
-    if not HydraConfig.initialized():
+    subdir = launch.hydra_subdir()
+    if not HydraConfig.initialized() or not subdir:
         return
     hc = HydraConfig.get()
-    if hc.output_subdir:
-        redact_hydra_dir(os.path.join(hc.runtime.output_dir, hc.output_subdir))
-    if launch.is_multirun_job():
-        redact_hydra_dir(str(hc.sweep.dir))  # multirun.yaml holds the sweep's overrides
+    hydra_node = OmegaConf.to_container(hc, resolve=False, enum_to_str=True)
+    hydra_node["output_subdir"] = subdir
+    write_hydra_dir(os.path.join(hc.runtime.output_dir, subdir), OmegaConf.to_container(cfg, resolve=False),
+                    hydra_node, list(hc.overrides.task))
 
 
 @hydra.main(config_path="../conf", config_name="train", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    _redact_hydra_files()  # Hydra wrote .hydra/ before this function ran
+def _hydra_main(cfg: DictConfig) -> None:
     if launch.is_multirun_job():
+        from hydra.core.hydra_config import HydraConfig
+
+        if launch.is_rank_zero():
+            redact_hydra_dir(str(HydraConfig.get().sweep.dir))  # multirun.yaml holds the sweep's overrides
         command = launch.single_run_command("mixtrain.train")
         print(f"[mixtrain] sweep job: {' '.join(command[1:])}", flush=True)
         subprocess.run(command, check=True)
         return
-    train(cfg)
+    summary = train(cfg)
+    if summary.get("stopped_by"):  # preempted: never exit 0 as if finished (128+signal, or requeued)
+        sys.exit(launch.exit_after_signal(summary["stopped_by"]["signal"]))
+
+
+def main() -> None:
+    """`python -m mixtrain.train ...` (and the `mixtrain-train` script): Hydra's own .hydra/ writing is
+    turned off on every process before Hydra starts (launch.entry_argv; train.py writes it on rank 0)."""
+    sys.argv[:] = launch.entry_argv(sys.argv)
+    _hydra_main()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

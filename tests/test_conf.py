@@ -140,5 +140,5 @@ def test_tokenizer_option():
 
 
 def test_slurm_launcher_config_is_valid_yaml():
-    launcher = OmegaConf.load(CONF / "hydra" / "launcher" / "submitit_slurm.yaml")
+    launcher = OmegaConf.load(CONF / "hydra" / "launcher" / "slurm.yaml")
     assert launcher.tasks_per_node == launcher.gpus_per_node
