@@ -40,6 +40,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from mixtrain.launch import is_rank_zero
+from mixtrain.runfiles import atomic_write
 
 STAGED_PREFIX = ".staged-"
 PARTIAL_SUFFIX = ".partial"
@@ -62,16 +63,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
         path = os.fspath(path)
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        tmp = path + PARTIAL_SUFFIX
-        try:
-            with open(tmp, "wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
+        try:  # the temp file is `<path>.partial`: remove_partial_files clears any a kill left
+            atomic_write(path, lambda f: torch.save(checkpoint, f), tmp=path + PARTIAL_SUFFIX, fsync=True)
         except BaseException as e:
-            if os.path.lexists(tmp):
-                os.remove(tmp)
             full = disk_full_error(e, path)
             if full is not None:
                 raise full from e

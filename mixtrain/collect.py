@@ -152,14 +152,14 @@ def write_scale(rows: list[dict], path: str) -> None:
     import csv
     import io
 
-    from mixtrain.runfiles import atomic_write_text
+    from mixtrain.runfiles import atomic_write
 
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=["run", "step", "num_params", "num_tokens"], lineterminator="\n")
     writer.writeheader()
     for r in rows:
         writer.writerow({**r, "step": f"{r['step']:g}", "num_tokens": f"{r['num_tokens']:.0f}"})
-    atomic_write_text(path, buf.getvalue())
+    atomic_write(path, buf.getvalue())
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -42,6 +42,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from mixtrain.runfiles import atomic_write
+
 Reader = Callable[[Path, str, str], Iterator[str]]  # (path, text_field, txt_mode) -> documents
 READERS: dict[str, Reader] = {}  # file suffix (lower case) -> reader; filled by register_reader below
 
@@ -313,9 +315,7 @@ def write_if_changed(path: Path, text: str) -> bool:
     if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic_write(path, data)
     return True
 
 

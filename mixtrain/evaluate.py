@@ -27,6 +27,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mixtrain.runfiles import atomic_write
+
 
 def _require_lm_eval():
     try:
@@ -109,9 +111,7 @@ def evaluate_run(run_dir: str | os.PathLike, tasks: list[str], *, out: str | os.
     keep = {k: results[k] for k in ("results", "groups", "versions", "n-shot", "higher_is_better", "n-samples",
                                     "config") if k in results}
     keep["mixtrain"] = {"run": str(run_dir), "hf_dir": str(hf_dir), "tasks": list(tasks), "limit": limit}
-    tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(keep, indent=2, default=handle_non_serializable) + "\n")
-    os.replace(tmp, out)
+    atomic_write(out, json.dumps(keep, indent=2, default=handle_non_serializable) + "\n")
     return results
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 METRICS = "metrics.csv"
 REFITS = "refits.jsonl"
@@ -87,14 +87,25 @@ def read_metrics_rows(run_dir: str | os.PathLike) -> tuple[Path, list[str], list
     return file, header, rows
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write `text` to a temp file next to `path` and rename it over `path`: readers (and a kill)
-    see the old file or the new one, never half of one. The temp name holds the pid, so two
-    processes writing the same file never share a temp file."""
+def atomic_write(path: str | os.PathLike, data: str | bytes | Callable[[BinaryIO], None], *,
+                 tmp: str | os.PathLike | None = None, fsync: bool = False) -> None:
+    """The one temp-file-then-rename writer: readers (and a kill) see the old file or the new one,
+    never half of one. `data` is text (UTF-8), bytes, or a function that writes into the open
+    binary temp file (torch.save, a streaming writer). The default temp name holds the pid, so two
+    processes writing the same file never share a temp file; `tmp` names another (checkpoints use
+    a suffix their cleanup knows). `fsync` flushes the bytes to disk before the rename (what a
+    crash must not lose: checkpoints). A failed write removes the temp file and re-raises."""
     path = Path(path)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tmp = Path(tmp) if tmp is not None else path.with_name(f"{path.name}.tmp-{os.getpid()}")
     try:
-        tmp.write_text(text)
+        with open(tmp, "wb") as f:
+            if callable(data):
+                data(f)
+            else:
+                f.write(data.encode("utf-8") if isinstance(data, str) else data)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -103,5 +114,5 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 def write_json_atomic(path: str | os.PathLike, data: Any, *, indent: int | None = 2, sort_keys: bool = False,
                       allow_nan: bool = False) -> None:
-    """JSON through `atomic_write_text`. NaN/inf are refused by default (JSON has no NaN)."""
-    atomic_write_text(path, json.dumps(data, indent=indent, sort_keys=sort_keys, allow_nan=allow_nan))
+    """JSON through `atomic_write`. NaN/inf are refused by default (JSON has no NaN)."""
+    atomic_write(path, json.dumps(data, indent=indent, sort_keys=sort_keys, allow_nan=allow_nan))

@@ -16,7 +16,7 @@ import shutil
 from collections.abc import Mapping
 from typing import Any
 
-from mixtrain.runfiles import METRICS, REFITS, SUMMARY, atomic_write_text, write_json_atomic
+from mixtrain.runfiles import METRICS, REFITS, SUMMARY, atomic_write, write_json_atomic
 
 # secret-looking key names: a whole word of the (dotted, snake or kebab) name, so `token`, `hf_token`,
 # `api_key`, `storage_options.key`, `aws_secret_access_key` are secrets, while `tokenizer` and
@@ -87,7 +87,7 @@ def redacted_yaml(data: Any, secrets: set[str] | None = None) -> str:
 
 def redact_hydra_dir(hydra_dir: str) -> None:
     """Rewrite Hydra's own copies of the config (a sweep's multirun.yaml, .hydra/*.yaml) with secrets
-    redacted (temp names unique per process: runfiles.atomic_write_text)."""
+    redacted (temp names unique per process: runfiles.atomic_write)."""
     import yaml
 
     loaded = {}
@@ -99,7 +99,7 @@ def redact_hydra_dir(hydra_dir: str) -> None:
     # a secret found in one file (an override) is redacted in all of them (hydra.yaml repeats it)
     secrets = set().union(*(secret_values(data) for data in loaded.values())) if loaded else set()
     for path, data in loaded.items():
-        atomic_write_text(path, redacted_yaml(data, secrets))
+        atomic_write(path, redacted_yaml(data, secrets))
 
 
 def write_hydra_dir(hydra_dir: str, config: Any, hydra: Any, overrides: list[str]) -> None:
@@ -112,7 +112,7 @@ def write_hydra_dir(hydra_dir: str, config: Any, hydra: Any, overrides: list[str
     files = (("config.yaml", config), ("hydra.yaml", {"hydra": hydra}), ("overrides.yaml", overrides))
     secrets = set().union(*(secret_values(data) for _, data in files))
     for name, data in files:
-        atomic_write_text(os.path.join(hydra_dir, name), redacted_yaml(data, secrets))
+        atomic_write(os.path.join(hydra_dir, name), redacted_yaml(data, secrets))
 
 
 # a run's files (claim_run_dir removes them; trained_run_files says which prove a run reached step 1)

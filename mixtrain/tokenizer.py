@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mixtrain.runfiles import atomic_write
+
 MAX_SENTENCE_BYTES = 4096
 
 
@@ -72,9 +74,7 @@ def train_tokenizer(sentences: list[str], model_path: str | os.PathLike, vocab_s
                 if "required_chars" in str(e) else "the sample is too small for it: lower tokenizer.vocab_size or add text")
         raise ValueError(f"SentencePiece could not train a vocabulary of {vocab_size} ({e}); {hint}") from None
     model_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = model_path.with_name(model_path.name + f".tmp-{os.getpid()}")
-    tmp.write_bytes(buffer.getvalue())
-    os.replace(tmp, model_path)
+    atomic_write(model_path, buffer.getvalue())
     return model_path
 
 

@@ -26,7 +26,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from mixtrain import launch
-from mixtrain.runfiles import SUMMARY, atomic_write_text
+from mixtrain.runfiles import SUMMARY, atomic_write
 from mixtrain.summary import (domain_table, final_metrics, redact, redact_hydra_dir, secret_values, write_hydra_dir,
                               write_json)
 
@@ -205,7 +205,7 @@ def train(cfg: DictConfig, extra_callbacks: list | None = None) -> dict:
         remove_partial_files(os.path.join(out_dir, "checkpoints"))
         route_logs(out_dir)
         _write_hydra_dir(cfg)
-        atomic_write_text(os.path.join(out_dir, "config.yaml"), config_text)
+        atomic_write(os.path.join(out_dir, "config.yaml"), config_text)
     else:  # the other ranks start once rank 0 has claimed the run (its config.yaml is this launch's)
         launch.wait_for(os.path.join(out_dir, "config.yaml"), "the run's config.yaml, written once rank 0 "
                         "accepted the run", ready=lambda p: os.path.isfile(p) and Path(p).read_text() == config_text)

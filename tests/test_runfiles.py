@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from mixtrain.runfiles import (atomic_write_text, find_run_dirs, num, read_metrics_rows, run_names,
+from mixtrain.runfiles import (atomic_write, find_run_dirs, num, read_metrics_rows, run_names,
                                write_json_atomic)
 
 
@@ -61,14 +61,31 @@ def test_atomic_writes_replace_whole_files_and_leave_no_temp_file(tmp_path, monk
     assert path.read_text() == '{"a": 2, "b": 1}'
 
     lines = tmp_path / "refits.jsonl"
-    atomic_write_text(lines, '{"step": 1}\n')
+    atomic_write(lines, '{"step": 1}\n')
 
     def failing_replace(src, dst):  # a crash between writing the temp file and renaming it
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", failing_replace)
     with pytest.raises(OSError, match="disk full"):
-        atomic_write_text(lines, '{"step": 2}\n')
+        atomic_write(lines, '{"step": 2}\n')
     monkeypatch.undo()
     assert lines.read_text() == '{"step": 1}\n'
     assert sorted(os.listdir(tmp_path)) == ["refits.jsonl", "summary.json"]
+
+
+def test_atomic_write_takes_bytes_and_streaming_writers_and_keeps_the_old_file_when_one_fails(tmp_path):
+    path = tmp_path / "model.bin"
+    atomic_write(path, b"\x00\x01old")
+    assert path.read_bytes() == b"\x00\x01old"
+
+    def half_then_crash(f):  # a writer (torch.save, say) that dies after writing part of the file
+        f.write(b"new-but-incomplete")
+        raise RuntimeError("killed mid-write")
+
+    with pytest.raises(RuntimeError, match="killed mid-write"):
+        atomic_write(path, half_then_crash, tmp=tmp_path / "model.bin.partial", fsync=True)
+    assert path.read_bytes() == b"\x00\x01old"  # readers never see half a file
+    assert sorted(os.listdir(tmp_path)) == ["model.bin"]  # and the named temp file is gone
+    atomic_write(path, lambda f: f.write(b"complete"), tmp=tmp_path / "model.bin.partial", fsync=True)
+    assert path.read_bytes() == b"complete" and sorted(os.listdir(tmp_path)) == ["model.bin"]

@@ -37,7 +37,7 @@ from mixtrain.launch import is_rank_zero
 from mixtrain.mixing.base import MixHistory, MixingStrategy, cap_remaining_epochs
 from mixtrain.mixing.outputs import (StepOutput, declare_columns, has_excess, is_step_output, log_to_loggers,
                                      logs_due)
-from mixtrain.runfiles import REFITS, atomic_write_text
+from mixtrain.runfiles import REFITS, atomic_write
 from mixtrain.weights import normalize_weights
 
 log = logging.getLogger(__name__)
@@ -265,7 +265,7 @@ class MixingController(pl.Callback):
         for line in lines:
             if line["step"] == rec["step"]:
                 line["status"], line["replaced_by_step"] = "replaced", step
-        atomic_write_text(path, "".join(json.dumps(line, default=float) + "\n" for line in lines))
+        atomic_write(path, "".join(json.dumps(line, default=float) + "\n" for line in lines))
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -292,4 +292,4 @@ class MixingController(pl.Callback):
             last = self.records[-1]["step"] if self.records else -1
             with open(path) as f:
                 lines = [line for line in f if line.strip() and json.loads(line)["step"] <= last]
-            atomic_write_text(path, "".join(lines))
+            atomic_write(path, "".join(lines))
