@@ -1,5 +1,6 @@
-"""The package's import graph has no cycle (every `import` in every module, function-level ones
-too: a lazy import still makes two modules depend on each other)."""
+"""The package is layered: its import graph has no cycle (every `import` in every module, function-level
+ones too: a lazy import still makes two modules depend on each other; `if TYPE_CHECKING:` imports never
+run and are not edges), and no module is over 400 lines."""
 
 from __future__ import annotations
 
@@ -17,6 +18,17 @@ def _modules() -> dict[str, Path]:
     return mods
 
 
+def typing_only(tree: ast.AST) -> set[int]:
+    """ids of the nodes inside `if TYPE_CHECKING:` (or `typing.TYPE_CHECKING`) blocks: imports there
+    never run, so they order no import; they name the type a function receives (laws/slsqp.py: the
+    MixingLaw it optimises, whose class calls it)."""
+    skipped = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in (getattr(node.test, "id", None), getattr(node.test, "attr", None)):
+            skipped.update(id(inner) for stmt in node.body for inner in ast.walk(stmt))
+    return skipped
+
+
 def import_graph() -> dict[str, set[str]]:
     """module -> the package modules it imports (`from pkg import sub` is an edge to pkg.sub)."""
     mods = _modules()
@@ -24,7 +36,11 @@ def import_graph() -> dict[str, set[str]]:
     for name, path in mods.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
         targets = set()
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        tree = ast.parse(path.read_text(), str(path))
+        skipped = typing_only(tree)
+        for node in ast.walk(tree):
+            if id(node) in skipped:
+                continue
             if isinstance(node, ast.Import):
                 targets.update(a.name for a in node.names)
             elif isinstance(node, ast.ImportFrom):
@@ -66,6 +82,14 @@ def test_find_cycle_finds_a_planted_one():
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
+def test_typing_only_skips_type_checking_blocks_but_not_their_else():
+    tree = ast.parse("import typing\nif typing.TYPE_CHECKING:\n    import a\nelse:\n    import b\n"
+                     "if TYPE_CHECKING:\n    from c import d\n")
+    kept = [n.names[0].name for n in ast.walk(tree)
+            if isinstance(n, (ast.Import, ast.ImportFrom)) and id(n) not in typing_only(tree)]
+    assert sorted(kept) == ["b", "typing"]
+
+
 def test_import_graph_sees_lazy_and_relative_imports():
     graph = import_graph()
     assert "mixtrain.locks" in graph["mixtrain.remote"] and "mixtrain.locks" in graph["mixtrain.prepare"]
@@ -76,3 +100,14 @@ def test_import_graph_sees_lazy_and_relative_imports():
 def test_package_import_graph_has_no_cycle():
     cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+MAX_MODULE_LINES = 400  # the project's rule: a module past this is split by responsibility
+
+
+def test_no_module_is_over_400_lines():
+    sizes = {path.relative_to(PACKAGE.parent).as_posix(): len(path.read_text().splitlines())
+             for path in PACKAGE.rglob("*.py")}
+    assert len(sizes) > 30  # the walk found the package
+    too_long = {name: n for name, n in sorted(sizes.items()) if n > MAX_MODULE_LINES}
+    assert not too_long, f"modules over {MAX_MODULE_LINES} lines (split them by responsibility): {too_long}"
