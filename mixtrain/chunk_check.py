@@ -3,7 +3,7 @@ first time a process reads from it, so flipped bytes stop training with the file
 
 Place in the flow: shards.py records `DIR/<domain>/checksums.json` at prepare -> **chunk_check.py**
 -> sampler/readers.py (`ChunkVerifier.check` before every batch read) and data.py (a domain's val
-chunks when its val reader opens). train.py's start-up check (`shards.verify_data_dir`) only
+chunks when its val reader opens). train.py's start-up check (`datadir.verify_data_dir`) only
 compares sizes; this catches a byte changed in place.
 
 Cost (BENCHMARKS.md "Chunk verification"): one sha256 pass over each chunk, once per reading
@@ -20,7 +20,7 @@ import json
 import os
 from collections.abc import Iterable, Sequence
 
-from mixtrain.shards import CHECKSUMS
+from mixtrain.datadir import CHECKSUMS
 
 
 class CorruptShardError(ValueError):

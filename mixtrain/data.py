@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from mixtrain.chunk_check import ChunkVerifier
 from mixtrain.sampler import MixtureStream, make_loader, read_domain_blocks
-from mixtrain.shards import read_manifest, read_stats
+from mixtrain.datadir import read_manifest, read_stats
 
 
 class ValBlocks(Dataset):

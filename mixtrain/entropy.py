@@ -260,7 +260,7 @@ def load_or_compute_entropies(
     Every domain is measured on `equal_sample_tokens` tokens and vne on the fewest windows any
     domain has in that sample (module doc); the cache entry is keyed by all of it.
     """
-    from mixtrain.shards import read_manifest, read_stats, write_json_atomic
+    from mixtrain.datadir import read_manifest, read_stats, write_json_atomic
 
     if bias_correction not in BIAS_CORRECTIONS:
         raise ValueError(f"entropy bias_correction must be one of {BIAS_CORRECTIONS}, got {bias_correction!r}")

@@ -1,4 +1,4 @@
-"""The LightningModule: next-token loss, per-domain losses, optimiser, throughput.
+"""The LightningModule: next-token loss, per-domain losses, optimiser (its LR schedule: lr_schedule.py), throughput.
 
 Place in the flow: data.py batches {"input_ids", "domain", ...} -> **module.py** -> Trainer.
 Per-domain training loss comes from the sampler's domain ids on the same forward pass
@@ -14,7 +14,6 @@ and the step also returns per-domain sums of max(loss - reference loss, 0) over 
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -22,13 +21,10 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
+from mixtrain.lr_schedule import lr_multiplier
 from mixtrain.mixing.outputs import StepOutput, declare_columns, log_to_loggers, logs_due
 from mixtrain.model import GPT, GPTConfig, per_token_loss
 from mixtrain.target import target_loss
-
-
-SCHEDULES = ("cosine", "wsd", "constant")
-DECAY_SHAPES = ("linear", "1-sqrt")
 
 
 def domain_excess(
@@ -89,51 +85,6 @@ def load_reference_model(config: GPTConfig, path: str) -> GPT:
 def _as_reference(error: Exception, path: str) -> str:
     text = str(error).replace(f"init_from={path}", f"mixing.reference_model={path}")
     return text if text.startswith("mixing.reference_model") else f"mixing.reference_model={path}: {text}"
-
-
-def warmup_cosine(step: int, warmup_steps: int, max_steps: int, min_lr_ratio: float) -> float:
-    """LR multiplier: linear warmup to 1, then cosine decay to `min_lr_ratio` at `max_steps`."""
-    if warmup_steps > 0 and step < warmup_steps:
-        return (step + 1) / warmup_steps
-    if max_steps <= warmup_steps:
-        return 1.0
-    progress = min(1.0, (step - warmup_steps) / max(1, max_steps - warmup_steps))
-    return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def lr_multiplier(
-    step: int, schedule: str, *, warmup_steps: int, max_steps: int, min_lr_ratio: float,
-    decay_fraction: float = 0.2, decay_shape: str = "linear",
-) -> float:
-    """LR multiplier at optimizer step `step` (0-based) for `optim.schedule`.
-
-    cosine:   warmup, then cosine to min_lr_ratio at max_steps (the loss at step s < max_steps
-              is mid-schedule, so only the last step is a finished run of its length);
-    wsd:      warmup-stable-decay: warmup, 1.0 until the last `decay_fraction` of max_steps, then
-              `decay_shape` (linear, or 1-sqrt as in Hägele et al. 2024) to min_lr_ratio at max_steps;
-              every step of the stable phase is the same as a constant run's;
-    constant: warmup, then 1.0 to the end (every step is comparable with every other: the
-              schedule does not depend on max_steps after warmup).
-    """
-    if schedule not in SCHEDULES:
-        raise ValueError(f"optim.schedule must be one of {SCHEDULES}, got {schedule!r}")
-    if not 0.0 <= decay_fraction <= 1.0:
-        raise ValueError(f"optim.decay_fraction must be in [0, 1], got {decay_fraction}")
-    if decay_shape not in DECAY_SHAPES:
-        raise ValueError(f"optim.decay_shape must be one of {DECAY_SHAPES}, got {decay_shape!r}")
-    if schedule == "cosine":
-        return warmup_cosine(step, warmup_steps, max_steps, min_lr_ratio)
-    if warmup_steps > 0 and step < warmup_steps:
-        return (step + 1) / warmup_steps
-    if schedule == "constant":
-        return 1.0
-    # the decay never eats into warmup: a short run decays over what is left after it
-    decay_start = max(warmup_steps, max_steps - int(round(decay_fraction * max_steps)))
-    if step < decay_start or max_steps <= decay_start:
-        return 1.0
-    progress = min(1.0, (step - decay_start) / (max_steps - decay_start))
-    fall = progress if decay_shape == "linear" else math.sqrt(progress)
-    return 1.0 - (1.0 - min_lr_ratio) * fall
 
 
 class MixtureLM(pl.LightningModule):

@@ -20,7 +20,7 @@ import sys
 
 import numpy as np
 
-from mixtrain.shards import read_manifest, read_stats
+from mixtrain.datadir import read_manifest, read_stats
 from mixtrain.weights import normalize_weights
 
 

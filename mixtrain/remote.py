@@ -224,7 +224,7 @@ def publish(local_dir: str | os.PathLike, url: str, storage_options: dict[str, A
 
 def pull(url: str, local_dir: str | os.PathLike, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Download a published DIR into local_dir, every shard checked (deep) before the manifest is written."""
-    from mixtrain.shards import domain_problem
+    from mixtrain.datadir import domain_problem
 
     local_dir = Path(local_dir)
     fs = provider(url, storage_options)

@@ -1,21 +1,20 @@
-"""Token shards and statistics per domain: the prepared data directory (layout: docs/formats.md).
+"""Token shards per domain: tokenizing and litdata writing of the prepared data directory.
 
-Place in the flow: corpus.py + tokenizer.py -> **shards.py** -> sampler/ / data.py / entropy.py.
+Place in the flow: corpus.py + tokenizer.py -> **shards.py** (writes) -> datadir.py (stats,
+checksums, manifest: read and verified) -> sampler/ / data.py / entropy.py. Layout: docs/formats.md.
 
 `prepare_corpus(raw_root, data_dir, ...)` tokenizes every domain of RAW and writes, per domain,
 litdata shards (`optimize` + `TokensLoader`, chunks of block_size * blocks_per_chunk tokens)
-for a train and a val split, then `stats.json`, then `DIR/manifest.json`.
+for a train and a val split, then `checksums.json` and `stats.json`, then `DIR/manifest.json`.
 
 * Idempotent: every domain's `stats.json` holds a fingerprint of its input files (paths, sizes,
   mtimes), the tokenizer file and every setting that changes the output; a domain whose
-  fingerprint matches is skipped, anything else is rebuilt.
+  fingerprint matches is skipped (datadir.domain_is_current), anything else is rebuilt.
 * Atomic: a domain is built in `DIR/.<domain>.tmp-<pid>/` (stats.json written last) and only
   then renamed into place; `stats.json` in `DIR/<domain>/` therefore always means complete
   shards. Stale temporary folders of crashed runs are removed. manifest.json is written last.
-* Verified: every file of `DIR/<domain>/{train,val}/` is recorded with its size and sha256 in
-  `DIR/<domain>/checksums.json` (written before stats.json). `verify_data_dir(DIR)` checks
-  existence and sizes (cheap: train start), `deep=True` also the checksums (prepare re-runs
-  rebuild a domain that fails). stats.json is not covered: entropy.py caches into it.
+* Verified: datadir.record_checksums records every shard file before stats.json is written;
+  datadir.verify_data_dir checks them.
 * Streamed and parallel: documents are tokenized in batches by `num_workers` processes
   (prepare's `num_workers`; results kept in input order) and their tokens appended to a
   temporary file as they come; memory holds the per-document lengths (8 bytes a document),
@@ -31,7 +30,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import hashlib
-import json
 import logging
 import multiprocessing
 import os
@@ -43,13 +41,15 @@ from typing import Any
 
 import numpy as np
 
+# the readers and checks live in datadir.py; the names below that shards.py does not use itself are
+# kept importable from here for existing callers (prepare.py, train.py, tests, bench/)
+from mixtrain.datadir import (  # noqa: F401 (re-exports)
+    CHECKSUMS, FORMAT_VERSION, PREPARE_HINT, domain_is_current, domain_problem, fingerprint, read_manifest,
+    read_stats, record_checksums, verify_data_dir, verify_shards, write_json_atomic,
+)
 from mixtrain.litdata_range import require_litdata
-from mixtrain import runfiles
 
 log = logging.getLogger(__name__)
-
-FORMAT_VERSION = 1
-PREPARE_HINT = "run `python -m mixtrain.prepare data=demo data_dir={dir}` (or data=dir data.root=RAW)"
 
 
 @dataclass(frozen=True)
@@ -66,139 +66,6 @@ class ShardSettings:
             raise ValueError(f"block_size ({self.block_size}) must be >= 2 and blocks_per_chunk >= 1")
         if not 0 <= self.val_fraction < 0.5:
             raise ValueError(f"val_fraction must be in [0, 0.5), got {self.val_fraction}")
-
-
-# ------------------------------------------------------------------------------ readers
-def read_manifest(data_dir: str | os.PathLike) -> dict[str, Any]:
-    path = Path(data_dir) / "manifest.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"no manifest.json in {data_dir}: it is not a prepared data directory; "
-                                + PREPARE_HINT.format(dir=data_dir))
-    try:
-        manifest = json.loads(path.read_text())
-        manifest["domains"], manifest["block_size"], manifest["vocab_size"]  # noqa: B018 (required keys)
-    except (ValueError, KeyError) as e:
-        raise ValueError(f"{path} is corrupt ({e}); delete it and re-run prepare") from None
-    return manifest
-
-
-def read_stats(data_dir: str | os.PathLike, domain: str) -> dict[str, Any]:
-    path = Path(data_dir) / domain / "stats.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"domain {domain!r}: no {path}; its shards are missing or incomplete; "
-                                + PREPARE_HINT.format(dir=data_dir))
-    try:
-        return json.loads(path.read_text())
-    except ValueError as e:
-        raise ValueError(f"{path} is corrupt ({e}); delete {path.parent} and re-run prepare") from None
-
-
-CHECKSUMS = "checksums.json"
-SPLITS = ("train", "val")
-_FIX = ("re-run `python -m mixtrain.prepare ...` with the same data_dir (it rebuilds that domain), "
-        "or delete {folder} and re-run prepare")
-
-
-def _file_sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def record_checksums(domain_dir: Path) -> dict[str, Any]:
-    """Size and sha256 of every file of domain_dir/{train,val}/, written to domain_dir/checksums.json."""
-    files = {}
-    for split in SPLITS:
-        for f in sorted((domain_dir / split).iterdir()):
-            if f.is_file():
-                files[f"{split}/{f.name}"] = {"bytes": f.stat().st_size, "sha256": _file_sha256(f)}
-    record = {"format": 1, "algorithm": "sha256", "files": files}
-    write_json_atomic(domain_dir / CHECKSUMS, record)
-    return record
-
-
-def _index_chunks(index: Path) -> list[dict[str, Any]] | str:
-    """The chunk list of a litdata index.json, or a description of why it cannot be read."""
-    try:
-        chunks = json.loads(index.read_text())["chunks"]
-        [(c["filename"], int(c["chunk_bytes"])) for c in chunks]  # noqa: B018 (required keys)
-        return chunks
-    except FileNotFoundError:
-        return f"{index} is missing"
-    except (ValueError, KeyError, TypeError) as e:
-        return f"{index} is corrupt ({type(e).__name__}: {e})"
-
-
-def domain_problem(data_dir: str | os.PathLike, domain: str, *, deep: bool = False) -> str | None:
-    """Why DIR/<domain>'s shards cannot be trusted (naming the file), or None when they check out.
-
-    With checksums.json: every recorded file exists with its recorded size (deep: and sha256),
-    and every chunk index.json lists is recorded. Without it (data prepared by an older
-    mixtrain): every chunk index.json lists exists with its `chunk_bytes`; deep is then a problem.
-    """
-    folder = Path(data_dir) / domain
-    record_path = folder / CHECKSUMS
-    try:
-        recorded = json.loads(record_path.read_text())["files"]
-    except FileNotFoundError:
-        recorded = None
-    except (ValueError, KeyError, TypeError) as e:
-        return f"{record_path} is corrupt ({type(e).__name__}: {e})"
-    if recorded is None and deep:
-        return f"{record_path} is missing (prepared by an older mixtrain, or deleted): the shards cannot be checked"
-    for split in SPLITS:
-        chunks = _index_chunks(folder / split / "index.json")
-        if isinstance(chunks, str):
-            return chunks
-        for c in chunks:
-            f = folder / split / c["filename"]
-            if recorded is not None and f"{split}/{c['filename']}" not in recorded:
-                return f"{f} is listed in {folder / split / 'index.json'} but not in {record_path}"
-            if recorded is None:  # no record: litdata's own chunk sizes are all we have
-                if not f.is_file():
-                    return f"shard {f} is missing"
-                if f.stat().st_size != int(c["chunk_bytes"]):
-                    return f"shard {f} has {f.stat().st_size} bytes, index.json says {c['chunk_bytes']} (truncated or overwritten)"
-    for name, entry in (recorded or {}).items():
-        f = folder / name
-        if not f.is_file():
-            return f"shard file {f} is missing"
-        size = f.stat().st_size
-        if size != int(entry["bytes"]):
-            how = "truncated" if size < int(entry["bytes"]) else "grown or overwritten"
-            return f"shard file {f} has {size} bytes, {entry['bytes']} were written ({how})"
-        if deep and _file_sha256(f) != entry["sha256"]:
-            return f"shard file {f} does not match its sha256 in {record_path} (corrupted on disk or overwritten)"
-    return None
-
-
-def verify_data_dir(data_dir: str, *, deep: bool = False) -> None:
-    """Check every domain of a prepared DIR; ValueError naming the bad file and the fix.
-
-    Cheap (train start): manifest, stats.json, index.json and existence + size of every shard file.
-    deep=True: also the sha256 of every shard file (reads all of them).
-    """
-    for domain in read_manifest(data_dir)["domains"]:
-        folder = Path(data_dir) / domain
-        if not (folder / "stats.json").is_file():
-            raise ValueError(f"domain {domain!r}: {folder / 'stats.json'} is missing, the domain is incomplete; "
-                             + _FIX.format(folder=folder))
-        problem = domain_problem(data_dir, domain, deep=deep)
-        if problem:
-            raise ValueError(f"domain {domain!r}: {problem}; " + _FIX.format(folder=folder))
-
-
-def verify_shards(data_dir: str | os.PathLike) -> None:
-    """The cheap check (kept name): see verify_data_dir."""
-    verify_data_dir(str(data_dir))
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """The data directory's JSON files (stats, checksums, manifest): runfiles' one atomic writer, sorted keys."""
-    runfiles.write_json_atomic(path, data, sort_keys=True, allow_nan=True)
-
-
-def fingerprint(*parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 # ------------------------------------------------------------------------------ tokenizing
@@ -412,14 +279,6 @@ def remove_stale_temporaries(data_dir: Path) -> None:
         shutil.rmtree(p, ignore_errors=True)
     for p in data_dir.glob(".*.old-*"):
         shutil.rmtree(p, ignore_errors=True)
-
-
-def domain_is_current(data_dir: Path, domain: str, domain_fingerprint: str) -> bool:
-    path = data_dir / domain / "stats.json"
-    try:
-        return json.loads(path.read_text()).get("fingerprint") == domain_fingerprint
-    except (OSError, ValueError):
-        return False
 
 
 def write_manifest(data_dir: Path, domains: list[str], settings: ShardSettings, tokenizer) -> dict[str, Any]:

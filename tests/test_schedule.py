@@ -1,4 +1,4 @@
-"""LR schedules of mixtrain.module: cosine, wsd (warmup-stable-decay), constant; and the optimizer uses them."""
+"""LR schedules of mixtrain.lr_schedule: cosine, wsd (warmup-stable-decay), constant; and the optimizer uses them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from mixtrain.module import MixtureLM, lr_multiplier
+from mixtrain.lr_schedule import lr_multiplier
+from mixtrain.module import MixtureLM
 
 KW = {"warmup_steps": 10, "max_steps": 100, "min_lr_ratio": 0.1}
 
