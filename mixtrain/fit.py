@@ -43,6 +43,7 @@ from mixtrain.laws.sampled import (
     DEFAULT_BOOTSTRAP, DEFAULT_CANDIDATES, DEFAULT_SUPPORT_CAP, DEFAULT_SUPPORT_FLOOR,
 )
 from mixtrain.laws.support import DEFAULT_SUPPORT_MARGIN, DEFAULT_TRUST_RADIUS
+from mixtrain.fit_target import add_target_args, target_lines, target_of
 from mixtrain.table import LOSS_PREFIX, ObservationTable, parse_domain_values, read_mixtures, read_table
 
 
@@ -206,9 +207,8 @@ def _predict(args) -> None:
 
 
 def _optimize(args) -> None:
-    if args.step is None:
-        raise ValueError("--optimize needs --step S (the target step of the real run)")
     law = load_law(args.law_file)
+    args.step, rep = target_of(law, args)
     importance = parse_domain_values(args.importance, "--importance")
     if isinstance(importance, float):
         raise ValueError("--importance takes domain=value pairs, e.g. code=2,prose=1")
@@ -239,14 +239,19 @@ def _optimize(args) -> None:
         prop = propose(law, args.step, importance, min_w, max_w, natural=natural, candidates=args.candidates,
                        bootstrap=args.bootstrap, support_cap=args.support_cap, support_floor=args.support_floor,
                        trust_radius=radius, force_proposal=args.force_proposal, force_optimize=args.force_optimize,
-                       model_error=args.model_error, seed=args.seed)
+                       model_error=args.model_error, seed=args.seed, repetition=rep)
         weights, report, meta, opt = prop.weights, prop.lines(), {"proposal": prop.meta()}, None
         written = (f"--candidates {args.candidates} --bootstrap {args.bootstrap} --support-cap {args.support_cap:g} "
                    f"--support-floor {args.support_floor:g} --trust-radius {args.trust_radius} --seed {args.seed}"
                    + (" --force-proposal" if args.force_proposal else "") + (" --force-optimize" if args.force_optimize else "")
                    + (" --model-error" if args.model_error else ""))
     r = np.array(list(weights.values()))
-    pred = law.predict(r[None], [args.step])[0]
+    pred = law.predict(r[None] if rep is None else rep.effective(r[None]), [args.step])[0]
+    if rep is not None:  # epochs per domain at the target budget, next to the weights (laws/repetition.py)
+        report = [*report, *rep.lines(weights)]
+        meta = {**(meta or {}), "repetition": rep.meta(weights)}
+    elif args.optimizer == "sampled":
+        report = [*report, "repetition: not checked (give --data-dir or --domain-tokens, and the target budget)"]
     lines = [
         f"written by: python -m mixtrain.fit --law-file {args.law_file} --optimize --step {args.step:g} {written}",
         *common,
@@ -254,6 +259,7 @@ def _optimize(args) -> None:
         *report,
         "use: python -m mixtrain.train mixing=manual mixing.weights_file=<this file>",
     ]
+    lines += target_lines(law, args)
     write_weights_yaml(args.out, weights, lines, opt, meta)
     for d, w in weights.items():
         print(f"  {d}: {w:.6f}")
@@ -313,6 +319,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--trust-radius", default=None,
                     help=f"stay within this TV distance of some observed mixture ('none': off; default off for "
                     f"sampled, {DEFAULT_TRUST_RADIUS} for slsqp)")
+    add_target_args(ap)
     ap.add_argument("--min-weight", help="floor: a number or domain=value,...")
     ap.add_argument("--max-weight", help="cap (e.g. from an epoch cap): a number or domain=value,...")
     ap.add_argument("--out", required=True, help="law.json (fit), PRED.csv (predict) or weights.yaml (optimize)")
