@@ -6,14 +6,18 @@
                            [--min-weight 0.01] [--max-weight d=0.5,...] [--natural d=tokens,...]
                            [--candidates 100000] [--bootstrap 20] [--support-cap 1.5] [--support-floor 0.01]
                            [--trust-radius none] [--force-proposal] [--force-optimize] [--seed 0] --out weights.yaml
+    python -m mixtrain.fit --law-file law.json --optimize [--step S] [--tokens D] [--global-batch-tokens G]
+                           [--params N] [--data-dir DIR | --domain-tokens d=N,...] [--r-star 15.4] [--warn-epochs 16] ...
     python -m mixtrain.fit --law-file law.json --optimize --optimizer slsqp --step S [--support-margin 0.05]
                            [--trust-radius 0.25] --out weights.yaml
 
 Place in the flow: `mixtrain.collect` -> table.csv -> **fit.py** -> law.json (mixing=law) or
 weights.yaml (mixing=manual mixing.weights_file=weights.yaml).
 
---law: bimix (default), exp, loglinear, transfer, ridge, lightgbm (extra mixtrain[surrogate]) or auto
-(criterion in mixtrain/laws/__init__.py: cross-validated decision regret). A fit with no more runs
+--law: bimix (default), exp, loglinear, transfer, ridge, lightgbm (extra mixtrain[surrogate]), scaling
+(across model sizes: needs num_params and tokens columns; never chosen by auto) or auto (criterion in
+mixtrain/laws/__init__.py: cross-validated decision regret). The target of --optimize (--step / --tokens,
+--params for scaling, repetition from --data-dir / --domain-tokens): fit_target.py. A fit with no more runs
 than its fitted mixture parameters is refused. Fitting prints per-domain in-sample R^2 and MRE, the
 cross-validated (group k-fold over runs) Spearman next to the own-weight baseline, and what a
 mixture choice depends on: held-out top-1 / top-k regret next to the nearest-observed-run baseline.
