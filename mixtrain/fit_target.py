@@ -69,7 +69,7 @@ def target_of(law: Any, args: argparse.Namespace) -> tuple[float, Repetition | N
         step = args.tokens / per_step
     budget = args.tokens if args.tokens is not None else (step * per_step if per_step else None)
     args.budget_tokens = budget
-    counts = _domain_tokens(args)
+    counts = _domain_tokens(args, law.train_domains)
     if counts is None:
         return float(step), None
     if budget is None:
@@ -78,7 +78,7 @@ def target_of(law: Any, args: argparse.Namespace) -> tuple[float, Repetition | N
     return float(step), Repetition.build(law.train_domains, counts, budget, args.r_star, args.warn_epochs)
 
 
-def _domain_tokens(args: argparse.Namespace) -> dict[str, float] | None:
+def _domain_tokens(args: argparse.Namespace, domains) -> dict[str, float] | None:
     if args.domain_tokens and args.data_dir:
         raise ValueError("give --domain-tokens or --data-dir, not both")
     if args.domain_tokens:
@@ -91,8 +91,8 @@ def _domain_tokens(args: argparse.Namespace) -> dict[str, float] | None:
     from mixtrain.shards import read_manifest, read_stats
 
     counts = {d: float(read_stats(args.data_dir, d)["num_train_tokens"]) for d in read_manifest(args.data_dir)["domains"]}
-    if getattr(args, "natural", None) is None:
-        args.natural = ",".join(f"{d}={n:g}" for d, n in counts.items())
+    if getattr(args, "natural", None) is None:  # the law's domains only (the data dir may hold more)
+        args.natural = ",".join(f"{d}={counts[d]:g}" for d in domains if d in counts)
     return counts
 
 

@@ -98,3 +98,16 @@ def test_fit_cli_reports_epochs_next_to_weights(tmp_path, capsys):
     assert epochs["rare"] == pytest.approx(doc["weights"]["rare"] * TARGET_STEP * BATCH / UNIQUE["rare"])
     assert "# repetition at the target budget" in text and "epochs of" in out
     assert ("WARNING" in out) == (epochs["rare"] > 1)
+
+
+def test_fit_cli_repetition_needs_a_budget_in_tokens(tmp_path):
+    write_table(_proxy_table(), str(tmp_path / "T.csv"))  # no tokens column: steps cannot become tokens
+    fit_main(["--table", str(tmp_path / "T.csv"), "--folds", "0", "--out", str(tmp_path / "law.json")])
+    base = ["--law-file", str(tmp_path / "law.json"), "--optimize", "--domain-tokens", "web=1e10,books=1e9,rare=2e6",
+            "--candidates", "500", "--bootstrap", "0", "--out", str(tmp_path / "w.yaml")]
+    with pytest.raises(SystemExit, match="repetition needs the target budget in tokens"):
+        fit_main([*base, "--step", "1000"])
+    fit_main([*base, "--step", "1000", "--global-batch-tokens", "1000"])
+    assert yaml.safe_load((tmp_path / "w.yaml").read_text())["repetition"]["budget_tokens"] == pytest.approx(1e6)
+    with pytest.raises(SystemExit, match="no unique token count"):
+        fit_main([*base[:3], "--domain-tokens", "web=1e10", *base[5:], "--tokens", "1e6", "--step", "1000"])
