@@ -47,7 +47,7 @@ from mixtrain.laws.sampled import (
     DEFAULT_BOOTSTRAP, DEFAULT_CANDIDATES, DEFAULT_SUPPORT_CAP, DEFAULT_SUPPORT_FLOOR,
 )
 from mixtrain.laws.support import DEFAULT_SUPPORT_MARGIN, DEFAULT_TRUST_RADIUS
-from mixtrain.fit_target import add_target_args, target_lines, target_of
+from mixtrain.fit_target import add_target_args, set_target_params, target_lines, target_of
 from mixtrain.table import LOSS_PREFIX, ObservationTable, parse_domain_values, read_mixtures, read_table
 
 
@@ -191,6 +191,7 @@ def _off_or_float(text: str | None, flag: str) -> float | None:
 
 def _predict(args) -> None:
     law = load_law(args.law_file)
+    set_target_params(law, args.params)
     header, rows, W, steps = read_mixtures(args.predict, law.train_domains)
     if steps is None:
         if args.step is None:

@@ -7,9 +7,9 @@ laws/sampled.py scores mixtures there.
 
 * Budget in tokens: --tokens D, else --step S x --global-batch-tokens G, else --step S x the fitting
   table's tokens per step (its `tokens` column, the proxies' global batch: the target must use the same).
-* Step: --step S, else D / (tokens per step). The laws' step axis is in proxy steps, so a target at
-  another global batch is given by --tokens.
-* --params N: the model size, for `--law scaling` only (other laws know no model size). Under the
+* Step: --step S, else D / (the table's tokens per step). The laws' step axis is in proxy steps, so a
+  target at another global batch is given by --tokens; a --step that disagrees with --tokens is refused.
+* --params N: the model size, for `--law scaling` only (also with --predict) (other laws know no model size). Under the
   additive law the mixture term does not depend on N or D, so N and D change the predicted loss but
   not the chosen mixture (docs/scaling.md); repetition does depend on D.
 * Repetition (laws/repetition.py) is applied when unique token counts are given; then a budget is required.
@@ -31,7 +31,7 @@ def add_target_args(ap: argparse.ArgumentParser) -> None:
                     "with --step)")
     ap.add_argument("--global-batch-tokens", type=float,
                     help="optimize: tokens per step of the target (default: the fitting table's tokens/step)")
-    ap.add_argument("--params", type=float, help="optimize: the target's parameter count (--law scaling only)")
+    ap.add_argument("--params", type=float, help="optimize, predict: the target's parameter count (--law scaling only)")
     ap.add_argument("--data-dir", help="optimize: prepared data dir; its stats give each domain's unique tokens "
                     "(repetition at the target budget) and --natural if not given")
     ap.add_argument("--domain-tokens", help="optimize: unique tokens per domain, d=N,... (instead of --data-dir)")
@@ -49,16 +49,28 @@ def tokens_per_step(law: Any) -> float | None:
     return float(np.median(t.tokens[t.tokens > 0] / t.steps[t.tokens > 0]))
 
 
+def set_target_params(law: Any, params: float | None) -> None:
+    """--params N: the model size the scaling law predicts at (its bootstrap refits copy the config)."""
+    if params is None:
+        return
+    if law.name != "scaling":
+        raise ValueError(f"--params: law {law.name!r} knows no model size; fit `--law scaling` on a table with "
+                         "a num_params column")
+    if not params > 0:
+        raise ValueError(f"--params must be > 0, got {params}")
+    law.config["target_params"] = float(params)
+
+
 def target_of(law: Any, args: argparse.Namespace) -> tuple[float, Repetition | None]:
     """(target step, Repetition or None) from the CLI arguments (module docstring)."""
-    per_step = args.global_batch_tokens or tokens_per_step(law)
-    if args.params is not None:
-        if law.name != "scaling":
-            raise ValueError(f"--params: law {law.name!r} knows no model size; fit `--law scaling` on a table with "
-                             "a num_params column")
-        if not args.params > 0:
-            raise ValueError(f"--params must be > 0, got {args.params}")
-        law.config["target_params"] = float(args.params)  # bootstrap refits copy the config: same target
+    table_per_step = tokens_per_step(law)
+    per_step = args.global_batch_tokens or table_per_step
+    if args.step is not None and args.tokens is not None and table_per_step \
+            and abs(args.step * table_per_step / args.tokens - 1) > 0.01:
+        raise ValueError(f"--step {args.step:g} x the proxies' {table_per_step:g} tokens per step is not --tokens "
+                         f"{args.tokens:g}: the law's step axis is the proxies' steps; give --tokens alone (the step "
+                         "follows) or a matching --step")
+    set_target_params(law, args.params)
     step = args.step
     if step is None:
         if args.tokens is None:
@@ -66,7 +78,7 @@ def target_of(law: Any, args: argparse.Namespace) -> tuple[float, Repetition | N
         if not per_step:
             raise ValueError("--tokens without --step: the law's table has no tokens column to convert tokens to "
                              "steps; give --global-batch-tokens G (the proxies' tokens per step) or --step")
-        step = args.tokens / per_step
+        step = args.tokens / (table_per_step or per_step)  # the law's axis: proxy steps
     budget = args.tokens if args.tokens is not None else (step * per_step if per_step else None)
     args.budget_tokens = budget
     counts = _domain_tokens(args, law.train_domains)

@@ -85,3 +85,15 @@ def test_optimize_at_an_untrained_size_reports_the_loss_there(law_file, tmp_path
         fit_main(["--table", str(law_file.parent / "T.csv"), "--folds", "0", "--out", str(bimix)])
         fit_main(["--law-file", str(bimix), "--optimize", "--params", "1e9", "--tokens", "1e11", "--out",
                   str(tmp_path / "x.yaml")])
+
+
+def test_predict_at_a_model_size_and_refuse_a_step_that_contradicts_tokens(law_file, tmp_path):
+    mix = tmp_path / "mix.csv"
+    mix.write_text("w/code,w/prose,w/web,step\n" + ",".join(map(str, MIXTURES[0])) + ",100000\n")
+    fit_main(["--law-file", str(law_file), "--predict", str(mix), "--params", "1e9", "--out", str(tmp_path / "p.csv")])
+    row = (tmp_path / "p.csv").read_text().splitlines()[1].split(",")
+    want = _true_loss(1e9, 100000 * TOKENS_PER_STEP, MIXTURES[0])
+    assert [float(x) for x in row[-3:]] == pytest.approx(want, rel=2e-3)
+    with pytest.raises(SystemExit, match="is not --tokens"):
+        fit_main(["--law-file", str(law_file), "--optimize", "--step", "1000", "--tokens", "1e11", "--out",
+                  str(tmp_path / "w.yaml")])
