@@ -47,7 +47,7 @@ from mixtrain.laws.sampled import (
     DEFAULT_BOOTSTRAP, DEFAULT_CANDIDATES, DEFAULT_SUPPORT_CAP, DEFAULT_SUPPORT_FLOOR,
 )
 from mixtrain.laws.support import DEFAULT_SUPPORT_MARGIN, DEFAULT_TRUST_RADIUS
-from mixtrain.fit_target import add_target_args, set_target_params, target_lines, target_of
+from mixtrain.fit_target import add_target_args, set_target_params, target_flags, target_lines, target_of
 from mixtrain.table import LOSS_PREFIX, ObservationTable, parse_domain_values, read_mixtures, read_table
 
 
@@ -258,7 +258,7 @@ def _optimize(args) -> None:
     elif args.optimizer == "sampled":
         report = [*report, "repetition: not checked (give --data-dir or --domain-tokens, and the target budget)"]
     lines = [
-        f"written by: python -m mixtrain.fit --law-file {args.law_file} --optimize --step {args.step:g} {written}",
+        f"written by: python -m mixtrain.fit --law-file {args.law_file} --optimize --step {args.step:g} {target_flags(args)} {written}",
         *common,
         "predicted val loss of these weights at that step: " + " ".join(f"{d}={v:.4f}" for d, v in zip(law.eval_domains, pred)),
         *report,

@@ -108,6 +108,15 @@ def _domain_tokens(args: argparse.Namespace, domains) -> dict[str, float] | None
     return counts
 
 
+def target_flags(args: argparse.Namespace) -> str:
+    """The target arguments as given, for weights.yaml's `written by:` line."""
+    out = [f"--{flag.replace('_', '-')} {getattr(args, flag)}" for flag in
+           ("tokens", "global_batch_tokens", "params", "data_dir", "domain_tokens") if getattr(args, flag) is not None]
+    if args.data_dir or args.domain_tokens:
+        out.append(f"--r-star {args.r_star:g} --warn-epochs {args.warn_epochs:g}")
+    return " ".join(out)
+
+
 def target_lines(law: Any, args: argparse.Namespace) -> list[str]:
     """Comment lines for weights.yaml: the budget, and the scaling law's loss at (N, D)."""
     budget = getattr(args, "budget_tokens", None)

@@ -48,6 +48,8 @@ def test_scaling_is_registered_fits_and_checks_a_held_out_size(law_file, capsys)
     W = np.array(MIXTURES[:2])
     want = np.array([_true_loss(3e9, 1e12, h) for h in W])  # far outside the fitted sizes and budgets
     assert law.predict_at(3e9, 1e12, W) == pytest.approx(want, rel=2e-3)
+    zero = law.predict(np.array([[1.0, 0.0, 0.0], [0.0, 0.5, 0.5]]), [1000, 1000])  # a domain at weight 0
+    assert np.all(np.isfinite(zero)) and np.all(zero > 0)
 
 
 def test_auto_does_not_consider_scaling_even_with_num_params():
