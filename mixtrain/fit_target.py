@@ -110,7 +110,7 @@ def _domain_tokens(args: argparse.Namespace, domains) -> dict[str, float] | None
 
 def target_flags(args: argparse.Namespace) -> str:
     """The target arguments as given, for weights.yaml's `written by:` line."""
-    out = [f"--{flag.replace('_', '-')} {getattr(args, flag)}" for flag in
+    out = [f"--{flag.replace('_', '-')} {_fmt(getattr(args, flag))}" for flag in
            ("tokens", "global_batch_tokens", "params", "data_dir", "domain_tokens") if getattr(args, flag) is not None]
     if args.data_dir or args.domain_tokens:
         out.append(f"--r-star {args.r_star:g} --warn-epochs {args.warn_epochs:g}")
@@ -129,3 +129,7 @@ def target_lines(law: Any, args: argparse.Namespace) -> list[str]:
         out.append("repetition: slsqp scores mixtures without the discount (only the sampled optimiser applies it); "
                    "the epochs above are reported only")
     return out
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
