@@ -5,6 +5,14 @@
 #   e.g. bash launch/proxy_sweep.sh data/demo runs/proxy 16 trainer.max_steps=200
 #        PYTHON=.venv/bin/python LAW=bimix TARGET_STEP=2000 CONCENTRATION=2 bash launch/proxy_sweep.sh ...
 #
+# Model sizes: MODELS="tiny small medium" sweeps every mixture at every size (conf/model/<name>.yaml;
+# or pass e.g. model.n_layer=2,4,8 as an override for sizes between presets); collect writes each
+# run's num_params, so LAW=scaling (>= 3 sizes) fits the law across sizes, and TARGET_PARAMS=N
+# TARGET_TOKENS=D optimise for a size and budget nobody trained (docs/scaling.md).
+# Repetition: the optimiser reads each domain's unique tokens from DATA_DIR and discounts the
+# repeats the target budget (TARGET_STEP x the proxies' tokens per step, or TARGET_TOKENS) implies.
+# DRY_RUN=1 writes the mixtures and prints the commands instead of running them.
+#
 # 1. mixtures: uniform, natural, entropy (SE/CE/JE/VNE), Dirichlet draws around natural -> OUT/mixtures/
 # 2. a Hydra multirun of short proxy runs (experiment=proxy; on a cluster add hydra/launcher=slurm)
 # 3. collect -> OUT/table.csv   4. fit (LAW=bimix by default) -> OUT/law.json + plots
@@ -39,15 +47,25 @@ PYTHON="${PYTHON:-python}"
 LAW="${LAW:-bimix}"   # or auto (RESULTS.md: why bimix is the default)
 CONCENTRATION="${CONCENTRATION:-10}"   # Dirichlet spread of the proxy mixtures (lower: more diverse)
 SCHEDULE="${SCHEDULE:-constant}"   # LR schedule of the proxy runs: constant | cosine | wsd (see above)
+MODELS="${MODELS:-}"   # model sizes to sweep, e.g. "tiny small medium" (default: the proxy experiment's tiny)
+run() { if [ -n "${DRY_RUN:-}" ]; then printf '%q ' "$@"; echo; else "$@"; fi; }
 mkdir -p "$OUT"
 FILES="$("$PYTHON" -m mixtrain.proxy --data-dir "$DATA_DIR" --num-runs "$NUM_RUNS" --concentration "$CONCENTRATION" --out "$OUT/mixtures")"
-"$PYTHON" -m mixtrain.train -m experiment=proxy data_dir="$DATA_DIR" sweep_dir="$OUT/runs" \
-  mixing=manual "mixing.weights_file=$FILES" "optim.schedule=$SCHEDULE" "$@"
-"$PYTHON" -m mixtrain.collect "$OUT/runs" --out "$OUT/table.csv"
-"$PYTHON" -m mixtrain.fit --table "$OUT/table.csv" --law "$LAW" --out "$OUT/law.json" --plot "$OUT/law_plots"
-if [ -z "${TARGET_STEP:-}" ]; then
+SIZES=()
+if [ -n "$MODELS" ]; then SIZES=("model=$(echo $MODELS | tr ' ' ',')"); fi
+run "$PYTHON" -m mixtrain.train -m experiment=proxy data_dir="$DATA_DIR" sweep_dir="$OUT/runs" \
+  mixing=manual "mixing.weights_file=$FILES" "optim.schedule=$SCHEDULE" ${SIZES[@]+"${SIZES[@]}"} "$@"
+run "$PYTHON" -m mixtrain.collect "$OUT/runs" --out "$OUT/table.csv"
+run "$PYTHON" -m mixtrain.fit --table "$OUT/table.csv" --law "$LAW" --out "$OUT/law.json" --plot "$OUT/law_plots"
+if [ -z "${TARGET_STEP:-}" ] && [ -z "${TARGET_TOKENS:-}" ] && [ -z "${DRY_RUN:-}" ]; then
   TARGET_STEP=$("$PYTHON" -c "import csv,sys; print(10*max(int(float(r['step'])) for r in csv.DictReader(open(sys.argv[1]))))" "$OUT/table.csv")
 fi
-"$PYTHON" -m mixtrain.fit --law-file "$OUT/law.json" --optimize --step "$TARGET_STEP" --out "$OUT/weights.yaml"
-echo "proxy sweep done: $OUT/law.json, $OUT/weights.yaml (target step $TARGET_STEP, proxies optim.schedule=$SCHEDULE;" \
-     "train the target with trainer.max_steps=$TARGET_STEP and the same global batch)"
+TARGET=()
+if [ -n "${TARGET_STEP:-}" ]; then TARGET+=(--step "$TARGET_STEP"); fi
+if [ -n "${TARGET_TOKENS:-}" ]; then TARGET+=(--tokens "$TARGET_TOKENS"); fi
+if [ -n "${TARGET_PARAMS:-}" ]; then TARGET+=(--params "$TARGET_PARAMS"); fi
+run "$PYTHON" -m mixtrain.fit --law-file "$OUT/law.json" --optimize ${TARGET[@]+"${TARGET[@]}"} --data-dir "$DATA_DIR" \
+  --out "$OUT/weights.yaml"
+if [ -n "${DRY_RUN:-}" ]; then exit 0; fi
+echo "proxy sweep done: $OUT/law.json, $OUT/weights.yaml (target ${TARGET[*]}, proxies optim.schedule=$SCHEDULE;" \
+     "train the target with trainer.max_steps=${TARGET_STEP:-TARGET_TOKENS/global batch} and the same global batch)"

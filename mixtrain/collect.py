@@ -17,11 +17,12 @@ Eval-only domains (`eval_only_domains`: validated, never trained on) have `val/`
 columns: they become `loss/<domain>` columns with no `w/<domain>` (fit them with a law that
 relates every eval domain to all weights, e.g. loglinear); `--training-domains-only` drops them
 (for bimix, which fits each domain from its own weight).
-`--scale-out SCALE.csv` also writes, row for row with the table, `run, step, num_params,
-num_tokens`: the model's non-embedding parameter count (rebuilt from RUN/config.yaml's `model:`
-on PyTorch's meta device, no memory) and the training tokens seen at that step. It is the input
-of the law across model sizes (mixtrain/laws/scaling.py). It is a separate file until the
-observation table carries these columns.
+Model size and tokens: the `tokens` column is the training tokens seen at that step (the
+law's num_tokens D), and `num_params` is the run's non-embedding parameter count N (rebuilt from
+RUN/config.yaml's `model:` on PyTorch's meta device, no memory), written when every run has a
+config.yaml with a `model:` block (`--num-params` requires it, `--no-num-params` skips it). They
+are the input of the law across model sizes (`mixtrain.fit --law scaling`, laws/scaling.py).
+(`--scale-out`, a separate run/step/num_params/num_tokens file, is retired: the table has both.)
 """
 
 from __future__ import annotations
@@ -103,12 +104,30 @@ def run_num_params(run_dir: str) -> int:
         return int(GPT(GPTConfig(**model)).num_params(non_embedding=True))
 
 
+def _has_model_config(run_dir: str) -> bool:
+    import os
+
+    import yaml
+
+    try:
+        with open(os.path.join(run_dir, "config.yaml")) as f:
+            return bool((yaml.safe_load(f) or {}).get("model"))
+    except (OSError, yaml.YAMLError, AttributeError):
+        return False
+
+
 def collect(paths: list[str], *, every: int | None = None, final_only: bool = False,
-            training_domains_only: bool = False, scale: list[dict] | None = None):
-    """Observation table from the runs at or under `paths`. If `scale` is a list, one
-    {"run", "step", "num_params", "num_tokens"} per table row is appended to it."""
+            training_domains_only: bool = False, num_params: bool | None = None):
+    """Observation table from the runs at or under `paths`. `num_params`: True requires every run's
+    model config (the column), False skips it, None writes it when every run has one."""
     found = find_run_dirs(paths)
     names = run_names(found)
+    required = num_params is True
+    if num_params is None:
+        num_params = all(_has_model_config(str(d)) for d, _ in found)
+        if not num_params and found:
+            print("collect: no num_params column (a run has no config.yaml with a model: block)", file=sys.stderr)
+    params: list[int] = []
     train = evals = None
     runs, steps, tokens, W, L = [], [], [], [], []
     for (run_dir, _), name in zip(found, names):
@@ -130,12 +149,19 @@ def collect(paths: list[str], *, every: int | None = None, final_only: bool = Fa
         if not obs:
             print(f"collect: {run_dir}: no validation rows kept, skipped", file=sys.stderr)
             continue
-        num_params = run_num_params(run_dir) if scale is not None else None
+        n_params = None
+        if num_params:
+            try:
+                n_params = run_num_params(run_dir)
+            except ValueError as e:
+                if required:
+                    raise
+                # by default the column is a bonus: a run moved away from its data_dir still collects
+                print(f"collect: no num_params column: {e}", file=sys.stderr)
+                num_params, params = False, []
         for o in obs:
-            if scale is not None:
-                if o["tokens"] is None:
-                    raise ValueError(f"{run_dir}: step {o['step']:g} has no 'tokens' value; num_tokens needs it")
-                scale.append({"run": name, "step": o["step"], "num_params": num_params, "num_tokens": o["tokens"]})
+            if num_params:
+                params.append(n_params)
             runs.append(name)
             steps.append(o["step"])
             tokens.append(o["tokens"])
@@ -144,22 +170,7 @@ def collect(paths: list[str], *, every: int | None = None, final_only: bool = Fa
     if not runs:
         raise ValueError(f"no validation rows found in {paths}")
     tok = tokens if all(t is not None for t in tokens) else None
-    return make_table(train, evals, runs, steps, W, L, tok, source="collect")
-
-
-def write_scale(rows: list[dict], path: str) -> None:
-    """The `--scale-out` CSV: run, step, num_params, num_tokens (one line per table row)."""
-    import csv
-    import io
-
-    from mixtrain.runfiles import atomic_write
-
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["run", "step", "num_params", "num_tokens"], lineterminator="\n")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({**r, "step": f"{r['step']:g}", "num_tokens": f"{r['num_tokens']:.0f}"})
-    atomic_write(path, buf.getvalue())
+    return make_table(train, evals, runs, steps, W, L, tok, source="collect", num_params=params if num_params else None)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -170,19 +181,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--final-only", action="store_true", help="keep only each run's last validation row")
     ap.add_argument("--training-domains-only", action="store_true",
                     help="no loss/ columns for eval-only domains (domains without a mix/ column)")
-    ap.add_argument("--scale-out", default=None, metavar="SCALE.csv",
-                    help="also write run, step, num_params, num_tokens per table row (laws across model sizes)")
+    group = ap.add_mutually_exclusive_group()
+    group.add_argument("--num-params", dest="num_params", action="store_true", default=None,
+                       help="require the num_params column (every run's config.yaml model:); default: when all have one")
+    group.add_argument("--no-num-params", dest="num_params", action="store_false", help="no num_params column")
     args = ap.parse_args(argv)
-    scale: list[dict] | None = [] if args.scale_out else None
     try:
         table = collect(args.runs, every=args.every, final_only=args.final_only,
-                        training_domains_only=args.training_domains_only, scale=scale)
+                        training_domains_only=args.training_domains_only, num_params=args.num_params)
     except ValueError as e:
         sys.exit(f"collect: {e}")
     write_table(table, args.out)
-    if scale is not None:
-        write_scale(scale, args.scale_out)
-        print(f"collect: num_params {sorted({r['num_params'] for r in scale})} -> {args.scale_out}")
+    if table.num_params is not None:
+        print(f"collect: num_params {sorted({int(n) for n in table.num_params})}")
     print(f"collect: {table.n_runs} runs, {table.n_rows} rows, training domains {list(table.train_domains)}, "
           f"eval domains {list(table.eval_domains)} -> {args.out}")
 

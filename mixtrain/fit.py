@@ -6,14 +6,18 @@
                            [--min-weight 0.01] [--max-weight d=0.5,...] [--natural d=tokens,...]
                            [--candidates 100000] [--bootstrap 20] [--support-cap 1.5] [--support-floor 0.01]
                            [--trust-radius none] [--force-proposal] [--force-optimize] [--seed 0] --out weights.yaml
+    python -m mixtrain.fit --law-file law.json --optimize [--step S] [--tokens D] [--global-batch-tokens G]
+                           [--params N] [--data-dir DIR | --domain-tokens d=N,...] [--r-star 15.4] [--warn-epochs 16] ...
     python -m mixtrain.fit --law-file law.json --optimize --optimizer slsqp --step S [--support-margin 0.05]
                            [--trust-radius 0.25] --out weights.yaml
 
 Place in the flow: `mixtrain.collect` -> table.csv -> **fit.py** -> law.json (mixing=law) or
 weights.yaml (mixing=manual mixing.weights_file=weights.yaml).
 
---law: bimix (default), exp, loglinear, transfer, ridge, lightgbm (extra mixtrain[surrogate]) or auto
-(criterion in mixtrain/laws/__init__.py: cross-validated decision regret). A fit with no more runs
+--law: bimix (default), exp, loglinear, transfer, ridge, lightgbm (extra mixtrain[surrogate]), scaling
+(across model sizes: needs num_params and tokens columns; never chosen by auto) or auto (criterion in
+mixtrain/laws/__init__.py: cross-validated decision regret). The target of --optimize (--step / --tokens,
+--params for scaling, repetition from --data-dir / --domain-tokens): fit_target.py. A fit with no more runs
 than its fitted mixture parameters is refused. Fitting prints per-domain in-sample R^2 and MRE, the
 cross-validated (group k-fold over runs) Spearman next to the own-weight baseline, and what a
 mixture choice depends on: held-out top-1 / top-k regret next to the nearest-observed-run baseline.
@@ -43,6 +47,7 @@ from mixtrain.laws.sampled import (
     DEFAULT_BOOTSTRAP, DEFAULT_CANDIDATES, DEFAULT_SUPPORT_CAP, DEFAULT_SUPPORT_FLOOR,
 )
 from mixtrain.laws.support import DEFAULT_SUPPORT_MARGIN, DEFAULT_TRUST_RADIUS
+from mixtrain.fit_target import add_target_args, set_target_params, target_flags, target_lines, target_of
 from mixtrain.table import LOSS_PREFIX, ObservationTable, parse_domain_values, read_mixtures, read_table
 
 
@@ -186,6 +191,7 @@ def _off_or_float(text: str | None, flag: str) -> float | None:
 
 def _predict(args) -> None:
     law = load_law(args.law_file)
+    set_target_params(law, args.params)
     header, rows, W, steps = read_mixtures(args.predict, law.train_domains)
     if steps is None:
         if args.step is None:
@@ -206,9 +212,8 @@ def _predict(args) -> None:
 
 
 def _optimize(args) -> None:
-    if args.step is None:
-        raise ValueError("--optimize needs --step S (the target step of the real run)")
     law = load_law(args.law_file)
+    args.step, rep = target_of(law, args)
     importance = parse_domain_values(args.importance, "--importance")
     if isinstance(importance, float):
         raise ValueError("--importance takes domain=value pairs, e.g. code=2,prose=1")
@@ -239,21 +244,27 @@ def _optimize(args) -> None:
         prop = propose(law, args.step, importance, min_w, max_w, natural=natural, candidates=args.candidates,
                        bootstrap=args.bootstrap, support_cap=args.support_cap, support_floor=args.support_floor,
                        trust_radius=radius, force_proposal=args.force_proposal, force_optimize=args.force_optimize,
-                       model_error=args.model_error, seed=args.seed)
+                       model_error=args.model_error, seed=args.seed, repetition=rep)
         weights, report, meta, opt = prop.weights, prop.lines(), {"proposal": prop.meta()}, None
         written = (f"--candidates {args.candidates} --bootstrap {args.bootstrap} --support-cap {args.support_cap:g} "
                    f"--support-floor {args.support_floor:g} --trust-radius {args.trust_radius} --seed {args.seed}"
                    + (" --force-proposal" if args.force_proposal else "") + (" --force-optimize" if args.force_optimize else "")
                    + (" --model-error" if args.model_error else ""))
     r = np.array(list(weights.values()))
-    pred = law.predict(r[None], [args.step])[0]
+    pred = law.predict(r[None] if rep is None else rep.effective(r[None]), [args.step])[0]
+    if rep is not None:  # epochs per domain at the target budget, next to the weights (laws/repetition.py)
+        report = [*report, *rep.lines(weights)]
+        meta = {**(meta or {}), "repetition": rep.meta(weights)}
+    elif args.optimizer == "sampled":
+        report = [*report, "repetition: not checked (give --data-dir or --domain-tokens, and the target budget)"]
     lines = [
-        f"written by: python -m mixtrain.fit --law-file {args.law_file} --optimize --step {args.step:g} {written}",
+        f"written by: python -m mixtrain.fit --law-file {args.law_file} --optimize --step {args.step:g} {target_flags(args)} {written}",
         *common,
         "predicted val loss of these weights at that step: " + " ".join(f"{d}={v:.4f}" for d, v in zip(law.eval_domains, pred)),
         *report,
         "use: python -m mixtrain.train mixing=manual mixing.weights_file=<this file>",
     ]
+    lines += target_lines(law, args)
     write_weights_yaml(args.out, weights, lines, opt, meta)
     for d, w in weights.items():
         print(f"  {d}: {w:.6f}")
@@ -313,6 +324,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--trust-radius", default=None,
                     help=f"stay within this TV distance of some observed mixture ('none': off; default off for "
                     f"sampled, {DEFAULT_TRUST_RADIUS} for slsqp)")
+    add_target_args(ap)
     ap.add_argument("--min-weight", help="floor: a number or domain=value,...")
     ap.add_argument("--max-weight", help="cap (e.g. from an epoch cap): a number or domain=value,...")
     ap.add_argument("--out", required=True, help="law.json (fit), PRED.csv (predict) or weights.yaml (optimize)")

@@ -4,7 +4,9 @@ Place in the flow: training runs write `RUN/metrics.csv` -> `mixtrain.collect` w
 (CSV, contract in docs/formats.md) -> **table.py** reads and validates it -> `mixtrain.laws`
 fit on it; `mixtrain.fit` is the CLI around both.
 
-Columns: `run`, `step` (> 0: the laws use log s), optional `tokens`, `w/<domain>` for every
+Columns: `run`, `step` (> 0: the laws use log s), optional `tokens` (training tokens seen at that
+step: the num_tokens D of the law across model sizes), optional `num_params` (the run's
+non-embedding parameter count N; `mixtrain.collect` writes both), `w/<domain>` for every
 training domain (each row >= 0, sums to 1 within 1e-6), `loss/<domain>` for every evaluation
 domain (finite, > 0: the laws fit in log space). Any other column is an error, so that a typo
 (`los/code`) is not silently ignored. Every error names the column and the row (CSV line, run,
@@ -41,8 +43,9 @@ class ObservationTable:
     steps: np.ndarray  # [n] float64, > 0
     W: np.ndarray  # [n, k] weights, rows sum to 1
     L: np.ndarray  # [n, m] losses, > 0
-    tokens: np.ndarray | None = None  # [n] float64 or None
+    tokens: np.ndarray | None = None  # [n] float64 or None: training tokens seen at the step (num_tokens)
     source: str = "<memory>"
+    num_params: np.ndarray | None = None  # [n] float64 or None: the run's non-embedding parameter count
 
     @property
     def n_rows(self) -> int:
@@ -88,6 +91,7 @@ class ObservationTable:
             self.L[mask],
             None if self.tokens is None else self.tokens[mask],
             self.source,
+            None if self.num_params is None else self.num_params[mask],
         )
 
     def require(self, *, law: str, min_runs: int = 1, min_mixtures: int = 1, why: str = "") -> None:
@@ -116,6 +120,7 @@ def make_table(
     *,
     source: str = "<memory>",
     line_offset: int | None = None,
+    num_params=None,
 ) -> ObservationTable:
     """Validate arrays and build a table. `line_offset`: CSV line of row 0, for messages."""
     train_domains, eval_domains = tuple(train_domains), tuple(eval_domains)
@@ -188,7 +193,18 @@ def make_table(
         bad = np.flatnonzero(~np.isfinite(tok) | (tok < 0))
         if bad.size:
             raise ValueError(f"{where(bad[0])}: column 'tokens' is {tok[bad[0]]} (must be finite and >= 0)")
-    return ObservationTable(train_domains, eval_domains, runs_arr, steps_arr, W_arr, L_arr, tok, source)
+    npar = None
+    if num_params is not None:
+        npar = np.asarray(num_params, dtype=np.float64).reshape(-1)
+        if npar.shape != (n,):
+            raise ValueError(f"{source}: {npar.shape[0]} num_params values for {n} rows")
+        bad = np.flatnonzero(~np.isfinite(npar) | (npar <= 0))
+        if bad.size:
+            raise ValueError(f"{where(bad[0])}: column 'num_params' is {npar[bad[0]]} (must be finite and > 0)")
+        for r in set(runs_arr.tolist()):
+            if np.unique(npar[runs_arr == r]).size > 1:
+                raise ValueError(f"{source}: run {r!r} has several num_params values; one run is one model")
+    return ObservationTable(train_domains, eval_domains, runs_arr, steps_arr, W_arr, L_arr, tok, source, npar)
 
 
 def _float(cell: str, column: str, where: str) -> float:
@@ -217,15 +233,15 @@ def read_table(path: str) -> ObservationTable:
         raise ValueError(f"{path}: missing columns: no '{WEIGHT_PREFIX}<domain>' weight column (header: {header})")
     if not evals:
         raise ValueError(f"{path}: missing columns: no '{LOSS_PREFIX}<domain>' loss column (header: {header})")
-    known = {"run", "step", "tokens"} | {WEIGHT_PREFIX + d for d in train} | {LOSS_PREFIX + d for d in evals}
+    known = {"run", "step", "tokens", "num_params"} | {WEIGHT_PREFIX + d for d in train} | {LOSS_PREFIX + d for d in evals}
     unknown = [c for c in header if c not in known]
     if unknown:
         raise ValueError(
-            f"{path}: unknown column(s) {unknown}; allowed: run, step, tokens, {WEIGHT_PREFIX}<domain>, "
+            f"{path}: unknown column(s) {unknown}; allowed: run, step, tokens, num_params, {WEIGHT_PREFIX}<domain>, "
             f"{LOSS_PREFIX}<domain>"
         )
-    has_tokens = "tokens" in header
-    runs, steps, W, L, tokens = [], [], [], [], []
+    has_tokens, has_params = "tokens" in header, "num_params" in header
+    runs, steps, W, L, tokens, params = [], [], [], [], [], []
     for i, row in enumerate(rows):
         where = f"{path} line {i + 2}, run {row.get('run')!r} step {row.get('step')!r}"
         if None in row:
@@ -236,16 +252,19 @@ def read_table(path: str) -> ObservationTable:
         L.append([_float(row[LOSS_PREFIX + d], LOSS_PREFIX + d, where) for d in evals])
         if has_tokens:
             tokens.append(_float(row["tokens"], "tokens", where))
+        if has_params:
+            params.append(_float(row["num_params"], "num_params", where))
     return make_table(
         train, evals, runs, steps, np.array(W).reshape(len(rows), len(train)),
         np.array(L).reshape(len(rows), len(evals)), tokens if has_tokens else None,
-        source=path, line_offset=2,
+        source=path, line_offset=2, num_params=params if has_params else None,
     )
 
 
 def write_table(table: ObservationTable, path: str) -> None:
-    """Write `table` as CSV in the column order run, step, [tokens], w/*, loss/*."""
+    """Write `table` as CSV in the column order run, step, [tokens], [num_params], w/*, loss/*."""
     header = ["run", "step"] + (["tokens"] if table.tokens is not None else [])
+    header += ["num_params"] if table.num_params is not None else []
     header += [WEIGHT_PREFIX + d for d in table.train_domains] + [LOSS_PREFIX + d for d in table.eval_domains]
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
@@ -256,6 +275,8 @@ def write_table(table: ObservationTable, path: str) -> None:
             if table.tokens is not None:
                 t = table.tokens[i]
                 row.append(int(t) if float(t).is_integer() else repr(float(t)))
+            if table.num_params is not None:
+                row.append(int(table.num_params[i]))
             row += [repr(float(x)) for x in table.W[i]] + [repr(float(x)) for x in table.L[i]]
             w.writerow(row)
 

@@ -1,9 +1,8 @@
-"""collect --scale-out: num_params (from the run's model config, counted on the meta device) and
-num_tokens, row for row with the observation table; the input of mixtrain/laws/scaling.py."""
+"""collect's num_params column (from the run's model config, counted on the meta device) next to
+the tokens column (num_tokens): the input of the law across model sizes (mixtrain/laws/scaling.py)."""
 
 from __future__ import annotations
 
-import csv
 import json
 
 import pytest
@@ -30,14 +29,11 @@ def test_scale_columns_follow_the_table_rows_and_count_the_models_parameters(tmp
     write_metrics(tmp_path / "wide", [0.2, 0.2, 0.6], range(0, 7))
     _config(tmp_path / "small", data, n_layer=2, n_head=2, d_model=32)
     _config(tmp_path / "wide", data, n_layer=2, n_head=4, d_model=64, tie_embeddings=False)
-    out, scale = tmp_path / "T.csv", tmp_path / "S.csv"
-    collect_mod.main([str(tmp_path / "small"), str(tmp_path / "wide"), "--out", str(out), "--scale-out", str(scale)])
+    out = tmp_path / "T.csv"
+    collect_mod.main([str(tmp_path / "small"), str(tmp_path / "wide"), "--out", str(out)])
     table = read_table(str(out))
-    with open(scale) as f:
-        rows = list(csv.DictReader(f))
-    assert [r["run"] for r in rows] == table.runs.tolist()
-    assert [float(r["step"]) for r in rows] == table.steps.tolist()
-    assert [float(r["num_tokens"]) for r in rows] == table.tokens.tolist()
+    assert table.tokens is not None and table.num_params is not None
+    rows = [{"run": r, "num_params": n} for r, n in zip(table.runs.tolist(), table.num_params.tolist())]
     want = {name: GPT(GPTConfig(vocab_size=300, seq_len=32, n_layer=2, **kw)).num_params()
             for name, kw in (("small", dict(n_head=2, d_model=32)),
                              ("wide", dict(n_head=4, d_model=64, tie_embeddings=False)))}
@@ -47,10 +43,14 @@ def test_scale_columns_follow_the_table_rows_and_count_the_models_parameters(tmp
 
 def test_scale_needs_the_runs_model_config(tmp_path):
     write_metrics(tmp_path / "run", [0.5, 0.3, 0.2], range(0, 5))
+    assert collect_mod.collect([str(tmp_path / "run")]).num_params is None  # no config.yaml: no column, no error
     with pytest.raises(ValueError, match="config.yaml: missing"):
-        collect_mod.collect([str(tmp_path / "run")], scale=[])
+        collect_mod.collect([str(tmp_path / "run")], num_params=True)
     (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump({"data_dir": str(tmp_path / "nowhere"),
                                                                  "model": {"n_layer": 1, "vocab_size": None}}))
     with pytest.raises(ValueError, match="vocab_size is null and data_dir"):
-        collect_mod.collect([str(tmp_path / "run")], scale=[])
-    assert collect_mod.collect([str(tmp_path / "run")]).n_rows == 2  # without --scale-out nothing is read
+        collect_mod.collect([str(tmp_path / "run")], num_params=True)
+    # default: the column only when every run's model can be counted (this one's cannot: no column, no error)
+    assert collect_mod.collect([str(tmp_path / "run")]).num_params is None
+    table = collect_mod.collect([str(tmp_path / "run")], num_params=False)
+    assert table.n_rows == 2 and table.num_params is None

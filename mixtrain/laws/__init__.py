@@ -21,12 +21,16 @@ ridge's penalty, runs inside each fold: nested); on the pooled held-out final-st
    table's own scale: a law cannot beat 0);
 2. among those, the fewest fitted parameters, then the lowest regret.
 Laws that cannot fit the table (too few runs, a missing optional extra, ...) or whose CV fails are
-skipped. The decision and every candidate's metrics go to `report["auto"]`.
+skipped. `scaling` is never an auto candidate, even on a table with num_params: auto compares
+decision regret among runs of one size, while scaling exists to extrapolate to an untrained size
+(its check is a held-out size, laws/scaling_mixing.py); fit it by name. The decision and every candidate's metrics go to `report["auto"]`.
 
 Laws: bimix (own weight x step, separable), exp (Ye et al.), loglinear (ridge regression in
 log space), transfer (bimix on an effective proportion with shrunk cross-domain transfer), ridge
 (regularised regression on the whole mixture with pairwise terms, laws/surrogate.py) and
-lightgbm (RegMix's gradient-boosted trees, optional extra `mixtrain[surrogate]`, laws/trees.py).
+lightgbm (RegMix's gradient-boosted trees, optional extra `mixtrain[surrogate]`, laws/trees.py) and
+scaling (Shukor et al.'s additive law across model size N and tokens D, laws/scaling_mixing.py;
+needs the table's num_params and tokens columns).
 The separable laws (bimix, transfer's own-weight core) cannot represent transfer between domains.
 """
 
@@ -41,6 +45,7 @@ from mixtrain.laws.evaluate import TOP_K, cross_validate, spearman
 from mixtrain.laws.bimix import BiMixLaw
 from mixtrain.laws.exp import ExpLaw
 from mixtrain.laws.loglinear import LogLinearLaw
+from mixtrain.laws.scaling_mixing import ScalingMixingLaw
 from mixtrain.laws.surrogate import RidgeLaw
 from mixtrain.laws.transfer import TransferLaw
 from mixtrain.laws.trees import LightGBMLaw
@@ -53,12 +58,13 @@ LAWS: dict[str, type[MixingLaw]] = {
     "transfer": TransferLaw,
     "ridge": RidgeLaw,
     "lightgbm": LightGBMLaw,
+    "scaling": ScalingMixingLaw,
 }
 AUTO_REGRET_TOLERANCE = 0.10
 
 __all__ = [
     "AUTO_REGRET_TOLERANCE", "LAWS", "BiMixLaw", "ExpLaw", "LightGBMLaw", "LogLinearLaw", "MixingLaw",
-    "Optimum", "Proposal", "RidgeLaw", "TransferLaw", "propose",
+    "Optimum", "Proposal", "RidgeLaw", "ScalingMixingLaw", "TransferLaw", "propose",
     "cross_validate", "fit_law", "load_law", "make_law", "project_box_simplex", "spearman",
 ]
 
@@ -90,6 +96,10 @@ def fit_law(table: ObservationTable, law: str = "auto", *, cv_folds: int = 5, se
     fitted: dict[str, MixingLaw] = {}
     candidates: dict[str, dict[str, Any]] = {}
     for name, cls in LAWS.items():
+        if not getattr(cls, "auto_candidate", True):
+            candidates[name] = {"error": "not an auto candidate (it extrapolates across model sizes; "
+                                "fit it by name: --law scaling)"}
+            continue
         try:
             candidate = cls().fit(table, cv_folds=max(cv_folds, 2), seed=seed, importance=importance)
         except ValueError as e:

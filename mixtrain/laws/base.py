@@ -297,12 +297,15 @@ class MixingLaw:
 
 
 def table_to_dict(t: ObservationTable) -> dict[str, Any]:
-    return {"runs": [str(r) for r in t.runs.tolist()], "steps": t.steps, "W": t.W, "L": t.L}
+    # the optional columns too: --tokens needs tokens/step, the scaling law's bootstrap refits num_params
+    return {"runs": [str(r) for r in t.runs.tolist()], "steps": t.steps, "W": t.W, "L": t.L,
+            "tokens": t.tokens, "num_params": t.num_params}
 
 
 def table_from_dict(d: Mapping[str, Any], train_domains, eval_domains, where: str) -> ObservationTable:
     return make_table(train_domains, eval_domains, d["runs"], d["steps"], np.asarray(d["W"], float),
-                      np.asarray(d["L"], float), source=f"{where} (fitting table)")
+                      np.asarray(d["L"], float), d.get("tokens"), source=f"{where} (fitting table)",
+                      num_params=d.get("num_params"))
 
 
 def own_indices(law: str, train_domains, eval_domains) -> np.ndarray:

@@ -39,7 +39,7 @@ sampled mixtures, average the top) beat it. Here:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -49,6 +49,7 @@ from mixtrain.weights import normalize_weights
 
 if TYPE_CHECKING:
     from mixtrain.laws.base import MixingLaw
+    from mixtrain.laws.repetition import Repetition
 
 DEFAULT_CANDIDATES = 100_000
 DEFAULT_BOOTSTRAP = 20
@@ -132,8 +133,8 @@ def bootstrap_laws(law: MixingLaw, B: int, rng: np.random.Generator) -> list[Mix
         pick = rng.integers(0, len(names), len(names))
         idx = np.concatenate([rows[names[i]] for i in pick])
         runs = np.concatenate([[f"{names[i]}#{c}"] * len(rows[names[i]]) for c, i in enumerate(pick)]).astype(object)
-        t = type(table)(table.train_domains, table.eval_domains, runs, table.steps[idx], table.W[idx], table.L[idx],
-                        None, f"{table.source} (bootstrap)")
+        # subset() keeps the optional columns (tokens, num_params: the scaling law refits on them)
+        t = replace(table.subset(idx), runs=runs, source=f"{table.source} (bootstrap)")
         try:
             out.append(type(law)(**law.config).fit(t, cv_folds=0))
         except ValueError:
@@ -172,8 +173,13 @@ def propose(
     average_top: int = DEFAULT_AVERAGE_TOP,
     model_error: bool = False,
     seed: int = 0,
+    repetition: Repetition | None = None,
 ) -> Proposal:
     """The sampled, bootstrap-robust choice of a mixture (module docstring)."""
+    # repetition hook (laws/repetition.py): with the target budget and the domains' unique tokens, every score
+    # below (candidates, refits, comparators) is the law at the effective weights, repeated tokens discounted
+    base_law, viewed = law, (lambda m: m) if repetition is None else repetition.view
+    law = viewed(law)
     law._require_fitted()
     check_step(law, target_step)
     if law.table is None or law.observed_mixtures is None:
@@ -218,7 +224,7 @@ def propose(
     pool = np.argsort(f0)[: pool_n] if pool_n is not None and pool_n < len(C) else np.arange(len(C))
     P = np.vstack([C[pool], np.array(list(comps.values()))])
     n_pool = len(pool)
-    refits = bootstrap_laws(law, bootstrap, rng) if bootstrap else []
+    refits = [viewed(m) for m in bootstrap_laws(base_law, bootstrap, rng)] if bootstrap else []
     S = np.array([r._predict(P, np.full(len(P), step)) @ w for r in refits]) if refits else None  # [B, |P|]
     full = law._predict(P, np.full(len(P), step)) @ w
     score = S[:, :n_pool].mean(axis=0) if S is not None else full[:n_pool]
