@@ -304,10 +304,19 @@ class Preemption(pl.Callback):
             if isinstance(trainer.val_check_batch, int) and (batch_idx + 1) % trainer.val_check_batch:
                 trainer.limit_val_batches = 0
 
-    def teardown(self, trainer, pl_module, stage: str) -> None:
+    def _restore(self) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()
+
+    # Restored when training ends or fails, before Lightning's own teardown puts back the handlers it
+    # found: a restore in `teardown` (which runs after Lightning's) left Lightning's handler installed
+    # for good, and a process forked later (prepare's tokenizer pool) then outlived SIGTERM.
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._restore()
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        self._restore()
 
 
 MIXING_KEY = "mixtrain_mixing"

@@ -34,6 +34,7 @@ import logging
 import multiprocessing
 import os
 import shutil
+import signal
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -75,6 +76,10 @@ _worker_tokenizer = None  # the tokenizer of a worker process (set by _init_work
 
 def _init_worker(tokenizer) -> None:
     global _worker_tokenizer
+    # a forked worker inherits the parent's Python signal handlers; Pool.terminate stops workers with
+    # SIGTERM, so a handler that only sets a flag (a training run's preemption handler in the same
+    # process) would leave terminate() waiting on a worker that never exits
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _worker_tokenizer = tokenizer  # fork: inherited as is; spawn: unpickled (re-opened from its file)
 
 

@@ -118,7 +118,12 @@ def test_schedule_and_refit_beyond_the_run_end_are_warned(tiny_data_dir, tmp_pat
     assert problems(100, "mixing=uniform") == []
     stages = "mixing.stages=[{step: 0, mixing: {strategy: odm, refit_every_n_steps: 30}}, {step: 20, weights: {code: 1}}]"
     assert "stages[0].mixing.refit_every_n_steps=30" in problems(100, "mixing=schedule", stages)[0]
+    import signal
+
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGUSR1)}
     train(_cfg(tiny_data_dir, tmp_path / "run", "trainer.max_steps=2", "mixing=schedule"))
+    # the preemption handlers are the run's only: the process gets back the handlers it had
+    assert {sig: signal.getsignal(sig) for sig in before} == before
     assert "warning: mixing.stages[1].step=100 is not below trainer.max_steps=2" in capfd.readouterr().err
 
 

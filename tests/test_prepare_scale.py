@@ -227,3 +227,27 @@ def test_training_reads_a_url_data_dir_through_its_verified_local_copy(tiny_raw_
     assert f"data_dir: {url}" in (tmp_path / "a" / "config.yaml").read_text()  # the run records the URL it read
     with pytest.raises(FileNotFoundError, match=r"manifest.json does not exist.*mixtrain.prepare"):
         remote.local_data_dir(f"file://{tmp_path / 'empty'}", tmp_path / "trainer_cache")
+
+
+def test_worker_pool_ends_even_when_the_parent_handles_sigterm(tiny_data_dir):
+    """Pool.terminate stops the tokenizer workers with SIGTERM; a forked worker inherits the parent's
+    handlers, so a parent that handles SIGTERM (a training run's preemption handler in the same
+    process) used to leave terminate() waiting forever (seen: a hung suite). Run in a subprocess so
+    a regression fails on the timeout instead of hanging the suite."""
+    import subprocess
+    import sys
+
+    code = f"""
+import signal
+from mixtrain import shards
+from mixtrain.tokenizer import Tokenizer
+signal.signal(signal.SIGTERM, lambda *a: None)  # a flag-only handler, as a preemption handler is
+tok = Tokenizer({str(tiny_data_dir / "tokenizer.model")!r})
+docs = [f"document {{i}} " * (1 + i % 7) for i in range(400)]
+for attempt in range(5):
+    got = list(shards.encode_batches((docs[i:i + 8] for i in range(0, len(docs), 8)), tok, num_workers=2))
+    assert len(got) == 50, len(got)
+print("ok")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
