@@ -318,5 +318,5 @@ def test_paired_ci_vs_uniform_and_natural_on_mean_and_target(tmp_path):
     cell = f"{ci['mean']:+.4f} [{ci['lo']:+.4f}, {ci['hi']:+.4f}] *".replace("-", "\u2212")
     assert rows["x"][7] == cell
     assert rows["x"][6] == f"{aggs['x']['val/target']['mean']:.4f} ± {aggs['x']['val/target']['std']:.4f}"
-    assert "target loss vs uniform (paired by seed, 95% CI excludes 0): better: natural; worse: x" in md
+    assert "target loss vs uniform (paired by seed, 95% CI excludes 0, uncorrected): better: natural; worse: x" in md
     assert (tmp_path / "out" / "paired_ci.png").stat().st_size > 1000

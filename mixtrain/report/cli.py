@@ -25,8 +25,10 @@ from typing import Any
 
 from mixtrain.report import plots
 from mixtrain.report.runs import Run, load_run, load_runs, safe_name
+from mixtrain.report.scale import scale_line
 from mixtrain.report.tables import (
-    aggregate_markdown, aggregate_table, fmt_weights, headline, markdown_table, runs_markdown, runs_table,
+    aggregate_markdown, aggregate_table, fmt_weights, headline, holm_markdown, markdown_table, runs_markdown,
+    runs_table,
 )
 
 
@@ -113,8 +115,10 @@ def write_report(runs: Sequence[Run | str | os.PathLike], out_dir: str | os.Path
           "better). Target loss: `val/target`, the importance-weighted loss of `target.importance` (the mean over "
           "training domains when none was set)."
           + (f" Eval-only domains (validated, never trained on): {', '.join(eval_only)}." if eval_only else ""),
-          "", "## Result", ""]
+          "", scale_line(runs) + " Every claim below holds at this scale only.", "", "## Result", ""]
+    holm_table, holm_lines = holm_markdown(aggs)
     md += [f"- {line}" for line in headline(rows, aggs)]
+    md += [f"- after Holm–Bonferroni: {line}" for line in holm_lines[1:]]
     md.append("")
     md += [f"![{title}]({_link(p, out)})" for title, p in overview.items() if p is not None]
     md += ["", "## Runs", "", "Bold row: the best run; bold cell: the best value of that domain.", "",
@@ -124,7 +128,13 @@ def write_report(runs: Sequence[Run | str | os.PathLike], out_dir: str | os.Path
            "`vs uniform, same seed` / `vs natural, same seed`: mean over seeds of (this run's loss − the baseline "
            "run's of the same seed) [95% t-interval over seeds]; negative is better, `*`: the interval excludes 0. "
            "Pairing removes the seed-to-seed spread that the plain ± std carries.", "",
-           aggregate_markdown(aggs, eval_only), ""]
+           aggregate_markdown(aggs, eval_only), "",
+           "## Multiple comparisons (Holm–Bonferroni)", "",
+           "Every strategy-versus-baseline comparison of the table above, as one family: the two-sided paired "
+           "t-test over seeds (the same pairs as the intervals), then Holm's step-down adjustment. `win` / `loss`: "
+           "the adjusted p-value is at most alpha (sign of the difference); `n.s.`: not significant after correction; "
+           "`untested`: fewer than 2 seeds or identical differences. " + holm_lines[0] + ".", "",
+           holm_table, ""]
 
     with_refits = [r for r in ordered if r.refits]
     if with_refits:
@@ -180,8 +190,10 @@ def main(argv: list[str] | None = None) -> None:
     except (ValueError, FileNotFoundError) as e:
         sys.exit(f"report: {e}")
     rows = runs_table(runs)
-    best = headline(rows, aggregate_table(rows))[0].replace("**", "")
-    print(f"report: {len(runs)} runs -> {report}\n{best}")
+    aggs = aggregate_table(rows)
+    best = headline(rows, aggs)[0].replace("**", "")
+    holm_lines = holm_markdown(aggs)[1][1:]
+    print(f"report: {len(runs)} runs -> {report}\n{scale_line(runs)}\n{best}\n" + "\n".join(f"Holm: {x}" for x in holm_lines))
 
 
 if __name__ == "__main__":

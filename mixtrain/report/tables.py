@@ -10,7 +10,8 @@ Two scores per run: `val/loss` (unweighted mean over the training domains) and `
 (the importance-weighted target, mixtrain/target.py; = val/loss unless `target.importance` was
 set). Paired differences: a seed fixes initialisation and data order for every strategy, so
 each strategy is compared with the baseline run (uniform, natural) of the same seed; the 95%
-confidence interval is the t-interval over seeds, mean ± t(0.975, n-1) · sd / sqrt(n).
+confidence interval is the t-interval over seeds, mean ± t(0.975, n-1) · sd / sqrt(n), and its
+p-value the paired t-test's; `holm_markdown` corrects the whole table's comparisons (stats.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from mixtrain.report.runs import Run
+from mixtrain.report.stats import ALPHA, comparisons, paired_t_pvalue, survivors
 
 BASELINES = ("uniform", "natural")
 SCORES = ("val/loss", "val/target")  # what the paired differences are computed on
@@ -104,9 +106,11 @@ def _mean_std(values: Sequence[float]) -> dict[str, Any]:
 
 
 def paired_ci(diffs: Sequence[float], confidence: float = 0.95) -> dict[str, Any]:
-    """{mean, std, n, lo, hi}: the t-interval of the mean of paired differences (lo/hi None if n < 2)."""
+    """{mean, std, n, lo, hi, p}: the t-interval of the mean of paired differences and the two-sided
+    paired t-test p-value of mean = 0 (lo/hi None if n < 2; p None if n < 2 or all differences equal)."""
     out = _mean_std(diffs)
     out["lo"] = out["hi"] = None
+    out["p"] = paired_t_pvalue(diffs)
     if out["n"] > 1:
         from scipy.stats import t
 
@@ -230,7 +234,7 @@ def headline(rows: Sequence[Mapping[str, Any]], aggs: Sequence[Mapping[str, Any]
             worse = [a["variant"] for a in ranked if (a.get("paired") or {}).get(name, {}).get(score, {}).get("lo")
                      is not None and a["paired"][name][score]["lo"] > 0]
             if any(a["strategy"] == name for a in ranked):
-                lines.append(f"{what} vs {name} (paired by seed, 95% CI excludes 0): better: {', '.join(better) or 'none'}; "
+                lines.append(f"{what} vs {name} (paired by seed, 95% CI excludes 0, uncorrected): better: {', '.join(better) or 'none'}; "
                              f"worse: {', '.join(worse) or 'none'}")
     by_target = sorted((a for a in ranked if _finite(a.get("val/target", {}).get("mean"))),
                        key=lambda a: a["val/target"]["mean"])
@@ -312,3 +316,29 @@ def aggregate_markdown(aggs: Sequence[Mapping[str, Any]], eval_only: Sequence[st
             cells = [f"**{c}**" for c in cells]
         body.append(cells)
     return markdown_table(header, body, "lrlrrrrrr" + "r" * len(domains) + "r")
+
+
+def fmt_p(p: Any) -> str:
+    if not _finite(p):
+        return "-"
+    return f"{p:.2g}" if p < 0.001 else f"{p:.3f}"
+
+
+def holm_markdown(aggs: Sequence[Mapping[str, Any]], alpha: float = ALPHA) -> tuple[str, list[str]]:
+    """The Holm–Bonferroni table over every strategy-vs-baseline comparison of `aggs` (one family),
+    and summary lines: the surviving wins per score and who beats both baselines after correction."""
+    rows = comparisons(aggs, BASELINES, SCORES, alpha)
+    body = [[r["variant"], r["baseline"], r["score"], str(r["n"]),
+             fmt_ci({"mean": r["mean"], "lo": r["lo"], "hi": r["hi"], "n": r["n"]}),
+             fmt_p(r["p"]), fmt_p(r["p_holm"]), r["verdict"]] for r in rows]
+    table = markdown_table(["strategy", "vs", "score", "seeds", "paired difference [95% CI]", "p (paired t)",
+                            "p (Holm)", f"after Holm (alpha {alpha:g})"], body, "lllrrrrl")
+    m = sum(r["p"] is not None for r in rows)
+    lines = [f"{m} comparisons in the family (every non-baseline strategy x {', '.join(BASELINES)} x "
+             f"{', '.join(SCORES)}); Holm controls the chance of any false claim among them at {alpha:g}"]
+    for score in SCORES:
+        wins = [f"{r['variant']} vs {r['baseline']}" for r in rows if r["score"] == score and r["verdict"] == "win"]
+        both = survivors(rows, BASELINES, score)
+        lines.append(f"{score}: wins that survive Holm: {', '.join(wins) or 'none'}; beats min({', '.join(BASELINES)}) "
+                     f"(wins against both) after correction: {', '.join(both) or 'none'}")
+    return table, lines
