@@ -12,11 +12,15 @@ RegMix-style around the natural mixture (Dirichlet(c k n), c ~ logU(0.3, 3)), on
 Per world and method, the mixture the method writes is scored by the TRUE loss (equal importance):
   regret   true mean loss of the written mixture minus the true optimum's (nats; 0 is perfect)
   >unif%   share of worlds where the written mixture is truly worse than uniform
-  fallbk%  share where the sampled optimiser wrote uniform / natural / best run instead of its proposal
+  fallbk%  share where the sampled optimiser wrote uniform (or natural / best run) instead of its proposal
+  shrunk%  share where it wrote a blend of uniform and its proposal (step 6 of laws/sampled.py)
   refused  worlds where the law refused the fit (too few runs for its parameters); uniform is scored
   median proposal regret  the sampled optimiser's proposal, written or not (what the fallback changed)
 Methods (law/optimiser):
-  */sampled   laws/sampled.py, the default (candidates, B bootstrap refits, support cap 1.5x, fallback)
+  */sampled   laws/sampled.py, the default (candidates, B bootstrap refits, support cap 1.5x, then the step
+              from uniform towards the proposal with the lowest 80th-percentile risk under this law's and a
+              check law's refits: ridge, or bimix for ridge)
+  */sampled-nocheck  the same without the check law (this law's refits alone decide the step)
   */sampled-noavg  the same without the top-100 average as an extra candidate (average_top=0)
   */sampled-modelerr  the same with the interval widened by the law's CV error (model_error=True)
   bimix/slsqp the former default: SLSQP in the support box + TV 0.25 trust region (laws/slsqp.py)
@@ -36,7 +40,7 @@ from multiprocessing import Pool
 import numpy as np
 
 warnings.filterwarnings("ignore")
-DEFAULT_METHODS = "bimix/sampled,bimix/slsqp,ridge/sampled,ridge/sampled-modelerr,lightgbm/top100"
+DEFAULT_METHODS = "bimix/sampled,bimix/sampled-nocheck,bimix/slsqp,ridge/sampled,lightgbm/top100"
 
 
 def regmix(law, M: np.ndarray, step: float, n: int, top: int, rng) -> np.ndarray:
@@ -71,12 +75,14 @@ def run_world(job) -> list[dict]:
         try:
             law = fit_law(table, "auto", cv_folds=5, seed=seed) if name == "auto" else \
                 make_law(name).fit(table, cv_folds=5 if optimiser.startswith("sampled") else 0, seed=seed)
-            if optimiser in ("sampled", "sampled-noavg", "sampled-modelerr"):
+            if optimiser in ("sampled", "sampled-noavg", "sampled-modelerr", "sampled-nocheck"):
                 p = propose(law, step, natural=natural, candidates=args.candidates, bootstrap=args.bootstrap, seed=seed,
                             **({"average_top": 0} if optimiser == "sampled-noavg" else {}),
-                            model_error=optimiser == "sampled-modelerr")
+                            model_error=optimiser == "sampled-modelerr",
+                            check_law=None if optimiser == "sampled-nocheck" else "auto")
                 r = np.array(list(p.weights.values()))
-                row["fallback"] = p.chosen != "proposal"
+                row["fallback"] = p.chosen != "proposal" and not p.chosen.startswith("blend")
+                row["shrunk"] = p.chosen.startswith("blend")
                 row["proposal_regret"] = world.mean_loss(np.array(list(p.proposal.values()))) - opt
             elif optimiser == "slsqp":
                 r = np.array(list(law.solve(step, seed=seed).weights.values()))
@@ -113,21 +119,22 @@ def main() -> None:
     wall = time.time() - t0
     methods = list(dict.fromkeys(r["method"] for r in rows))
     settings = list(dict.fromkeys((r["k"], r["runs"]) for r in rows)) + [("all", "all")]
-    print(f"| domains | runs | method | median regret | mean regret | p90 regret | >uniform % | fallback % | refused | "
+    print(f"| domains | runs | method | median regret | mean regret | p90 regret | >uniform % | fallback % | shrunk % | refused | "
           "median proposal regret | s/world |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for k, n in settings:
         for m in methods:
             sel = [r for r in rows if r["method"] == m and (k == "all" or (r["k"], r["runs"]) == (k, n))]
             reg = np.array([r["regret"] for r in sel])
             worse = 100 * np.mean([r["worse"] for r in sel])
             fb = 100 * np.mean([r.get("fallback", False) for r in sel])
+            sh = 100 * np.mean([r.get("shrunk", False) for r in sel])
             ref = sum(r.get("refused", False) for r in sel)
             sec = np.mean([r.get("seconds", 0.0) for r in sel])
             prop = [r["proposal_regret"] for r in sel if "proposal_regret" in r]
             prop = f"{np.median(prop):.4f}" if prop else "-"
             print(f"| {k} | {n} | {m} | {np.median(reg):.4f} | {reg.mean():.4f} | {np.quantile(reg, 0.9):.4f} | "
-                  f"{worse:.1f} | {fb:.1f} | {ref} | {prop} | {sec:.2f} |")
+                  f"{worse:.1f} | {fb:.1f} | {sh:.1f} | {ref} | {prop} | {sec:.2f} |")
     print(f"\noptimiser bench: {len(jobs)} worlds, candidates {args.candidates}, bootstrap {args.bootstrap}, "
           f"noise {args.noise}, {args.jobs} job(s), wall {wall:.0f} s")
 

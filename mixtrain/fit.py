@@ -21,9 +21,11 @@ mixture choice depends on: held-out top-1 / top-k regret next to the nearest-obs
 (default optimiser `sampled`, laws/sampled.py) scores 100k candidate mixtures inside the support
 (each weight <= 1.5 x its largest observed weight + 0.01) with 20 bootstrap refits of the law, and
 writes `weights: {domain: w}` with comments and a `proposal:` block: the predicted loss of the
-proposal, uniform, natural (--natural) and the best observed run with bootstrap intervals, and
-which was written and why (uniform/natural/best run when the proposal is not reliably better than
-uniform, or when the law's CV regret is worse than the nearest-run baseline). `--optimizer slsqp`
+proposal, uniform, natural (--natural) and the best observed run with bootstrap intervals, a check
+law's view of proposal - uniform, and what was written and why: the step from uniform towards the
+proposal (uniform, a blend, or the proposal) whose 80th percentile of (mixture - uniform) over both
+laws' refits is lowest (--risk-quantile, --check-law; --refuse-on-cv to refuse when the law's CV
+regret is worse than the nearest-run baseline). `--optimizer slsqp`
 is the former gradient optimum in a support box and TV trust region (laws/slsqp.py), with an
 `optimum:` block. --min-weight and --max-weight take a number (every domain) or domain=value pairs
 (--max-weight is how a per-domain epoch cap is given).
@@ -40,7 +42,7 @@ import numpy as np
 
 from mixtrain.laws import LAWS, MixingLaw, Optimum, fit_law, load_law, propose
 from mixtrain.laws.sampled import (
-    DEFAULT_BOOTSTRAP, DEFAULT_CANDIDATES, DEFAULT_SUPPORT_CAP, DEFAULT_SUPPORT_FLOOR,
+    DEFAULT_BOOTSTRAP, DEFAULT_CANDIDATES, DEFAULT_RISK_QUANTILE, DEFAULT_SUPPORT_CAP, DEFAULT_SUPPORT_FLOOR,
 )
 from mixtrain.laws.support import DEFAULT_SUPPORT_MARGIN, DEFAULT_TRUST_RADIUS
 from mixtrain.table import LOSS_PREFIX, ObservationTable, parse_domain_values, read_mixtures, read_table
@@ -239,12 +241,14 @@ def _optimize(args) -> None:
         prop = propose(law, args.step, importance, min_w, max_w, natural=natural, candidates=args.candidates,
                        bootstrap=args.bootstrap, support_cap=args.support_cap, support_floor=args.support_floor,
                        trust_radius=radius, force_proposal=args.force_proposal, force_optimize=args.force_optimize,
-                       model_error=args.model_error, seed=args.seed)
+                       model_error=args.model_error, seed=args.seed, risk_quantile=args.risk_quantile,
+                       check_law=args.check_law, refuse_on_cv=args.refuse_on_cv)
         weights, report, meta, opt = prop.weights, prop.lines(), {"proposal": prop.meta()}, None
         written = (f"--candidates {args.candidates} --bootstrap {args.bootstrap} --support-cap {args.support_cap:g} "
                    f"--support-floor {args.support_floor:g} --trust-radius {args.trust_radius} --seed {args.seed}"
                    + (" --force-proposal" if args.force_proposal else "") + (" --force-optimize" if args.force_optimize else "")
-                   + (" --model-error" if args.model_error else ""))
+                   + (" --model-error" if args.model_error else "") + f" --risk-quantile {args.risk_quantile:g} "
+                   f"--check-law {args.check_law}" + (" --refuse-on-cv" if args.refuse_on_cv else ""))
     r = np.array(list(weights.values()))
     pred = law.predict(r[None], [args.step])[0]
     lines = [
@@ -306,8 +310,17 @@ def main(argv: list[str] | None = None) -> None:
                     help="sampled: write the proposal even if its interval against uniform does not lie below zero")
     ap.add_argument("--model-error", action="store_true",
                     help="sampled: widen the proposal-uniform interval by the law's cross-validated error")
+    ap.add_argument("--risk-quantile", type=float, default=DEFAULT_RISK_QUANTILE,
+                    help="sampled: write the step from uniform towards the proposal whose this upper quantile of "
+                    "(mixture - uniform) over the refits is lowest (higher: more cautious)")
+    ap.add_argument("--check-law", default="auto", choices=["auto", "none"] + sorted(LAWS),
+                    help="sampled: a second law whose refits must also put the step below uniform (auto: ridge, "
+                    "or bimix for ridge; none: this law alone)")
+    ap.add_argument("--refuse-on-cv", action="store_true",
+                    help="sampled: do not optimise when the law's CV regret is worse than the nearest-run baseline")
     ap.add_argument("--force-optimize", action="store_true",
-                    help="sampled: optimise even if the law's CV regret is worse than the nearest-run baseline")
+                    help="sampled, with --refuse-on-cv: optimise even if the law's CV regret is worse than the "
+                    "nearest-run baseline")
     ap.add_argument("--support-margin", default=str(DEFAULT_SUPPORT_MARGIN),
                     help="slsqp: keep each weight within [min observed - M, max observed + M] ('none': off)")
     ap.add_argument("--trust-radius", default=None,
