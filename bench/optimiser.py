@@ -103,6 +103,7 @@ def run_world(job) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--worlds", type=int, default=50)
+    ap.add_argument("--first-seed", type=int, default=0, help="world seeds first-seed .. first-seed + worlds - 1")
     ap.add_argument("--domains", default="8,17")
     ap.add_argument("--runs", default="16,64")
     ap.add_argument("--candidates", type=int, default=20_000)
@@ -112,7 +113,7 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1)
     args = ap.parse_args()
     jobs = [(int(k), int(n), s, args) for k in args.domains.split(",") for n in args.runs.split(",")
-            for s in range(args.worlds)]
+            for s in range(args.first_seed, args.first_seed + args.worlds)]
     t0 = time.time()
     with Pool(args.jobs) as pool:
         rows = [r for rs in pool.imap(run_world, jobs, chunksize=1) for r in rs]

@@ -12,7 +12,7 @@
 Place in the flow: `mixtrain.collect` -> table.csv -> **fit.py** -> law.json (mixing=law) or
 weights.yaml (mixing=manual mixing.weights_file=weights.yaml).
 
---law: bimix (default), exp, loglinear, transfer, ridge, lightgbm (extra mixtrain[surrogate]) or auto
+--law: ridge (default), bimix, exp, loglinear, transfer, lightgbm (extra mixtrain[surrogate]) or auto
 (criterion in mixtrain/laws/__init__.py: cross-validated decision regret). A fit with no more runs
 than its fitted mixture parameters is refused. Fitting prints per-domain in-sample R^2 and MRE, the
 cross-validated (group k-fold over runs) Spearman next to the own-weight baseline, and what a
@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> None:
     # default bimix, not auto: on the demo comparison (RESULTS.md) auto picked the law with the lowest
     # CV error (transfer), whose optimum left the proxies' range and lost to uniform; bimix ranked held-out
     # runs best and its optimum was sane
-    ap.add_argument("--law", default="bimix", choices=sorted(LAWS) + ["auto"])
+    ap.add_argument("--law", default="ridge", choices=sorted(LAWS) + ["auto"])
     ap.add_argument("--folds", type=int, default=5, help="cross-validation folds over runs (0: none)")
     ap.add_argument("--seed", type=int, default=0, help="fold assignment seed (fit); random starts (optimize)")
     ap.add_argument("--plot", metavar="DIR", help="fit mode: save fitted-vs-observed PNGs per domain here")

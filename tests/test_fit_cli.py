@@ -154,7 +154,7 @@ def test_fit_predict_optimize_end_to_end(table_csv, capsys):
         assert "fit: " + line[2:] in proc.stdout, line
     # web's cap 0.3 < 1/3: the step is taken from uniform made to respect the floors and caps
     t = meta["shrink"]["t"]
-    assert 0 <= t <= 1 and meta["shrink"]["quantile"] == 0.8
+    assert 0 <= t <= 1 and meta["shrink"]["quantile"] == 0.6
     assert meta["chosen"] == {0: "uniform within --min-weight/--max-weight", 1: "proposal"}.get(t, f"blend {t:g}")
     assert min(weights.values()) >= 0.05 - 1e-9 and weights["web"] <= 0.3 + 1e-9
     assert "# shrinkage: " in text and "fit: shrinkage: " in proc.stdout
