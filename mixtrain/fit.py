@@ -283,8 +283,8 @@ def _fit(args) -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--table", help="observation table CSV (fit mode)")
-    # default ridge (issue 19): on the synthetic optimiser bench (BENCHMARKS.md) its proposals beat bimix's and
-    # the RegMix recipe's; not auto: on the demo comparison (RESULTS.md) auto picked transfer, whose optimum left
+    # default ridge (issue 19): on the synthetic optimiser bench (BENCHMARKS.md) the only law whose decisions were
+    # worse than uniform in <= 2% of worlds on both world sets, with median regret close to the RegMix recipe's; not auto: on the demo comparison (RESULTS.md) auto picked transfer, whose optimum left
     # the proxies' range and lost to uniform, and auto fits every law (tens of seconds)
     ap.add_argument("--law", default="ridge", choices=sorted(LAWS) + ["auto"])
     ap.add_argument("--folds", type=int, default=5, help="cross-validation folds over runs (0: none)")
