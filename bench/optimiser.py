@@ -1,6 +1,6 @@
 """Benchmark of the mixture DECISION: law x optimiser on random synthetic worlds with a known optimum.
 
-    python bench/optimiser.py [--worlds 50] [--domains 8,17] [--runs 16,64] [--candidates 20000]
+    python bench/optimiser.py [--worlds 50] [--first-seed 0] [--domains 8,17] [--runs 16,64] [--candidates 20000]
                               [--bootstrap 20] [--methods ridge/sampled,bimix/sampled,...] [--jobs 2]
 
 SYNTHETIC EVIDENCE ONLY: the worlds are `mixtrain.laws.synthetic.World` (non-separable: every domain
@@ -18,8 +18,8 @@ Per world and method, the mixture the method writes is scored by the TRUE loss (
   median proposal regret  the sampled optimiser's proposal, written or not (what the fallback changed)
 Methods (law/optimiser):
   */sampled   laws/sampled.py, the default (candidates, B bootstrap refits, support cap 1.5x, then the step
-              from uniform towards the proposal with the lowest 80th-percentile risk under this law's and a
-              check law's refits: ridge, or bimix for ridge)
+              from uniform towards the proposal with the lowest 60th percentile of (mixture - uniform) over
+              this law's and a check law's refits pooled: ridge, or bimix for ridge); ridge/sampled is the CLI default
   */sampled-nocheck  the same without the check law (this law's refits alone decide the step)
   */sampled-noavg  the same without the top-100 average as an extra candidate (average_top=0)
   */sampled-modelerr  the same with the interval widened by the law's CV error (model_error=True)
@@ -40,7 +40,7 @@ from multiprocessing import Pool
 import numpy as np
 
 warnings.filterwarnings("ignore")
-DEFAULT_METHODS = "bimix/sampled,bimix/sampled-nocheck,bimix/slsqp,ridge/sampled,lightgbm/top100"
+DEFAULT_METHODS = "ridge/sampled,bimix/sampled,bimix/slsqp,lightgbm/top100"
 
 
 def regmix(law, M: np.ndarray, step: float, n: int, top: int, rng) -> np.ndarray:
