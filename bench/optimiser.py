@@ -1,6 +1,6 @@
 """Benchmark of the mixture DECISION: law x optimiser on random synthetic worlds with a known optimum.
 
-    python bench/optimiser.py [--worlds 50] [--domains 8,17] [--runs 16,64] [--candidates 20000]
+    python bench/optimiser.py [--worlds 50] [--first-seed 0] [--domains 8,17] [--runs 16,64] [--candidates 20000]
                               [--bootstrap 20] [--methods ridge/sampled,bimix/sampled,...] [--jobs 2]
 
 SYNTHETIC EVIDENCE ONLY: the worlds are `mixtrain.laws.synthetic.World` (non-separable: every domain
@@ -12,11 +12,15 @@ RegMix-style around the natural mixture (Dirichlet(c k n), c ~ logU(0.3, 3)), on
 Per world and method, the mixture the method writes is scored by the TRUE loss (equal importance):
   regret   true mean loss of the written mixture minus the true optimum's (nats; 0 is perfect)
   >unif%   share of worlds where the written mixture is truly worse than uniform
-  fallbk%  share where the sampled optimiser wrote uniform / natural / best run instead of its proposal
+  fallbk%  share where the sampled optimiser wrote uniform (or natural / best run) instead of its proposal
+  shrunk%  share where it wrote a blend of uniform and its proposal (step 6 of laws/sampled.py)
   refused  worlds where the law refused the fit (too few runs for its parameters); uniform is scored
   median proposal regret  the sampled optimiser's proposal, written or not (what the fallback changed)
 Methods (law/optimiser):
-  */sampled   laws/sampled.py, the default (candidates, B bootstrap refits, support cap 1.5x, fallback)
+  */sampled   laws/sampled.py, the default (candidates, B bootstrap refits, support cap 1.5x, then the step
+              from uniform towards the proposal with the lowest 60th percentile of (mixture - uniform) over
+              this law's and a check law's refits pooled: ridge, or bimix for ridge); ridge/sampled is the CLI default
+  */sampled-nocheck  the same without the check law (this law's refits alone decide the step)
   */sampled-noavg  the same without the top-100 average as an extra candidate (average_top=0)
   */sampled-modelerr  the same with the interval widened by the law's CV error (model_error=True)
   bimix/slsqp the former default: SLSQP in the support box + TV 0.25 trust region (laws/slsqp.py)
@@ -36,7 +40,7 @@ from multiprocessing import Pool
 import numpy as np
 
 warnings.filterwarnings("ignore")
-DEFAULT_METHODS = "bimix/sampled,bimix/slsqp,ridge/sampled,ridge/sampled-modelerr,lightgbm/top100"
+DEFAULT_METHODS = "ridge/sampled,bimix/sampled,bimix/slsqp,lightgbm/top100"
 
 
 def regmix(law, M: np.ndarray, step: float, n: int, top: int, rng) -> np.ndarray:
@@ -71,12 +75,14 @@ def run_world(job) -> list[dict]:
         try:
             law = fit_law(table, "auto", cv_folds=5, seed=seed) if name == "auto" else \
                 make_law(name).fit(table, cv_folds=5 if optimiser.startswith("sampled") else 0, seed=seed)
-            if optimiser in ("sampled", "sampled-noavg", "sampled-modelerr"):
+            if optimiser in ("sampled", "sampled-noavg", "sampled-modelerr", "sampled-nocheck"):
                 p = propose(law, step, natural=natural, candidates=args.candidates, bootstrap=args.bootstrap, seed=seed,
                             **({"average_top": 0} if optimiser == "sampled-noavg" else {}),
-                            model_error=optimiser == "sampled-modelerr")
+                            model_error=optimiser == "sampled-modelerr",
+                            check_law=None if optimiser == "sampled-nocheck" else "auto")
                 r = np.array(list(p.weights.values()))
-                row["fallback"] = p.chosen != "proposal"
+                row["fallback"] = p.chosen != "proposal" and not p.chosen.startswith("blend")
+                row["shrunk"] = p.chosen.startswith("blend")
                 row["proposal_regret"] = world.mean_loss(np.array(list(p.proposal.values()))) - opt
             elif optimiser == "slsqp":
                 r = np.array(list(law.solve(step, seed=seed).weights.values()))
@@ -97,6 +103,7 @@ def run_world(job) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--worlds", type=int, default=50)
+    ap.add_argument("--first-seed", type=int, default=0, help="world seeds first-seed .. first-seed + worlds - 1")
     ap.add_argument("--domains", default="8,17")
     ap.add_argument("--runs", default="16,64")
     ap.add_argument("--candidates", type=int, default=20_000)
@@ -106,28 +113,29 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1)
     args = ap.parse_args()
     jobs = [(int(k), int(n), s, args) for k in args.domains.split(",") for n in args.runs.split(",")
-            for s in range(args.worlds)]
+            for s in range(args.first_seed, args.first_seed + args.worlds)]
     t0 = time.time()
     with Pool(args.jobs) as pool:
         rows = [r for rs in pool.imap(run_world, jobs, chunksize=1) for r in rs]
     wall = time.time() - t0
     methods = list(dict.fromkeys(r["method"] for r in rows))
     settings = list(dict.fromkeys((r["k"], r["runs"]) for r in rows)) + [("all", "all")]
-    print(f"| domains | runs | method | median regret | mean regret | p90 regret | >uniform % | fallback % | refused | "
+    print(f"| domains | runs | method | median regret | mean regret | p90 regret | >uniform % | fallback % | shrunk % | refused | "
           "median proposal regret | s/world |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for k, n in settings:
         for m in methods:
             sel = [r for r in rows if r["method"] == m and (k == "all" or (r["k"], r["runs"]) == (k, n))]
             reg = np.array([r["regret"] for r in sel])
             worse = 100 * np.mean([r["worse"] for r in sel])
             fb = 100 * np.mean([r.get("fallback", False) for r in sel])
+            sh = 100 * np.mean([r.get("shrunk", False) for r in sel])
             ref = sum(r.get("refused", False) for r in sel)
             sec = np.mean([r.get("seconds", 0.0) for r in sel])
             prop = [r["proposal_regret"] for r in sel if "proposal_regret" in r]
             prop = f"{np.median(prop):.4f}" if prop else "-"
             print(f"| {k} | {n} | {m} | {np.median(reg):.4f} | {reg.mean():.4f} | {np.quantile(reg, 0.9):.4f} | "
-                  f"{worse:.1f} | {fb:.1f} | {ref} | {prop} | {sec:.2f} |")
+                  f"{worse:.1f} | {fb:.1f} | {sh:.1f} | {ref} | {prop} | {sec:.2f} |")
     print(f"\noptimiser bench: {len(jobs)} worlds, candidates {args.candidates}, bootstrap {args.bootstrap}, "
           f"noise {args.noise}, {args.jobs} job(s), wall {wall:.0f} s")
 

@@ -152,7 +152,12 @@ def test_fit_predict_optimize_end_to_end(table_csv, capsys):
                  "# proposal - uniform:", "# written: "):
         assert line in text, line
         assert "fit: " + line[2:] in proc.stdout, line
-    assert meta["chosen"] in ("proposal", "uniform", "natural") or meta["chosen"].startswith("run ")
+    # web's cap 0.3 < 1/3: the step is taken from uniform made to respect the floors and caps
+    t = meta["shrink"]["t"]
+    assert 0 <= t <= 1 and meta["shrink"]["quantile"] == 0.6
+    assert meta["chosen"] == {0: "uniform within --min-weight/--max-weight", 1: "proposal"}.get(t, f"blend {t:g}")
+    assert min(weights.values()) >= 0.05 - 1e-9 and weights["web"] <= 0.3 + 1e-9
+    assert "# shrinkage: " in text and "fit: shrinkage: " in proc.stdout
     # the former gradient optimiser, by flag; its support limits are still explicit
     fit_mod.main(["--law-file", str(law_json), "--optimize", "--optimizer", "slsqp", "--step", "5000",
                   "--min-weight", "0.05", "--max-weight", "web=0.3", "--out", str(weights_yaml)])

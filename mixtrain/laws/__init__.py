@@ -40,26 +40,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from mixtrain.laws.base import MixingLaw, Optimum, project_box_simplex
-from mixtrain.laws.sampled import Proposal, propose
-from mixtrain.laws.evaluate import TOP_K, cross_validate, spearman
 from mixtrain.laws.bimix import BiMixLaw
+from mixtrain.laws.evaluate import TOP_K, cross_validate, spearman
 from mixtrain.laws.exp import ExpLaw
 from mixtrain.laws.loglinear import LogLinearLaw
+from mixtrain.laws.registry import LAWS, load_law, make_law
+from mixtrain.laws.sampled import Proposal, propose
 from mixtrain.laws.scaling_mixing import ScalingMixingLaw
 from mixtrain.laws.surrogate import RidgeLaw
 from mixtrain.laws.transfer import TransferLaw
 from mixtrain.laws.trees import LightGBMLaw
 from mixtrain.table import ObservationTable
-
-LAWS: dict[str, type[MixingLaw]] = {
-    "bimix": BiMixLaw,
-    "exp": ExpLaw,
-    "loglinear": LogLinearLaw,
-    "transfer": TransferLaw,
-    "ridge": RidgeLaw,
-    "lightgbm": LightGBMLaw,
-    "scaling": ScalingMixingLaw,
-}
 AUTO_REGRET_TOLERANCE = 0.10
 
 __all__ = [
@@ -67,23 +58,6 @@ __all__ = [
     "Optimum", "Proposal", "RidgeLaw", "ScalingMixingLaw", "TransferLaw", "propose",
     "cross_validate", "fit_law", "load_law", "make_law", "project_box_simplex", "spearman",
 ]
-
-
-def make_law(name: str, **config: Any) -> MixingLaw:
-    """A fresh (unfitted) law by registry name, with options (e.g. make_law('exp', ridge=1e-2))."""
-    if name not in LAWS:
-        raise ValueError(f"unknown law {name!r}; choose one of {sorted(LAWS)} or 'auto'")
-    return LAWS[name](**config)
-
-
-def load_law(source: str | Mapping[str, Any]) -> MixingLaw:
-    """Load a law written by `law.to_json(path)` (a path, or the dict itself); the class is the
-    registry's entry for the file's 'law' key."""
-    d, where = MixingLaw.read_json(source)
-    name = d.get("law")
-    if name not in LAWS:
-        raise ValueError(f"{where}: unknown law {name!r}; known laws {sorted(LAWS)} (written by a newer mixtrain?)")
-    return LAWS[name].from_dict(d, where)
 
 
 def fit_law(table: ObservationTable, law: str = "auto", *, cv_folds: int = 5, seed: int = 0,
