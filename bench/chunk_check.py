@@ -12,34 +12,25 @@ sha256 throughput (MB/s) over DIR's chunks.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import time
 import warnings
 
+from stream_setup import domain_blocks, stream_args  # bench/ is sys.path[0] when run as a script
+
 warnings.filterwarnings("ignore")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-dir", required=True)
-    ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--seq-len", type=int, default=None, help="default: the shards' block_size - 1")
-    ap.add_argument("--batches", type=int, default=200)
-    ap.add_argument("--repeats", type=int, default=3)
-    args = ap.parse_args()
+    args = stream_args(__doc__, batch_size=16, batches=200)
 
     import glob
 
     from mixtrain import chunk_check
-    from mixtrain.sampler import MixtureStream, make_loader, read_domain_blocks
-    from mixtrain.shards import read_manifest
+    from mixtrain.sampler import MixtureStream, make_loader
 
-    manifest = read_manifest(args.data_dir)
-    block_size = (args.seq_len + 1) if args.seq_len else int(manifest["block_size"])
-    domains = [read_domain_blocks(d, os.path.join(args.data_dir, d, "train"), block_size) for d in manifest["domains"]]
-    natural = {d.name: float(d.num_blocks) for d in domains}
+    block_size, domains, natural = domain_blocks(args.data_dir, args.seq_len)
     real_check = chunk_check.ChunkVerifier.check
 
     def windows(verify: bool) -> tuple[float, float]:

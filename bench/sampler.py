@@ -11,10 +11,11 @@ reported. Final line: `mixed/plain tokens_per_s ratio: X` (the lower of the two 
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 import warnings
+
+from stream_setup import domain_blocks, stream_args  # bench/ is sys.path[0] when run as a script
 
 warnings.filterwarnings("ignore")
 
@@ -32,25 +33,13 @@ def _rate(loader, num_batches: int) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-dir", required=True)
-    ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--seq-len", type=int, default=None, help="default: the shards' block_size - 1")
-    ap.add_argument("--batches", type=int, default=400)
-    ap.add_argument("--repeats", type=int, default=3)
-    args = ap.parse_args()
-
-    import os
+    args = stream_args(__doc__, batch_size=8, batches=400)
 
     from litdata import CombinedStreamingDataset, StreamingDataLoader, StreamingDataset, TokensLoader
 
-    from mixtrain.sampler import MixtureStream, make_loader, read_domain_blocks
-    from mixtrain.shards import read_manifest
+    from mixtrain.sampler import MixtureStream, make_loader
 
-    manifest = read_manifest(args.data_dir)
-    block_size = (args.seq_len + 1) if args.seq_len else int(manifest["block_size"])
-    domains = [read_domain_blocks(d, os.path.join(args.data_dir, d, "train"), block_size) for d in manifest["domains"]]
-    natural = {d.name: float(d.num_blocks) for d in domains}
+    block_size, domains, natural = domain_blocks(args.data_dir, args.seq_len)
     largest = max(domains, key=lambda d: d.num_blocks)
     total_blocks = sum(natural.values())
     # The plain baseline must not restart its loader inside a timed run (that would flatter us).
