@@ -15,21 +15,15 @@ prepared before checksums.json existed has nothing to compare against and is not
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterable, Sequence
 
-from mixtrain.datadir import CHECKSUMS
+from mixtrain.datadir import CHECKSUMS, file_sha256
 
 
 class CorruptShardError(ValueError):
     pass
-
-
-def _sha256(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 class ChunkVerifier:
@@ -64,7 +58,7 @@ class ChunkVerifier:
             split_dir = self._dirs[folder]
             entry = self._recorded[folder].get(f"{os.path.basename(split_dir)}/{name}")
             path = os.path.join(split_dir, name)
-            if entry is not None and _sha256(path) != entry["sha256"]:
+            if entry is not None and file_sha256(path) != entry["sha256"]:
                 record = os.path.join(os.path.dirname(split_dir), CHECKSUMS)
                 raise CorruptShardError(
                     f"shard file {path} does not match its sha256 in {record} (changed on disk since prepare); "

@@ -57,7 +57,8 @@ _FIX = ("re-run `python -m mixtrain.prepare ...` with the same data_dir (it rebu
         "or delete {folder} and re-run prepare")
 
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 that checksums.json records (and chunk_check.py compares against)."""
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
@@ -68,7 +69,7 @@ def record_checksums(domain_dir: Path) -> dict[str, Any]:
     for split in SPLITS:
         for f in sorted((domain_dir / split).iterdir()):
             if f.is_file():
-                files[f"{split}/{f.name}"] = {"bytes": f.stat().st_size, "sha256": _file_sha256(f)}
+                files[f"{split}/{f.name}"] = {"bytes": f.stat().st_size, "sha256": file_sha256(f)}
     record = {"format": 1, "algorithm": "sha256", "files": files}
     write_json_atomic(domain_dir / CHECKSUMS, record)
     return record
@@ -124,7 +125,7 @@ def domain_problem(data_dir: str | os.PathLike, domain: str, *, deep: bool = Fal
         if size != int(entry["bytes"]):
             how = "truncated" if size < int(entry["bytes"]) else "grown or overwritten"
             return f"shard file {f} has {size} bytes, {entry['bytes']} were written ({how})"
-        if deep and _file_sha256(f) != entry["sha256"]:
+        if deep and file_sha256(f) != entry["sha256"]:
             return f"shard file {f} does not match its sha256 in {record_path} (corrupted on disk or overwritten)"
     return None
 

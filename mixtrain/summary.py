@@ -96,10 +96,7 @@ def redact_hydra_dir(hydra_dir: str) -> None:
         if os.path.isfile(path):
             with open(path) as f:
                 loaded[path] = yaml.safe_load(f)
-    # a secret found in one file (an override) is redacted in all of them (hydra.yaml repeats it)
-    secrets = set().union(*(secret_values(data) for data in loaded.values())) if loaded else set()
-    for path, data in loaded.items():
-        atomic_write(path, redacted_yaml(data, secrets))
+    _write_redacted(loaded)
 
 
 def write_hydra_dir(hydra_dir: str, config: Any, hydra: Any, overrides: list[str]) -> None:
@@ -109,10 +106,16 @@ def write_hydra_dir(hydra_dir: str, config: Any, hydra: Any, overrides: list[str
     writing off (launch.entry_argv), so a refused run and the other ranks of a launch write none.
     """
     os.makedirs(hydra_dir, exist_ok=True)
-    files = (("config.yaml", config), ("hydra.yaml", {"hydra": hydra}), ("overrides.yaml", overrides))
-    secrets = set().union(*(secret_values(data) for _, data in files))
-    for name, data in files:
-        atomic_write(os.path.join(hydra_dir, name), redacted_yaml(data, secrets))
+    _write_redacted({os.path.join(hydra_dir, "config.yaml"): config, os.path.join(hydra_dir, "hydra.yaml"): {"hydra": hydra},
+                     os.path.join(hydra_dir, "overrides.yaml"): overrides})
+
+
+def _write_redacted(files: Mapping[str, Any]) -> None:
+    """Each path's data as redacted YAML, atomically. A secret found in one file (an override) is
+    redacted in all of them: hydra.yaml repeats the overrides."""
+    secrets = set().union(*(secret_values(data) for data in files.values()))
+    for path, data in files.items():
+        atomic_write(path, redacted_yaml(data, secrets))
 
 
 # a run's files (claim_run_dir removes them; trained_run_files says which prove a run reached step 1)

@@ -124,8 +124,8 @@ def test_chunk_verifier_checks_each_chunk_once_and_skips_unrecorded_data(tiny_da
 
     data = Path(shutil.copytree(tiny_data_dir, tmp_path / "data"))
     hashed = []
-    real = chunk_check._sha256
-    monkeypatch.setattr(chunk_check, "_sha256", lambda path: hashed.append(path) or real(path))
+    real = chunk_check.file_sha256
+    monkeypatch.setattr(chunk_check, "file_sha256", lambda path: hashed.append(path) or real(path))
     verifier = chunk_check.ChunkVerifier([data / "code" / "train", data / "prose" / "train"])
     verifier.check([(0, 0), (0, 0), (1, 2), (0, 0)])
     verifier.check([(1, 2), (0, 1)])
