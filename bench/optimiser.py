@@ -23,6 +23,7 @@ Methods (law/optimiser):
   */sampled-nocheck  the same without the check law (this law's refits alone decide the step)
   */sampled-noavg  the same without the top-100 average as an extra candidate (average_top=0)
   */sampled-modelerr  the same with the interval widened by the law's CV error (model_error=True)
+  */sampled-check-NAME  the same with check law NAME (e.g. sampled-check-lightgbm) instead of the default
   bimix/slsqp the former default: SLSQP in the support box + TV 0.25 trust region (laws/slsqp.py)
   lightgbm/top100  the RegMix recipe: LightGBM on the runs, the same number of Dirichlet candidates
               around the proxy mixtures, average of the top 100 (no support cap, no bootstrap)
@@ -75,11 +76,13 @@ def run_world(job) -> list[dict]:
         try:
             law = fit_law(table, "auto", cv_folds=5, seed=seed) if name == "auto" else \
                 make_law(name).fit(table, cv_folds=5 if optimiser.startswith("sampled") else 0, seed=seed)
-            if optimiser in ("sampled", "sampled-noavg", "sampled-modelerr", "sampled-nocheck"):
+            if optimiser in ("sampled", "sampled-noavg", "sampled-modelerr", "sampled-nocheck") \
+                    or optimiser.startswith("sampled-check-"):
                 p = propose(law, step, natural=natural, candidates=args.candidates, bootstrap=args.bootstrap, seed=seed,
                             **({"average_top": 0} if optimiser == "sampled-noavg" else {}),
                             model_error=optimiser == "sampled-modelerr",
-                            check_law=None if optimiser == "sampled-nocheck" else "auto")
+                            check_law=None if optimiser == "sampled-nocheck" else
+                            optimiser.removeprefix("sampled-check-") if optimiser.startswith("sampled-check-") else "auto")
                 r = np.array(list(p.weights.values()))
                 row["fallback"] = p.chosen != "proposal" and not p.chosen.startswith("blend")
                 row["shrunk"] = p.chosen.startswith("blend")

@@ -25,8 +25,8 @@
 # last, under the newest code. A (strategy, seed) whose OUT/runs/<strategy>-seed<N>/DONE exists is
 # skipped: re-running resumes, and shards of it may run in parallel (e.g. SEEDS=0,1 and SEEDS=2,3,4).
 # Law: proxy sweep (PROXY_RUNS mixtures of mixtrain.proxy, experiment=proxy) -> collect
-# (training domains' losses only: bimix fits each domain from its own weight) -> fit bimix ->
-# mixing=law optimised for STEPS (strategy `law-bimix`).
+# (training domains' losses only) -> fit LAW (default ridge, the fit default; LAW=bimix: the earlier pipeline) ->
+# mixing=law optimised for STEPS by the sampled optimiser (strategy `law-$LAW`).
 # DoReMi's reference: the uniform run of the same seed (its loss curve; doremi_token: its model). Last: python -m mixtrain.report OUT/runs.
 set -euo pipefail
 OUT="${1:?usage: compare.sh OUT_DIR [overrides...]}"
@@ -39,6 +39,7 @@ SEEDS="${SEEDS:-0,1,2,3,4}"
 REFIT_EVERY="${REFIT_EVERY:-20}"
 PROXY_RUNS="${PROXY_RUNS:-16}"
 PROXY_STEPS="${PROXY_STEPS:-100}"
+LAW="${LAW:-ridge}"   # the law part's law (mixtrain.fit's default); strategy law-$LAW, file OUT/proxy/law_$LAW.json
 PARTS="${PARTS:-static entropy law online}"
 STATIC="${STATIC:-uniform natural temperature}"
 ENTROPY="${ENTROPY:-se ce je vne}"
@@ -59,8 +60,8 @@ run_one() {  # run_one NAME SEED overrides...: one run into OUT/runs/NAME-seedSE
   touch "$dir/DONE"
 }
 
-proxy_law() {  # OUT/proxy/law_bimix.json from a proxy sweep (the sweep is skipped once OUT/proxy/table.csv exists)
-  [ -f "$OUT/proxy/law_bimix.json" ] && return
+proxy_law() {  # OUT/proxy/law_$LAW.json from a proxy sweep (the sweep is skipped once OUT/proxy/table.csv exists)
+  [ -f "$OUT/proxy/law_$LAW.json" ] && return
   if [ ! -f "$OUT/proxy/table.csv" ]; then
     local files
     files="$("$PYTHON" -m mixtrain.proxy --data-dir "$PROXY_DATA" --num-runs "$PROXY_RUNS" --out "$OUT/proxy/mixtures")"
@@ -73,7 +74,7 @@ proxy_law() {  # OUT/proxy/law_bimix.json from a proxy sweep (the sweep is skipp
   local only=()
   [ "${PROXY_FINAL_ONLY:-0}" = 1 ] && only=(--final-only)
   "$PYTHON" -m mixtrain.collect "$OUT/proxy/runs" --training-domains-only "${only[@]}" --out "$OUT/proxy/table_train.csv"
-  "$PYTHON" -m mixtrain.fit --table "$OUT/proxy/table_train.csv" --law bimix --out "$OUT/proxy/law_bimix.json"
+  "$PYTHON" -m mixtrain.fit --table "$OUT/proxy/table_train.csv" --law "$LAW" --out "$OUT/proxy/law_$LAW.json"
 }
 
 target_law() {  # OUT/proxy/law_target.json: TARGET_LAW fitted on every eval domain (eval-only ones included)
@@ -94,7 +95,7 @@ for part in $PARTS; do
         done; done ;;
       law)
         proxy_law
-        run_one law-bimix "$seed" mixing=law mixing.name=law-bimix mixing.law_file="$OUT/proxy/law_bimix.json" \
+        run_one "law-$LAW" "$seed" mixing=law mixing.name="law-$LAW" mixing.law_file="$OUT/proxy/law_$LAW.json" \
           mixing.step="$STEPS" ;;
       target)  # the law's optimum for the target: needs TARGET_IMPORTANCE, a Hydra dict over the eval domains
         [ -n "${TARGET_IMPORTANCE:-}" ] || { echo "PARTS=target needs TARGET_IMPORTANCE='{d: w, ...}' (every eval domain; laws count an unnamed one as 1)" >&2; exit 2; }
@@ -125,6 +126,6 @@ for part in $PARTS; do
 done
 
 law_args=()
-[ -f "$OUT/proxy/law_bimix.json" ] && law_args=(--law "$OUT/proxy/law_bimix.json" --table "$OUT/proxy/table_train.csv")
+[ -f "$OUT/proxy/law_$LAW.json" ] && law_args=(--law "$OUT/proxy/law_$LAW.json" --table "$OUT/proxy/table_train.csv")
 "$PYTHON" -m mixtrain.report "$OUT/runs" --out "$OUT/report" "${law_args[@]}"
 echo "[compare] report: $OUT/report/report.md"

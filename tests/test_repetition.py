@@ -111,3 +111,25 @@ def test_fit_cli_repetition_needs_a_budget_in_tokens(tmp_path):
     assert yaml.safe_load((tmp_path / "w.yaml").read_text())["repetition"]["budget_tokens"] == pytest.approx(1e6)
     with pytest.raises(SystemExit, match="no unique token count"):
         fit_main([*base[:3], "--domain-tokens", "web=1e10", *base[5:], "--tokens", "1e6", "--step", "1000"])
+
+
+def test_mixing_law_sees_the_runs_budget_and_the_datas_natural_mixture(tmp_path):
+    # mixing=law scores with the same repetition hook as `fit --optimize --data-dir`: this run's budget
+    # (target step x global batch) and the prepared data's unique tokens, which are also its natural mixture
+    from mixtrain.mixing.base import DataContext
+    from mixtrain.mixing.law import Law
+
+    law = make_law("bimix").fit(_proxy_table(), cv_folds=0)
+    law.to_json(str(tmp_path / "law.json"))
+    ctx = DataContext(data_dir=str(tmp_path), domains=list(DOMAINS),
+                      stats={d: {"num_train_tokens": int(UNIQUE[d])} for d in DOMAINS},
+                      budget_tokens=int(TARGET_STEP * BATCH), global_batch_tokens=int(BATCH), max_steps=int(TARGET_STEP))
+    kw = dict(law_file=str(tmp_path / "law.json"), candidates=4000, bootstrap=0)
+    aware = Law(**kw).compute(ctx)
+    blind = Law(repetition=False, **kw).compute(ctx)
+    rep = Repetition.build(DOMAINS, UNIQUE, budget_tokens=TARGET_STEP * BATCH)
+    expected = propose(law, TARGET_STEP, candidates=4000, bootstrap=0, seed=0, repetition=rep,
+                       natural={d: UNIQUE[d] for d in DOMAINS}).weights
+    assert aware == pytest.approx(expected, abs=1e-9)
+    assert rep.epochs(aware)["rare"] < rep.epochs(blind)["rare"]
+    assert blind["rare"] > aware["rare"] + 0.05

@@ -38,6 +38,7 @@ class Law(MixingStrategy):
         support_floor: float | None = None,
         force_proposal: bool = False,
         force_optimize: bool = False,
+        repetition: bool = True,
     ):
         super().__init__(max_epochs)
         if not law_file:
@@ -57,6 +58,7 @@ class Law(MixingStrategy):
         self.sampled = {k: v for k, v in dict(candidates=candidates, bootstrap=bootstrap, support_cap=support_cap,
                                                support_floor=support_floor).items() if v is not None}
         self.sampled.update(force_proposal=bool(force_proposal), force_optimize=bool(force_optimize))
+        self.repetition = bool(repetition)
 
     def compute(self, ctx: DataContext) -> dict[str, float]:
         from mixtrain.laws import load_law
@@ -77,9 +79,19 @@ class Law(MixingStrategy):
                             support_margin=self.support_margin, trust_radius=radius, seed=self.seed)
         else:
             from mixtrain.laws import propose
+            from mixtrain.laws.repetition import Repetition
 
+            # what `mixtrain.fit --optimize --data-dir DIR` also uses: the prepared data's unique tokens are the
+            # natural mixture (a comparator and candidate) and, with this run's budget at the target step, how often
+            # each domain would be repeated (laws/repetition.py)
+            counts = {d: float(n) for d, n in ctx.num_train_tokens().items()}
+            natural = counts if all(v > 0 for v in counts.values()) else None
+            budget = step * ctx.global_batch_tokens if ctx.global_batch_tokens else None
+            rep = Repetition.build(law_domains, counts, budget) if self.repetition and natural and budget else None
             opt = propose(law, step, self.importance, self.min_weight, trust_radius=self.trust_radius, seed=self.seed,
-                          **self.sampled)
+                          natural=natural, repetition=rep, **self.sampled)
+            if rep is not None:
+                log.info("mixing=law: %s", "; ".join(rep.lines(opt.weights)))
         log.info("mixing=law: %s optimum of %s at step %s; %s", self.optimizer, self.law_file, step, "; ".join(opt.lines()))
         return opt.weights
 

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Issue 20 item 1 on the demo corpus: does the scaling law (laws/scaling.py) fitted on three small
+# model sizes predict the per-domain validation loss of a fourth, larger size that it never saw?
+#
+#   python -m mixtrain.prepare data=demo data_dir=data/demo
+#   bash bench/held_out_size.sh data/demo runs/held_out_size          # ~80 min on one CPU core
+#
+# 1. 11 proxy mixtures (mixtrain.proxy, concentration 3 so that 2k+1 = 11 mixtures identify the law)
+# 2. each mixture trained at sizes s1-s3 (2x64, 3x96, 4x128 = tiny: layers x d_model) and every other
+#    mixture at the held-out s4 (5x192), constant LR, validated at 75/150/225/300 steps (4 budgets)
+# 3. collect -> table.csv (num_params, tokens on every row); fit --law scaling -> law.json, whose report
+#    `held_out_size` is the law refitted without the largest size and its per-domain MRE on that size
+# 4. bench/held_out_size_report.py prints the markdown table RESULTS.md carries
+set -euo pipefail
+DATA_DIR="${1:?usage: held_out_size.sh DATA_DIR OUT_DIR}"
+OUT="${2:?usage: held_out_size.sh DATA_DIR OUT_DIR}"
+PYTHON="${PYTHON:-python}"
+STEPS="${STEPS:-300}"
+VAL_EVERY="${VAL_EVERY:-75}"
+mkdir -p "$OUT"
+"$PYTHON" -m mixtrain.proxy --data-dir "$DATA_DIR" --num-runs 11 --concentration 3 --out "$OUT/mixtures" > "$OUT/mixtures.txt"
+ALL="$(cat "$OUT/mixtures.txt")"
+HELD="$(echo "$ALL" | tr ',' '\n' | awk 'NR % 2 == 1' | paste -sd, -)"   # mixtures 0, 2, 4, ... at s4
+for size in "s1 2 64 2" "s2 3 96 3" "s3 4 128 4" "s4 5 192 6"; do
+  set -- $size
+  FILES="$ALL"; if [ "$1" = s4 ]; then FILES="$HELD"; fi
+  "$PYTHON" -m mixtrain.train -m experiment=proxy data_dir="$DATA_DIR" sweep_dir="$OUT/runs/$1" \
+    mixing=manual "mixing.weights_file=$FILES" model.n_layer="$2" model.d_model="$3" model.n_head="$4" \
+    trainer.max_steps="$STEPS" trainer.val_check_interval="$VAL_EVERY" checkpoint_every_n_steps="$STEPS"
+done
+"$PYTHON" -m mixtrain.collect "$OUT/runs/s1" "$OUT/runs/s2" "$OUT/runs/s3" "$OUT/runs/s4" --out "$OUT/table.csv"
+"$PYTHON" -m mixtrain.fit --table "$OUT/table.csv" --law scaling --out "$OUT/law.json"
+"$PYTHON" bench/held_out_size_report.py "$OUT/law.json" "$OUT/table.csv" --plot "$OUT/held_out_size.png" | tee "$OUT/report.md"
