@@ -3,11 +3,14 @@
 # model sizes predict the per-domain validation loss of a fourth, larger size that it never saw?
 #
 #   python -m mixtrain.prepare data=demo data_dir=data/demo
-#   bash bench/held_out_size.sh data/demo runs/held_out_size          # ~80 min on one CPU core
+#   bash bench/held_out_size.sh data/demo runs/held_out_size          # ~75 min on one CPU core
 #
 # 1. 11 proxy mixtures (mixtrain.proxy, concentration 3 so that 2k+1 = 11 mixtures identify the law)
-# 2. each mixture trained at sizes s1-s3 (2x64, 3x96, 4x128 = tiny: layers x d_model) and every other
-#    mixture at the held-out s4 (5x192), constant LR, validated at 75/150/225/300 steps (4 budgets)
+# 2. all 11 mixtures at the smallest size s1 (2 layers x d_model 64), and 6 of them (every other) at s2
+#    (3 x 96), s3 (4 x 128 = tiny) and the held-out s4 (5 x 192); constant LR, validated at 75/150/225/300
+#    steps (4 budgets). The mixture term is shared by every size (additive form), so s1 identifies it and
+#    the other sizes need only enough mixtures to separate N from h. A size whose OUT/runs/SIZE/DONE exists
+#    is skipped: re-running continues.
 # 3. collect -> table.csv (num_params, tokens on every row); fit --law scaling -> law.json, whose report
 #    `held_out_size` is the law refitted without the largest size and its per-domain MRE on that size
 # 4. bench/held_out_size_report.py prints the markdown table RESULTS.md carries
@@ -18,15 +21,17 @@ PYTHON="${PYTHON:-python}"
 STEPS="${STEPS:-300}"
 VAL_EVERY="${VAL_EVERY:-75}"
 mkdir -p "$OUT"
-"$PYTHON" -m mixtrain.proxy --data-dir "$DATA_DIR" --num-runs 11 --concentration 3 --out "$OUT/mixtures" > "$OUT/mixtures.txt"
+[ -f "$OUT/mixtures.txt" ] || "$PYTHON" -m mixtrain.proxy --data-dir "$DATA_DIR" --num-runs 11 --concentration 3 --out "$OUT/mixtures" > "$OUT/mixtures.txt"
 ALL="$(cat "$OUT/mixtures.txt")"
 HELD="$(echo "$ALL" | tr ',' '\n' | awk 'NR % 2 == 1' | paste -sd, -)"   # mixtures 0, 2, 4, ... at s4
 for size in "s1 2 64 2" "s2 3 96 3" "s3 4 128 4" "s4 5 192 6"; do
   set -- $size
-  FILES="$ALL"; if [ "$1" = s4 ]; then FILES="$HELD"; fi
+  if [ -f "$OUT/runs/$1/DONE" ]; then echo "[held_out_size] $1 done before, skipped"; continue; fi
+  FILES="$ALL"; if [ "$1" != s1 ]; then FILES="$HELD"; fi
   "$PYTHON" -m mixtrain.train -m experiment=proxy data_dir="$DATA_DIR" sweep_dir="$OUT/runs/$1" \
     mixing=manual "mixing.weights_file=$FILES" model.n_layer="$2" model.d_model="$3" model.n_head="$4" \
     trainer.max_steps="$STEPS" trainer.val_check_interval="$VAL_EVERY" checkpoint_every_n_steps="$STEPS"
+  touch "$OUT/runs/$1/DONE"
 done
 "$PYTHON" -m mixtrain.collect "$OUT/runs/s1" "$OUT/runs/s2" "$OUT/runs/s3" "$OUT/runs/s4" --out "$OUT/table.csv"
 "$PYTHON" -m mixtrain.fit --table "$OUT/table.csv" --law scaling --out "$OUT/law.json"

@@ -74,6 +74,7 @@ DEFAULT_AVERAGE_TOP = 100
 STAGE1_SHARE, STAGE2_TOP = 0.6, 20
 DEFAULT_RISK_QUANTILE = 0.6
 DEFAULT_SHRINK_STEPS = 10
+CHECK_TREES_MIN_RUNS = 32  # from this many runs on, lightgbm (not bimix) checks ridge (step 5, BENCHMARKS.md)
 
 
 @dataclass
@@ -109,7 +110,7 @@ class Proposal:
         if sh.get("check_diff") is not None:
             m, lo, hi = sh["check_diff"]
             out.append(f"check law {sh['check_law']}: proposal - uniform {m:+.4f}  [{lo:+.4f}, {hi:+.4f}] (over its refits)")
-        elif sh.get("check_note"):
+        if sh.get("check_note"):
             out.append(f"check law: {sh['check_note']}")
         if "t" in sh:
             out.append(f"shrinkage: {sh['t']:g} of the way from uniform to the proposal (the step whose "
@@ -377,13 +378,29 @@ def propose(
     return Proposal(v, chosen, proposal, predicted, diff, why + note, settings, at_cap, shrink)
 
 
+def auto_check_law(law: MixingLaw) -> tuple[str, str | None]:
+    """The "auto" check law for `law` and a note: ridge for every other law; for ridge, lightgbm from
+    `CHECK_TREES_MIN_RUNS` runs on (when the extra is installed), else bimix (module docstring, step 5)."""
+    if law.name != "ridge":
+        return "ridge", None
+    n_runs = len(law.table.run_names)
+    if n_runs < CHECK_TREES_MIN_RUNS:
+        return "bimix", None
+    try:
+        import lightgbm  # noqa: F401  (the optional extra mixtrain[surrogate])
+    except ImportError:
+        return "bimix", (f"{n_runs} runs: lightgbm would check ridge, but the extra is not installed "
+                         "(pip install 'mixtrain[surrogate]'); bimix checks instead")
+    return "lightgbm", None
+
+
 def second_opinion(law: MixingLaw, check_law: str | None, B: int, rng: np.random.Generator):
-    """(check law, its B refits) of another family than `law` ("auto": ridge, or bimix for ridge), a note, None."""
+    """(check law, its B refits) of another family than `law` (`auto_check_law`), a note, None."""
     if check_law is None or check_law == "none" or B == 0:
         return None, "none (check_law=None)", None
-    name = ("bimix" if law.name == "ridge" else "ridge") if check_law == "auto" else check_law
+    name, note = auto_check_law(law) if check_law == "auto" else (check_law, None)
     try:
         check = make_law(name).fit(law.table, cv_folds=0)
-        return (check, bootstrap_laws(check, B, rng)), None, None
+        return (check, bootstrap_laws(check, B, rng)), note, None
     except ValueError as e:  # too few runs for the check law's parameters: this law decides alone
         return None, f"{name} could not be fitted ({e}); {law.name} decides alone", None
