@@ -34,11 +34,13 @@ Reference rows: uniform, natural, best observed run (by its noisy observed loss)
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 import warnings
 from multiprocessing import Pool
 
 import numpy as np
+from tqdm import tqdm
 
 warnings.filterwarnings("ignore")
 DEFAULT_METHODS = "ridge/sampled,bimix/sampled,bimix/slsqp,lightgbm/top100"
@@ -119,7 +121,8 @@ def main() -> None:
             for s in range(args.first_seed, args.first_seed + args.worlds)]
     t0 = time.time()
     with Pool(args.jobs) as pool:
-        rows = [r for rs in pool.imap(run_world, jobs, chunksize=1) for r in rs]
+        results = tqdm(pool.imap(run_world, jobs, chunksize=1), total=len(jobs), desc="worlds", file=sys.stderr)
+        rows = [r for rs in results for r in rs]
     wall = time.time() - t0
     methods = list(dict.fromkeys(r["method"] for r in rows))
     settings = list(dict.fromkeys((r["k"], r["runs"]) for r in rows)) + [("all", "all")]

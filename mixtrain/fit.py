@@ -325,8 +325,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="sampled: write the step from uniform towards the proposal whose this upper quantile of "
                     "(mixture - uniform) over the refits is lowest (higher: more cautious)")
     ap.add_argument("--check-law", default="auto", choices=["auto", "none"] + sorted(LAWS),
-                    help="sampled: a second law whose refits must also put the step below uniform (auto: ridge, "
-                    "or bimix for ridge; none: this law alone)")
+                    help="sampled: a second law whose refits must also put the step below uniform (auto: ridge; "
+                    "for ridge, bimix below 32 runs and lightgbm from 32 on; none: this law alone)")
     ap.add_argument("--refuse-on-cv", action="store_true",
                     help="sampled: do not optimise when the law's CV regret is worse than the nearest-run baseline")
     ap.add_argument("--force-optimize", action="store_true",
