@@ -34,6 +34,7 @@ Reference rows: uniform, natural, best observed run (by its noisy observed loss)
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import warnings
@@ -116,6 +117,7 @@ def main() -> None:
     ap.add_argument("--noise", type=float, default=0.005)
     ap.add_argument("--methods", default=DEFAULT_METHODS)
     ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--rows-out", default=None, help="write every (world, method) row as JSON")
     args = ap.parse_args()
     jobs = [(int(k), int(n), s, args) for k in args.domains.split(",") for n in args.runs.split(",")
             for s in range(args.first_seed, args.first_seed + args.worlds)]
@@ -142,8 +144,34 @@ def main() -> None:
             prop = f"{np.median(prop):.4f}" if prop else "-"
             print(f"| {k} | {n} | {m} | {np.median(reg):.4f} | {reg.mean():.4f} | {np.quantile(reg, 0.9):.4f} | "
                   f"{worse:.1f} | {fb:.1f} | {sh:.1f} | {ref} | {prop} | {sec:.2f} |")
+    paired_summary(rows, methods)
+    if args.rows_out:
+        with open(args.rows_out, "w") as f:
+            json.dump(rows, f, default=float)
     print(f"\noptimiser bench: {len(jobs)} worlds, candidates {args.candidates}, bootstrap {args.bootstrap}, "
           f"noise {args.noise}, {args.jobs} job(s), wall {wall:.0f} s")
+
+
+def paired_summary(rows: list[dict], methods: list[str]) -> None:
+    """The first --methods entry against every other method, world by world (the same worlds): median of
+    the paired regret difference, share of worlds where the first is better / worse, Wilcoxon signed-rank p."""
+    from scipy.stats import wilcoxon
+
+    first = [m for m in methods if "/" in m][:1]
+    if not first:
+        return
+    a = {(r["k"], r["runs"], r["seed"]): r["regret"] for r in rows if r["method"] == first[0]}
+    print(f"\n| {first[0]} vs | worlds | median paired difference | {first[0]} better % | worse % | Wilcoxon p |")
+    print("|---|---|---|---|---|---|")
+    for m in methods:
+        if m == first[0]:
+            continue
+        b = {(r["k"], r["runs"], r["seed"]): r["regret"] for r in rows if r["method"] == m}
+        keys = sorted(set(a) & set(b))
+        d = np.array([a[k] - b[k] for k in keys])
+        p = wilcoxon(d).pvalue if np.any(d != 0) else 1.0
+        print(f"| {m} | {len(d)} | {np.median(d):+.4f} | {100 * np.mean(d < -1e-12):.1f} | {100 * np.mean(d > 1e-12):.1f} "
+              f"| {p:.3g} |")
 
 
 if __name__ == "__main__":
