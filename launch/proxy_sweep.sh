@@ -15,7 +15,7 @@
 #
 # 1. mixtures: uniform, natural, entropy (SE/CE/JE/VNE), Dirichlet draws around natural -> OUT/mixtures/
 # 2. a Hydra multirun of short proxy runs (experiment=proxy; on a cluster add hydra/launcher=slurm)
-# 3. collect -> OUT/table.csv   4. fit (LAW=bimix by default) -> OUT/law.json + plots
+# 3. collect -> OUT/table.csv   4. fit (LAW=ridge by default) -> OUT/law.json + plots
 # 5. optimise at TARGET_STEP (default: the proxy runs' max_steps x 10) -> OUT/weights.yaml,
 #    usable as: python -m mixtrain.train mixing=manual mixing.weights_file=OUT/weights.yaml ...
 #
@@ -44,7 +44,7 @@ OUT="${2:?usage: proxy_sweep.sh DATA_DIR OUT_DIR [NUM_RUNS] [overrides...]}"
 NUM_RUNS="${3:-16}"
 shift $(( $# < 3 ? $# : 3 ))
 PYTHON="${PYTHON:-python}"
-LAW="${LAW:-bimix}"   # or auto (RESULTS.md: why bimix is the default)
+LAW="${LAW:-ridge}"   # mixtrain.fit's default (README "Choosing a mixture with a law"); bimix needs fewer runs, auto tries all
 CONCENTRATION="${CONCENTRATION:-10}"   # Dirichlet spread of the proxy mixtures (lower: more diverse)
 SCHEDULE="${SCHEDULE:-constant}"   # LR schedule of the proxy runs: constant | cosine | wsd (see above)
 MODELS="${MODELS:-}"   # model sizes to sweep, e.g. "tiny small medium" (default: the proxy experiment's tiny)
