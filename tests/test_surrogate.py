@@ -179,19 +179,19 @@ def test_fit_cli_ridge_predict_optimize(tmp_path, capsys):
 
 def test_auto_check_law_follows_the_run_count(monkeypatch):
     # few runs: the rigid separable law checks ridge's variance; from CHECK_TREES_MIN_RUNS on, trees check its bias
-    from mixtrain.laws import sampled
+    from mixtrain.laws import refits
 
-    few = make_law("ridge").fit(transfer_table(n_runs=sampled.CHECK_TREES_MIN_RUNS - 1), cv_folds=0)
-    many = make_law("ridge").fit(transfer_table(n_runs=sampled.CHECK_TREES_MIN_RUNS), cv_folds=0)
-    assert sampled.auto_check_law(few) == ("bimix", None)
-    assert sampled.auto_check_law(make_law("bimix").fit(transfer_table(), cv_folds=0)) == ("ridge", None)
+    few = make_law("ridge").fit(transfer_table(n_runs=refits.CHECK_TREES_MIN_RUNS - 1), cv_folds=0)
+    many = make_law("ridge").fit(transfer_table(n_runs=refits.CHECK_TREES_MIN_RUNS), cv_folds=0)
+    assert refits.auto_check_law(few) == ("bimix", None)
+    assert refits.auto_check_law(make_law("bimix").fit(transfer_table(), cv_folds=0)) == ("ridge", None)
     pytest.importorskip("lightgbm")
-    assert sampled.auto_check_law(many) == ("lightgbm", None)
+    assert refits.auto_check_law(many) == ("lightgbm", None)
     p = propose(many, 5000, candidates=2000, bootstrap=4, seed=0)
     assert p.shrink["check_law"] == "lightgbm" and "check law lightgbm: proposal - uniform" in "\n".join(p.lines())
     # without the extra: bimix checks, and the report says why
     monkeypatch.setitem(sys.modules, "lightgbm", None)
-    name, note = sampled.auto_check_law(many)
+    name, note = refits.auto_check_law(many)
     assert name == "bimix" and "mixtrain[surrogate]" in note
     p = propose(many, 5000, candidates=2000, bootstrap=4, seed=0)
     assert p.shrink["check_law"] == "bimix" and "not installed" in "\n".join(p.lines())

@@ -32,7 +32,7 @@ sampled mixtures, average the top) beat it. Here:
 5. Never worse than uniform, by shrinking rather than all-or-nothing: the written mixture is the step t
    in {0, 0.1, ..., 1} of (1 - t) uniform + t proposal whose upper `risk_quantile` (0.6) of the paired
    difference to uniform is lowest, over this law's refits pooled with `bootstrap` refits of a check
-   law of another family (`check_law`, "auto" = `auto_check_law`: ridge for every other law; for
+   law of another family (`check_law`, "auto" = laws/refits.py `auto_check_law`: ridge for every other law; for
    ridge, bimix below `CHECK_TREES_MIN_RUNS` (32) runs and lightgbm from 32 on, bimix again when the
    lightgbm extra is missing, said in the report). Uniform (t = 0, difference exactly 0) is always a
    candidate, so a step is taken only where most refits of both laws put it below uniform. Why: the
@@ -58,12 +58,12 @@ sampled mixtures, average the top) beat it. Here:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mixtrain.laws.registry import make_law
+from mixtrain.laws.refits import bootstrap_laws, second_opinion
 from mixtrain.laws.slsqp import check_step, project_rows, user_bounds
 from mixtrain.weights import normalize_weights
 
@@ -80,7 +80,6 @@ DEFAULT_AVERAGE_TOP = 100
 STAGE1_SHARE, STAGE2_TOP = 0.6, 20
 DEFAULT_RISK_QUANTILE = 0.6
 DEFAULT_SHRINK_STEPS = 10
-CHECK_TREES_MIN_RUNS = 32  # from this many runs on, lightgbm (not bimix) checks ridge (step 5, BENCHMARKS.md)
 
 
 @dataclass
@@ -155,29 +154,6 @@ def dirichlet_around(rng: np.random.Generator, centres: np.ndarray, n: int, conc
     conc = np.asarray(concentrations, float)[rng.integers(0, len(concentrations), n)]
     g = rng.standard_gamma(conc[:, None] * centres[idx] + 0.05)
     return g / g.sum(axis=1, keepdims=True)
-
-
-def bootstrap_laws(law: MixingLaw, B: int, rng: np.random.Generator) -> list[MixingLaw]:
-    """B refits of `law` on resamples of its table's runs (copies renamed apart); refused resamples redrawn."""
-    table = law.table
-    names = np.array(table.run_names, dtype=object)
-    rows = {r: np.flatnonzero(table.runs == r) for r in names}
-    out, tries = [], 0
-    while len(out) < B and tries < 3 * B:
-        tries += 1
-        pick = rng.integers(0, len(names), len(names))
-        idx = np.concatenate([rows[names[i]] for i in pick])
-        runs = np.concatenate([[f"{names[i]}#{c}"] * len(rows[names[i]]) for c, i in enumerate(pick)]).astype(object)
-        # subset() keeps the optional columns (tokens, num_params: the scaling law refits on them)
-        t = replace(table.subset(idx), runs=runs, source=f"{table.source} (bootstrap)")
-        try:
-            out.append(type(law)(**law.config).fit(t, cv_folds=0))
-        except ValueError:
-            continue
-    if len(out) < max(2, B // 2):
-        raise ValueError(f"{law.name}: only {len(out)} of {tries} bootstrap resamples of the runs could be fitted; "
-                         "add runs, or pass bootstrap=0 (--bootstrap 0) for no interval")
-    return out
 
 
 def best_observed_run(law: MixingLaw, w: np.ndarray) -> tuple[str, np.ndarray, float]:
@@ -382,31 +358,3 @@ def propose(
                                         "uniform; the full step is less certain")
     v = normalize_weights(dict(zip(doms, R[i].tolist())), doms, what=f"{law.name} blend")
     return Proposal(v, chosen, proposal, predicted, diff, why + note, settings, at_cap, shrink)
-
-
-def auto_check_law(law: MixingLaw) -> tuple[str, str | None]:
-    """The "auto" check law for `law` and a note: ridge for every other law; for ridge, lightgbm from
-    `CHECK_TREES_MIN_RUNS` runs on (when the extra is installed), else bimix (module docstring, step 5)."""
-    if law.name != "ridge":
-        return "ridge", None
-    n_runs = len(law.table.run_names)
-    if n_runs < CHECK_TREES_MIN_RUNS:
-        return "bimix", None
-    try:
-        import lightgbm  # noqa: F401  (the optional extra mixtrain[surrogate])
-    except ImportError:
-        return "bimix", (f"{n_runs} runs: lightgbm would check ridge, but the extra is not installed "
-                         "(pip install 'mixtrain[surrogate]'); bimix checks instead")
-    return "lightgbm", None
-
-
-def second_opinion(law: MixingLaw, check_law: str | None, B: int, rng: np.random.Generator):
-    """(check law, its B refits) of another family than `law` (`auto_check_law`), a note, None."""
-    if check_law is None or check_law == "none" or B == 0:
-        return None, "none (check_law=None)", None
-    name, note = auto_check_law(law) if check_law == "auto" else (check_law, None)
-    try:
-        check = make_law(name).fit(law.table, cv_folds=0)
-        return (check, bootstrap_laws(check, B, rng)), note, None
-    except ValueError as e:  # too few runs for the check law's parameters: this law decides alone
-        return None, f"{name} could not be fitted ({e}); {law.name} decides alone", None
