@@ -38,8 +38,13 @@ def main() -> None:
     ap.add_argument("law")
     ap.add_argument("table")
     ap.add_argument("--plot", default=None, help="PNG of predicted vs observed loss at the held-out size")
+    ap.add_argument("--min-step", type=float, default=0.0,
+                    help="fit and score only rows at step >= this (e.g. leave out the rows just after warm-up)")
     args = ap.parse_args()
     table = read_table(args.table)
+    if args.min_step > 0:
+        table = table.subset(table.steps >= args.min_step)
+        print(f"rows at step >= {args.min_step:g} only (--min-step)\n")
     if table.num_params is None or table.tokens is None:
         raise SystemExit(f"{args.table}: needs the num_params and tokens columns (python -m mixtrain.collect writes them)")
     sizes = np.unique(table.num_params)
@@ -77,7 +82,7 @@ def main() -> None:
         print(f"| {b:,.0f} | {100 * per.mean():.2f}% | {table.eval_domains[int(np.argmax(per))]} {100 * per.max():.2f}% |")
     with open(args.law) as f:
         own = json.load(f).get("report", {}).get("held_out_size", {})
-    if "mean_mre" in own:
+    if "mean_mre" in own and not args.min_step:
         print(f"\n`mixtrain.fit`'s own held_out_size (law.json report): mean MRE {100 * own['mean_mre']:.2f}% over "
               f"{own['rows']} rows (the same refit).")
     goal = bool(np.all(rel.mean(axis=0) < 0.02))
