@@ -22,15 +22,43 @@ from mixtrain.table import read_table
 
 
 def naive_same_mixture(table, keep_rows: np.ndarray, held_rows: np.ndarray) -> np.ndarray:
-    """[held, m] the loss of the same mixture at the same token budget at the largest fitted size."""
-    fitted = table.num_params[keep_rows]
-    top = keep_rows[fitted == fitted.max()]
+    """[held, m] the loss of the same mixture at the same token budget at the nearest fitted size (log N)
+    (nan where that size did not train the mixture)."""
+    fitted = np.unique(table.num_params[keep_rows])
     out = np.full((len(held_rows), table.L.shape[1]), np.nan)
     for i, r in enumerate(held_rows):
-        match = [j for j in top if np.allclose(table.W[j], table.W[r], atol=1e-6) and table.tokens[j] == table.tokens[r]]
+        near = fitted[np.argmin(np.abs(np.log(fitted) - np.log(table.num_params[r])))]
+        match = [j for j in keep_rows if table.num_params[j] == near and table.tokens[j] == table.tokens[r]
+                 and np.allclose(table.W[j], table.W[r], atol=1e-6)]
         if match:
             out[i] = table.L[match[0]]
     return out
+
+
+def held_out(table, size: float):
+    """(law fitted without `size`, its rows, relative errors there [rows, m], the naive baseline's)."""
+    keep = np.flatnonzero(table.num_params != size)
+    held = np.flatnonzero(table.num_params == size)
+    law = make_law("scaling").fit(table.subset(table.num_params != size), cv_folds=0)
+    obs = table.L[held]
+    rel = np.abs(law.predict_at(table.num_params[held], table.tokens[held], table.W[held]) - obs) / obs
+    rel_naive = np.abs(naive_same_mixture(table, keep, held) - obs) / obs
+    return law, keep, held, rel, rel_naive
+
+
+def leave_one_size_out(table, sizes) -> None:
+    print("\nEvery size held out in turn (the law fitted on the other three; naive: the same mixture and budget "
+          "at the nearest fitted size):\n")
+    print("| held-out size | rows | " + " | ".join(table.eval_domains) + " | mean | naive mean |")
+    print("|---|---|" + "---|" * (len(table.eval_domains) + 2))
+    for n in sizes:
+        try:
+            _, _, held, rel, rel_naive = held_out(table, n)
+        except ValueError as e:
+            print(f"| {n:,.0f} | - | refused: {e} |")
+            continue
+        print(f"| {n:,.0f} | {len(held)} | " + " | ".join(f"{100 * v:.2f}%" for v in rel.mean(axis=0))
+              + f" | {100 * rel.mean():.2f}% | {100 * np.nanmean(rel_naive):.2f}% |")
 
 
 def main() -> None:
@@ -50,14 +78,9 @@ def main() -> None:
     sizes = np.unique(table.num_params)
     if sizes.size < 4:
         raise SystemExit(f"{args.table}: {sizes.size} model sizes; the held-out check needs >= 4 (3 to fit, 1 held out)")
-    keep = np.flatnonzero(table.num_params < sizes.max())
-    held = np.flatnonzero(table.num_params == sizes.max())
-    law = make_law("scaling").fit(table.subset(np.isin(np.arange(table.n_rows), keep)), cv_folds=0)
-    pred = law.predict_at(table.num_params[held], table.tokens[held], table.W[held])
+    law, keep, held, rel, rel_naive = held_out(table, sizes.max())
     obs = table.L[held]
-    rel = np.abs(pred - obs) / obs
-    naive = naive_same_mixture(table, keep, held)
-    rel_naive = np.abs(naive - obs) / obs
+    pred = law.predict_at(table.num_params[held], table.tokens[held], table.W[held])
     fit_pred = law.predict_at(table.num_params[keep], table.tokens[keep], table.W[keep])
     rel_fit = np.abs(fit_pred - table.L[keep]) / table.L[keep]
     runs_at = {float(n): len(set(table.runs[table.num_params == n])) for n in sizes}
@@ -80,6 +103,7 @@ def main() -> None:
         sel = table.tokens[held] == b
         per = rel[sel].mean(axis=0)
         print(f"| {b:,.0f} | {100 * per.mean():.2f}% | {table.eval_domains[int(np.argmax(per))]} {100 * per.max():.2f}% |")
+    leave_one_size_out(table, sizes)
     with open(args.law) as f:
         own = json.load(f).get("report", {}).get("held_out_size", {})
     if "mean_mre" in own and not args.min_step:
