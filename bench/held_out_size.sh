@@ -3,7 +3,11 @@
 # model sizes predict the per-domain validation loss of a fourth, larger size that it never saw?
 #
 #   python -m mixtrain.prepare data=demo data_dir=data/demo
-#   bash bench/held_out_size.sh data/demo runs/held_out_size          # ~75 min on one CPU core
+#   bash bench/held_out_size.sh data/demo runs/held_out_size          # ~80 min on one CPU core
+#   SIZES="a:8:512:8 b:12:768:12 c:16:1024:16 d:24:1536:16" STEPS=20000 VAL_EVERY=5000 \
+#     bash bench/held_out_size.sh DATA OUT trainer=gpu val_blocks_per_domain=256      # GPU scale (sketch)
+# SIZES: name:n_layer:d_model:n_head, smallest first, the last one held out (default below); extra
+# arguments after OUT are Hydra overrides for every run.
 #
 # 1. 11 proxy mixtures (mixtrain.proxy, concentration 3 so that 2k+1 = 11 mixtures identify the law)
 # 2. all 11 mixtures at the smallest size s1 (2 layers x d_model 64), and 6 of them (every other) at s2
@@ -17,22 +21,27 @@
 set -euo pipefail
 DATA_DIR="${1:?usage: held_out_size.sh DATA_DIR OUT_DIR}"
 OUT="${2:?usage: held_out_size.sh DATA_DIR OUT_DIR}"
+shift 2
 PYTHON="${PYTHON:-python}"
+SIZES="${SIZES:-s1:2:64:2 s2:3:96:3 s3:4:128:4 s4:5:192:6}"
+FIRST="${SIZES%% *}"; FIRST="${FIRST%%:*}"
 STEPS="${STEPS:-300}"
 VAL_EVERY="${VAL_EVERY:-75}"
 mkdir -p "$OUT"
 [ -f "$OUT/mixtures.txt" ] || "$PYTHON" -m mixtrain.proxy --data-dir "$DATA_DIR" --num-runs 11 --concentration 3 --out "$OUT/mixtures" > "$OUT/mixtures.txt"
 ALL="$(cat "$OUT/mixtures.txt")"
 HELD="$(echo "$ALL" | tr ',' '\n' | awk 'NR % 2 == 1' | paste -sd, -)"   # mixtures 0, 2, 4, ... at s4
-for size in "s1 2 64 2" "s2 3 96 3" "s3 4 128 4" "s4 5 192 6"; do
-  set -- $size
-  if [ -f "$OUT/runs/$1/DONE" ]; then echo "[held_out_size] $1 done before, skipped"; continue; fi
-  FILES="$ALL"; if [ "$1" != s1 ]; then FILES="$HELD"; fi
-  "$PYTHON" -m mixtrain.train -m experiment=proxy data_dir="$DATA_DIR" sweep_dir="$OUT/runs/$1" \
-    mixing=manual "mixing.weights_file=$FILES" model.n_layer="$2" model.d_model="$3" model.n_head="$4" \
-    trainer.max_steps="$STEPS" trainer.val_check_interval="$VAL_EVERY" checkpoint_every_n_steps="$STEPS"
-  touch "$OUT/runs/$1/DONE"
+DIRS=()
+for size in $SIZES; do
+  IFS=: read -r name n_layer d_model n_head <<< "$size"
+  DIRS+=("$OUT/runs/$name")
+  if [ -f "$OUT/runs/$name/DONE" ]; then echo "[held_out_size] $name done before, skipped"; continue; fi
+  FILES="$ALL"; if [ "$name" != "$FIRST" ]; then FILES="$HELD"; fi
+  "$PYTHON" -m mixtrain.train -m experiment=proxy data_dir="$DATA_DIR" sweep_dir="$OUT/runs/$name" \
+    mixing=manual "mixing.weights_file=$FILES" model.n_layer="$n_layer" model.d_model="$d_model" model.n_head="$n_head" \
+    trainer.max_steps="$STEPS" trainer.val_check_interval="$VAL_EVERY" checkpoint_every_n_steps="$STEPS" "$@"
+  touch "$OUT/runs/$name/DONE"
 done
-"$PYTHON" -m mixtrain.collect "$OUT/runs/s1" "$OUT/runs/s2" "$OUT/runs/s3" "$OUT/runs/s4" --out "$OUT/table.csv"
+"$PYTHON" -m mixtrain.collect "${DIRS[@]}" --out "$OUT/table.csv"
 "$PYTHON" -m mixtrain.fit --table "$OUT/table.csv" --law scaling --out "$OUT/law.json"
 "$PYTHON" bench/held_out_size_report.py "$OUT/law.json" "$OUT/table.csv" --plot "$OUT/held_out_size.png" | tee "$OUT/report.md"
