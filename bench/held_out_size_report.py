@@ -36,14 +36,16 @@ def naive_same_mixture(table, keep_rows: np.ndarray, held_rows: np.ndarray) -> n
 
 
 def held_out(table, size: float):
-    """(law fitted without `size`, its rows, relative errors there [rows, m], the naive baseline's)."""
+    """(law fitted without `size`, fitted rows, held-out rows, its predictions there [rows, m], their
+    relative errors, the naive baseline's relative errors)."""
     keep = np.flatnonzero(table.num_params != size)
     held = np.flatnonzero(table.num_params == size)
     law = make_law("scaling").fit(table.subset(table.num_params != size), cv_folds=0)
     obs = table.L[held]
-    rel = np.abs(law.predict_at(table.num_params[held], table.tokens[held], table.W[held]) - obs) / obs
+    pred = law.predict_at(table.num_params[held], table.tokens[held], table.W[held])
+    rel = np.abs(pred - obs) / obs
     rel_naive = np.abs(naive_same_mixture(table, keep, held) - obs) / obs
-    return law, keep, held, rel, rel_naive
+    return law, keep, held, pred, rel, rel_naive
 
 
 def leave_one_size_out(table, sizes) -> None:
@@ -53,7 +55,7 @@ def leave_one_size_out(table, sizes) -> None:
     print("|---|---|" + "---|" * (len(table.eval_domains) + 2))
     for n in sizes:
         try:
-            _, _, held, rel, rel_naive = held_out(table, n)
+            _, _, held, _, rel, rel_naive = held_out(table, n)
         except ValueError as e:
             print(f"| {n:,.0f} | - | refused: {e} |")
             continue
@@ -78,9 +80,8 @@ def main() -> None:
     sizes = np.unique(table.num_params)
     if sizes.size < 4:
         raise SystemExit(f"{args.table}: {sizes.size} model sizes; the held-out check needs >= 4 (3 to fit, 1 held out)")
-    law, keep, held, rel, rel_naive = held_out(table, sizes.max())
+    law, keep, held, pred, rel, rel_naive = held_out(table, sizes.max())
     obs = table.L[held]
-    pred = law.predict_at(table.num_params[held], table.tokens[held], table.W[held])
     fit_pred = law.predict_at(table.num_params[keep], table.tokens[keep], table.W[keep])
     rel_fit = np.abs(fit_pred - table.L[keep]) / table.L[keep]
     runs_at = {float(n): len(set(table.runs[table.num_params == n])) for n in sizes}

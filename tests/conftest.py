@@ -1,7 +1,9 @@
-"""Shared fixtures: a tiny raw corpus with three clearly different domains, and its prepared data_dir."""
+"""Shared fixtures: a tiny raw corpus with three clearly different domains, its prepared data_dir, and
+the bench/ scripts loaded as modules."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -11,6 +13,20 @@ import pytest
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def load_bench():
+    """bench/<name>.py as a module (bench/ holds scripts, not a package)."""
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "bench" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return load
+
 
 WORDS = ("the model reads data from many domains and learns which mixture of text helps most when "
          "training language models on code prose and tables with a budget of tokens").split()

@@ -5,28 +5,17 @@ follows the run count (bimix at 16 runs)."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
 
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("bench_optimiser", REPO / "bench" / "optimiser.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_one_world_scores_every_method_against_the_true_optimum():
+def test_one_world_scores_every_method_against_the_true_optimum(load_bench):
     from mixtrain.laws.synthetic import World
 
     args = argparse.Namespace(noise=0.005, candidates=500, bootstrap=3,
                               methods="ridge/sampled,ridge/sampled-check-bimix,bimix/slsqp")
-    rows = {r["method"]: r for r in _bench().run_world((8, 16, 7, args))}
+    rows = {r["method"]: r for r in load_bench("optimiser").run_world((8, 16, 7, args))}
     assert set(rows) == {"uniform", "natural", "best observed run", "ridge/sampled", "ridge/sampled-check-bimix",
                          "bimix/slsqp"}
     world = World(8, seed=10_000 * 8 + 7)

@@ -3,7 +3,6 @@ two-step run of the benchmark itself prints its table."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -14,15 +13,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("bench_refit", REPO / "bench" / "refit.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_bench_refit_overrides_compose(tmp_path):
-    cfg = _bench()._config(str(tmp_path / "data"), str(tmp_path / "run"), 5, "ado", ["seq_len=32"])
+def test_bench_refit_overrides_compose(tmp_path, load_bench):
+    cfg = load_bench("refit")._config(str(tmp_path / "data"), str(tmp_path / "run"), 5, "ado", ["seq_len=32"])
     assert cfg.trainer.enable_model_summary is False and cfg.trainer.max_steps == 5 and cfg.seq_len == 32
 
 

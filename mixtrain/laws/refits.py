@@ -60,12 +60,12 @@ def auto_check_law(law: MixingLaw) -> tuple[str, str | None]:
 
 
 def second_opinion(law: MixingLaw, check_law: str | None, B: int, rng: np.random.Generator):
-    """(check law, its B refits) of another family than `law` (`auto_check_law`), a note, None."""
+    """((check law, its B refits) or None, a note or None): a law of another family than `law` (`auto_check_law`)."""
     if check_law is None or check_law == "none" or B == 0:
-        return None, "none (check_law=None)", None
+        return None, "none (check_law=None)"
     name, note = auto_check_law(law) if check_law == "auto" else (check_law, None)
     try:
         check = make_law(name).fit(law.table, cv_folds=0)
-        return (check, bootstrap_laws(check, B, rng)), note, None
+        return (check, bootstrap_laws(check, B, rng)), note
     except ValueError as e:  # too few runs for the check law's parameters: this law decides alone
-        return None, f"{name} could not be fitted ({e}); {law.name} decides alone", None
+        return None, f"{name} could not be fitted ({e}); {law.name} decides alone"

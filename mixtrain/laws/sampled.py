@@ -337,7 +337,8 @@ def propose(
         return (D[:, :, None] + sigma * T[None, :, None] * z2[: len(D), None, :]).transpose(0, 2, 1).reshape(-1, len(T))
 
     D = ray_diffs(refits, w)
-    check, check_note, check_diff = second_opinion(law, check_law, len(refits), rng)
+    check, check_note = second_opinion(law, check_law, len(refits), rng)
+    check_diff = None
     if check is not None:  # the two laws' refits pooled, equally many (seen through the same repetition hook)
         Dc = ray_diffs([viewed(m) for m in check[1]], check[0].importance_vector(importance))
         check_diff = (float(Dc[:, -1].mean()), *map(float, np.quantile(Dc[:, -1], q)))
