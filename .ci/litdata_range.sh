@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # CI, after the main suite: the litdata-dependent tests again, on the LOWEST litdata release of the
-# range pinned in pyproject.toml (mixtrain/litdata_range.py says why the range is what it is). The
+# range pinned in pyproject.toml (mixtrain/store/litdata_range.py says why the range is what it is). The
 # main suite has already run on the HIGHEST: a fresh `bash install.sh` resolves the newest release
 # inside the range.
 #
@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
 PY="$VENV/bin/python"
-LOW="$("$PY" -c 'from mixtrain.litdata_range import LITDATA_MIN; print(LITDATA_MIN)')"
+LOW="$("$PY" -c 'from mixtrain.store.litdata_range import LITDATA_MIN; print(LITDATA_MIN)')"
 HIGH="$("$PY" -c 'import litdata; print(litdata.__version__)')"
 echo "litdata range: the main suite ran on litdata $HIGH (the newest release in range); now the litdata tests on $LOW"
 

@@ -1,4 +1,4 @@
-"""Benchmark: what verify-on-first-read (mixtrain/chunk_check.py) costs the training stream.
+"""Benchmark: what verify-on-first-read (mixtrain/store/chunk_check.py) costs the training stream.
 
     python bench/chunk_check.py --data-dir DIR [--batch-size 16] [--seq-len 1024] [--batches 200] [--repeats 3]
 
@@ -27,7 +27,7 @@ def main() -> None:
 
     import glob
 
-    from mixtrain import chunk_check
+    from mixtrain.store import chunk_check
     from mixtrain.sampler import MixtureStream, make_loader
 
     block_size, domains, natural = domain_blocks(args.data_dir, args.seq_len)

@@ -27,7 +27,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from mixtrain.entropy import read_domain_tokens, token_entropies, von_neumann_entropy  # noqa: E402
+from mixtrain.prepare.domain_entropy import read_domain_tokens, token_entropies, von_neumann_entropy  # noqa: E402
 
 
 def naive_entropies(tokens: np.ndarray, vocab_size: int, eos_id: int) -> dict[str, float]:

@@ -9,7 +9,7 @@
 # SIZES: name:n_layer:d_model:n_head, smallest first, the last one held out (default below); extra
 # arguments after OUT are Hydra overrides for every run.
 #
-# 1. 11 proxy mixtures (mixtrain.proxy, concentration 3 so that 2k+1 = 11 mixtures identify the law)
+# 1. 11 proxy mixtures (mixtrain.fitting.proxy, concentration 3 so that 2k+1 = 11 mixtures identify the law)
 # 2. all 11 mixtures at the smallest size s1 (2 layers x d_model 64), and 6 of them (every other) at s2
 #    (3 x 96), s3 (4 x 128 = tiny) and the held-out s4 (5 x 192); constant LR, validated at 75/150/225/300
 #    steps (4 budgets). The mixture term is shared by every size (additive form), so s1 identifies it and
@@ -28,7 +28,7 @@ FIRST="${SIZES%% *}"; FIRST="${FIRST%%:*}"
 STEPS="${STEPS:-300}"
 VAL_EVERY="${VAL_EVERY:-75}"
 mkdir -p "$OUT"
-[ -f "$OUT/mixtures.txt" ] || "$PYTHON" -m mixtrain.proxy --data-dir "$DATA_DIR" --num-runs 11 --concentration 3 --out "$OUT/mixtures" > "$OUT/mixtures.txt"
+[ -f "$OUT/mixtures.txt" ] || "$PYTHON" -m mixtrain.fitting.proxy --data-dir "$DATA_DIR" --num-runs 11 --concentration 3 --out "$OUT/mixtures" > "$OUT/mixtures.txt"
 ALL="$(cat "$OUT/mixtures.txt")"
 HELD="$(echo "$ALL" | tr ',' '\n' | awk 'NR % 2 == 1' | paste -sd, -)"   # mixtures 0, 2, 4, ... at s4
 DIRS=()
@@ -42,6 +42,6 @@ for size in $SIZES; do
     trainer.max_steps="$STEPS" trainer.val_check_interval="$VAL_EVERY" checkpoint_every_n_steps="$STEPS" "$@"
   touch "$OUT/runs/$name/DONE"
 done
-"$PYTHON" -m mixtrain.collect "${DIRS[@]}" --out "$OUT/table.csv"
-"$PYTHON" -m mixtrain.fit --table "$OUT/table.csv" --law scaling --out "$OUT/law.json"
+"$PYTHON" -m mixtrain.fitting.collect "${DIRS[@]}" --out "$OUT/table.csv"
+"$PYTHON" -m mixtrain.fitting.fit --table "$OUT/table.csv" --law scaling --out "$OUT/law.json"
 "$PYTHON" bench/held_out_size_report.py "$OUT/law.json" "$OUT/table.csv" --plot "$OUT/held_out_size.png" | tee "$OUT/report.md"

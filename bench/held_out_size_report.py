@@ -7,7 +7,7 @@ Place in the flow: bench/held_out_size.sh (proxy runs at four model sizes -> col
 and predicts the largest size's rows (each mixture at each budget) that it never saw. Printed next to it:
 the naive prediction "the loss does not change with size" (the same mixture and budget at the largest
 fitted size), so the table says what the law's N term adds, and the law file's own `held_out_size`
-(the same refit, done by `mixtrain.fit`) as a cross-check.
+(the same refit, done by `mixtrain.fitting.fit`) as a cross-check.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import json
 
 import numpy as np
 
-from mixtrain.laws.registry import make_law
-from mixtrain.table import read_table
+from mixtrain.laws.law_registry import make_law
+from mixtrain.laws.table import read_table
 
 
 def naive_same_mixture(table, keep_rows: np.ndarray, held_rows: np.ndarray) -> np.ndarray:
@@ -76,7 +76,7 @@ def main() -> None:
         table = table.subset(table.steps >= args.min_step)
         print(f"rows at step >= {args.min_step:g} only (--min-step)\n")
     if table.num_params is None or table.tokens is None:
-        raise SystemExit(f"{args.table}: needs the num_params and tokens columns (python -m mixtrain.collect writes them)")
+        raise SystemExit(f"{args.table}: needs the num_params and tokens columns (python -m mixtrain.fitting.collect writes them)")
     sizes = np.unique(table.num_params)
     if sizes.size < 4:
         raise SystemExit(f"{args.table}: {sizes.size} model sizes; the held-out check needs >= 4 (3 to fit, 1 held out)")
@@ -108,7 +108,7 @@ def main() -> None:
     with open(args.law) as f:
         own = json.load(f).get("report", {}).get("held_out_size", {})
     if "mean_mre" in own and not args.min_step:
-        print(f"\n`mixtrain.fit`'s own held_out_size (law.json report): mean MRE {100 * own['mean_mre']:.2f}% over "
+        print(f"\n`mixtrain.fitting.fit`'s own held_out_size (law.json report): mean MRE {100 * own['mean_mre']:.2f}% over "
               f"{own['rows']} rows (the same refit).")
     goal = bool(np.all(rel.mean(axis=0) < 0.02))
     print(f"\nGoal (issue 20): per-domain MRE < 2% at the held-out size: **{'met' if goal else 'NOT met'}** "

@@ -71,7 +71,7 @@ def make_generator(kind: str, k: int, seed: int):
 
 def run_one(law_spec: str, kind: str, k: int, n_runs: int, n_steps: int, noise: float, seed: int) -> dict:
     from mixtrain.laws import make_law, spearman
-    from mixtrain.laws.evaluate import selection_metrics
+    from mixtrain.laws.cross_validation import selection_metrics
     from mixtrain.laws.synthetic import dirichlet_mixtures, synthetic_table
 
     name, _, opts = law_spec.partition(":")

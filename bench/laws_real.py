@@ -1,4 +1,4 @@
-"""Benchmark: the mixing laws on REAL proxy runs (an observation table from `mixtrain.collect`).
+"""Benchmark: the mixing laws on REAL proxy runs (an observation table from `mixtrain.fitting.collect`).
 
     PYTHON=.venv/bin/python bash launch/proxy_sweep.sh data/demo runs/proxy24 24 trainer.max_steps=100
     python bench/laws_real.py --table runs/proxy24/table.csv [--fit-runs 16] [--splits 10] [--auto]
@@ -12,7 +12,7 @@ splits; also the held-out mean relative error. Uniform as a baseline in the same
 Spearman of "predict every held-out run by the fitting runs' mean loss" is 0 by construction,
 so the reference printed is the rank agreement of the *nearest fitting mixture* (L1 distance)
 with the held-out losses — a law should beat looking up the closest proxy run.
-With `--held-out HELD.csv` (e.g. `mixtrain.collect` over the comparison's static and entropy
+With `--held-out HELD.csv` (e.g. `mixtrain.fitting.collect` over the comparison's static and entropy
 runs, which are longer than the proxies), every law is fitted on the whole --table and predicts
 the held-out runs' final losses instead: mixtures and steps both outside the fitting data.
 Step extrapolation: each law fitted on all runs' rows with step <= half the last step, predicting
@@ -39,8 +39,8 @@ import time
 import numpy as np
 
 from mixtrain.laws import LAWS, fit_law, make_law, spearman
-from mixtrain.laws.evaluate import own_weight_spearman, selection_metrics
-from mixtrain.table import read_table
+from mixtrain.laws.cross_validation import own_weight_spearman, selection_metrics
+from mixtrain.laws.table import read_table
 
 
 def nearest_neighbour(fit, held):

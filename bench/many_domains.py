@@ -92,7 +92,7 @@ def measure(data_dir: str, plain_root: str, batches: int, repeats: int, steps: i
     from litdata import StreamingDataset, TokensLoader
 
     from mixtrain.sampler import MixtureStream, make_loader, read_domain_blocks
-    from mixtrain.shards import read_manifest
+    from mixtrain.prepare.shards import read_manifest
 
     names = read_manifest(data_dir)["domains"]
     domains = [read_domain_blocks(d, os.path.join(data_dir, d, "train"), BLOCK) for d in names]
@@ -170,11 +170,11 @@ def _step_time(data_dir: str, steps: int, batch_size: int) -> float:
 
     import lightning.pytorch as pl
 
-    from mixtrain.data import MixtureDataModule, read_layout
-    from mixtrain.loggers import MetricsCSVLogger
-    from mixtrain.mixing.refit import MixingController
+    from mixtrain.train.datamodule import MixtureDataModule, read_layout
+    from mixtrain.train.loggers import MetricsCSVLogger
+    from mixtrain.train.mixing_controller import MixingController
     from mixtrain.mixing.static import Uniform
-    from mixtrain.module import MixtureLM
+    from mixtrain.train.module import MixtureLM
 
     layout = read_layout(data_dir)
     strategy = Uniform()
@@ -206,8 +206,8 @@ def _step_time(data_dir: str, steps: int, batch_size: int) -> float:
 
 def prepare_time(work_dir: str, num_domains: int) -> float:
     """Seconds for mixtrain.prepare on `num_domains` raw folders of one small text file each."""
-    from mixtrain.prepare import prepare_corpus
-    from mixtrain.shards import ShardSettings
+    from mixtrain.prepare.pipeline import prepare_corpus
+    from mixtrain.prepare.shards import ShardSettings
 
     raw = os.path.join(work_dir, f"raw{num_domains}")
     words = "the model reads data from many domains and learns which mixture helps".split()

@@ -48,7 +48,7 @@ DEFAULT_METHODS = "ridge/sampled,bimix/sampled,bimix/slsqp,lightgbm/top100"
 
 
 def regmix(law, M: np.ndarray, step: float, n: int, top: int, rng) -> np.ndarray:
-    from mixtrain.laws.sampled import dirichlet_around
+    from mixtrain.laws.optim.sampled import dirichlet_around
 
     C = np.vstack([M, dirichlet_around(rng, M, n, (10.0, 30.0, 100.0))])
     f = law._predict(C, np.full(len(C), step)).mean(axis=1)

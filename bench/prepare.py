@@ -30,8 +30,8 @@ SETTINGS = {"block_size": 1025, "blocks_per_chunk": 256}
 CHILD = r"""
 import json, resource, sys, time
 kw = json.loads(sys.argv[1])
-from mixtrain.prepare import prepare_corpus
-from mixtrain.shards import ShardSettings
+from mixtrain.prepare.pipeline import prepare_corpus
+from mixtrain.prepare.shards import ShardSettings
 if kw.pop("imports_only", False):  # the floor: prepare + what its litdata writer imports (torch)
     import litdata, torch
     out = {"seconds": 0.0, "tokens": 0}
@@ -88,9 +88,9 @@ def main() -> None:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(REPO))
-    from mixtrain.corpus import iter_documents, list_domains
-    from mixtrain.demo_corpus import build_demo_corpus
-    from mixtrain.tokenizer import balanced_sample, train_tokenizer
+    from mixtrain.prepare.corpus import iter_documents, list_domains
+    from mixtrain.prepare.demo_corpus import build_demo_corpus
+    from mixtrain.prepare.tokenizer import balanced_sample, train_tokenizer
 
     demo_raw = work / "demo-raw"
     build_demo_corpus(demo_raw, progress=False)

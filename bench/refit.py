@@ -77,7 +77,7 @@ def _config(data_dir: str, out_dir: str, steps: int, mixing: str, extra: list[st
 
 
 def _run(data_dir: str, out_dir: str, steps: int, mixing: str, extra: list[str]) -> dict:
-    from mixtrain.train import train
+    from mixtrain.train.run import train
 
     cfg = _config(data_dir, out_dir, steps, mixing, extra)
     timer = _timer()

@@ -19,7 +19,7 @@ def stream_args(doc: str, *, batch_size: int, batches: int) -> argparse.Namespac
 
 def domain_blocks(data_dir: str, seq_len: int | None):
     """(block_size, [DomainBlocks of every domain's train shards], natural weights by blocks)."""
-    from mixtrain.datadir import read_manifest
+    from mixtrain.store.datadir import read_manifest
     from mixtrain.sampler import read_domain_blocks
 
     manifest = read_manifest(data_dir)

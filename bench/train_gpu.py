@@ -6,7 +6,7 @@
     python bench/train_gpu.py --data-dir /tmp/demo --models tiny --seq-len 128 --batch-size 8 \
         --accelerator cpu --precision 32-true --steps 12 --warmup 4            # a CPU dry run of the script
 
-Every configuration is one call of `mixtrain.train.train()` (the same code users run: Lightning
+Every configuration is one call of `mixtrain.train.run.train()` (the same code users run: Lightning
 Trainer, MixtureStream over litdata shards, the natural mixture) with Lightning's SimpleProfiler.
 Measured after `--warmup` steps (compilation and allocator warm-up excluded):
 * tokens/s and step time (CUDA-synchronised at every step end),
@@ -56,8 +56,8 @@ class StepTimer(pl.Callback):
 def run_one(args, model: str, batch_size: int, compile_: bool) -> dict:
     from hydra import compose, initialize_config_dir
 
-    from mixtrain.model import peak_flops_per_s
-    from mixtrain.train import train
+    from mixtrain.model.gpt import peak_flops_per_s
+    from mixtrain.train.run import train
 
     out = tempfile.mkdtemp(prefix=f"bench-{model}-")
     overrides = [

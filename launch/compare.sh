@@ -24,7 +24,7 @@
 # Order: part-major (every seed of a part before the next part), so the law and online parts run
 # last, under the newest code. A (strategy, seed) whose OUT/runs/<strategy>-seed<N>/DONE exists is
 # skipped: re-running resumes, and shards of it may run in parallel (e.g. SEEDS=0,1 and SEEDS=2,3,4).
-# Law: proxy sweep (PROXY_RUNS mixtures of mixtrain.proxy, experiment=proxy) -> collect
+# Law: proxy sweep (PROXY_RUNS mixtures of mixtrain.fitting.proxy, experiment=proxy) -> collect
 # (training domains' losses only) -> fit LAW (default ridge, the fit default; LAW=bimix: the earlier pipeline) ->
 # mixing=law optimised for STEPS by the sampled optimiser (strategy `law-$LAW`).
 # DoReMi's reference: the uniform run of the same seed (its loss curve; doremi_token: its model). Last: python -m mixtrain.report OUT/runs.
@@ -39,7 +39,7 @@ SEEDS="${SEEDS:-0,1,2,3,4}"
 REFIT_EVERY="${REFIT_EVERY:-20}"
 PROXY_RUNS="${PROXY_RUNS:-16}"
 PROXY_STEPS="${PROXY_STEPS:-100}"
-LAW="${LAW:-ridge}"   # the law part's law (mixtrain.fit's default); strategy law-$LAW, file OUT/proxy/law_$LAW.json
+LAW="${LAW:-ridge}"   # the law part's law (mixtrain.fitting.fit's default); strategy law-$LAW, file OUT/proxy/law_$LAW.json
 PARTS="${PARTS:-static entropy law online}"
 STATIC="${STATIC:-uniform natural temperature}"
 ENTROPY="${ENTROPY:-se ce je vne}"
@@ -64,25 +64,25 @@ proxy_law() {  # OUT/proxy/law_$LAW.json from a proxy sweep (the sweep is skippe
   [ -f "$OUT/proxy/law_$LAW.json" ] && return
   if [ ! -f "$OUT/proxy/table.csv" ]; then
     local files
-    files="$("$PYTHON" -m mixtrain.proxy --data-dir "$PROXY_DATA" --num-runs "$PROXY_RUNS" --out "$OUT/proxy/mixtures")"
+    files="$("$PYTHON" -m mixtrain.fitting.proxy --data-dir "$PROXY_DATA" --num-runs "$PROXY_RUNS" --out "$OUT/proxy/mixtures")"
     "$PYTHON" -m mixtrain.train -m experiment=proxy data_dir="$DATA" prepare_if_missing=false sweep_dir="$OUT/proxy/runs" \
       mixing=manual "mixing.weights_file=$files" trainer.max_steps="$PROXY_STEPS" "${EXTRA[@]}"
-    "$PYTHON" -m mixtrain.collect "$OUT/proxy/runs" --out "$OUT/proxy/table.csv"
+    "$PYTHON" -m mixtrain.fitting.collect "$OUT/proxy/runs" --out "$OUT/proxy/table.csv"
   fi
   # bimix's step terms need >= 3 validation steps per proxy; PROXY_FINAL_ONLY=1 fits the mixture-only
   # form on each proxy's last row instead (e.g. PROXY_STEPS=50 with experiment=proxy's validation every 25)
   local only=()
   [ "${PROXY_FINAL_ONLY:-0}" = 1 ] && only=(--final-only)
-  "$PYTHON" -m mixtrain.collect "$OUT/proxy/runs" --training-domains-only "${only[@]}" --out "$OUT/proxy/table_train.csv"
-  "$PYTHON" -m mixtrain.fit --table "$OUT/proxy/table_train.csv" --law "$LAW" --out "$OUT/proxy/law_$LAW.json"
+  "$PYTHON" -m mixtrain.fitting.collect "$OUT/proxy/runs" --training-domains-only "${only[@]}" --out "$OUT/proxy/table_train.csv"
+  "$PYTHON" -m mixtrain.fitting.fit --table "$OUT/proxy/table_train.csv" --law "$LAW" --out "$OUT/proxy/law_$LAW.json"
 }
 
 target_law() {  # OUT/proxy/law_target.json: TARGET_LAW fitted on every eval domain (eval-only ones included)
   [ -f "$OUT/proxy/law_target.json" ] && return
   local only=()
   [ "${PROXY_FINAL_ONLY:-0}" = 1 ] && only=(--final-only)
-  "$PYTHON" -m mixtrain.collect "$OUT/proxy/runs" "${only[@]}" --out "$OUT/proxy/table_target.csv"
-  "$PYTHON" -m mixtrain.fit --table "$OUT/proxy/table_target.csv" --law "${TARGET_LAW:-loglinear}" --out "$OUT/proxy/law_target.json"
+  "$PYTHON" -m mixtrain.fitting.collect "$OUT/proxy/runs" "${only[@]}" --out "$OUT/proxy/table_target.csv"
+  "$PYTHON" -m mixtrain.fitting.fit --table "$OUT/proxy/table_target.csv" --law "${TARGET_LAW:-loglinear}" --out "$OUT/proxy/law_target.json"
 }
 
 for part in $PARTS; do

@@ -13,7 +13,7 @@ Writes, under OUT:
   the tokenizer of `demo/` (same vocabulary, so losses are comparable across settings).
 * `demo-train/`, `small-train/`: the training domains only (symlinks + a manifest without
   pkgdocs), for tools that read every domain of a data_dir as a training domain
-  (`python -m mixtrain.proxy --data-dir`, the proxy mixtures of compare.sh).
+  (`python -m mixtrain.fitting.proxy --data-dir`, the proxy mixtures of compare.sh).
 
 Place in the flow: demo_corpus.py -> **make_settings.py** -> prepare_corpus -> compare.sh.
 Idempotent: prepare_corpus skips domains whose raw text and tokenizer did not change.
@@ -26,10 +26,10 @@ import json
 import sys
 from pathlib import Path
 
-from mixtrain.corpus import write_if_changed
-from mixtrain.demo_corpus import build_demo_corpus, package_dirs
-from mixtrain.prepare import prepare_corpus
-from mixtrain.shards import ShardSettings
+from mixtrain.prepare.corpus import write_if_changed
+from mixtrain.prepare.demo_corpus import build_demo_corpus, package_dirs
+from mixtrain.prepare.pipeline import prepare_corpus
+from mixtrain.prepare.shards import ShardSettings
 
 TARGET_DOMAIN = "pkgdocs"
 

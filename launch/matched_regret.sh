@@ -46,8 +46,8 @@ if [ ! -f "$PROXY/weights.yaml" ]; then
     trainer.max_steps="$S" "$@"
 fi
 if [ "$AUTO" = 1 ] && [ ! -f "$PROXY/weights_auto.yaml" ]; then
-  "$PYTHON" -m mixtrain.fit --table "$PROXY/table.csv" --law auto --out "$PROXY/law_auto.json"
-  "$PYTHON" -m mixtrain.fit --law-file "$PROXY/law_auto.json" --optimize --step "$S" --out "$PROXY/weights_auto.yaml"
+  "$PYTHON" -m mixtrain.fitting.fit --table "$PROXY/table.csv" --law auto --out "$PROXY/law_auto.json"
+  "$PYTHON" -m mixtrain.fitting.fit --law-file "$PROXY/law_auto.json" --optimize --step "$S" --out "$PROXY/weights_auto.yaml"
 fi
 
 # the best proxy by its final mean val loss in table.csv -> the mixture file that run trained on

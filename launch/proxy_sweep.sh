@@ -44,19 +44,19 @@ OUT="${2:?usage: proxy_sweep.sh DATA_DIR OUT_DIR [NUM_RUNS] [overrides...]}"
 NUM_RUNS="${3:-16}"
 shift $(( $# < 3 ? $# : 3 ))
 PYTHON="${PYTHON:-python}"
-LAW="${LAW:-ridge}"   # mixtrain.fit's default (README "Choosing a mixture with a law"); bimix needs fewer runs, auto tries all
+LAW="${LAW:-ridge}"   # mixtrain.fitting.fit's default (README "Choosing a mixture with a law"); bimix needs fewer runs, auto tries all
 CONCENTRATION="${CONCENTRATION:-10}"   # Dirichlet spread of the proxy mixtures (lower: more diverse)
 SCHEDULE="${SCHEDULE:-constant}"   # LR schedule of the proxy runs: constant | cosine | wsd (see above)
 MODELS="${MODELS:-}"   # model sizes to sweep, e.g. "tiny small medium" (default: the proxy experiment's tiny)
 run() { if [ -n "${DRY_RUN:-}" ]; then printf '%q ' "$@"; echo; else "$@"; fi; }
 mkdir -p "$OUT"
-FILES="$("$PYTHON" -m mixtrain.proxy --data-dir "$DATA_DIR" --num-runs "$NUM_RUNS" --concentration "$CONCENTRATION" --out "$OUT/mixtures")"
+FILES="$("$PYTHON" -m mixtrain.fitting.proxy --data-dir "$DATA_DIR" --num-runs "$NUM_RUNS" --concentration "$CONCENTRATION" --out "$OUT/mixtures")"
 SIZES=()
 if [ -n "$MODELS" ]; then SIZES=("model=$(echo $MODELS | tr ' ' ',')"); fi
 run "$PYTHON" -m mixtrain.train -m experiment=proxy data_dir="$DATA_DIR" sweep_dir="$OUT/runs" \
   mixing=manual "mixing.weights_file=$FILES" "optim.schedule=$SCHEDULE" ${SIZES[@]+"${SIZES[@]}"} "$@"
-run "$PYTHON" -m mixtrain.collect "$OUT/runs" --out "$OUT/table.csv"
-run "$PYTHON" -m mixtrain.fit --table "$OUT/table.csv" --law "$LAW" --out "$OUT/law.json" --plot "$OUT/law_plots"
+run "$PYTHON" -m mixtrain.fitting.collect "$OUT/runs" --out "$OUT/table.csv"
+run "$PYTHON" -m mixtrain.fitting.fit --table "$OUT/table.csv" --law "$LAW" --out "$OUT/law.json" --plot "$OUT/law_plots"
 if [ -z "${TARGET_STEP:-}" ] && [ -z "${TARGET_TOKENS:-}" ] && [ -z "${DRY_RUN:-}" ]; then
   TARGET_STEP=$("$PYTHON" -c "import csv,sys; print(10*max(int(float(r['step'])) for r in csv.DictReader(open(sys.argv[1]))))" "$OUT/table.csv")
 fi
@@ -64,7 +64,7 @@ TARGET=()
 if [ -n "${TARGET_STEP:-}" ]; then TARGET+=(--step "$TARGET_STEP"); fi
 if [ -n "${TARGET_TOKENS:-}" ]; then TARGET+=(--tokens "$TARGET_TOKENS"); fi
 if [ -n "${TARGET_PARAMS:-}" ]; then TARGET+=(--params "$TARGET_PARAMS"); fi
-run "$PYTHON" -m mixtrain.fit --law-file "$OUT/law.json" --optimize ${TARGET[@]+"${TARGET[@]}"} --data-dir "$DATA_DIR" \
+run "$PYTHON" -m mixtrain.fitting.fit --law-file "$OUT/law.json" --optimize ${TARGET[@]+"${TARGET[@]}"} --data-dir "$DATA_DIR" \
   --out "$OUT/weights.yaml"
 if [ -n "${DRY_RUN:-}" ]; then exit 0; fi
 echo "proxy sweep done: $OUT/law.json, $OUT/weights.yaml (target ${TARGET[*]}, proxies optim.schedule=$SCHEDULE;" \

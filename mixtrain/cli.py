@@ -23,13 +23,13 @@ import sys
 COMMANDS = {
     "train": ("mixtrain.train", "pretrain on a mixture of domains (Hydra: key=value overrides)"),
     "prepare": ("mixtrain.prepare", "tokenizer + shards + stats for a data_dir (Hydra overrides)"),
-    "proxy": ("mixtrain.proxy", "the mixtures of a proxy sweep"),
-    "collect": ("mixtrain.collect", "a sweep's run directories -> the observation table"),
-    "fit": ("mixtrain.fit", "fit mixing laws to the table, optimise the mixture"),
-    "entropy": ("mixtrain.entropy", "per-domain entropies of a prepared data_dir (Hydra overrides)"),
-    "export": ("mixtrain.export", "a run -> a Hugging Face Llama folder"),
-    "generate": ("mixtrain.generate", "sample text from a run or an exported folder"),
-    "evaluate": ("mixtrain.evaluate", "lm-evaluation-harness over a run's export"),
+    "proxy": ("mixtrain.fitting.proxy", "the mixtures of a proxy sweep"),
+    "collect": ("mixtrain.fitting.collect", "a sweep's run directories -> the observation table"),
+    "fit": ("mixtrain.fitting.fit", "fit mixing laws to the table, optimise the mixture"),
+    "entropy": ("mixtrain.prepare.domain_entropy", "per-domain entropies of a prepared data_dir (Hydra overrides)"),
+    "export": ("mixtrain.model.export", "a run -> a Hugging Face Llama folder"),
+    "generate": ("mixtrain.model.generate", "sample text from a run or an exported folder"),
+    "evaluate": ("mixtrain.model.harness_eval", "lm-evaluation-harness over a run's export"),
     "report": ("mixtrain.report", "tables and plots from run directories"),
 }
 

@@ -8,6 +8,8 @@ import json
 import os
 from pathlib import Path
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -15,6 +17,8 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
 REPO = Path(__file__).resolve().parents[1]
+# tests/ on the path: the helper modules beside this file (crash.py, online_helpers.py) for tests in subfolders
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 @pytest.fixture
@@ -74,8 +78,8 @@ def tiny_raw_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_data_dir(tiny_raw_dir, tmp_path_factory) -> Path:
-    from mixtrain.prepare import prepare_corpus
-    from mixtrain.shards import ShardSettings
+    from mixtrain.prepare.pipeline import prepare_corpus
+    from mixtrain.prepare.shards import ShardSettings
 
     out = tmp_path_factory.mktemp("prepared")
     prepare_corpus(tiny_raw_dir, out, vocab_size=320, sample_bytes_per_domain=200_000,

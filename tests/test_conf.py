@@ -29,7 +29,7 @@ def test_every_group_has_options():
 
 @pytest.mark.parametrize("option", _options("model"))
 def test_model_options(option):
-    from mixtrain.model import GPT, GPTConfig
+    from mixtrain.model.gpt import GPT, GPTConfig
 
     cfg = _compose(f"model={option}")
     values = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "_target_"}
@@ -67,7 +67,7 @@ def test_mixing_registry_matches_the_config_group():
 
 def test_mixing_name_is_a_label_the_strategy_key_picks_the_class():
     from mixtrain.mixing import build_mixing
-    from mixtrain.mixing.law import Law
+    from mixtrain.mixing.fitted_law import Law
 
     config = OmegaConf.to_container(_compose("mixing=law", "mixing.name=law-bimix", "mixing.law_file=l.json").mixing,
                                     resolve=True)

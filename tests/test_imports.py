@@ -92,8 +92,8 @@ def test_typing_only_skips_type_checking_blocks_but_not_their_else():
 
 def test_import_graph_sees_lazy_and_relative_imports():
     graph = import_graph()
-    assert "mixtrain.locks" in graph["mixtrain.remote"] and "mixtrain.locks" in graph["mixtrain.prepare"]
-    assert "mixtrain.mixing.registry" in graph["mixtrain.mixing.schedule"]
+    assert "mixtrain.store.locks" in graph["mixtrain.store.remote"] and "mixtrain.store.locks" in graph["mixtrain.prepare"]
+    assert "mixtrain.mixing.strategy_registry" in graph["mixtrain.mixing.stages"]
     assert len(graph) > 30
 
 

@@ -1,7 +1,7 @@
 """Fitted mixing laws: loss per evaluation domain as a function of the training weights and step.
 
-Place in the flow: proxy runs -> `mixtrain.collect` -> observation table (`mixtrain.table`) ->
-**laws** fit / predict / optimise -> weights.yaml for the manual strategy (`mixtrain.fit` CLI).
+Place in the flow: proxy runs -> `mixtrain.fitting.collect` -> observation table (`mixtrain.laws.table`) ->
+**laws** fit / predict / optimise -> weights.yaml for the manual strategy (`mixtrain.fitting.fit` CLI).
 Pure: numpy + scipy, no torch, Lightning or Hydra.
 
     law = make_law("bimix").fit(table)            # params + law.report (R^2, MRE, CV)
@@ -41,16 +41,16 @@ from typing import Any
 
 from mixtrain.laws.base import MixingLaw, Optimum, project_box_simplex
 from mixtrain.laws.bimix import BiMixLaw
-from mixtrain.laws.evaluate import TOP_K, cross_validate, spearman
+from mixtrain.laws.cross_validation import TOP_K, cross_validate, spearman
 from mixtrain.laws.exp import ExpLaw
 from mixtrain.laws.loglinear import LogLinearLaw
-from mixtrain.laws.registry import LAWS, load_law, make_law
-from mixtrain.laws.sampled import Proposal, propose
+from mixtrain.laws.law_registry import LAWS, load_law, make_law
+from mixtrain.laws.optim.sampled import Proposal, propose
 from mixtrain.laws.scaling_mixing import ScalingMixingLaw
 from mixtrain.laws.surrogate import RidgeLaw
 from mixtrain.laws.transfer import TransferLaw
 from mixtrain.laws.trees import LightGBMLaw
-from mixtrain.table import ObservationTable
+from mixtrain.laws.table import ObservationTable
 AUTO_REGRET_TOLERANCE = 0.10
 
 __all__ = [

@@ -27,12 +27,12 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.optimize import least_squares
 
-from mixtrain.laws.evaluate import cross_validate, spearman
-from mixtrain.laws.evaluate import nanmean as _nanmean
-from mixtrain.laws.slsqp import box_optimum, project_box_simplex, user_bounds
-from mixtrain.laws.slsqp import solve as slsqp_solve
+from mixtrain.laws.cross_validation import cross_validate, spearman
+from mixtrain.laws.cross_validation import nanmean as _nanmean
+from mixtrain.laws.optim.slsqp import box_optimum, project_box_simplex, user_bounds
+from mixtrain.laws.optim.slsqp import solve as slsqp_solve
 from mixtrain.laws.support import DEFAULT_SUPPORT_MARGIN, DEFAULT_TRUST_RADIUS, Optimum, distinct_mixtures
-from mixtrain.table import ObservationTable, as_domain_map, make_table
+from mixtrain.laws.table import ObservationTable, as_domain_map, make_table
 from mixtrain.weights import normalize_weights
 
 __all__ = ["MixingLaw", "Optimum", "cross_validate", "project_box_simplex", "spearman"]
@@ -198,7 +198,7 @@ class MixingLaw:
               *, support_margin: float | None = DEFAULT_SUPPORT_MARGIN, trust_radius: float | None = DEFAULT_TRUST_RADIUS,
               seed: int = 0) -> Optimum:
         """The gradient (SLSQP) optimum inside a support box and TV trust region: laws/slsqp.py.
-        The default of `mixtrain.fit --optimize` is the sampled, bootstrap-robust `laws.sampled.propose`."""
+        The default of `mixtrain.fitting.fit --optimize` is the sampled, bootstrap-robust `laws.sampled.propose`."""
         return slsqp_solve(self, target_step, importance, min_weight, max_weight,
                            support_margin=support_margin, trust_radius=trust_radius, seed=seed)
 
@@ -255,7 +255,7 @@ class MixingLaw:
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             got = d.get("format") if isinstance(d, dict) else type(d).__name__
             raise ValueError(f"{where}: not a mixtrain law file (format {got!r}, expected {FORMAT}); "
-                             "write one with law.to_json(path) or `python -m mixtrain.fit --out law.json`")
+                             "write one with law.to_json(path) or `python -m mixtrain.fitting.fit --out law.json`")
         return d, where
 
     @classmethod

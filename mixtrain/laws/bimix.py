@@ -32,7 +32,7 @@ import numpy as np
 from scipy.optimize import brentq, lsq_linear
 
 from mixtrain.laws.base import MixingLaw, multistart_least_squares, own_indices, project_box_simplex, run_weights, step_mode
-from mixtrain.table import ObservationTable
+from mixtrain.laws.table import ObservationTable
 
 ALPHA_MAX, BETA_MAX, LOG_MAX = 5.0, 4.0, 40.0
 # B (at the largest step) and C are bounded below by exp(-LOG_FLOOR) * (smallest loss): without a floor,

@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 from mixtrain.laws.base import MixingLaw, multistart_least_squares, run_weights, step_mode
-from mixtrain.table import ObservationTable
+from mixtrain.laws.table import ObservationTable
 
 T_MAX, BETA_MAX = 50.0, 4.0
 # log b at the largest step: the step factor there lies in [1 + 1e-6, 1 + e^5]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from mixtrain.laws.base import MixingLaw, run_weights
-from mixtrain.table import ObservationTable
+from mixtrain.laws.table import ObservationTable
 
 
 class LogLinearLaw(MixingLaw):

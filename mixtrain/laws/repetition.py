@@ -1,6 +1,6 @@
 """Repetition at the target budget: how much a domain's repeated tokens are still worth.
 
-Place in the flow: a law fitted on proxy runs (which never repeat a domain) -> `mixtrain.fit
+Place in the flow: a law fitted on proxy runs (which never repeat a domain) -> `mixtrain.fitting.fit
 --optimize --step S` (or `--tokens D`) with the domains' unique token counts (`--data-dir` reads
 them from the prepared shards' stats, or `--domain-tokens`) -> **repetition.py** discounts the
 repeated tokens of every candidate mixture before the law scores it (the hook in laws/sampled.py's

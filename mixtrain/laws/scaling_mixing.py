@@ -1,8 +1,8 @@
-"""The law across model sizes (laws/scaling.py) as a registry law: `mixtrain.fit --law scaling`.
+"""The law across model sizes (laws/scaling.py) as a registry law: `mixtrain.fitting.fit --law scaling`.
 
-Place in the flow: runs of several model sizes -> `mixtrain.collect` (table.csv with `tokens` = D and
+Place in the flow: runs of several model sizes -> `mixtrain.fitting.collect` (table.csv with `tokens` = D and
 `num_params` = N on every row) -> **ScalingMixingLaw.fit** (the additive law of Shukor et al. 2025,
-fitted by laws/scaling.py) -> law.json -> `mixtrain.fit --optimize --params N --tokens D` (the sampled
+fitted by laws/scaling.py) -> law.json -> `mixtrain.fitting.fit --optimize --params N --tokens D` (the sampled
 optimiser of laws/sampled.py, at a size and budget nobody trained).
 
 The MixingLaw interface predicts from (weights, step): here the step is turned into tokens with the
@@ -23,7 +23,7 @@ import numpy as np
 
 from mixtrain.laws.base import MixingLaw
 from mixtrain.laws.scaling import FORMULA, ScalingLaw
-from mixtrain.table import ObservationTable
+from mixtrain.laws.table import ObservationTable
 
 KEYS = ("E", "A", "alpha", "B", "beta")
 
@@ -45,7 +45,7 @@ class ScalingMixingLaw(MixingLaw):
         if table.num_params is None or table.tokens is None:
             missing = [c for c, v in (("num_params", table.num_params), ("tokens", table.tokens)) if v is None]
             raise ValueError(f"scaling: the table {table.source} has no {' or '.join(missing)} column; the law across "
-                             "model sizes needs N (num_params) and D (tokens) on every row: `mixtrain.collect` writes "
+                             "model sizes needs N (num_params) and D (tokens) on every row: `mixtrain.fitting.collect` writes "
                              "both from runs with a config.yaml")
         if np.any(table.tokens <= 0):
             raise ValueError(f"scaling: the table {table.source} has rows with tokens 0; D must be > 0")

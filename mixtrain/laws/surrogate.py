@@ -35,7 +35,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from mixtrain.laws.base import MixingLaw, step_mode
-from mixtrain.table import ObservationTable
+from mixtrain.laws.table import ObservationTable
 
 LB_MIN, LB_MAX, BETA_MAX = -14.0, 5.0, 4.0
 STEP_STARTS = [(math.log(0.1), 0.5), (math.log(1.0), 0.3), (math.log(0.01), 1.0)]

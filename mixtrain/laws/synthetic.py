@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from mixtrain.table import ObservationTable, make_table
+from mixtrain.laws.table import ObservationTable, make_table
 
 
 def dirichlet_mixtures(k: int, n: int, *, concentration: float = 1.0, seed: int = 0) -> np.ndarray:

@@ -33,7 +33,7 @@ import math
 import numpy as np
 from mixtrain.laws.base import MixingLaw, multistart_least_squares, own_indices, run_weights, step_mode
 from mixtrain.laws.bimix import ALPHA_MAX, BETA_MAX, LOG_FLOOR, LOG_MAX, initial_step_guesses, step_part
-from mixtrain.table import ObservationTable
+from mixtrain.laws.table import ObservationTable
 
 
 class TransferLaw(MixingLaw):

@@ -29,13 +29,13 @@ from __future__ import annotations
 from mixtrain.mixing.ado import ADO
 from mixtrain.mixing.base import DataContext, MixHistory, MixingStrategy
 from mixtrain.mixing.doremi import DoReMi
-from mixtrain.mixing.entropy import Entropy
+from mixtrain.mixing.entropy_rule import Entropy
 from mixtrain.mixing.grouped import Grouped, within_strategy
-from mixtrain.mixing.law import Law
+from mixtrain.mixing.fitted_law import Law
 from mixtrain.mixing.odm import ODM
 from mixtrain.mixing.online_bimix import OnlineBiMix
-from mixtrain.mixing.registry import STRATEGIES, Mixing, build_mixing
-from mixtrain.mixing.schedule import Schedule
+from mixtrain.mixing.strategy_registry import STRATEGIES, Mixing, build_mixing
+from mixtrain.mixing.stages import Schedule
 from mixtrain.mixing.static import Manual, Natural, Temperature, Uniform
 
 STRATEGIES.update({

@@ -6,7 +6,7 @@ Place in the flow: `reference_model=PATH` -> train.py hands the path to module.p
 the frozen model on every training batch and returns per-domain clipped excess sums
 (mixing/outputs.py) -> the controller (mixing/refit.py) averages them into
 `MixHistory.excess_loss`; or `reference_run=RUN` -> that run's metrics.csv (read with
-mixtrain/runfiles.py) gives the reference losses. `compute(ctx)` (uniform) -> sampler/; every
+mixtrain/store/runfiles.py) gives the reference losses. `compute(ctx)` (uniform) -> sampler/; every
 `refit_every_n_steps` the controller hands a `MixHistory` to `update()` (contract: mixing/ado.py).
 Pure Python/numpy: no torch, no Lightning.
 """
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from mixtrain.mixing.base import DataContext, MixHistory, MixingStrategy, finite_or_nan
-from mixtrain.runfiles import METRICS, num, read_metrics_rows
+from mixtrain.store.runfiles import METRICS, num, read_metrics_rows
 from mixtrain.weights import normalize_weights
 
 
@@ -70,7 +70,7 @@ class DoReMi(MixingStrategy):
     DoReMi trains a proxy model with Group DRO against a reference model and averages the
     weights; here the run itself is the proxy. Two references:
     - `reference_model=PATH` (as in the paper): a frozen model (a finished mixtrain run dir or
-      .ckpt, or an HF Llama folder from mixtrain.export; same architecture and vocabulary as
+      .ckpt, or an HF Llama folder from mixtrain.model.export; same architecture and vocabulary as
       this run's model) evaluated on the same tokens of every training batch; the excess of
       domain d is `MixHistory.excess_loss[d]` = mean over d's tokens since the last refit of
       max(l_theta(x_t) - l_ref(x_t), 0) (Algorithm 1's per-token clipping). Costs about one

@@ -34,7 +34,7 @@ _AVERAGED = ("train_loss", "val_loss", "excess_loss")
 
 def within_strategy(rule: str, **arguments: Any) -> MixingStrategy:
     """The static strategy that splits a group's weight among its domains."""
-    from mixtrain.mixing.entropy import Entropy
+    from mixtrain.mixing.entropy_rule import Entropy
     from mixtrain.mixing.static import Natural, Temperature, Uniform
 
     classes = {"uniform": Uniform, "natural": Natural, "temperature": Temperature, "entropy": Entropy}

@@ -120,7 +120,7 @@ class OnlineBiMix(MixingStrategy):
         import numpy as np
 
         from mixtrain.laws import make_law
-        from mixtrain.table import make_table
+        from mixtrain.laws.table import make_table
 
         domains = list(history.weights)
         rows = self._observations(history)

@@ -71,7 +71,7 @@ class Manual(MixingStrategy):
 
 
 def read_weights_file(path: str | os.PathLike) -> dict[str, float]:
-    """Read a weights.yaml (`weights: {domain: w}`), as written by `python -m mixtrain.fit --optimize`."""
+    """Read a weights.yaml (`weights: {domain: w}`), as written by `python -m mixtrain.fitting.fit --optimize`."""
     import yaml
 
     try:

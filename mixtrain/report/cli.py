@@ -3,7 +3,7 @@
     python -m mixtrain.report RUN_DIR [RUN_DIR ...] --out REPORT_DIR [--law law.json [--table T.csv]]
 
 Place in the flow: `mixtrain.train` writes run directories -> **report** (read-only over them);
-`mixtrain.collect` + `mixtrain.fit` give the optional law.json and table.csv.
+`mixtrain.fitting.collect` + `mixtrain.fitting.fit` give the optional law.json and table.csv.
 
 RUN_DIR is a run directory (holds metrics.csv) or any folder above run directories, e.g. a Hydra
 multirun folder: it is searched recursively and its name becomes the runs' group. Runs are
@@ -11,7 +11,7 @@ ranked by their final mean validation loss (val/loss, the unweighted mean over t
 domains); the target loss (val/target, `target.importance`, e.g. an eval-only domain) and the
 paired differences to uniform and natural (95% t-intervals over seeds) are reported next to it.
 With --law, the law's predictions are plotted against the observation table (--table, or one
-built from the runs with mixtrain.collect when --table is not given).
+built from the runs with mixtrain.fitting.collect when --table is not given).
 """
 
 from __future__ import annotations
@@ -46,10 +46,10 @@ def _load_table(table: Any, law: Any, runs: Sequence[Run]) -> tuple[Any, str]:
     if table is not None and not isinstance(table, (str, os.PathLike)):
         return table, "the given table"
     if table is not None:
-        from mixtrain.table import read_table
+        from mixtrain.laws.table import read_table
 
         return read_table(str(table)), str(table)
-    from mixtrain.collect import collect
+    from mixtrain.fitting.collect import collect
 
     return collect([str(r.path) for r in runs]), "a table collected from these runs"
 
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories or folders of runs (Hydra multirun)")
     ap.add_argument("--out", required=True, metavar="REPORT_DIR", help="where report.md and the PNGs go")
-    ap.add_argument("--law", metavar="law.json", help="fitted law (python -m mixtrain.fit) to plot against observations")
+    ap.add_argument("--law", metavar="law.json", help="fitted law (python -m mixtrain.fitting.fit) to plot against observations")
     ap.add_argument("--table", metavar="T.csv", help="observation table for --law (default: collected from the runs)")
     args = ap.parse_args(argv)
     if args.table and not args.law:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mixtrain.runfiles import REFITS, SUMMARY, find_run_dirs, read_metrics_rows, run_names
+from mixtrain.store.runfiles import REFITS, SUMMARY, find_run_dirs, read_metrics_rows, run_names
 
 
 
@@ -88,7 +88,7 @@ class Run:
         return float(np.mean(per)) if per and all(math.isfinite(v) for v in per) else math.nan
 
     def final_target_loss(self) -> float:
-        """Final val/target (mixtrain/target.py); a run without one and without a target
+        """Final val/target (mixtrain/train/target.py); a run without one and without a target
         importance was scored on the default target, the mean over training domains."""
         value = self.final("val/target")
         if math.isfinite(value) or self.summary.get("target_importance"):
@@ -203,7 +203,7 @@ def _group(run_dir: Path, root: Path) -> str | None:
 
 def load_runs(paths: Iterable[str | os.PathLike]) -> list[Run]:
     """Load every run at or under `paths`. A run is named by its directory; if names collide, every
-    run is named `<sweep folder>/<path below it>` (as mixtrain.collect names them)."""
+    run is named `<sweep folder>/<path below it>` (as mixtrain.fitting.collect names them)."""
     found = find_run_dirs(paths)
     names = run_names(found)
     return [load_run(d, name=n, group=_group(d, root)) for (d, root), n in zip(found, names)]

@@ -4,7 +4,7 @@ Place in the flow: runs.py (`Run`: config.yaml, summary.json) -> **scale.py** ->
 report.md (cli.py). A loss difference measured on a 0.6M-parameter model after 77k tokens says
 little about a 1B model after 20B tokens, so the report states the scale next to its claims.
 
-Parameters are counted by building the run's `mixtrain.model.GPT` on torch's meta device (no
+Parameters are counted by building the run's `mixtrain.model.gpt.GPT` on torch's meta device (no
 memory, no weights): the count is the model's own, not a formula that could drift from it.
 """
 
@@ -30,7 +30,7 @@ def model_parameters(config: Mapping[str, Any] | None) -> tuple[int, int] | None
         model["seq_len"] = config["seq_len"]
     import torch
 
-    from mixtrain.model import GPT, GPTConfig
+    from mixtrain.model.gpt import GPT, GPTConfig
 
     try:
         cfg = GPTConfig(**model)

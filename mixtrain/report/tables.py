@@ -7,7 +7,7 @@ per-seed keys such as doremi's reference_run / reference_model ignored) differs:
 e.g. `temperature (temperature=2.0)`. std is the sample standard deviation (ddof=1).
 
 Two scores per run: `val/loss` (unweighted mean over the training domains) and `val/target`
-(the importance-weighted target, mixtrain/target.py; = val/loss unless `target.importance` was
+(the importance-weighted target, mixtrain/train/target.py; = val/loss unless `target.importance` was
 set). Paired differences: a seed fixes initialisation and data order for every strategy, so
 each strategy is compared with the baseline run (uniform, natural) of the same seed; the 95%
 confidence interval is the t-interval over seeds, mean ± t(0.975, n-1) · sd / sqrt(n), and its

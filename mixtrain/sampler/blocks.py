@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mixtrain.litdata_range import require_litdata
+from mixtrain.store.litdata_range import require_litdata
 
 
 @dataclass(frozen=True)

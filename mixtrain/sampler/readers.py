@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from mixtrain.chunk_check import ChunkVerifier
+from mixtrain.store.chunk_check import ChunkVerifier
 from mixtrain.sampler.blocks import DomainBlocks
 
 log = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from mixtrain.sampler.blocks import DomainBlocks
 from mixtrain.sampler.plan import MODES, BlockLocator, count_ordinals, plan_domains
 from mixtrain.sampler.readers import DomainReaders
-from mixtrain.sampler.schedule import SharedSchedule, checked_schedule, default_capacity
+from mixtrain.sampler.shared_schedule import SharedSchedule, checked_schedule, default_capacity
 from mixtrain.weights import normalize_weights
 
 STATE_VERSION = 1  # v1 states without weight_lag_batches/window_samples still load (those checks are skipped)

@@ -14,8 +14,8 @@ import sys
 import lightning.pytorch as pl
 from hydra import compose, initialize_config_dir
 
-from mixtrain.mixing.refit import MixingController
-from mixtrain.train import train
+from mixtrain.train.mixing_controller import MixingController
+from mixtrain.train.run import train
 
 CONF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "conf")
 

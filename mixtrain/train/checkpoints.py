@@ -1,0 +1,378 @@
+"""Crash-safe checkpoints: atomic files in the run directory, published after the metrics rows.
+
+Place in the flow: train.py wires these into the Trainer; resume.py picks a checkpoint with
+`resume_checkpoint()` before anything is written.
+
+* `AtomicCheckpointIO` (a Lightning CheckpointIO plugin): writes `<path>.partial` in the
+  checkpoint's own directory, fsyncs it and `os.replace`s it onto `<path>`. Lightning's default
+  writes through a temp folder that may be on another filesystem, so a kill during the final
+  copy left a 0-byte `last.ckpt`.
+* `RunCheckpoint` (a ModelCheckpoint): a checkpoint of step N is staged (`.staged-<name>`) when
+  Lightning saves it, and published (renamed to its name) only at the start of step N+1 or at
+  the end of training, right after `metrics.csv` was flushed through step N. So every visible
+  checkpoint has every metrics row up to its step on disk (a kill loses no row on resume).
+  A checkpoint of non-finite parameters is never written; at the NaN stop `keep_finite` sets
+  aside the ones whose (finite but diverged) weights gave the non-finite loss.
+  A write that runs out of disk raises an OSError naming the path and the free space.
+* `resume_checkpoint()`: the readable checkpoint of the highest step (last.ckpt, stepN.ckpt,
+  Lightning's hpc_ckpt_N.ckpt; a sharded FSDP folder through its meta.pt), naming unreadable ones;
+  resume.py plans the resume with it. `consolidated_checkpoint()`: a sharded folder as one dict
+  (export.py).
+* `Preemption`: SIGTERM/SIGUSR1 stop every rank at the next optimizer step, so last.ckpt is of
+  that step. `BatchShape` and `MixingIdentity` record the world size / global batch and the
+  strategy in every checkpoint.
+"""
+
+from __future__ import annotations
+
+import errno
+import glob
+import os
+import re
+import shutil
+import signal
+import threading
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from mixtrain.train.launch import is_rank_zero
+from mixtrain.store.runfiles import atomic_write
+
+STAGED_PREFIX = ".staged-"
+PARTIAL_SUFFIX = ".partial"
+NONFINITE_SUFFIX = ".nonfinite"  # a checkpoint whose weights gave a NaN/inf loss (kept, never resumed from)
+STEP_FILE = re.compile(r"^step(\d+)\.ckpt$")
+HPC_FILE = re.compile(r"^hpc_ckpt_(\d+)\.ckpt$")  # Lightning's SLURM requeue checkpoint, in the run dir
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """torch.save into a temp file next to the target, fsync, os.replace: never a partial file."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        path = os.fspath(path)
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        try:  # the temp file is `<path>.partial`: remove_partial_files clears any a kill left
+            atomic_write(path, lambda f: torch.save(checkpoint, f), tmp=path + PARTIAL_SUFFIX, fsync=True)
+        except BaseException as e:
+            full = disk_full_error(e, path)
+            if full is not None:
+                raise full from e
+            raise
+        _fsync_dir(os.path.dirname(path) or ".")
+
+
+def disk_full_error(error: BaseException, path: str) -> OSError | None:
+    """A clear OSError for a checkpoint write that ran out of disk (torch reports it as an opaque
+    `inline_container.cc` RuntimeError, or ENOSPC/EDQUOT/EFBIG); None for any other error."""
+    cause = error if isinstance(error, OSError) else error.__context__
+    no_space = isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    if not (no_space or (isinstance(error, RuntimeError) and
+                         any(s in str(error) for s in ("inline_container", "file write failed")))):
+        return None
+    folder = os.path.dirname(os.path.abspath(path))
+    free = shutil.disk_usage(folder).free
+    return OSError(errno.ENOSPC, f"no space left to write checkpoint {path} ({free / 2**20:,.1f} MiB free on the "
+                   f"filesystem of {folder}; {type(error).__name__}: {error}); the checkpoints written before it "
+                   "(last.ckpt included) are unchanged: free disk space or use an out_dir on a larger disk, then "
+                   "resume=true")
+
+
+def remove_partial_files(ckpt_dir: str) -> list[str]:
+    """Delete what a killed run left half-done (unpublished or half-written checkpoints)."""
+    leftovers = glob.glob(os.path.join(ckpt_dir, STAGED_PREFIX + "*")) + glob.glob(
+        os.path.join(ckpt_dir, "*" + PARTIAL_SUFFIX))
+    for path in leftovers:
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    return leftovers
+
+
+def parameters_finite(module: torch.nn.Module) -> bool:
+    for p in module.parameters():
+        local = p.to_local() if hasattr(p, "to_local") else p  # FSDP2 DTensor: this rank's shard
+        if not bool(torch.isfinite(local.detach()).all()):
+            return False
+    return True
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint whose files appear only once metrics.csv holds every row up to their step."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        kwargs.setdefault("enable_version_counter", False)  # never last-v1.ckpt after a fallback resume
+        super().__init__(*args, **kwargs)
+        self._staged: dict[str, str] = {}  # final path -> staged path
+
+    def _save_checkpoint(self, trainer, filepath: str) -> None:
+        finite = parameters_finite(trainer.lightning_module)
+        if trainer.world_size > 1:
+            finite = trainer.strategy.reduce_boolean_decision(finite, all=True)
+        if not finite:  # a NaN/inf model must never replace a good checkpoint
+            self._last_global_step_saved = trainer.global_step
+            if is_rank_zero(trainer):
+                print(f"[mixtrain] step {trainer.global_step}: parameters are not finite; checkpoint "
+                      f"{os.path.basename(filepath)} not written", flush=True)
+            return
+        staged = os.path.join(os.path.dirname(filepath), STAGED_PREFIX + os.path.basename(filepath))
+        trainer.save_checkpoint(staged, self.save_weights_only)
+        self._staged[filepath] = staged
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
+
+    def _publish(self, trainer) -> None:
+        if not self._staged:
+            return
+        if trainer.world_size > 1:
+            trainer.strategy.barrier()  # every rank's shard of a distributed checkpoint is written
+        if is_rank_zero(trainer):
+            for logger in trainer.loggers:  # the rows of steps <= the checkpoint's first
+                if hasattr(logger, "flush_through"):
+                    logger.flush_through(trainer.global_step)
+            for final, staged in self._staged.items():
+                if os.path.isdir(staged) and os.path.isdir(final):
+                    shutil.rmtree(final)
+                os.replace(staged, final)
+            _fsync_dir(self.dirpath)
+        self._staged.clear()
+        if trainer.world_size > 1:
+            trainer.strategy.barrier()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._publish(trainer)  # the previous step is complete: its row (train + val) is logged
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self.save_last and self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))  # last.ckpt = the final step
+        self._publish(trainer)
+
+    def keep_finite(self, trainer, first_bad_step: int) -> str | None:
+        """After a NaN/inf stop: the checkpoints of step >= first_bad_step hold the weights that gave
+        the first non-finite loss (finite, but diverged); they get a `.nonfinite` suffix and
+        last.ckpt becomes a copy of the newest earlier one, whose path is returned (None: none)."""
+        ckpt_dir = self.dirpath
+        steps = sorted((int(m.group(1)), os.path.join(ckpt_dir, name)) for name in
+                       (os.listdir(ckpt_dir) if os.path.isdir(ckpt_dir) else []) if (m := STEP_FILE.match(name)))
+        good = max((path for step, path in steps if step < first_bad_step), default=None)
+        if trainer.world_size > 1:
+            trainer.strategy.barrier()  # every rank listed the same files before rank 0 renames them
+        if is_rank_zero(trainer):
+            for step, path in steps:
+                if step >= first_bad_step:
+                    os.replace(path, path + NONFINITE_SUFFIX)
+            last = os.path.join(ckpt_dir, "last.ckpt")
+            if os.path.isfile(last) and int(_load(last)["global_step"]) >= first_bad_step:
+                if good is None:
+                    os.replace(last, last + NONFINITE_SUFFIX)
+                else:
+                    shutil.copyfile(good, last + PARTIAL_SUFFIX)
+                    os.replace(last + PARTIAL_SUFFIX, last)
+            if os.path.isdir(ckpt_dir):
+                _fsync_dir(ckpt_dir)
+        return good
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        # unpublished checkpoints may be ahead of metrics.csv: drop them, resume uses the last published
+        if is_rank_zero(trainer):
+            for staged in self._staged.values():
+                if os.path.exists(staged):
+                    shutil.rmtree(staged) if os.path.isdir(staged) else os.remove(staged)
+        self._staged.clear()
+
+
+def _load(path: str) -> dict[str, Any]:
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+
+
+def resume_checkpoint(ckpt_dir: str, run_dir: str | None = None) -> tuple[str, dict[str, Any]] | None:
+    """(path, loaded checkpoint) to resume from: the readable checkpoint of the highest step among
+    last.ckpt, stepN.ckpt and Lightning's `run_dir/hpc_ckpt_N.ckpt` (a SLURM requeue of an older
+    version or of Lightning's own handler); last.ckpt wins a tie. Unreadable ones are skipped (and
+    named); a sharded (FSDP) checkpoint is a folder, read through its metadata file."""
+    names = os.listdir(ckpt_dir) if os.path.isdir(ckpt_dir) else []
+    candidates = [os.path.join(ckpt_dir, "last.ckpt")] if "last.ckpt" in names else []
+    candidates += [os.path.join(ckpt_dir, n) for n in sorted(names, reverse=True) if STEP_FILE.match(n)]
+    if run_dir and os.path.isdir(run_dir):
+        candidates += [os.path.join(run_dir, n) for n in sorted(os.listdir(run_dir), reverse=True) if HPC_FILE.match(n)]
+    problems, readable = [], []
+    for path in candidates:
+        try:
+            ckpt = load_checkpoint_meta(path)
+            readable.append((int(ckpt["global_step"]), -len(readable), path, ckpt))
+        except Exception as e:  # truncated / 0-byte / foreign file: try the next one
+            problems.append(f"{os.path.basename(path)} ({type(e).__name__}: {str(e)[:80] or 'unreadable'})")
+    if not readable:
+        if problems:
+            raise RuntimeError(f"no readable checkpoint in {ckpt_dir}: {', '.join(problems)}; "
+                               "start a new out_dir (or overwrite=true)")
+        return None
+    step, _, path, ckpt = max(readable, key=lambda r: r[:2])
+    if problems:
+        print(f"[mixtrain] unreadable checkpoint(s) {', '.join(problems)}; resuming from "
+              f"{os.path.basename(path)} (step {step}) instead", flush=True)
+    return path, ckpt
+
+
+def load_checkpoint_meta(path: str) -> dict[str, Any]:
+    """A checkpoint file, or a sharded checkpoint folder's non-tensor part (Lightning's
+    ModelParallelStrategy writes `meta.pt` next to the shards): enough to plan a resume."""
+    if os.path.isdir(path):
+        return _load(os.path.join(path, "meta.pt"))
+    return _load(path)
+
+
+def consolidated_checkpoint(path: str) -> dict[str, Any]:
+    """A sharded (FSDP2 / ModelParallelStrategy) checkpoint folder as one full checkpoint dict, in
+    memory (Lightning's consolidation: every shard read on this one process, full tensors); a file
+    is read as it is. export.py calls it, so exporting an FSDP run needs no manual step."""
+    if not os.path.isdir(path):
+        return _load(path)
+    from pathlib import Path
+
+    from lightning.fabric.utilities.load import _load_distributed_checkpoint
+
+    if not os.path.isfile(os.path.join(path, ".metadata")):
+        raise ValueError(f"{path} is a folder but not a sharded checkpoint (no .metadata in it); pass a checkpoint "
+                         "file, or a folder mixtrain.train wrote with trainer=fsdp")
+    return _load_distributed_checkpoint(Path(path))
+
+
+BATCH_KEY = "mixtrain_batch"
+
+
+class BatchShape(pl.Callback):
+    """Records the run's batch shape (world size, accumulation, tokens per optimizer step) in every
+    checkpoint, so a resume on another number of processes can keep the global batch."""
+
+    def __init__(self, accumulate: int, batch_size: int, seq_len: int):
+        self.accumulate, self.tokens_per_rank = accumulate, batch_size * seq_len * accumulate
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        checkpoint[BATCH_KEY] = {"world_size": trainer.world_size, "accumulate_grad_batches": self.accumulate,
+                                 "global_batch_tokens": self.tokens_per_rank * trainer.world_size}
+
+
+class Preemption(pl.Callback):
+    """SIGTERM (SLURM preemption or time limit, torchrun's stop) or SIGUSR1 (slurm.sbatch's warning
+    before the limit): stop at the next optimizer-step boundary, on every rank at once (the request is
+    reduced across ranks each step), so RunCheckpoint writes last.ckpt of that step on train end and
+    resume continues exactly. Replaces Lightning's SIGTERM handler, which exited 0 (SIGTERMException
+    is a bare SystemExit) and its SLURM handler, which saved from inside the signal handler mid-step."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+    def __init__(self):
+        self.received: int | None = None
+        self.signal_name: str | None = None
+        self._previous: dict[int, Any] = {}
+        self._step: int | None = None
+
+    def _handler(self, signum, frame) -> None:
+        self.received = signum
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._step = trainer.global_step
+        if threading.current_thread() is threading.main_thread():  # after Lightning registered its own
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.getsignal(sig)
+                signal.signal(sig, self._handler)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self._step:  # inside a gradient accumulation: not a step boundary
+            return
+        self._step = trainer.global_step
+        received = self.received or 0
+        if trainer.world_size > 1:  # one small all-reduce per step: every rank stops at the same step
+            flag = torch.tensor([received], device=trainer.strategy.root_device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            received = int(flag.item())
+        if received:
+            self.signal_name = signal.Signals(received).name
+            trainer.should_stop = True
+            # Lightning validates when asked to stop; a validation that was not due would add val/
+            # values to this step's metrics row that the uninterrupted run does not have
+            if isinstance(trainer.val_check_batch, int) and (batch_idx + 1) % trainer.val_check_batch:
+                trainer.limit_val_batches = 0
+
+    def _restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    # Restored when training ends or fails, before Lightning's own teardown puts back the handlers it
+    # found: a restore in `teardown` (which runs after Lightning's) left Lightning's handler installed
+    # for good, and a process forked later (prepare's tokenizer pool) then outlived SIGTERM.
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._restore()
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        self._restore()
+
+
+MIXING_KEY = "mixtrain_mixing"
+
+
+def mixing_mismatch(saved: dict[str, Any] | None, name: str, config: dict[str, Any]) -> str | None:
+    """Why a checkpoint's mixing strategy differs from this run's (None if it does not)."""
+    if saved is None:
+        return None  # written before strategies were recorded: nothing to compare
+    if saved["name"] != name:
+        return f"mixing={saved['name']} in the checkpoint, mixing={name} now"
+    # checkpoints written before the mixing registry name the class by `_target_` (a module path
+    # that has moved), not by `strategy`; the name and settings still say whether it is the same
+    legacy = "strategy" not in saved["config"]
+    changed = sorted(k for k in set(saved["config"]) | set(config)
+                     if k != "_target_" and not (legacy and k == "strategy") and saved["config"].get(k) != config.get(k))
+    if changed:
+        return f"mixing={name} with other settings: " + ", ".join(
+            f"mixing.{k}: {saved['config'].get(k)!r} -> {config.get(k)!r}" for k in changed)
+    return None
+
+
+class MixingIdentity(pl.Callback):
+    """Records the strategy (name + config, and any switches) in every checkpoint; applies a switch.
+
+    On `resume_mixing=switch` the new strategy's initial weights govern the stream from the resume
+    step on (sampler.set_weights, so the schedule keeps the old weights before it) and the switch
+    is recorded here, in the checkpoint and in summary.json.
+    """
+
+    def __init__(self, name: str, config: dict[str, Any], initial_weights: dict[str, float],
+                 run_initial_weights: dict[str, float] | None = None,
+                 switches: list[dict[str, Any]] | None = None, switch_from: str | None = None):
+        self.name, self.config, self.initial_weights = name, config, initial_weights
+        self.run_initial_weights = dict(run_initial_weights or initial_weights)  # the weights of step 0
+        self.switches = list(switches or [])
+        self._switch_from = switch_from
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        checkpoint[MIXING_KEY] = {"name": self.name, "config": self.config, "switches": self.switches,
+                                  "initial_weights": self.run_initial_weights}
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        if self._switch_from is not None:  # the old strategy's refit state is not the new one's
+            # "Refit": the MixingController's state key (mixing/refit.py)
+            for key in [k for k in checkpoint.get("callbacks", {}) if k.startswith("Refit")]:
+                del checkpoint["callbacks"][key]
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if self._switch_from is None:
+            return
+        stream = trainer.datamodule.stream
+        first_batch = stream.set_weights(self.initial_weights)
+        self.switches.append({"step": int(trainer.global_step), "first_batch": int(first_batch),
+                              "from": self._switch_from, "to": self.name, "weights": dict(self.initial_weights)})
+        self._switch_from = None
+        if is_rank_zero(trainer):
+            print(f"[mixtrain] resume_mixing=switch: {self.switches[-1]['from']} -> {self.name} from step "
+                  f"{trainer.global_step} (batch {first_batch} on)", flush=True)
