@@ -49,5 +49,5 @@ print(f"litdata {low} from {litdata.__file__}")
 EOF
 
 export WANDB_MODE="${WANDB_MODE:-offline}"
-"$PY" -m pytest -q tests/test_litdata_range.py tests/test_sampler.py tests/test_shards.py tests/test_entropy.py \
-  tests/test_faults_prepare.py tests/test_train.py
+"$PY" -m pytest -q tests/store/test_litdata_range.py tests/sampler/test_sampler.py tests/prepare/test_shards.py tests/prepare/test_entropy.py \
+  tests/prepare/test_faults_prepare.py tests/train/test_train.py

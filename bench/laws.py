@@ -72,6 +72,7 @@ def make_generator(kind: str, k: int, seed: int):
 def run_one(law_spec: str, kind: str, k: int, n_runs: int, n_steps: int, noise: float, seed: int) -> dict:
     from mixtrain.laws import make_law, spearman
     from mixtrain.laws.cross_validation import selection_metrics
+    from mixtrain.laws.optim.slsqp import optimize, solve
     from mixtrain.laws.synthetic import dirichlet_mixtures, synthetic_table
 
     name, _, opts = law_spec.partition(":")
@@ -113,11 +114,11 @@ def run_one(law_spec: str, kind: str, k: int, n_runs: int, n_steps: int, noise: 
     out["pick"] = sel["regret_top1"] / float(truth.mean(axis=1).min())
     # optimum, with the default support limits and without
     best_proxy = float(loss(train_mix, np.full(n_runs, steps[-1])).mean(axis=1).min())
-    opt = law.solve(steps[-1])
+    opt = solve(law, steps[-1])
     r = np.array(list(opt.weights.values()))
     out["regret"] = float(loss(r[None], s_end[:1]).mean()) / best_proxy - 1.0
     out["tv"] = opt.tv_to_nearest
-    r = np.array(list(law.optimize(steps[-1], support_margin=None, trust_radius=None).values()))
+    r = np.array(list(optimize(law, steps[-1], support_margin=None, trust_radius=None).values()))
     out["free"] = float(loss(r[None], s_end[:1]).mean()) / best_proxy - 1.0
     return out
 

@@ -40,6 +40,7 @@ import numpy as np
 
 from mixtrain.laws import LAWS, fit_law, make_law, spearman
 from mixtrain.laws.cross_validation import own_weight_spearman, selection_metrics
+from mixtrain.laws.optim.slsqp import solve
 from mixtrain.laws.table import read_table
 
 
@@ -181,7 +182,7 @@ def main() -> None:
             print(f"  {name}: refused ({e})")
             continue
         for label, kw in (("default limits", {}), ("unconstrained", {"support_margin": None, "trust_radius": None})):
-            o = law.solve(step, **kw)
+            o = solve(law, step, **kw)
             w = " ".join(f"{d}={v:.3f}" for d, v in o.weights.items())
             print(f"  {name:<10} {label:<15} TV {o.tv_to_nearest:.3f}  predicted {o.objective:.4f}  [{w}]  "
                   f"active: {', '.join(o.active) or 'none'}")

@@ -174,15 +174,17 @@ def _step_time(data_dir: str, steps: int, batch_size: int) -> float:
     from mixtrain.train.loggers import MetricsCSVLogger
     from mixtrain.train.mixing_controller import MixingController
     from mixtrain.mixing.static import Uniform
+    from mixtrain.model.gpt import GPTConfig
+    from mixtrain.train.config import OptimConfig, SamplerConfig
     from mixtrain.train.module import MixtureLM
 
     layout = read_layout(data_dir)
     strategy = Uniform()
     weights = {d: 1.0 / len(layout.domains) for d in layout.domains}
-    dm = MixtureDataModule(layout, BLOCK - 1, batch_size, initial_weights=weights, pin_memory=False,
-                           val_blocks_per_domain=1)
-    model = {"vocab_size": 256, "seq_len": BLOCK - 1, "n_layer": 4, "n_head": 4, "d_model": 128}
-    module = MixtureLM(model, layout.domains, max_steps=steps, warmup_steps=2)
+    dm = MixtureDataModule(layout, SamplerConfig(), seq_len=BLOCK - 1, batch_size=batch_size, initial_weights=weights,
+                           seed=0, pin_memory=False, val_blocks_per_domain=1)
+    model = GPTConfig(vocab_size=256, seq_len=BLOCK - 1, n_layer=4, n_head=4, d_model=128)
+    module = MixtureLM(model, OptimConfig(warmup_steps=2), layout.domains, max_steps=steps)
     times: list[float] = []
 
     class Clock(pl.Callback):

@@ -13,18 +13,18 @@ Per world and method, the mixture the method writes is scored by the TRUE loss (
   regret   true mean loss of the written mixture minus the true optimum's (nats; 0 is perfect)
   >unif%   share of worlds where the written mixture is truly worse than uniform
   fallbk%  share where the sampled optimiser wrote uniform (or natural / best run) instead of its proposal
-  shrunk%  share where it wrote a blend of uniform and its proposal (step 6 of laws/sampled.py)
+  shrunk%  share where it wrote a blend of uniform and its proposal (step 5 of laws/optim/sampled.py)
   refused  worlds where the law refused the fit (too few runs for its parameters); uniform is scored
   median proposal regret  the sampled optimiser's proposal, written or not (what the fallback changed)
 Methods (law/optimiser):
-  */sampled   laws/sampled.py, the default (candidates, B bootstrap refits, support cap 1.5x, then the step
+  */sampled   laws/optim/sampled.py, the default (candidates, B bootstrap refits, support cap 1.5x, then the step
               from uniform towards the proposal with the lowest 60th percentile of (mixture - uniform) over
               this law's and a check law's refits pooled: ridge, or bimix for ridge); ridge/sampled is the CLI default
   */sampled-nocheck  the same without the check law (this law's refits alone decide the step)
   */sampled-noavg  the same without the top-100 average as an extra candidate (average_top=0)
   */sampled-modelerr  the same with the interval widened by the law's CV error (model_error=True)
   */sampled-check-NAME  the same with check law NAME (e.g. sampled-check-lightgbm) instead of the default
-  bimix/slsqp the former default: SLSQP in the support box + TV 0.25 trust region (laws/slsqp.py)
+  bimix/slsqp the former default: SLSQP in the support box + TV 0.25 trust region (laws/optim/slsqp.py)
   lightgbm/top100  the RegMix recipe: LightGBM on the runs, the same number of Dirichlet candidates
               around the proxy mixtures, average of the top 100 (no support cap, no bootstrap)
   auto/sampled  `--law auto` (CV decision regret over every law) then the sampled optimiser
@@ -48,7 +48,7 @@ DEFAULT_METHODS = "ridge/sampled,bimix/sampled,bimix/slsqp,lightgbm/top100"
 
 
 def regmix(law, M: np.ndarray, step: float, n: int, top: int, rng) -> np.ndarray:
-    from mixtrain.laws.optim.sampled import dirichlet_around
+    from mixtrain.laws.optim.candidates import dirichlet_around
 
     C = np.vstack([M, dirichlet_around(rng, M, n, (10.0, 30.0, 100.0))])
     f = law._predict(C, np.full(len(C), step)).mean(axis=1)
@@ -58,7 +58,9 @@ def regmix(law, M: np.ndarray, step: float, n: int, top: int, rng) -> np.ndarray
 
 def run_world(job) -> list[dict]:
     k, n_runs, seed, args = job
-    from mixtrain.laws import fit_law, make_law, propose
+    from mixtrain.laws import fit_law, make_law
+    from mixtrain.laws.optim.sampled import propose
+    from mixtrain.laws.optim.slsqp import solve
     from mixtrain.laws.synthetic import World
 
     world = World(k, seed=10_000 * k + seed)
@@ -91,7 +93,7 @@ def run_world(job) -> list[dict]:
                 row["shrunk"] = p.chosen.startswith("blend")
                 row["proposal_regret"] = world.mean_loss(np.array(list(p.proposal.values()))) - opt
             elif optimiser == "slsqp":
-                r = np.array(list(law.solve(step, seed=seed).weights.values()))
+                r = np.array(list(solve(law, step, seed=seed).weights.values()))
             elif optimiser == "top100":
                 r = regmix(law, law.observed_mixtures, step, args.candidates, 100, np.random.default_rng(seed))
             else:

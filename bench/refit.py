@@ -63,7 +63,7 @@ def _timer():
 
 
 def _config(data_dir: str, out_dir: str, steps: int, mixing: str, extra: list[str]):
-    from hydra import compose, initialize_config_dir
+    from mixtrain.hydra_app import compose
 
     overrides = [
         "experiment=demo", f"data_dir={data_dir}", f"out_dir={out_dir}", f"mixing={mixing}", "logger=csv",
@@ -72,8 +72,7 @@ def _config(data_dir: str, out_dir: str, steps: int, mixing: str, extra: list[st
         "++trainer.enable_model_summary=false",  # ++: set whether or not the trainer option has the key
         "table_at_end=false", *extra,
     ]
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose("train", overrides=overrides)
+    return compose("train", overrides=overrides)
 
 
 def _run(data_dir: str, out_dir: str, steps: int, mixing: str, extra: list[str]) -> dict:

@@ -7,7 +7,7 @@ length N: a MixtureStream whose state holds N weight changes, one per batch, all
 (resumed at batch N, so every lookup searches the whole table), consumed in the main process
 (num_workers=0: the planning a worker does is timed too) exactly as training does per step:
 next batch, `mark_consumed`, `current_weights()` and `domain_tokens()` (the MixingController,
-mixing/refit.py, logs both every step). Lengths are interleaved and repeated; medians are reported, with the ratio
+train/mixing_controller.py, logs both every step). Lengths are interleaved and repeated; medians are reported, with the ratio
 to N=1. Final line: `16k/1 per-step ratio: X`.
 """
 

@@ -6,7 +6,8 @@
     python bench/train_gpu.py --data-dir /tmp/demo --models tiny --seq-len 128 --batch-size 8 \
         --accelerator cpu --precision 32-true --steps 12 --warmup 4            # a CPU dry run of the script
 
-Every configuration is one call of `mixtrain.train.run.train()` (the same code users run: Lightning
+Every configuration is one call of `mixtrain.train.run.train()` on the typed config that
+`mixtrain.hydra_app.compose("train", overrides)` builds (the same code users run: Lightning
 Trainer, MixtureStream over litdata shards, the natural mixture) with Lightning's SimpleProfiler.
 Measured after `--warmup` steps (compilation and allocator warm-up excluded):
 * tokens/s and step time (CUDA-synchronised at every step end),
@@ -54,8 +55,7 @@ class StepTimer(pl.Callback):
 
 
 def run_one(args, model: str, batch_size: int, compile_: bool) -> dict:
-    from hydra import compose, initialize_config_dir
-
+    from mixtrain.hydra_app import compose
     from mixtrain.model.gpt import peak_flops_per_s
     from mixtrain.train.run import train
 
@@ -68,8 +68,7 @@ def run_one(args, model: str, batch_size: int, compile_: bool) -> dict:
         f"checkpoint_every_n_steps={args.steps * 10}", f"compile={str(compile_).lower()}", "table_at_end=false",
         f"sampler.num_workers={args.num_workers}", "mixing=natural", "val_blocks_per_domain=1",
     ]
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
+    cfg = compose("train", overrides=overrides)
     timer = StepTimer(args.warmup)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()

@@ -13,12 +13,33 @@ import sys
 import numpy as np
 import pytest
 
+import mixtrain.hydra_app  # noqa: F401  (registers the config schemas that conf/*.yaml list first)
+
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
 REPO = Path(__file__).resolve().parents[1]
 # tests/ on the path: the helper modules beside this file (crash.py, online_helpers.py) for tests in subfolders
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def train_composed(cfg, *args, **kwargs):
+    """train() of a Hydra-composed config (hydra.compose in a test): bound to TrainConfig first, as the
+    entry point does (mixtrain/hydra_app.py)."""
+    from mixtrain.hydra_app import bind
+    from mixtrain.train.config import TrainConfig
+    from mixtrain.train.run import train
+
+    return train(bind(cfg, TrainConfig), *args, **kwargs)
+
+
+def prepare_composed(cfg):
+    """prepare() of a Hydra-composed conf/prepare.yaml (or train.yaml) config, bound to PrepareConfig."""
+    from mixtrain.hydra_app import bind
+    from mixtrain.prepare.config import PrepareConfig
+    from mixtrain.prepare.pipeline import prepare
+
+    return prepare(bind(cfg, PrepareConfig))
 
 
 @pytest.fixture

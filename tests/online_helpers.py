@@ -1,5 +1,5 @@
-"""Helpers shared by tests/test_online.py and tests/test_online_papers.py: a DataContext and a
-driver that calls an online strategy's `update()` the way mixing/refit.py does (records grow by
+"""Helpers shared by tests/mixing/test_online.py and tests/mixing/test_online_papers.py: a DataContext and a
+driver that calls an online strategy's `update()` the way train/mixing_controller.py does (records grow by
 one per refit), so unit tests need no training run."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def _history(step, weights, tokens, train_loss, records, val_loss=None) -> MixHi
 
 
 def _drive(strategy, weights, loss_fn, *, refits=10, every=10, tokens_per_step=1000, start=None):
-    """Run `refits` refits like mixing/refit.py does; loss_fn(d, n_tokens_of_d, step) -> training loss.
+    """Run `refits` refits like train/mixing_controller.py does; loss_fn(d, n_tokens_of_d, step) -> training loss.
 
     Returns (list of proposals, final weights, records). `start` continues from a previous drive.
     """

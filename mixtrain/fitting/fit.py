@@ -22,7 +22,7 @@ than its fitted mixture parameters is refused. Fitting prints per-domain in-samp
 cross-validated (group k-fold over runs) Spearman next to the own-weight baseline, and what a
 mixture choice depends on: held-out top-1 / top-k regret next to the nearest-observed-run baseline.
 --predict writes the mixture file's columns plus `loss/<domain>` per eval domain. --optimize
-(default optimiser `sampled`, laws/sampled.py) scores 100k candidate mixtures inside the support
+(default optimiser `sampled`, laws/optim/sampled.py) scores 100k candidate mixtures inside the support
 (each weight <= 1.5 x its largest observed weight + 0.01) with 20 bootstrap refits of the law, and
 writes `weights: {domain: w}` with comments and a `proposal:` block: the predicted loss of the
 proposal, uniform, natural (--natural) and the best observed run with bootstrap intervals, a check
@@ -30,7 +30,7 @@ law's view of proposal - uniform, and what was written and why: the step from un
 proposal (uniform, a blend, or the proposal) whose 80th percentile of (mixture - uniform) over both
 laws' refits is lowest (--risk-quantile, --check-law; --refuse-on-cv to refuse when the law's CV
 regret is worse than the nearest-run baseline). `--optimizer slsqp`
-is the former gradient optimum in a support box and TV trust region (laws/slsqp.py), with an
+is the former gradient optimum in a support box and TV trust region (laws/optim/slsqp.py), with an
 `optimum:` block. --min-weight and --max-weight take a number (every domain) or domain=value pairs
 (--max-weight is how a per-domain epoch cap is given).
 """
@@ -44,13 +44,14 @@ import sys
 
 import numpy as np
 
-from mixtrain.laws import LAWS, MixingLaw, Optimum, fit_law, load_law, propose
-from mixtrain.laws.optim.sampled import (
-    DEFAULT_BOOTSTRAP, DEFAULT_CANDIDATES, DEFAULT_RISK_QUANTILE, DEFAULT_SUPPORT_CAP, DEFAULT_SUPPORT_FLOOR,
-)
+from mixtrain.laws import LAWS, MixingLaw, Optimum, fit_law, load_law
+from mixtrain.laws.optim.sampled import ProposalSettings, propose
+from mixtrain.laws.optim.slsqp import solve
 from mixtrain.laws.support import DEFAULT_SUPPORT_MARGIN, DEFAULT_TRUST_RADIUS
 from mixtrain.fitting.fit_target import add_target_args, set_target_params, target_flags, target_lines, target_of
 from mixtrain.laws.table import LOSS_PREFIX, ObservationTable, parse_domain_values, read_mixtures, read_table
+
+SAMPLED = ProposalSettings()  # the sampled optimiser's defaults (laws/optim/proposal.py), the CLI's too
 
 
 def _pct(x) -> str:
@@ -165,7 +166,7 @@ def write_weights_yaml(path: str, weights: dict[str, float], header_lines: list[
                     "support_margin": optimum.support_margin, "trust_radius": optimum.trust_radius,
                     "unconstrained_tv": optimum.unconstrained_tv}
             f.write(yaml.safe_dump({"optimum": meta}, sort_keys=False))
-        if meta is not None:  # the sampled optimiser's report (laws/sampled.py)
+        if meta is not None:  # the sampled optimiser's report (laws/optim/sampled.py)
             f.write(yaml.safe_dump(_plain(meta), sort_keys=False))
 
 
@@ -235,8 +236,8 @@ def _optimize(args) -> None:
     if args.optimizer == "slsqp":
         margin = _off_or_float(args.support_margin, "--support-margin")
         radius = DEFAULT_TRUST_RADIUS if args.trust_radius is None else radius
-        opt = law.solve(args.step, importance=importance, min_weight=min_w, max_weight=max_w,
-                        support_margin=margin, trust_radius=radius, seed=args.seed)
+        opt = solve(law, args.step, importance=importance, min_weight=min_w, max_weight=max_w,
+                    support_margin=margin, trust_radius=radius, seed=args.seed)
         weights, report, meta = opt.weights, opt.lines(), None
         written = (f"--optimizer slsqp --support-margin {args.support_margin} --trust-radius {radius} --seed {args.seed}")
     else:
@@ -308,20 +309,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--importance", help="eval-domain importance, e.g. code=2,prose=1 (unnamed: 1); in fit mode "
                     "it weights the CV mean-loss ranking and regret")
     ap.add_argument("--optimizer", default="sampled", choices=["sampled", "slsqp"],
-                    help="optimize: sampled candidates + bootstrap refits (default, laws/sampled.py) or the SLSQP "
-                    "optimum in a trust region (laws/slsqp.py)")
-    ap.add_argument("--candidates", type=int, default=DEFAULT_CANDIDATES, help="sampled: candidate mixtures")
-    ap.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, help="sampled: refits on resampled runs (0: none)")
-    ap.add_argument("--support-cap", type=float, default=DEFAULT_SUPPORT_CAP,
+                    help="optimize: sampled candidates + bootstrap refits (default, laws/optim/sampled.py) or the SLSQP "
+                    "optimum in a trust region (laws/optim/slsqp.py)")
+    ap.add_argument("--candidates", type=int, default=SAMPLED.candidates, help="sampled: candidate mixtures")
+    ap.add_argument("--bootstrap", type=int, default=SAMPLED.bootstrap, help="sampled: refits on resampled runs (0: none)")
+    ap.add_argument("--support-cap", type=float, default=SAMPLED.support_cap,
                     help="sampled: no weight above this x the domain's largest observed weight (+ --support-floor)")
-    ap.add_argument("--support-floor", type=float, default=DEFAULT_SUPPORT_FLOOR,
+    ap.add_argument("--support-floor", type=float, default=SAMPLED.support_floor,
                     help="sampled: absolute slack on the cap; a domain never above it in any run gets weight 0")
     ap.add_argument("--natural", help="sampled: natural mixture (domain=tokens,...) to compare with and fall back to")
     ap.add_argument("--force-proposal", action="store_true",
                     help="sampled: write the proposal even if its interval against uniform does not lie below zero")
     ap.add_argument("--model-error", action="store_true",
                     help="sampled: widen the proposal-uniform interval by the law's cross-validated error")
-    ap.add_argument("--risk-quantile", type=float, default=DEFAULT_RISK_QUANTILE,
+    ap.add_argument("--risk-quantile", type=float, default=SAMPLED.risk_quantile,
                     help="sampled: write the step from uniform towards the proposal whose this upper quantile of "
                     "(mixture - uniform) over the refits is lowest (higher: more cautious)")
     ap.add_argument("--check-law", default="auto", choices=["auto", "none"] + sorted(LAWS),

@@ -3,7 +3,7 @@
 Place in the flow: `mixtrain.fitting.fit --optimize` (fit.py) -> **fit_target.py** turns --step / --tokens /
 --global-batch-tokens / --params and the domains' unique token counts (--data-dir DIR reads the
 prepared shards' stats; --domain-tokens d=N,...) into (target step, Repetition or None) ->
-laws/sampled.py scores mixtures there.
+laws/optim/sampled.py scores mixtures there.
 
 * Budget in tokens: --tokens D, else --step S x --global-batch-tokens G, else --step S x the fitting
   table's tokens per step (its `tokens` column, the proxies' global batch: the target must use the same).

@@ -1,19 +1,25 @@
 """Fitted mixing laws: loss per evaluation domain as a function of the training weights and step.
 
 Place in the flow: proxy runs -> `mixtrain.fitting.collect` -> observation table (`mixtrain.laws.table`) ->
-**laws** fit / predict / optimise -> weights.yaml for the manual strategy (`mixtrain.fitting.fit` CLI).
+**laws** fit / predict / law.json -> the optimisers (laws/optim/) -> weights.yaml for the manual strategy
+(`mixtrain.fitting.fit` CLI) or mixing=law.
 Pure: numpy + scipy, no torch, Lightning or Hydra.
 
     law = make_law("bimix").fit(table)            # params + law.report (R^2, MRE, CV)
     law.predict(W, steps)                         # [n, m] losses
-    law.optimize(target_step, importance, min_weight, max_weight) -> {domain: weight}
-    propose(law, target_step, ...) -> Proposal     # the default optimiser (laws/sampled.py)
-    law.solve(...) -> Optimum                      # the SLSQP optimum in a trust region (laws/slsqp.py)
     law.to_json("law.json"); load_law("law.json")
     fit_law(table, "auto")                        # fit every law, keep the best by CV
 
+The optimisers sit above the laws, in laws/optim/ (this package does not import them):
+
+    from mixtrain.laws.optim.sampled import propose   # propose(law, target_step, ...) -> Proposal, the default
+    from mixtrain.laws.optim.slsqp import solve, optimize  # solve(law, ...) -> Optimum (SLSQP in a trust region)
+
+Laws register themselves where they are defined (`@register_law`, laws/law_registry.py); importing this
+package imports every law module once (`discover_laws`), so `LAWS` holds them all.
+
 `law="auto"` criterion (the decision a law leads to, not its loss error): every law in LAWS is
-fitted with group k-fold cross-validation over runs (laws/evaluate.py; a law's own tuning, such as
+fitted with group k-fold cross-validation over runs (laws/cross_validation.py; a law's own tuning, such as
 ridge's penalty, runs inside each fold: nested); on the pooled held-out final-step losses,
 1. lowest decision regret: the mean of the top-1 and top-k regret of the importance-weighted mean
    loss (true mean loss of the held-out run(s) the law ranks best minus the best one); regrets
@@ -39,24 +45,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mixtrain.laws.base import MixingLaw, Optimum, project_box_simplex
-from mixtrain.laws.bimix import BiMixLaw
+from mixtrain.laws.base import MixingLaw
 from mixtrain.laws.cross_validation import TOP_K, cross_validate, spearman
+from mixtrain.laws.law_registry import LAWS, discover_laws, load_law, make_law, register_law
+from mixtrain.laws.simplex import project_box_simplex
+from mixtrain.laws.support import Optimum
+from mixtrain.laws.table import ObservationTable
+
+# convenience re-exports of the built-in law classes (not the registry: a new law needs no line here)
+from mixtrain.laws.bimix import BiMixLaw
 from mixtrain.laws.exp import ExpLaw
 from mixtrain.laws.loglinear import LogLinearLaw
-from mixtrain.laws.law_registry import LAWS, load_law, make_law
-from mixtrain.laws.optim.sampled import Proposal, propose
 from mixtrain.laws.scaling_mixing import ScalingMixingLaw
 from mixtrain.laws.surrogate import RidgeLaw
 from mixtrain.laws.transfer import TransferLaw
 from mixtrain.laws.trees import LightGBMLaw
-from mixtrain.laws.table import ObservationTable
+
 AUTO_REGRET_TOLERANCE = 0.10
 
 __all__ = [
     "AUTO_REGRET_TOLERANCE", "LAWS", "BiMixLaw", "ExpLaw", "LightGBMLaw", "LogLinearLaw", "MixingLaw",
-    "Optimum", "Proposal", "RidgeLaw", "ScalingMixingLaw", "TransferLaw", "propose",
-    "cross_validate", "fit_law", "load_law", "make_law", "project_box_simplex", "spearman",
+    "Optimum", "RidgeLaw", "ScalingMixingLaw", "TransferLaw", "cross_validate", "discover_laws", "fit_law",
+    "load_law", "make_law", "project_box_simplex", "register_law", "spearman",
 ]
 
 
@@ -102,3 +112,6 @@ def fit_law(table: ObservationTable, law: str = "auto", *, cv_folds: int = 5, se
         "candidates": candidates,
     }
     return law_obj
+
+
+discover_laws()  # every law module's @register_law has run once `mixtrain.laws` is imported

@@ -1,15 +1,21 @@
 """What every mixing law shares: the interface, the fit (with the refusal of a fit that has no more
 runs than fitted mixture parameters), the fit report and JSON save/load (with the fitting table, which
-the bootstrap of laws/sampled.py refits on). The optimisers live apart: laws/sampled.py (the default)
-and laws/slsqp.py (`solve`, inside laws/support.py's box and trust region).
+the bootstrap of laws/optim/sampled.py refits on).
+
+Place in the flow: observation table (laws/table.py) -> **a law** (this interface, one subclass per law
+module, registered by name in laws/law_registry.py) -> fit / predict / report / law.json -> the optimisers
+above it (laws/optim/: sampled.py the default, slsqp.py inside laws/support.py's box and trust region).
+This module imports nothing from laws/optim/: the optimisers call the law, never the other way round.
 
 A law subclass implements `_fit(table, notes)` (sets `self.params`, a dict of numpy arrays),
 `_predict(W, steps)`, `n_params()`, `_check(table)` (too few runs etc. -> ValueError), and
 optionally `_predict_grad(r, step)` (analytic gradient for the optimiser) or `_optimize(...)`
-(a closed form over floors/caps, given a seeded `rng`). Everything else lives here. Pure: numpy + scipy.
+(a closed-form box optimum over floors/caps, given a seeded `rng`; the default None means "no closed
+form" and laws/optim/slsqp.py runs its generic multi-start SLSQP). Everything else lives here. Pure:
+numpy + scipy.
 
 Report (`law.report`, also in the JSON): per evaluation domain in-sample R^2 and mean relative
-error (MRE) over all rows, and cross-validation (laws/evaluate.py): group k-fold over runs (default
+error (MRE) over all rows, and cross-validation (laws/cross_validation.py): group k-fold over runs (default
 5 folds, runs assigned to folds by a seeded permutation); each fold refits the law on the other
 runs and predicts the held-out runs' final-step losses; pooled out-of-fold predictions give per
 domain Spearman and MRE (next to the own-weight baseline) and the mean-loss Spearman and regret.
@@ -29,13 +35,11 @@ from scipy.optimize import least_squares
 
 from mixtrain.laws.cross_validation import cross_validate, spearman
 from mixtrain.laws.cross_validation import nanmean as _nanmean
-from mixtrain.laws.optim.slsqp import box_optimum, project_box_simplex, user_bounds
-from mixtrain.laws.optim.slsqp import solve as slsqp_solve
-from mixtrain.laws.support import DEFAULT_SUPPORT_MARGIN, DEFAULT_TRUST_RADIUS, Optimum, distinct_mixtures
+from mixtrain.laws.support import distinct_mixtures
 from mixtrain.laws.table import ObservationTable, as_domain_map, make_table
 from mixtrain.weights import normalize_weights
 
-__all__ = ["MixingLaw", "Optimum", "cross_validate", "project_box_simplex", "spearman"]
+__all__ = ["MixingLaw", "cross_validate", "spearman"]
 
 FORMAT = 1
 
@@ -57,7 +61,8 @@ def _jsonable(x: Any) -> Any:
 
 
 class MixingLaw:
-    """Base class: fit(table) -> self; predict(W, steps) -> losses; optimize(...) -> weights."""
+    """Base class: fit(table) -> self; predict(W, steps) -> losses; to_json / from_json.
+    Optimise with laws/optim/ (`propose(law, ...)`, `solve(law, ...)`)."""
 
     name: ClassVar[str] = "base"
     formula: ClassVar[str] = ""
@@ -177,38 +182,20 @@ class MixingLaw:
             raise ValueError(f"{self.name}: steps must be finite and > 0, got {s}")
         return self._predict(W, s)
 
-    # ---- optimise (laws/slsqp.py, laws/sampled.py) ------------------------------------------
-    def bounds(self, min_weight=0.0, max_weight=None) -> tuple[np.ndarray, np.ndarray]:
-        """Per-training-domain floor and cap arrays from a scalar or {domain: value} each."""
-        return user_bounds(self, min_weight, max_weight)
-
+    # ---- what the optimisers (laws/optim/) ask of a law ------------------------------------
     def importance_vector(self, importance: Mapping[str, float] | None) -> np.ndarray:
         """Eval-domain importance weights; unnamed domains get 1.0; normalised to sum 1."""
         full = as_domain_map(importance, self.eval_domains, 1.0, "importance")
         return np.array(list(normalize_weights(full, self.eval_domains, what="importance").values()))
 
-    def optimize(self, target_step: float, importance: Mapping[str, float] | None = None,
-                 min_weight: float | Mapping[str, float] = 0.0, max_weight: float | Mapping[str, float] | None = None,
-                 **support: Any) -> dict[str, float]:
-        """The weights of `solve(...)` (same arguments)."""
-        return self.solve(target_step, importance, min_weight, max_weight, **support).weights
-
-    def solve(self, target_step: float, importance: Mapping[str, float] | None = None,
-              min_weight: float | Mapping[str, float] = 0.0, max_weight: float | Mapping[str, float] | None = None,
-              *, support_margin: float | None = DEFAULT_SUPPORT_MARGIN, trust_radius: float | None = DEFAULT_TRUST_RADIUS,
-              seed: int = 0) -> Optimum:
-        """The gradient (SLSQP) optimum inside a support box and TV trust region: laws/slsqp.py.
-        The default of `mixtrain.fitting.fit --optimize` is the sampled, bootstrap-robust `laws.sampled.propose`."""
-        return slsqp_solve(self, target_step, importance, min_weight, max_weight,
-                           support_margin=support_margin, trust_radius=trust_radius, seed=seed)
-
     def objective(self, r: np.ndarray, step: float, w: np.ndarray) -> float:
         return float(self._predict(np.asarray(r, float)[None], np.array([step]))[0] @ w)
 
     def _optimize(self, step: float, w: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-                  *, rng: np.random.Generator) -> np.ndarray:
-        """Box-constrained optimum; generic SLSQP multi-start (laws/slsqp.py), closed forms override it."""
-        return box_optimum(self, step, w, lo, hi, rng=rng)
+                  *, rng: np.random.Generator) -> np.ndarray | None:
+        """Hook: the closed-form optimum in the box {lo <= r <= hi, sum r = 1}, or None for "no closed
+        form" (the default): laws/optim/slsqp.py then runs its generic multi-start SLSQP."""
+        return None
 
     # ---- JSON --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

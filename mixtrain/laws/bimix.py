@@ -21,7 +21,11 @@ Choices made here:
   With floors/caps, u_i(lambda) is clipped to [lo_i + eps, hi_i + eps]: each clipped u_i is
   non-increasing in lambda, so sum_i u_i(lambda) = 1 + k*eps has one root (brentq on log
   lambda). That is exactly the KKT point of the convex problem, i.e. the same answer as
-  "clip and re-solve on the free set" iterated to convergence.
+  "clip and re-solve on the free set" iterated to convergence. It is the `_optimize` hook that
+  laws/optim/slsqp.py calls instead of its generic SLSQP.
+
+Place in the flow: observation table (laws/table.py) -> **bimix** fit (laws/base.py; registered as `bimix` by
+`@register_law`, laws/law_registry.py) -> predict / law.json -> the optimisers (laws/optim/) -> weights.
 """
 
 from __future__ import annotations
@@ -31,7 +35,9 @@ import math
 import numpy as np
 from scipy.optimize import brentq, lsq_linear
 
-from mixtrain.laws.base import MixingLaw, multistart_least_squares, own_indices, project_box_simplex, run_weights, step_mode
+from mixtrain.laws.base import MixingLaw, multistart_least_squares, own_indices, run_weights, step_mode
+from mixtrain.laws.law_registry import register_law
+from mixtrain.laws.simplex import project_box_simplex
 from mixtrain.laws.table import ObservationTable
 
 ALPHA_MAX, BETA_MAX, LOG_MAX = 5.0, 4.0, 40.0
@@ -59,6 +65,7 @@ def initial_step_guesses(z: np.ndarray, x: np.ndarray, inits: int):
     return out
 
 
+@register_law(order=10)
 class BiMixLaw(MixingLaw):
     name = "bimix"
     formula = "L_i = (r_i + eps)^-alpha_i * (B_i s^-beta_i + C_i)   [A_i = 1]"

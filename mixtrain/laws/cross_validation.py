@@ -15,7 +15,7 @@ What is measured on the pooled out-of-fold predictions of every run's final-step
   own-weight baseline has no mean-loss ranking (sum of -r_d is constant). The decision baseline is
   the nearest observed run: each held-out run is predicted by the final losses of the training run
   closest to it in TV, i.e. choosing near the best run seen, with no law; its top-1 / top-k regret
-  is reported next to the law's, and laws/sampled.py refuses to optimise with a law that does worse.
+  is reported next to the law's, and laws/optim/sampled.py refuses to optimise with a law that does worse.
 * Laws that tune themselves (ridge's penalty) do so inside each fold's fit, on the fold's training
   runs only: the held-out regret is of the whole fitting procedure (nested cross-validation).
 """

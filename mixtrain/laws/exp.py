@@ -14,7 +14,11 @@ Choices made here:
 * Data needs: the mixture part has k+1 free parameters per domain, so without regularisation
   the table must hold >= k+2 distinct mixtures (error otherwise). `ridge` > 0 adds
   ridge * n_runs * var(log L) * sum_j (t_ij - mean t_i)^2 (scale-free) and allows >= 3 runs.
-* Optimum: SLSQP on the simplex with floors/caps, several starts (base class).
+* Optimum: SLSQP on the simplex with floors/caps, several starts (no closed form: laws/optim/slsqp.py's
+  generic `box_optimum`).
+
+Place in the flow: observation table (laws/table.py) -> **exp** fit (laws/base.py; registered as `exp` by
+`@register_law`, laws/law_registry.py) -> predict / law.json -> the optimisers (laws/optim/) -> weights.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import math
 
 import numpy as np
 from mixtrain.laws.base import MixingLaw, multistart_least_squares, run_weights, step_mode
+from mixtrain.laws.law_registry import register_law
 from mixtrain.laws.table import ObservationTable
 
 T_MAX, BETA_MAX = 50.0, 4.0
@@ -30,6 +35,7 @@ T_MAX, BETA_MAX = 50.0, 4.0
 LB_MIN, LB_MAX = -14.0, 5.0
 
 
+@register_law(order=20)
 class ExpLaw(MixingLaw):
     name = "exp"
     formula = "L_i = (c_i + k_i exp(sum_j t_ij r_j)) * (1 + b_i s^-beta_i),  sum_j t_ij = 0"

@@ -9,7 +9,11 @@ Choices made here:
   mixtures than domains still fit; with ridge = 0 the table needs >= k+2 distinct mixtures.
 * Step: a pure power law in s (log-linear), so loss never plateaus; extrapolation in steps is
   this law's weak side. One distinct step: g_i dropped and the report says so.
-* Optimum: SLSQP on the simplex with floors/caps, several starts (base class).
+* Optimum: SLSQP on the simplex with floors/caps, several starts (no closed form: laws/optim/slsqp.py's
+  generic `box_optimum`).
+
+Place in the flow: observation table (laws/table.py) -> **loglinear** fit (laws/base.py; registered as `loglinear` by
+`@register_law`, laws/law_registry.py) -> predict / law.json -> the optimisers (laws/optim/) -> weights.
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ from __future__ import annotations
 import numpy as np
 
 from mixtrain.laws.base import MixingLaw, run_weights
+from mixtrain.laws.law_registry import register_law
 from mixtrain.laws.table import ObservationTable
 
 
+@register_law(order=30)
 class LogLinearLaw(MixingLaw):
     name = "loglinear"
     formula = "log L_i = a_i + sum_j b_ij log(r_j + eps) + g_i log s"

@@ -3,7 +3,7 @@
 Place in the flow: a law fitted on proxy runs (which never repeat a domain) -> `mixtrain.fitting.fit
 --optimize --step S` (or `--tokens D`) with the domains' unique token counts (`--data-dir` reads
 them from the prepared shards' stats, or `--domain-tokens`) -> **repetition.py** discounts the
-repeated tokens of every candidate mixture before the law scores it (the hook in laws/sampled.py's
+repeated tokens of every candidate mixture before the law scores it (the hook in laws/optim/sampled.py's
 `propose(repetition=...)`) and reports the epochs each domain would see -> weights.yaml.
 
 Why: a weight w_d at a budget of T tokens asks for w_d * T tokens of domain d. When that exceeds the

@@ -3,7 +3,7 @@
 Place in the flow: runs of several model sizes -> `mixtrain.fitting.collect` (table.csv with `tokens` = D and
 `num_params` = N on every row) -> **ScalingMixingLaw.fit** (the additive law of Shukor et al. 2025,
 fitted by laws/scaling.py) -> law.json -> `mixtrain.fitting.fit --optimize --params N --tokens D` (the sampled
-optimiser of laws/sampled.py, at a size and budget nobody trained).
+optimiser of laws/optim/sampled.py, at a size and budget nobody trained).
 
 The MixingLaw interface predicts from (weights, step): here the step is turned into tokens with the
 fitting table's median tokens per step (the proxies' global batch), and the model size is
@@ -22,12 +22,14 @@ from collections.abc import Mapping
 import numpy as np
 
 from mixtrain.laws.base import MixingLaw
+from mixtrain.laws.law_registry import register_law
 from mixtrain.laws.scaling import FORMULA, ScalingLaw
 from mixtrain.laws.table import ObservationTable
 
 KEYS = ("E", "A", "alpha", "B", "beta")
 
 
+@register_law(order=70)
 class ScalingMixingLaw(MixingLaw):
     name = "scaling"
     formula = FORMULA + "   [N = num_params, D = tokens]"

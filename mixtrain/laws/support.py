@@ -2,7 +2,7 @@
 trust region around the observed mixtures, and the report of where the optimum landed.
 
 Place in the flow: a law fitted on a table remembers the table's distinct mixtures
-(`law.observed_mixtures`, saved in law.json); `MixingLaw.solve` calls `solve_in_support` here.
+(`law.observed_mixtures`, saved in law.json); laws/optim/slsqp.py `solve` calls `solve_in_support` here.
 Pure: numpy + scipy.
 
 Why: a law is evidence only near the mixtures it was fitted on. Without limits the optimiser
@@ -54,7 +54,7 @@ def distinct_mixtures(W: np.ndarray, runs: np.ndarray) -> tuple[np.ndarray, list
 
 @dataclass(frozen=True)
 class Optimum:
-    """A law's optimum and where it lies relative to the data (`MixingLaw.solve`)."""
+    """A law's optimum and where it lies relative to the data (laws/optim/slsqp.py `solve`)."""
 
     weights: dict[str, float]
     objective: float  # predicted importance-weighted mean loss at the target step

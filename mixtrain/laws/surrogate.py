@@ -3,7 +3,7 @@ the mixture part on features of the whole mixture. `ridge` lives here; `lightgbm
 
     log L_i(r, s) = f_i(r) + log(1 + b_i s^-beta_i)
 
-Place in the flow: observation table -> **surrogate** fit -> predict / laws/sampled.py -> weights.
+Place in the flow: observation table -> **surrogate** fit -> predict / laws/optim/sampled.py -> weights.
 Pure: numpy + scipy.
 
 Why: in bimix and transfer a domain's loss depends on its own weight only, so they cannot see that
@@ -35,6 +35,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from mixtrain.laws.base import MixingLaw, step_mode
+from mixtrain.laws.law_registry import register_law
 from mixtrain.laws.table import ObservationTable
 
 LB_MIN, LB_MAX, BETA_MAX = -14.0, 5.0, 4.0
@@ -134,7 +135,7 @@ _LAST: list = [None, None, None]  # (W, eps, features) of the last call: bootstr
 
 def ridge_features(W: np.ndarray, eps: float) -> np.ndarray:
     """[n, 2k + k(k-1)/2]: w, log(w + eps), w_j w_l for j < l. The last result is kept (by identity of W,
-    which the cache holds, so the id cannot be reused): laws/sampled.py scores one pool with every refit."""
+    which the cache holds, so the id cannot be reused): laws/optim/sampled.py scores one pool with every refit."""
     if _LAST[0] is W and _LAST[1] == eps:
         return _LAST[2]
     k = W.shape[1]
@@ -145,6 +146,7 @@ def ridge_features(W: np.ndarray, eps: float) -> np.ndarray:
     return Z
 
 
+@register_law(order=50)
 class RidgeLaw(SurrogateLaw):
     name = "ridge"
     formula = ("log L_i = a_i + sum_f c_if z_f(r) + log(1 + b_i s^-beta_i),  z = std[r_j, log(r_j+eps), r_j r_l]; "

@@ -2,6 +2,9 @@
 
 Not evidence about real training runs: a table generated from law X says how well a fitter
 recovers X, nothing about whether real losses follow X.
+
+Place in the flow: a known loss function (or a `World`) -> **synthetic** table (laws/table.py) -> a law's fit
+and the optimisers (laws/optim/), scored against the known truth in tests/ and bench/.
 """
 
 from __future__ import annotations

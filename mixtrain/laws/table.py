@@ -1,7 +1,7 @@
 """The observation table: read, validate and slice the input of the mixing laws.
 
 Place in the flow: training runs write `RUN/metrics.csv` -> `mixtrain.fitting.collect` writes the table
-(CSV, contract in docs/formats.md) -> **table.py** reads and validates it -> `mixtrain.laws`
+(CSV, contract in docs/formats.md) -> **laws/table.py** reads and validates it -> `mixtrain.laws`
 fit on it; `mixtrain.fitting.fit` is the CLI around both.
 
 Columns: `run`, `step` (> 0: the laws use log s), optional `tokens` (training tokens seen at that
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -124,13 +124,7 @@ def make_table(
 ) -> ObservationTable:
     """Validate arrays and build a table. `line_offset`: CSV line of row 0, for messages."""
     train_domains, eval_domains = tuple(train_domains), tuple(eval_domains)
-    for what, names in (("training", train_domains), ("evaluation", eval_domains)):
-        if not names:
-            prefix = WEIGHT_PREFIX if what == "training" else LOSS_PREFIX
-            raise ValueError(f"{source}: no {what} domains: need at least one '{prefix}<domain>' column")
-        dup = sorted({d for d in names if names.count(d) > 1})
-        if dup:
-            raise ValueError(f"{source}: duplicate {what} domain(s) {dup}")
+    _check_domains(source, train_domains, eval_domains)
     runs_arr = np.asarray([str(r) for r in runs], dtype=object)
     steps_arr = np.asarray(steps, dtype=np.float64).reshape(-1)
     W_arr = np.asarray(W, dtype=np.float64)
@@ -148,7 +142,27 @@ def make_table(
         line = f"line {line_offset + i}, " if line_offset is not None else f"row {i}, "
         return f"{source} {line}run {runs_arr[i]!r} step {steps_arr[i]:g}"
 
-    for i in range(n):
+    _check_runs_and_steps(where, runs_arr, steps_arr)
+    _check_weights(where, W_arr, train_domains)
+    _check_losses(where, L_arr, eval_domains)
+    _check_no_duplicates(where, runs_arr, steps_arr)
+    tok = _tokens_column(where, tokens)
+    npar = _num_params_column(where, source, num_params, runs_arr)
+    return ObservationTable(train_domains, eval_domains, runs_arr, steps_arr, W_arr, L_arr, tok, source, npar)
+
+
+def _check_domains(source: str, train_domains: tuple[str, ...], eval_domains: tuple[str, ...]) -> None:
+    for what, names in (("training", train_domains), ("evaluation", eval_domains)):
+        if not names:
+            prefix = WEIGHT_PREFIX if what == "training" else LOSS_PREFIX
+            raise ValueError(f"{source}: no {what} domains: need at least one '{prefix}<domain>' column")
+        dup = sorted({d for d in names if names.count(d) > 1})
+        if dup:
+            raise ValueError(f"{source}: duplicate {what} domain(s) {dup}")
+
+
+def _check_runs_and_steps(where: Callable[[int], str], runs_arr: np.ndarray, steps_arr: np.ndarray) -> None:
+    for i in range(runs_arr.shape[0]):
         if not runs_arr[i]:
             raise ValueError(f"{where(i)}: empty 'run' cell")
         if not math.isfinite(steps_arr[i]) or steps_arr[i] <= 0:
@@ -156,6 +170,9 @@ def make_table(
                 f"{where(i)}: column 'step' is {steps_arr[i]} (must be finite and > 0: the laws use "
                 "log(step); drop step-0 rows, mixtrain.fitting.collect does)"
             )
+
+
+def _check_weights(where: Callable[[int], str], W_arr: np.ndarray, train_domains: tuple[str, ...]) -> None:
     bad = np.argwhere(~np.isfinite(W_arr))
     if bad.size:
         i, j = bad[0]
@@ -172,6 +189,9 @@ def make_table(
             f"{where(i)}: the '{WEIGHT_PREFIX}*' columns sum to {float(sums[i]):.10g}, not 1 (tolerance "
             f"{SUM_TOLERANCE}); write normalised weights (mixtrain.weights.normalize_weights)"
         )
+
+
+def _check_losses(where: Callable[[int], str], L_arr: np.ndarray, eval_domains: tuple[str, ...]) -> None:
     bad = np.argwhere(~np.isfinite(L_arr))
     if bad.size:
         i, j = bad[0]
@@ -182,29 +202,40 @@ def make_table(
         raise ValueError(
             f"{where(i)}: column '{LOSS_PREFIX}{eval_domains[j]}' is {L_arr[i, j]} (must be > 0: laws fit log loss)"
         )
+
+
+def _check_no_duplicates(where: Callable[[int], str], runs_arr: np.ndarray, steps_arr: np.ndarray) -> None:
     seen: dict[tuple[str, float], int] = {}
     for i, key in enumerate(zip(runs_arr.tolist(), steps_arr.tolist())):
         if key in seen:
             raise ValueError(f"{where(i)}: duplicate observation (same run and step as {where(seen[key])})")
         seen[key] = i
-    tok = None
-    if tokens is not None:
-        tok = np.asarray(tokens, dtype=np.float64).reshape(-1)
-        bad = np.flatnonzero(~np.isfinite(tok) | (tok < 0))
-        if bad.size:
-            raise ValueError(f"{where(bad[0])}: column 'tokens' is {tok[bad[0]]} (must be finite and >= 0)")
-    npar = None
-    if num_params is not None:
-        npar = np.asarray(num_params, dtype=np.float64).reshape(-1)
-        if npar.shape != (n,):
-            raise ValueError(f"{source}: {npar.shape[0]} num_params values for {n} rows")
-        bad = np.flatnonzero(~np.isfinite(npar) | (npar <= 0))
-        if bad.size:
-            raise ValueError(f"{where(bad[0])}: column 'num_params' is {npar[bad[0]]} (must be finite and > 0)")
-        for r in set(runs_arr.tolist()):
-            if np.unique(npar[runs_arr == r]).size > 1:
-                raise ValueError(f"{source}: run {r!r} has several num_params values; one run is one model")
-    return ObservationTable(train_domains, eval_domains, runs_arr, steps_arr, W_arr, L_arr, tok, source, npar)
+
+
+def _tokens_column(where: Callable[[int], str], tokens) -> np.ndarray | None:
+    if tokens is None:
+        return None
+    tok = np.asarray(tokens, dtype=np.float64).reshape(-1)
+    bad = np.flatnonzero(~np.isfinite(tok) | (tok < 0))
+    if bad.size:
+        raise ValueError(f"{where(bad[0])}: column 'tokens' is {tok[bad[0]]} (must be finite and >= 0)")
+    return tok
+
+
+def _num_params_column(where: Callable[[int], str], source: str, num_params, runs_arr: np.ndarray) -> np.ndarray | None:
+    if num_params is None:
+        return None
+    n = runs_arr.shape[0]
+    npar = np.asarray(num_params, dtype=np.float64).reshape(-1)
+    if npar.shape != (n,):
+        raise ValueError(f"{source}: {npar.shape[0]} num_params values for {n} rows")
+    bad = np.flatnonzero(~np.isfinite(npar) | (npar <= 0))
+    if bad.size:
+        raise ValueError(f"{where(bad[0])}: column 'num_params' is {npar[bad[0]]} (must be finite and > 0)")
+    for r in set(runs_arr.tolist()):
+        if np.unique(npar[runs_arr == r]).size > 1:
+            raise ValueError(f"{source}: run {r!r} has several num_params values; one run is one model")
+    return npar
 
 
 def _float(cell: str, column: str, where: str) -> float:

@@ -23,7 +23,11 @@ Fit: least squares on log L (trf, analytic Jacobian, bounds as bimix plus tau in
 every run counts once; `inits` starts in stage 1 (each with tau_i in {0, 0.1}).
 Step handling, A_i = 1, one-step (mixture-only) fits and eps are as in bimix.
 Optimum: the objective sum_i w_i K_i u_i(r)^-alpha_i is convex in r (convex decreasing power
-of an affine map), so SLSQP from a few starts finds the global optimum (base class).
+of an affine map), so SLSQP from a few starts finds the global optimum (no closed form: laws/optim/slsqp.py's
+generic `box_optimum`).
+
+Place in the flow: observation table (laws/table.py) -> **transfer** fit (laws/base.py; registered as `transfer` by
+`@register_law`, laws/law_registry.py) -> predict / law.json -> the optimisers (laws/optim/) -> weights.
 """
 
 from __future__ import annotations
@@ -33,9 +37,11 @@ import math
 import numpy as np
 from mixtrain.laws.base import MixingLaw, multistart_least_squares, own_indices, run_weights, step_mode
 from mixtrain.laws.bimix import ALPHA_MAX, BETA_MAX, LOG_FLOOR, LOG_MAX, initial_step_guesses, step_part
+from mixtrain.laws.law_registry import register_law
 from mixtrain.laws.table import ObservationTable
 
 
+@register_law(order=40)
 class TransferLaw(MixingLaw):
     name = "transfer"
     formula = "L_i = u_i^-alpha_i * (B_i s^-beta_i + C_i),  u_i = r_i + sum_{j!=i} tau_ij r_j + eps"

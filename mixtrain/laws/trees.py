@@ -3,7 +3,7 @@ with the step factor of the other surrogate laws (laws/surrogate.py).
 
     log L_i(r, s) = GBT_i(r) + log(1 + b_i s^-beta_i)
 
-Place in the flow: observation table -> **trees** fit -> predict / laws/sampled.py -> weights.
+Place in the flow: observation table -> **trees** fit -> predict / laws/optim/sampled.py -> weights.
 Needs the optional extra `mixtrain[surrogate]` (lightgbm); without it the fit says so.
 
 Choices made here: one booster per eval domain on the raw weights (RegMix's features), trained on
@@ -11,7 +11,7 @@ one row per distinct mixture weighted by its run count; small-data settings (`nu
 `min_data_in_leaf` 2, 100 rounds at learning rate 0.1), single-threaded and deterministic, so a
 fit is reproducible. Trees are piecewise constant: they cannot extrapolate beyond the observed
 weights, and their optimum is a plateau (RegMix averages the top-k candidates for that reason;
-laws/sampled.py averages over bootstrap refits). The boosters are saved in the law JSON as
+laws/optim/sampled.py averages over bootstrap refits). The boosters are saved in the law JSON as
 LightGBM model strings (`models`). Refusal count: `num_leaves` (one tree's values) must be below
 the number of runs.
 """
@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from mixtrain.laws.law_registry import register_law
 from mixtrain.laws.surrogate import SurrogateLaw
 
 MISSING = ("lightgbm: this law needs the optional extra 'surrogate' (LightGBM): "
@@ -37,6 +38,7 @@ def _lgb():
     return lightgbm
 
 
+@register_law(order=60)
 class LightGBMLaw(SurrogateLaw):
     name = "lightgbm"
     formula = "log L_i = GBT_i(r) + log(1 + b_i s^-beta_i)   [LightGBM on the weights, as RegMix]"

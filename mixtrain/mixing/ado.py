@@ -2,7 +2,7 @@
 Laws", ICLR): sample each domain by how fast its fitted loss still falls.
 
 Place in the flow: `compute(ctx)` (the prior) -> sampler/; every `refit_every_n_steps` the
-controller (mixing/refit.py) hands a `MixHistory` (all-reduced, identical on every rank) to
+controller (mixtrain/train/mixing_controller.py) hands a `MixHistory` (all-reduced, identical on every rank) to
 `update()` on rank 0, broadcasts the result and `state_dict()`, applies the yaml's `refit:`
 safety rules and schedules the weights; `last_fit_report` goes to RUN/refits.jsonl.
 Contract of every online strategy (ado, odm, doremi, online_bimix): `update` is a pure function
@@ -23,6 +23,7 @@ import numpy as np
 
 from mixtrain.mixing.base import DataContext, MixHistory, MixingStrategy, finite_or_nan, tokens_ok
 from mixtrain.mixing.static import prior_weights
+from mixtrain.mixing.strategy_registry import register_strategy
 from mixtrain.weights import normalize_weights
 
 
@@ -88,6 +89,7 @@ def smooth_losses(losses: np.ndarray, window: int, order: int = 3) -> np.ndarray
     return smoothed if np.all(np.isfinite(smoothed)) and smoothed.min() > 0 else losses
 
 
+@register_strategy
 class ADO(MixingStrategy):
     """Adaptive Data Optimization: sample each domain by how fast its fitted loss still falls.
 

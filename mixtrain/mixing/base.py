@@ -1,8 +1,10 @@
 """Mixing base types: the strategy interface, what it is told, and the epoch cap.
 
-Place in the flow: shards.py (stats.json) and laws/ -> `DataContext` -> a strategy in this
-package (`initial_weights`) -> sampler/; during training the controller (mixing/refit.py)
-hands a `MixHistory` to `update()` of online strategies. Pure: no torch, Lightning or Hydra.
+Place in the flow: mixtrain/prepare/shards.py (stats.json) and laws/ -> `DataContext` -> a strategy
+in this package (`initial_weights`) -> sampler/; during training the controller
+(mixtrain/train/mixing_controller.py) hands a `MixHistory` to `update()` of online strategies.
+Pure: no torch, Lightning, Hydra or rank queries (the caller says which process writes caches:
+`DataContext.writes_caches`).
 
 Interface:
     initial_weights(ctx: DataContext) -> weights      called once per run (every rank, same result)
@@ -36,6 +38,9 @@ class DataContext:
     budget_tokens: int | None = None  # planned training tokens of the whole run (all ranks)
     global_batch_tokens: int | None = None
     max_steps: int | None = None
+    # this process may write shared caches (the entropy measures in stats.json); False on every rank
+    # but global rank 0, which the caller (mixtrain/train/run.py) decides: a strategy asks no rank
+    writes_caches: bool = True
 
     def num_train_tokens(self) -> dict[str, int]:
         return {d: int(self.stats[d]["num_train_tokens"]) for d in self.domains}
@@ -43,7 +48,8 @@ class DataContext:
 
 @dataclass
 class MixHistory:
-    """What the controller (mixing/refit.py) hands an online strategy: all inputs identical on every rank."""
+    """What the controller (mixtrain/train/mixing_controller.py) hands an online strategy: all inputs
+    identical on every rank."""
 
     step: int
     max_steps: int | None
@@ -115,7 +121,7 @@ class MixingStrategy:
     name = "base"
     refit_every_n_steps: int | None = None
     # path of a frozen model whose per-token losses the training step computes next to the trained
-    # model's (MixHistory.excess_loss); train.py hands it to the LightningModule at construction
+    # model's (MixHistory.excess_loss); mixtrain/train/run.py hands it to the LightningModule at construction
     reference_model: str | None = None
 
     def __init__(self, max_epochs: float | None = None):
@@ -142,7 +148,7 @@ class MixingStrategy:
 
     def horizon_problems(self, max_steps: int | None) -> list[str]:
         """What of this strategy's plan lies at or beyond the run's last step (and so never happens):
-        train.py prints these as warnings before training."""
+        mixtrain/train/run.py prints these as warnings before training."""
         every = int(self.refit_every_n_steps or 0)
         if not (max_steps and max_steps > 0) or every <= 0 or every < max_steps:
             return []
@@ -165,13 +171,15 @@ class MixingStrategy:
 
 def domain_stats_context(
     data_dir: str, domains: Sequence[str], stats: Mapping[str, Mapping[str, Any]], *,
-    max_steps: int | None, global_batch_tokens: int | None,
+    max_steps: int | None, global_batch_tokens: int | None, writes_caches: bool = True,
 ) -> DataContext:
-    """The DataContext of a run: its training domains' stats and its planned token budget."""
+    """The DataContext of a run: its training domains' stats and its planned token budget.
+    `writes_caches`: this process may write shared caches (False on every rank but global rank 0)."""
     budget = max_steps * global_batch_tokens if (max_steps and global_batch_tokens) else None
     return DataContext(
         data_dir=str(data_dir), domains=list(domains), stats={d: dict(stats[d]) for d in domains},
         budget_tokens=budget, global_batch_tokens=global_batch_tokens, max_steps=max_steps,
+        writes_caches=bool(writes_caches),
     )
 
 

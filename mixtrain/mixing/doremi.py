@@ -2,9 +2,10 @@
 Pretraining"), online: the run being trained is the proxy; the reference is either a frozen
 reference model (per-token excess, as in the paper) or a finished run's loss curve.
 
-Place in the flow: `reference_model=PATH` -> train.py hands the path to module.py, which runs
-the frozen model on every training batch and returns per-domain clipped excess sums
-(mixing/outputs.py) -> the controller (mixing/refit.py) averages them into
+Place in the flow: `reference_model=PATH` -> mixtrain/train/run.py hands the path to
+mixtrain/train/module.py, which runs the frozen model on every training batch and returns
+per-domain clipped excess sums (mixtrain/train/step_output.py) -> the controller
+(mixtrain/train/mixing_controller.py) averages them into
 `MixHistory.excess_loss`; or `reference_run=RUN` -> that run's metrics.csv (read with
 mixtrain/store/runfiles.py) gives the reference losses. `compute(ctx)` (uniform) -> sampler/; every
 `refit_every_n_steps` the controller hands a `MixHistory` to `update()` (contract: mixing/ado.py).
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from mixtrain.mixing.base import DataContext, MixHistory, MixingStrategy, finite_or_nan
+from mixtrain.mixing.strategy_registry import register_strategy
 from mixtrain.store.runfiles import METRICS, num, read_metrics_rows
 from mixtrain.weights import normalize_weights
 
@@ -29,7 +31,7 @@ def read_reference_losses(run_dir: str | os.PathLike, kind: str = "train") -> di
     """{domain: (steps, losses)} from a finished run's metrics.csv, columns `<kind>/<domain>/loss`.
 
     Empty cells (a domain not in that step's batch, rows without validation) are skipped; a
-    step logged twice (a resumed run) keeps its last row, as collect.py does.
+    step logged twice (a resumed run) keeps its last row, as mixtrain/fitting/collect.py does.
     Raises ValueError naming the file when it or its `step` column is missing.
     """
     try:
@@ -55,7 +57,7 @@ def read_reference_losses(run_dir: str | os.PathLike, kind: str = "train") -> di
 def per_token_excess(token_loss: Sequence[float], reference_loss: Sequence[float]) -> float:
     """The paper's lambda_d for one domain: mean over its tokens of max(loss - reference loss, 0).
 
-    Pure numpy twin of what module.py computes in torch on every batch (a sum and a token count
+    Pure numpy twin of what mixtrain/train/module.py computes in torch on every batch (a sum and a token count
     per domain, so that micro-batches, ranks and steps add up exactly); nan for no tokens.
     """
     loss, ref = np.asarray(token_loss, dtype=float), np.asarray(reference_loss, dtype=float)
@@ -64,6 +66,7 @@ def per_token_excess(token_loss: Sequence[float], reference_loss: Sequence[float
     return float(np.maximum(loss - ref, 0.0).mean()) if loss.size else math.nan
 
 
+@register_strategy
 class DoReMi(MixingStrategy):
     """DoReMi online: exponentiated-gradient weights on the excess loss over a reference.
 
@@ -165,7 +168,7 @@ class DoReMi(MixingStrategy):
         return self._reference[kind]
 
     def compute(self, ctx: DataContext) -> dict[str, float]:
-        if self.reference_run:  # (a reference model is checked by module.py when it is built)
+        if self.reference_run:  # (a reference model is checked by mixtrain/train/module.py when it is built)
             self._table(self.reference_loss, ctx.domains)  # fail at start-up, not at the first refit
         return {d: 1.0 for d in ctx.domains}  # DoReMi starts from uniform
 

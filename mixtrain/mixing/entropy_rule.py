@@ -1,15 +1,17 @@
 """Entropy strategy (BiMix, training-free): weights from a per-domain entropy of the tokens.
 
-Place in the flow: mixtrain/prepare/domain_entropy.py (SE/CE/JE/VNE, cached in stats.json) -> **entropy.py**
-(this strategy) -> sampler/, once per run. Pure: no torch, Lightning or Hydra.
+Place in the flow: mixtrain/prepare/domain_entropy.py (SE/CE/JE/VNE, cached in stats.json) -> **entropy_rule.py**
+(this strategy) -> sampler/, once per run. Pure: no torch, Lightning, Hydra or rank queries (whether
+this process writes the cache is `DataContext.writes_caches`, set by the caller).
 """
 
 from __future__ import annotations
 
-from mixtrain.train import launch
 from mixtrain.mixing.base import DataContext, MixingStrategy
+from mixtrain.mixing.strategy_registry import register_strategy
 
 
+@register_strategy
 class Entropy(MixingStrategy):
     """BiMix training-free weights from a per-domain entropy (se, ce, je or vne)."""
 
@@ -38,10 +40,11 @@ class Entropy(MixingStrategy):
     def compute(self, ctx: DataContext) -> dict[str, float]:
         from mixtrain.prepare.domain_entropy import entropy_weights, load_or_compute_entropies
 
-        # Only one process writes the cache into stats.json; every process gets the same numbers.
-        writer = launch.is_rank_zero()
+        # Only one process writes the cache into stats.json (the caller's `writes_caches`: global rank 0);
+        # every process gets the same numbers.
         table = load_or_compute_entropies(
-            ctx.data_dir, domains=ctx.domains, sample_tokens=self.sample_tokens, seed=self.seed, write=writer
+            ctx.data_dir, domains=ctx.domains, sample_tokens=self.sample_tokens, seed=self.seed,
+            write=ctx.writes_caches,
         )
         self.entropies = {d: float(table[d][self.measure]) for d in ctx.domains}
         return entropy_weights(self.entropies, normalization=self.normalization, temperature=self.temperature)

@@ -1,8 +1,8 @@
 """Law strategy: the mixture a fitted mixing law (law.json) proposes for a target step, by the same
-optimiser and defaults as `python -m mixtrain.fitting.fit --optimize` (sampled + bootstrap, laws/sampled.py;
+optimiser and defaults as `python -m mixtrain.fitting.fit --optimize` (sampled + bootstrap, laws/optim/sampled.py;
 `optimizer: slsqp` for the former gradient optimum), so weights.yaml and mixing=law agree.
 
-Place in the flow: `python -m mixtrain.fitting.fit` -> law.json (mixtrain/laws/) -> **law.py** ->
+Place in the flow: `python -m mixtrain.fitting.fit` -> law.json (mixtrain/laws/) -> **fitted_law.py** ->
 sampler/, once per run. Pure: no torch, Lightning or Hydra.
 """
 
@@ -12,10 +12,12 @@ import logging
 from collections.abc import Mapping
 
 from mixtrain.mixing.base import DataContext, MixingStrategy
+from mixtrain.mixing.strategy_registry import register_strategy
 
 log = logging.getLogger(__name__)
 
 
+@register_strategy
 class Law(MixingStrategy):
     """The optimum of a fitted mixing law (law.json from `python -m mixtrain.fitting.fit`) at a target step."""
 
@@ -54,7 +56,7 @@ class Law(MixingStrategy):
         if optimizer not in ("sampled", "slsqp"):
             raise ValueError(f"mixing.optimizer={optimizer!r}: use 'sampled' (default) or 'slsqp'")
         self.optimizer = optimizer
-        # None: the fit CLI's defaults (laws/sampled.py)
+        # None: the fit CLI's defaults (laws/optim/sampled.py)
         self.sampled = {k: v for k, v in dict(candidates=candidates, bootstrap=bootstrap, support_cap=support_cap,
                                                support_floor=support_floor).items() if v is not None}
         self.sampled.update(force_proposal=bool(force_proposal), force_optimize=bool(force_optimize))
@@ -74,11 +76,13 @@ class Law(MixingStrategy):
                 "fit the law on runs over the same domains"
             )
         if self.optimizer == "slsqp":
+            from mixtrain.laws.optim.slsqp import solve
+
             radius = 0.25 if self.trust_radius is None else self.trust_radius
-            opt = law.solve(step, importance=self.importance, min_weight=self.min_weight,
-                            support_margin=self.support_margin, trust_radius=radius, seed=self.seed)
+            opt = solve(law, step, importance=self.importance, min_weight=self.min_weight,
+                        support_margin=self.support_margin, trust_radius=radius, seed=self.seed)
         else:
-            from mixtrain.laws import propose
+            from mixtrain.laws.optim.sampled import propose
             from mixtrain.laws.repetition import Repetition
 
             # what `mixtrain.fitting.fit --optimize --data-dir DIR` also uses: the prepared data's unique tokens are the

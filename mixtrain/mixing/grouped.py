@@ -1,6 +1,6 @@
 """Any strategy at the level of domain groups: hundreds of domains, weights per group.
 
-Place in the flow: conf `mixing.groups` / `mixing.within` -> build_mixing (mixing/__init__.py)
+Place in the flow: conf `mixing.groups` / `mixing.within` -> build_mixing (strategy_registry.py)
 wraps the configured strategy in **Grouped** -> per-domain weights for the sampler. Pure.
 
 The inner strategy sees one pseudo-domain per group (named by its pattern): a DataContext whose
@@ -26,24 +26,10 @@ from mixtrain.weights import format_weights, normalize_weights
 
 log = logging.getLogger(__name__)
 
-WITHIN_RULES = ("uniform", "natural", "temperature", "entropy")
+WITHIN_RULES = ("uniform", "natural", "temperature", "entropy")  # registered names (strategy_registry.within_strategy)
 PER_DOMAIN_ONLY = ("entropy", "law")  # strategies that read what only a real domain has
 _SUMMED = ("weights", "old_weights", "new_weights", "realised_weights", "scheduled_weights", "tokens_seen")
 _AVERAGED = ("train_loss", "val_loss", "excess_loss")
-
-
-def within_strategy(rule: str, **arguments: Any) -> MixingStrategy:
-    """The static strategy that splits a group's weight among its domains."""
-    from mixtrain.mixing.entropy_rule import Entropy
-    from mixtrain.mixing.static import Natural, Temperature, Uniform
-
-    classes = {"uniform": Uniform, "natural": Natural, "temperature": Temperature, "entropy": Entropy}
-    if rule not in classes:
-        raise ValueError(f"mixing.within={rule!r}: use one of {list(WITHIN_RULES)}")
-    try:
-        return classes[rule](**arguments)
-    except TypeError as e:
-        raise ValueError(f"mixing.within_args for within={rule}: {e}") from None
 
 
 class Grouped(MixingStrategy):
@@ -73,7 +59,7 @@ class Grouped(MixingStrategy):
         stats = {g: {"num_train_tokens": sum(tokens[d] for d in members), "domains": list(members)}
                  for g, members in self.groups.items()}
         return DataContext(ctx.data_dir, list(self.groups), stats, ctx.budget_tokens, ctx.global_batch_tokens,
-                           ctx.max_steps)
+                           ctx.max_steps, ctx.writes_caches)
 
     def _expand(self, group_weights: Mapping[str, float]) -> dict[str, float]:
         g = normalize_weights(group_weights, list(self.groups), what=f"{self.name} group weights")

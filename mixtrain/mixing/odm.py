@@ -2,7 +2,7 @@
 an EXP3 bandit over domains whose reward is the training loss of the sampled domain.
 
 Place in the flow: `compute(ctx)` (uniform) -> sampler/; every `refit_every_n_steps` (default:
-every step, as ODM) the controller (mixing/refit.py) hands a `MixHistory` to `update()`
+every step, as ODM) the controller (mixtrain/train/mixing_controller.py) hands a `MixHistory` to `update()`
 (contract: mixing/ado.py). Pure Python/numpy: no torch, no Lightning. What follows ODM and what
 does not: docs/online.md.
 """
@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from mixtrain.mixing.base import DataContext, MixHistory, MixingStrategy, finite_or_nan
+from mixtrain.mixing.strategy_registry import register_strategy
 from mixtrain.weights import normalize_weights
 
 
@@ -26,6 +27,7 @@ def exp3_exploration(k: int, t: int) -> float:
     return min(1.0 / k, math.sqrt(math.log(k) / (k * t)))
 
 
+@register_strategy
 class ODM(MixingStrategy):
     """Online Data Mixing: EXP3 over domains, reward = the sampled domain's training loss.
 

@@ -2,7 +2,7 @@
 
 Place in the flow: like every online strategy, between the prepared data and the sampler:
 `compute(ctx)` (the prior) -> sampler/; then every `refit_every_n_steps` the controller
-(mixing/refit.py) hands a `MixHistory` to `update()`, which fits mixtrain/laws/ on it. Pure:
+(mixtrain/train/mixing_controller.py) hands a `MixHistory` to `update()`, which fits mixtrain/laws/ on it. Pure:
 numpy and mixtrain.laws, no torch, Lightning or Hydra.
 """
 
@@ -14,6 +14,7 @@ from typing import Any
 
 from mixtrain.mixing.base import DataContext, MixHistory, MixingStrategy
 from mixtrain.mixing.static import prior_weights
+from mixtrain.mixing.strategy_registry import register_strategy
 from mixtrain.weights import normalize_weights
 
 
@@ -33,7 +34,7 @@ def remaining_budget_weights(
         return normalize_weights(target, domains)
     import numpy as np
 
-    from mixtrain.laws.base import project_box_simplex
+    from mixtrain.laws.simplex import project_box_simplex
 
     seen = np.array([float(tokens_seen.get(d, 0.0)) for d in domains])
     r = np.array([float(target[d]) for d in domains])
@@ -42,6 +43,7 @@ def remaining_budget_weights(
     return normalize_weights(dict(zip(domains, w.tolist())), domains, what="online_bimix remaining-budget weights")
 
 
+@register_strategy
 class OnlineBiMix(MixingStrategy):
     """Ours: refit the BiMix law on the run's own history and re-solve for the remaining budget.
 
@@ -120,6 +122,7 @@ class OnlineBiMix(MixingStrategy):
         import numpy as np
 
         from mixtrain.laws import make_law
+        from mixtrain.laws.optim.slsqp import optimize
         from mixtrain.laws.table import make_table
 
         domains = list(history.weights)
@@ -141,7 +144,7 @@ class OnlineBiMix(MixingStrategy):
         )
         law = make_law(self.law).fit(table, cv_folds=0)  # one run: nothing to cross-validate over
         target = history.max_steps or history.step
-        optimum = law.optimize(target, min_weight=self.min_weight)
+        optimum = optimize(law, target, min_weight=self.min_weight)
         seen_total = float(sum(history.tokens_seen.values()))
         remaining = seen_total / history.step * (target - history.step) if history.step > 0 else 0.0
         weights = remaining_budget_weights(optimum, history.tokens_seen, remaining)

@@ -2,9 +2,9 @@
 
 Place in the flow: like every strategy, between the prepared data and the sampler: `compute(ctx)`
 computes every stage's starting weights (stage 0's go to the sampler); the controller
-(mixing/refit.py) asks `refit_due(step)` after every optimizer step and calls `update()` at each
-stage's step (the switch) and at the refit steps of an online strategy wrapped by the current
-stage. Pure: no torch, Lightning or Hydra.
+(mixtrain/train/mixing_controller.py) asks `refit_due(step)` after every optimizer step and calls
+`update()` at each stage's step (the switch) and at the refit steps of an online strategy wrapped
+by the current stage. Pure: no torch, Lightning or Hydra.
 
     mixing=schedule mixing.stages='[{step: 0, weights: {code: 0.7, prose: 0.3}},
                                     {step: 500, mixing: {strategy: natural}},
@@ -29,10 +29,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mixtrain.mixing.base import DataContext, MixHistory, MixingStrategy
-from mixtrain.mixing.strategy_registry import build_mixing  # the registry (this module is one of its entries)
+from mixtrain.mixing.strategy_registry import build_mixing, register_strategy  # builds its stages' strategies
 from mixtrain.weights import normalize_weights
 
 
+@register_strategy
 class Schedule(MixingStrategy):
     """A list of (step, weights | strategy) stages; see the module docstring."""
 

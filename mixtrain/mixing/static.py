@@ -1,6 +1,6 @@
 """Static mixing rules: uniform, natural, temperature and manual weights.
 
-Place in the flow: shards.py's stats.json (`DataContext`) -> **static.py** -> `dict[domain,
+Place in the flow: mixtrain/prepare/shards.py's stats.json (`DataContext`) -> **static.py** -> `dict[domain,
 float]` -> sampler/, once per run (never refitted). `prior_weights` is the start of the
 online strategies (ado.py, online_bimix.py). Pure: no torch, Lightning or Hydra.
 """
@@ -11,9 +11,11 @@ import os
 from collections.abc import Mapping
 
 from mixtrain.mixing.base import DataContext, MixingStrategy
+from mixtrain.mixing.strategy_registry import register_strategy
 from mixtrain.weights import normalize_weights
 
 
+@register_strategy
 class Uniform(MixingStrategy):
     name = "uniform"
 
@@ -21,6 +23,7 @@ class Uniform(MixingStrategy):
         return {d: 1.0 for d in ctx.domains}
 
 
+@register_strategy
 class Natural(MixingStrategy):
     """Proportional to each domain's training tokens."""
 
@@ -30,6 +33,7 @@ class Natural(MixingStrategy):
         return {d: float(n) for d, n in ctx.num_train_tokens().items()}
 
 
+@register_strategy
 class Temperature(MixingStrategy):
     """r_i ∝ n_i^(1/T): T=1 is natural, T→∞ uniform (mT5/UniMax style)."""
 
@@ -45,6 +49,7 @@ class Temperature(MixingStrategy):
         return {d: float(n) ** (1.0 / self.temperature) for d, n in ctx.num_train_tokens().items()}
 
 
+@register_strategy
 class Manual(MixingStrategy):
     """Weights from the config (`weights: {domain: w}`) or from a YAML file with a `weights` key."""
 

@@ -1,8 +1,11 @@
-"""The strategy registry: `STRATEGIES` (strategy name -> class) and `build_mixing(config)`.
+"""The strategy registry: `STRATEGIES` (strategy name -> class), the `@register_strategy` class
+decorator that fills it, and `build_mixing(config)`.
 
-Place in the flow: below every strategy module and the package (mixing/__init__.py fills
-STRATEGIES with the package's classes), so a strategy that builds other strategies (schedule.py's
-stages) imports the builder from here without an import cycle.
+Place in the flow: below every strategy module. Each strategy class registers itself in its own
+module (`@register_strategy`, under its `name`); importing the package (mixing/__init__.py)
+imports every module in it, so STRATEGIES holds them all before anyone reads it. This module
+imports only base.py and grouped.py, so a strategy module (and stages.py, which builds its
+stages' strategies here) imports the decorator and the builder without an import cycle.
 """
 
 from __future__ import annotations
@@ -10,14 +13,47 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from mixtrain.mixing.base import MixingStrategy
-from mixtrain.mixing.grouped import Grouped, within_strategy
-from mixtrain.mixing.static import Manual
+from mixtrain.mixing.grouped import WITHIN_RULES, Grouped
 
-STRATEGIES: dict[str, type[MixingStrategy]] = {}  # filled by mixing/__init__.py (the one list of classes)
+STRATEGIES: dict[str, type[MixingStrategy]] = {}  # filled by @register_strategy as the package's modules import
 GROUP_KEYS = ("groups", "within", "within_args")  # the hierarchical-weights keys any mixing config may carry
+
+Strategy = TypeVar("Strategy", bound=type)
+
+
+def register_strategy(cls: Strategy) -> Strategy:
+    """Class decorator: `cls` becomes `mixing.strategy=<cls.name>` (conf/mixing/<name>.yaml).
+
+    The class must subclass MixingStrategy and set its own `name`; a second class under a name
+    already taken is refused (re-importing the same class, e.g. a module reload, is not).
+    """
+    where = f"{cls.__module__}.{cls.__qualname__}"
+    if not (isinstance(cls, type) and issubclass(cls, MixingStrategy)):
+        raise TypeError(f"@register_strategy on {where}: a mixing strategy subclasses "
+                        "mixtrain.mixing.base.MixingStrategy")
+    name = vars(cls).get("name")
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"@register_strategy on {where}: give the class its own `name = \"...\"` "
+                        "(the `strategy` key of conf/mixing/<name>.yaml)")
+    held = STRATEGIES.get(name)
+    if held is not None and (held.__module__, held.__qualname__) != (cls.__module__, cls.__qualname__):
+        raise ValueError(f"@register_strategy on {where}: mixing strategy {name!r} is already "
+                         f"{held.__module__}.{held.__qualname__}; give the class another name")
+    STRATEGIES[name] = cls
+    return cls
+
+
+def within_strategy(rule: str, **arguments: Any) -> MixingStrategy:
+    """The static strategy that splits a group's weight among its domains (grouped.py's `within`)."""
+    if rule not in WITHIN_RULES:
+        raise ValueError(f"mixing.within={rule!r}: use one of {list(WITHIN_RULES)}")
+    try:
+        return STRATEGIES[rule](**arguments)
+    except TypeError as e:
+        raise ValueError(f"mixing.within_args for within={rule}: {e}") from None
 
 
 def _import_class(target: str) -> type:
@@ -66,7 +102,8 @@ def build_mixing(config: Mapping[str, Any]) -> Mixing:
                          f"are the arguments of {cls.__module__}.{cls.__qualname__}") from None
     groups = config.get("groups")
     weights = config.get("weights")
-    if not groups and cls is Manual and isinstance(weights, Mapping) and any(
+    # manual weights keyed by glob patterns (the registered manual class, not a subclass)
+    if not groups and cls is STRATEGIES.get("manual") and isinstance(weights, Mapping) and any(
             c in str(k) for k in weights for c in "*?["):
         groups = list(weights)  # manual weights given per glob pattern: those are the groups
     if groups:  # hierarchical weights: the strategy weighs groups, `within` splits each among its domains

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from mixtrain.model.hf_format import hf_config, strip_prefix, to_hf_state_dict
+from mixtrain.store.checkpoint_files import consolidated_checkpoint, resume_checkpoint
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 EXPORT_META = "mixtrain_export.json"
@@ -41,8 +42,6 @@ EXPORT_FILES = ("config.json", "generation_config.json", "model.safetensors", "t
 def load_run_checkpoint(run_dir: str | os.PathLike | None, ckpt_path: str | os.PathLike | None = None
                         ) -> tuple[str, dict[str, Any]]:
     """(path, checkpoint) of `ckpt_path`, else RUN/checkpoints/last.ckpt (or the newest readable step)."""
-    from mixtrain.train.checkpoints import resume_checkpoint
-
     if ckpt_path is not None:
         path = str(ckpt_path)
         if not os.path.exists(path):
@@ -64,8 +63,6 @@ def load_run_checkpoint(run_dir: str | os.PathLike | None, ckpt_path: str | os.P
                 return found
             path = found[0]  # a sharded folder: its metadata only so far
     if os.path.isdir(path):  # FSDP2 / ModelParallelStrategy: one shard per rank in a folder, consolidated here
-        from mixtrain.train.checkpoints import consolidated_checkpoint
-
         return path, consolidated_checkpoint(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
@@ -98,9 +95,9 @@ def run_tokenizer(run_dir: str | os.PathLike | None, tokenizer_path: str | os.Pa
     if run_dir is None or not config.is_file():
         raise FileNotFoundError(f"{config} does not exist, so the run's data_dir (and tokenizer) is unknown; "
                                 "pass --tokenizer FILE (the data_dir's tokenizer.model or hf_tokenizer.json)")
-    from omegaconf import OmegaConf
+    import yaml
 
-    data_dir = OmegaConf.load(config).get("data_dir")
+    data_dir = (yaml.safe_load(config.read_text()) or {}).get("data_dir")  # RUN/config.yaml is plain YAML
     try:
         return open_data_tokenizer(data_dir)
     except FileNotFoundError as e:

@@ -19,7 +19,7 @@ from torch.utils.checkpoint import checkpoint
 
 @dataclass
 class GPTConfig:
-    vocab_size: int
+    vocab_size: int | None = None  # from the prepared data's manifest (train/run.py fills it before the model is built)
     seq_len: int = 1024  # longest sequence (rotary table size)
     n_layer: int = 12
     n_head: int = 12
@@ -34,8 +34,8 @@ class GPTConfig:
     activation_checkpointing: bool = False
 
     def __post_init__(self):
-        if self.vocab_size is None or self.vocab_size <= 0:
-            raise ValueError("GPTConfig.vocab_size must be set (it comes from the prepared data's manifest)")
+        if self.vocab_size is not None and self.vocab_size <= 0:
+            raise ValueError(f"model.vocab_size={self.vocab_size} must be positive (it comes from the prepared data's manifest)")
         if self.n_kv_head is None:
             self.n_kv_head = self.n_head
         if self.d_model % self.n_head or self.n_head % self.n_kv_head:
@@ -113,6 +113,9 @@ class Block(nn.Module):
 class GPT(nn.Module):
     def __init__(self, cfg: GPTConfig):
         super().__init__()
+        if cfg.vocab_size is None:
+            raise ValueError("model.vocab_size must be set before the model is built (it comes from the prepared "
+                             "data's manifest: train/run.py fills it)")
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))

@@ -1,6 +1,6 @@
 """Initial weights for a new run: an HF Llama folder or a mixtrain checkpoint / run (weights only).
 
-Place in the flow: train.py `init_from=PATH` -> module.py configure_model builds the GPT ->
+Place in the flow: train/run.py `init_from=PATH` -> train/module.py configure_model builds the GPT ->
 **init_weights.py** copies the weights in (before FSDP sharding) -> training starts at step 0.
 
 Accepted `init_from`:
@@ -95,7 +95,7 @@ def _source_config(init_from: str | os.PathLike) -> dict[str, Any]:
 def check_initial_weights(gpt_cfg, init_from: str | os.PathLike) -> None:
     """Refuse an `init_from` that does not fit GPTConfig `gpt_cfg` (cheap: no weights read).
 
-    train.py calls it before anything is written to the run directory.
+    train/run.py calls it before anything is written to the run directory.
     """
     _check_fits({k: getattr(gpt_cfg, k) for k in gpt_cfg.__dataclass_fields__}, _source_config(init_from), init_from)
 

@@ -1,11 +1,11 @@
 """Per-domain entropies of the tokenized training shards and the BiMix weights they give.
 
-Place in the flow: shards.py wrote `DIR/<domain>/train/` -> **entropy.py** -> strategies.Entropy
+Place in the flow: prepare/shards.py wrote `DIR/<domain>/train/` -> **domain_entropy.py** -> mixing/entropy_rule.py
 (training-free weights) and proxy.py (entropy mixtures that seed a proxy sweep).
 
 Measures (natural logarithms, i.e. nats): the four entropy proxies of BiMix (Ge et al., "BiMix:
 Bivariate Data Mixing Law for Language Model Pretraining", arXiv:2405.14908), made exact here
-(the definitions below are mixtrain's own, and they are what tests/test_entropy.py checks):
+(the definitions below are mixtrain's own, and they are what tests/prepare/test_entropy.py checks):
 * se  H(X): Shannon entropy of the unigram distribution.
 * je  H(X_t, X_t+1): joint entropy of adjacent pairs *inside a document* (pairs that straddle
       an end-of-document token are not counted: they say nothing about the domain's language).
@@ -34,7 +34,7 @@ Reading: the chunk files litdata wrote with TokensLoader are read directly with 
 (header of (2 + items) uint32, then the token array), in a seeded order of whole chunks until
 `sample_tokens` are collected, so documents stay intact and no torch is needed.
 
-`python -m mixtrain.prepare.domain_entropy data_dir=DIR` prints all four measures and the weights each gives,
+`python -m mixtrain.prepare.entropy_cli data_dir=DIR` prints all four measures and the weights each gives,
 and caches them in `DIR/<domain>/stats.json` under "entropy" (keyed by every setting above,
 the equal sample sizes and ENTROPY_VERSION, so caches with older semantics are recomputed).
 """
@@ -50,6 +50,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from mixtrain.prepare.config import EntropyConfig
 
 MEASURES = ("se", "ce", "je", "vne")
 NORMALIZATIONS = ("proportional", "softmax")
@@ -324,27 +326,15 @@ def format_table(table: Mapping[str, Mapping[str, float]], temperature: float = 
     return "\n".join(lines)
 
 
-def main() -> None:
-    import hydra
-    from omegaconf import DictConfig
-
-    @hydra.main(version_base="1.3", config_path="../../conf", config_name="entropy")
-    def _run(cfg: DictConfig) -> None:
-        if not cfg.data_dir:
-            raise SystemExit("python -m mixtrain.prepare.domain_entropy data_dir=DIR: data_dir is required")
-        table = load_or_compute_entropies(
-            cfg.data_dir, cfg.domains, sample_tokens=cfg.sample_tokens, seed=cfg.seed, write=cfg.write,
-            vne_dim=cfg.vne_dim, max_doc_tokens=cfg.max_doc_tokens, bias_correction=cfg.bias_correction,
-            progress=True,
-        )
-        first = next(iter(table.values()))
-        print(f"equal-size samples: {int(first['num_tokens']):,} tokens per domain (min of sample_tokens="
-              f"{cfg.sample_tokens} and the smallest domain), vne on {int(first['vne_windows']):,} document "
-              f"windows per domain; bias correction: {cfg.bias_correction}")
-        print(format_table(table, cfg.temperature))
-
-    _run()
-
-
-if __name__ == "__main__":
-    main()
+def run_entropy(config: EntropyConfig) -> None:
+    """Measure (or read the cache of) every domain's entropies and print them with the weights they give."""
+    table = load_or_compute_entropies(
+        config.data_dir, config.domains, sample_tokens=config.sample_tokens, seed=config.seed, write=config.write,
+        vne_dim=config.vne_dim, max_doc_tokens=config.max_doc_tokens, bias_correction=config.bias_correction,
+        progress=True,
+    )
+    first = next(iter(table.values()))
+    print(f"equal-size samples: {int(first['num_tokens']):,} tokens per domain (min of sample_tokens="
+          f"{config.sample_tokens} and the smallest domain), vne on {int(first['vne_windows']):,} document "
+          f"windows per domain; bias correction: {config.bias_correction}")
+    print(format_table(table, config.temperature))

@@ -8,7 +8,7 @@
 Place in the flow: first stage; composes corpus.py, tokenizer.py and shards.py. Data sources
 (`data.source`, one per conf/data/<name>.yaml) are a registry: `SOURCES`, `register_source`. Re-running is
 idempotent (up-to-date domains are skipped, after checking their shards: `verify`) and atomic
-(see shards.py). Config: conf/prepare.yaml.
+(see shards.py). Config: prepare/config.py (`PrepareConfig`; conf/prepare.yaml picks the groups).
 
 * RAW and DIR must not overlap (same folder, one inside the other, through symlinks too):
   building DIR/<domain> replaces that folder, which would delete raw text. The one exception
@@ -37,6 +37,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from mixtrain.prepare import corpus
+from mixtrain.prepare.config import PrepareConfig
 from mixtrain.store import remote
 from mixtrain.store.locks import prepare_lock
 from mixtrain.prepare.shards import (
@@ -282,70 +283,46 @@ def _prepare_locked(raw_root: Path, data_dir: Path, *, settings: ShardSettings, 
 FORMAT_TAG = "mixtrain-shards-v1"
 
 
-def prepare_from_config(cfg) -> dict[str, Any]:
-    """Prepare cfg.data_dir from a composed config (prepare.yaml, or train.yaml's data/tokenizer groups)."""
-    from omegaconf import OmegaConf
-
-    data = OmegaConf.to_container(cfg.data, resolve=True)
-    tok = OmegaConf.to_container(cfg.tokenizer, resolve=True)
-    shard_cfg = OmegaConf.to_container(cfg.get("shards") or OmegaConf.create({}), resolve=True)
-    if "num_workers" in shard_cfg:
-        raise ValueError("shards.num_workers is now num_workers (prepare's tokenizer processes; the shards are "
-                         "the same for any number): use num_workers=N")
-    if "seq_len" in cfg:  # called by train.py: shards must hold at least one training sequence + 1
-        shard_cfg["block_size"] = max(int(shard_cfg.get("block_size", ShardSettings.block_size)), int(cfg.seq_len) + 1)
-    settings = ShardSettings(**shard_cfg)
+def prepare(config: PrepareConfig) -> dict[str, Any]:
+    """Prepare `config.data_dir` (prepare/config.py: conf/prepare.yaml, or a training run's data and
+    tokenizer groups); returns its manifest."""
+    data, tok = dict(config.data), dict(config.tokenizer)
     txt_mode = data.get("txt_mode", "file")
-    _check_options(str(cfg.get("verify", "deep")), int(cfg.get("num_workers", 1)), txt_mode)
+    _check_options(config.verify, config.num_workers, txt_mode)
     check_source(data)
-    url = str(cfg.data_dir) if remote.is_url(cfg.data_dir) else None
+    url = config.data_dir if remote.is_url(config.data_dir) else None
     if url:  # an object store: build in a local staging folder with every guarantee, then upload
         remote.check_url(url)
-        data_dir = remote.staging_dir(url, cfg.get("staging_dir"))
+        data_dir = remote.staging_dir(url, config.staging_dir)
         print(f"[prepare] data_dir {url}: building in the local staging folder {data_dir}, then uploading", flush=True)
     else:
-        data_dir = Path(cfg.data_dir)
+        data_dir = Path(config.data_dir)
     root = data.get("root") if data.get("source", "dir") == "dir" else None
     if root and (not remote.is_url(root) or urlparse(root).scheme == "file"):  # before the lock creates DIR
         check_separate_folders(urlparse(root).path if remote.is_url(root) else root, data_dir, internal_raw_ok=False)
     if root and not remote.is_url(root):
         check_raw(root, txt_mode)  # a refused corpus writes nothing, not even DIR/.prepare.lock
-    if tok.get("kind") == "hf":  # an existing HF tokenizer.json: copied, not trained
-        if tok.get("path") in (None, "???"):
-            raise ValueError("tokenizer=hf needs tokenizer.path=PATH/tokenizer.json (a Hugging Face tokenizers file)")
-        tok_args = {"vocab_size": 0, "tokenizer_model": str(tok["path"]), "sample_bytes_per_domain": 0,
-                    "tokenizer_options": {"bos_token": tok.get("bos_token"), "eos_token": tok.get("eos_token")}}
-    else:
-        tok_args = {"vocab_size": int(tok["vocab_size"]), "tokenizer_model": tok.get("model_path"),
-                    "sample_bytes_per_domain": int(tok["sample_bytes_per_domain"]),
-                    "tokenizer_options": {k: tok[k] for k in ("model_type", "character_coverage", "num_threads") if k in tok}}
-    lock_timeout_s = float(cfg.get("lock_timeout_s", 6 * 3600.0))
-    with prepare_lock(data_dir, lock_timeout_s):  # materialize_raw writes DIR/raw for the demo and HF sources
+    tok_args = _tokenizer_args(tok)
+    with prepare_lock(data_dir, config.lock_timeout_s):  # materialize_raw writes DIR/raw for the demo and HF sources
         raw = materialize_raw(data, data_dir)
         manifest = prepare_corpus(
-            raw, data_dir, settings=settings, **tok_args,
-            text_field=data.get("text_field", "text"), txt_mode=txt_mode,
-            verify=str(cfg.get("verify", "deep")), lock_timeout_s=lock_timeout_s,
-            num_workers=int(cfg.get("num_workers", 1)),
+            raw, data_dir, settings=config.shards, **tok_args, text_field=data.get("text_field", "text"),
+            txt_mode=txt_mode, verify=config.verify, lock_timeout_s=config.lock_timeout_s,
+            num_workers=config.num_workers,
         )
         if url:
-            options = OmegaConf.to_container(cfg.storage_options, resolve=True) if cfg.get("storage_options") else {}
-            uploaded = remote.publish(data_dir, url, options)
+            uploaded = remote.publish(data_dir, url, dict(config.storage_options or {}))
             print(f"[prepare] {url}: uploaded {uploaded or 'no domain (all up to date)'} and manifest.json", flush=True)
         return manifest
 
 
-def main() -> None:
-    import hydra
-
-    @hydra.main(config_path="../../conf", config_name="prepare", version_base="1.3")
-    def _run(cfg) -> None:
-        manifest = prepare_from_config(cfg)
-        print(f"[prepare] {cfg.data_dir}: {len(manifest['domains'])} domains {manifest['domains']}, "
-              f"vocab {manifest['vocab_size']}, block_size {manifest['block_size']}", flush=True)
-
-    _run()
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def _tokenizer_args(tok: Mapping[str, Any]) -> dict[str, Any]:
+    """prepare_corpus's tokenizer arguments from the `tokenizer` group (spm: train or reuse; hf: copy)."""
+    if tok.get("kind") == "hf":  # an existing HF tokenizer.json: copied, not trained
+        if tok.get("path") in (None, "???"):
+            raise ValueError("tokenizer=hf needs tokenizer.path=PATH/tokenizer.json (a Hugging Face tokenizers file)")
+        return {"vocab_size": 0, "tokenizer_model": str(tok["path"]), "sample_bytes_per_domain": 0,
+                "tokenizer_options": {"bos_token": tok.get("bos_token"), "eos_token": tok.get("eos_token")}}
+    return {"vocab_size": int(tok["vocab_size"]), "tokenizer_model": tok.get("model_path"),
+            "sample_bytes_per_domain": int(tok["sample_bytes_per_domain"]),
+            "tokenizer_options": {k: tok[k] for k in ("model_type", "character_coverage", "num_threads") if k in tok}}

@@ -1,7 +1,7 @@
 """Token shards per domain: tokenizing and litdata writing of the prepared data directory.
 
 Place in the flow: corpus.py + tokenizer.py -> **shards.py** (writes) -> datadir.py (stats,
-checksums, manifest: read and verified) -> sampler/ / data.py / entropy.py. Layout: docs/formats.md.
+checksums, manifest: read and verified) -> sampler/ / train/datamodule.py / domain_entropy.py. Layout: docs/formats.md.
 
 `prepare_corpus(raw_root, data_dir, ...)` tokenizes every domain of RAW and writes, per domain,
 litdata shards (`optimize` + `TokensLoader`, chunks of block_size * blocks_per_chunk tokens)
@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 # the readers and checks live in datadir.py; the names below that shards.py does not use itself are
-# kept importable from here for existing callers (prepare.py, train.py, tests, bench/)
+# kept importable from here for existing callers (pipeline.py, train/run.py, tests, bench/)
 from mixtrain.store.datadir import (  # noqa: F401 (re-exports)
     CHECKSUMS, FORMAT_VERSION, PREPARE_HINT, domain_is_current, domain_problem, fingerprint, read_manifest,
     read_stats, record_checksums, verify_data_dir, verify_shards, write_json_atomic,
@@ -53,7 +53,7 @@ from mixtrain.store.litdata_range import require_litdata
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass  # not frozen: Hydra sets shards.* overrides on it (prepare/config.py); treat as read-only
 class ShardSettings:
     block_size: int = 1025  # longest trainable sequence + 1
     blocks_per_chunk: int = 256

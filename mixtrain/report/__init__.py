@@ -3,8 +3,10 @@
     python -m mixtrain.report RUN_DIR [RUN_DIR ...] --out REPORT_DIR [--law law.json [--table T.csv]]
 
 Place in the flow: `mixtrain.train` writes RUN/ (metrics.csv, summary.json, refits.jsonl,
-config.yaml) -> **report** -> REPORT_DIR/report.md + PNGs. Modules: runs.py (read run dirs),
-tables.py (per-run, per-strategy, headline), plots.py (figures), cli.py (write_report, main).
+config.yaml; read through mixtrain/store/runfiles.py) -> **report** -> REPORT_DIR/report.md + PNGs.
+Modules: runs.py (read run dirs), tables.py (per-run, per-strategy, headline), stats.py
+(Holm–Bonferroni over the paired comparisons), scale.py (the scale the claims hold at), plots.py
+(figures), cli.py (write_report, main). Read-only over the runs: no Lightning or Hydra.
 """
 
 from mixtrain.report.cli import main, write_report

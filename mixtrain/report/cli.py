@@ -77,6 +77,48 @@ def _link(path: Path, out_dir: Path) -> str:
     return Path(os.path.relpath(path, out_dir)).as_posix()
 
 
+def _unique_names(runs: Sequence[Run]) -> None:
+    """Rename runs that share a name (e.g. run dirs of the same name loaded one by one) after their
+    parent folder, their folder and their position."""
+    names = [r.name for r in runs]
+    if len(set(names)) < len(names):
+        for i, r in enumerate(runs):
+            if names.count(r.name) > 1:
+                r.name = f"{r.path.resolve().parent.name}/{r.path.resolve().name}#{i}"
+
+
+def _law_section(law: Any, table: Any, runs: Sequence[Run], out: Path) -> list[str]:
+    """report.md's "Law vs observations": the law's predictions against the observation table (and
+    its figure), or why the plot was skipped."""
+    md = ["## Law vs observations", ""]
+    try:
+        law_obj = _load_law(law)
+        table_obj, source = _load_table(table, law_obj, runs)
+        path, mre = plots.plot_law(law_obj, table_obj, out / "law_fit.png")
+        md += [f"law `{getattr(law_obj, 'name', '?')}`"
+               + (f" ({law_obj.formula})" if getattr(law_obj, "formula", None) else "")
+               + f" against {source}: {table_obj.n_runs} runs, {table_obj.n_rows} rows.", "",
+               markdown_table(["eval domain", "mean relative error"],
+                              [[d, f"{100 * v:.2f}%"] for d, v in mre.items()], "lr"), "",
+               f"![law vs observations]({_link(path, out)})", ""]
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        print(f"report: law plot skipped: {e}", file=sys.stderr)
+        md += [f"law plot skipped: {e}", ""]
+    return md
+
+
+def _per_run_section(ordered: Sequence[Run], per_run: dict[str, dict[str, Path]], out: Path) -> list[str]:
+    """report.md's "Per-run figures": one line of figure links per run."""
+    md = ["## Per-run figures", ""]
+    for run in ordered:
+        figs = per_run[run.name]
+        links = " · ".join(f"[{kind}]({_link(p, out)})" for kind, p in figs.items()) or "no figures (nothing logged)"
+        note = f" ({'; '.join(run.notes)})" if run.notes else ""
+        md.append(f"- **{run.name}** (`{run.path}`){note}: {links}")
+    md.append("")
+    return md
+
+
 def write_report(runs: Sequence[Run | str | os.PathLike], out_dir: str | os.PathLike, law: Any = None,
                  table: Any = None) -> Path:
     """Write REPORT_DIR/report.md and its PNGs; returns the report.md path.
@@ -86,11 +128,7 @@ def write_report(runs: Sequence[Run | str | os.PathLike], out_dir: str | os.Path
     runs = [r if isinstance(r, Run) else load_run(r) for r in runs]
     if not runs:
         raise ValueError("no runs to report on")
-    names = [r.name for r in runs]
-    if len(set(names)) < len(names):  # e.g. run dirs of the same name loaded one by one
-        for i, r in enumerate(runs):
-            if names.count(r.name) > 1:
-                r.name = f"{r.path.resolve().parent.name}/{r.path.resolve().name}#{i}"
+    _unique_names(runs)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = runs_table(runs)
@@ -142,30 +180,9 @@ def write_report(runs: Sequence[Run | str | os.PathLike], out_dir: str | os.Path
         for run in with_refits:
             md += _refit_summary(run)
         md.append("")
-
     if law is not None:
-        md += ["## Law vs observations", ""]
-        try:
-            law_obj = _load_law(law)
-            table_obj, source = _load_table(table, law_obj, runs)
-            path, mre = plots.plot_law(law_obj, table_obj, out / "law_fit.png")
-            md += [f"law `{getattr(law_obj, 'name', '?')}`"
-                   + (f" ({law_obj.formula})" if getattr(law_obj, "formula", None) else "")
-                   + f" against {source}: {table_obj.n_runs} runs, {table_obj.n_rows} rows.", "",
-                   markdown_table(["eval domain", "mean relative error"],
-                                  [[d, f"{100 * v:.2f}%"] for d, v in mre.items()], "lr"), "",
-                   f"![law vs observations]({_link(path, out)})", ""]
-        except (ValueError, FileNotFoundError, KeyError) as e:
-            print(f"report: law plot skipped: {e}", file=sys.stderr)
-            md += [f"law plot skipped: {e}", ""]
-
-    md += ["## Per-run figures", ""]
-    for run in ordered:
-        figs = per_run[run.name]
-        links = " · ".join(f"[{kind}]({_link(p, out)})" for kind, p in figs.items()) or "no figures (nothing logged)"
-        note = f" ({'; '.join(run.notes)})" if run.notes else ""
-        md.append(f"- **{run.name}** (`{run.path}`){note}: {links}")
-    md.append("")
+        md += _law_section(law, table, runs, out)
+    md += _per_run_section(ordered, per_run, out)
     report = out / "report.md"
     report.write_text("\n".join(md))
     return report

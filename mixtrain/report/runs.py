@@ -1,7 +1,8 @@
 """Read run directories: metrics.csv, summary.json, refits.jsonl, config.yaml -> `Run`.
 
-Place in the flow: `mixtrain.train` writes RUN/ (formats in docs/formats.md) -> runfiles.py
-(finding runs, reading metrics.csv) -> **runs.py** -> tables.py and plots.py -> report.md + PNGs.
+Place in the flow: `mixtrain.train` writes RUN/ (formats in docs/formats.md) ->
+mixtrain/store/runfiles.py (finding runs, reading metrics.csv) -> **runs.py** -> tables.py and
+plots.py -> report.md + PNGs.
 Pure: pandas, no torch, Lightning or Hydra.
 """
 
@@ -109,7 +110,7 @@ def last_value(df: pd.DataFrame, column: str) -> float:
 def read_metrics(run_dir: str | os.PathLike) -> pd.DataFrame:
     """metrics.csv as numbers (empty cells -> NaN), one row per step (a re-logged step keeps its
     last row), sorted by step. Raises FileNotFoundError / ValueError naming the file."""
-    file, header, rows = read_metrics_rows(run_dir)  # the one metrics.csv reader (runfiles.py)
+    file, header, rows = read_metrics_rows(run_dir)  # the one metrics.csv reader (mixtrain/store/runfiles.py)
     if not rows:
         raise ValueError(f"{file}: a header but no rows (the run logged nothing yet?)")
     df = pd.DataFrame(rows, columns=header)

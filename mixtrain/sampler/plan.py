@@ -1,6 +1,6 @@
 """The pure plan: which domain and which block every global sample position reads.
 
-Place in the flow: blocks.py (blocks per chunk) + schedule.py (weights per global batch) ->
+Place in the flow: blocks.py (blocks per chunk) + shared_schedule.py (weights per global batch) ->
 **plan.py** -> stream.py reads the planned blocks through readers.py. numpy only (no torch):
 the whole stream is a pure function of (seed, weight schedule, shards), testable in milliseconds.
 

@@ -1,6 +1,6 @@
 """The weight schedule shared by the main process and every DataLoader worker of a rank.
 
-Place in the flow: mixing/refit.py -> `MixtureStream.set_weights()` -> **schedule.py** (shared
+Place in the flow: train/mixing_controller.py -> `MixtureStream.set_weights()` -> **shared_schedule.py** (shared
 memory) -> plan.py reads the weights that govern each planned global batch (stream.py).
 
 An entry says "from global batch `start` on, draw with these weights"; the last entry with

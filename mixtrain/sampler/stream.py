@@ -1,8 +1,8 @@
 """The IterableDataset of the mixture: planned blocks, read and batched per rank.
 
-Place in the flow: plan.py (domain and block of every position) + schedule.py (the shared
-weight schedule) + readers.py (litdata reads) -> **stream.py** -> data.py wraps it in a
-DataLoader for the Lightning Trainer; the mixing controller (mixing/refit.py) calls
+Place in the flow: plan.py (domain and block of every position) + shared_schedule.py (the shared
+weight schedule) + readers.py (litdata reads) -> **stream.py** -> train/datamodule.py wraps it in a
+DataLoader for the Lightning Trainer; the mixing controller (train/mixing_controller.py) calls
 `set_weights()` and, after every training batch, `mark_consumed()`.
 
 * Rank r owns positions [r*B, (r+1)*B) of every global batch of G = world_size * B samples,

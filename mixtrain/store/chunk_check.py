@@ -1,10 +1,11 @@
 """Verify-on-first-read: a shard chunk's sha256 is checked against prepare's checksums.json the
 first time a process reads from it, so flipped bytes stop training with the file named.
 
-Place in the flow: shards.py records `DIR/<domain>/checksums.json` at prepare -> **chunk_check.py**
--> sampler/readers.py (`ChunkVerifier.check` before every batch read) and data.py (a domain's val
-chunks when its val reader opens). train.py's start-up check (`datadir.verify_data_dir`) only
-compares sizes; this catches a byte changed in place.
+Place in the flow: mixtrain/prepare/shards.py records `DIR/<domain>/checksums.json` at prepare ->
+**chunk_check.py** -> mixtrain/sampler/readers.py (`ChunkVerifier.check` before every batch read)
+and mixtrain/train/datamodule.py (a domain's val chunks when its val reader opens). The start-up
+check of mixtrain/train/run.py (`datadir.verify_data_dir`) only compares sizes; this catches a
+byte changed in place.
 
 Cost (BENCHMARKS.md "Chunk verification"): one sha256 pass over each chunk, once per reading
 process (rank or DataLoader worker), at the first batch that draws from it; a batch that draws

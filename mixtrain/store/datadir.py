@@ -1,14 +1,16 @@
 """The prepared data directory's JSON files: how they are read, recorded and verified.
 
-Place in the flow: shards.py writes `DIR/<domain>/{train,val}/` and, through this module,
-`checksums.json`, `stats.json` and `DIR/manifest.json` -> **datadir.py** -> every reader of DIR
-(data.py, proxy.py, entropy.py, chunk_check.py, remote.py's pull, train.py's start-up check).
+Place in the flow: mixtrain/prepare/shards.py writes `DIR/<domain>/{train,val}/` and, through this
+module, `checksums.json`, `stats.json` and `DIR/manifest.json` -> **datadir.py** -> every reader of
+DIR (mixtrain/train/datamodule.py, mixtrain/fitting/proxy.py, mixtrain/prepare/domain_entropy.py,
+chunk_check.py, remote.py's pull, the start-up check of mixtrain/train/run.py).
 Layout: docs/formats.md. Free of litdata and torch: reading DIR never loads the writer.
 
 * Verified: every file of `DIR/<domain>/{train,val}/` is recorded with its size and sha256 in
   `DIR/<domain>/checksums.json` (written before stats.json). `verify_data_dir(DIR)` checks
   existence and sizes (cheap: train start), `deep=True` also the checksums (prepare re-runs
-  rebuild a domain that fails). stats.json is not covered: entropy.py caches into it.
+  rebuild a domain that fails). stats.json is not covered: mixtrain/prepare/domain_entropy.py
+  caches into it.
 * Current: a domain whose stats.json holds the fingerprint of this prepare's inputs and settings
   is complete and up to date (`domain_is_current`); prepare skips it.
 """

@@ -1,27 +1,28 @@
 """The litdata releases mixtrain is tested with, and the check that the installed one is among them.
 
-Place in the flow: shards.py (litdata `optimize`) and sampler/ (`read_domain_blocks`, which
-data.py's train and val loaders go through before they open a litdata `StreamingDataset` +
-`TokensLoader`) call `require_litdata()` before they touch litdata. The
-sampler relies on litdata internals, not only its public API: it reads the chunk list of
-`index.json` and the TokensLoader chunk files' byte layout directly (sampler/readers.py; other
-chunk formats through a dataset's `cache` with `litdata.streaming.sampler.ChunkedIndex`), and
-entropy.py reads the chunk files' byte layout too. So the range is where those were
-tested, and pyproject.toml pins exactly `LITDATA_REQUIREMENT` (tests/test_litdata_range.py
-keeps the two equal).
+Place in the flow: mixtrain/prepare/shards.py (litdata `optimize`) and mixtrain/sampler/
+(`read_domain_blocks`, which mixtrain/train/datamodule.py's train and val loaders go through
+before they open a litdata `StreamingDataset` + `TokensLoader`) call `require_litdata()` before
+they touch litdata. The sampler relies on litdata internals, not only its public API: it reads
+the chunk list of `index.json` and the TokensLoader chunk files' byte layout directly
+(mixtrain/sampler/readers.py; other chunk formats through a dataset's `cache` with
+`litdata.streaming.sampler.ChunkedIndex`), and mixtrain/prepare/domain_entropy.py reads the chunk
+files' byte layout too. So the range is where those were tested, and pyproject.toml pins exactly
+`LITDATA_REQUIREMENT` (tests/store/test_litdata_range.py keeps the two equal).
 
 Why these ends (found by installing releases into a scratch environment and running the
 litdata-dependent tests; CI re-runs them on the lowest release, .ci/litdata_range.sh):
-* < 0.2.51: `optimize` has no `verbose` argument, which shards.py passes (TypeError).
+* < 0.2.51: `optimize` has no `verbose` argument, which mixtrain/prepare/shards.py passes (TypeError).
 * < 0.2.68: `TokensLoader` returns views into a chunk's memory map and unmaps the chunk when
   reading moves on to another one: the sampler's reads kill the process (SIGSEGV, no Python error).
 * < 0.2.69: `optimize` stages chunks in one folder shared by every process ($TMPDIR/chunks) under
   fixed names: two prepares at once on one machine (e.g. two SLURM jobs on a node, different
   data_dirs) take each other's chunks and one data_dir ends up with chunks missing, while both
-  exit 0 (tests/test_litdata_range.py runs three at once). 0.2.70 still shares the list of inputs
-  (`node-0-items.pkl`: a data_dir got another prepare's documents, 6 of 11 tries); shards.py
-  therefore gives every optimize private cache folders, which makes concurrent prepares safe on
-  every release in the range without relying on litdata's own fix (0.2.76).
+  exit 0 (tests/store/test_litdata_range.py runs three at once). 0.2.70 still shares the list of
+  inputs (`node-0-items.pkl`: a data_dir got another prepare's documents, 6 of 11 tries);
+  mixtrain/prepare/shards.py therefore gives every optimize private cache folders, which makes
+  concurrent prepares safe on every release in the range without relying on litdata's own fix
+  (0.2.76).
 * < 0.2.70: every `StreamingDataset` and `optimize` asks PyPI for a newer litdata, a network
   request at run time (up to 30 s on a firewalled node) unless LITDATA_DISABLE_VERSION_CHECK=1.
 * upper end: 0.2.76 is the newest release tested (what a fresh `bash install.sh` resolves, so

@@ -1,7 +1,7 @@
 """The prepare lock: one writer at a time per prepared folder (DIR or a URL's staging folder).
 
-Place in the flow: below prepare.py (one prepare per DIR) and remote.py (one pull per staging
-folder on a node); both import it from here, so neither imports the other.
+Place in the flow: below mixtrain/prepare/pipeline.py (one prepare per DIR) and remote.py (one pull
+per staging folder on a node); both import it from here, so neither imports the other.
 
 An exclusive flock on DIR/.prepare.lock; a second process (e.g. every job of a SLURM sweep)
 waits up to `timeout_s`, naming the holder. Across nodes this needs a filesystem with working

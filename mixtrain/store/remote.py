@@ -1,9 +1,10 @@
 """Object stores (s3://, gs://, r2://, and file://): raw text in, prepared DIR out.
 
-Place in the flow: `mirror` copies a raw corpus URL (data.root) into DIR/raw -> corpus.py reads
-it; prepare.py builds DIR in a local staging folder with every guarantee of a local DIR ->
-**remote.py** `publish` uploads it to the URL -> `pull` copies it (verified) to a local folder
-on another machine, where train.py reads it (`local_data_dir`).
+Place in the flow: `mirror` copies a raw corpus URL (data.root) into DIR/raw ->
+mixtrain/prepare/corpus.py reads it; mixtrain/prepare/pipeline.py builds DIR in a local staging
+folder with every guarantee of a local DIR -> **remote.py** `publish` uploads it to the URL ->
+`pull` copies it (verified) to a local folder on another machine, where mixtrain/train/run.py
+reads it (`local_data_dir`).
 
 Used as is: litdata's FsProvider clients (upload, download, exists, delete on S3/GCS/R2, with
 their usual credentials: AWS_* / ~/.aws, GOOGLE_APPLICATION_CREDENTIALS) and fsspec's local
@@ -257,7 +258,7 @@ def pull(url: str, local_dir: str | os.PathLike, storage_options: dict[str, Any]
 # ------------------------------------------------------------------------------ training from a URL
 def local_data_dir(url: str, cache_root: str | os.PathLike | None = None,
                    storage_options: dict[str, Any] | None = None, lock_timeout_s: float = 6 * 3600.0) -> Path:
-    """The local copy train.py reads for a URL data_dir: the staging folder of `url` (where a
+    """The local copy mixtrain/train/run.py reads for a URL data_dir: the staging folder of `url` (where a
     prepare on this machine built it, so nothing is downloaded), pulled when it has no manifest
     or one whose fingerprint differs from the published manifest's. Every process of a node calls
     this; the staging folder's prepare lock makes one of them pull and the others find it current."""

@@ -1,9 +1,11 @@
 """Run directories on disk: their file names, finding them, reading metrics.csv, atomic writes.
 
 Place in the flow: `mixtrain.train` writes RUN/ (metrics.csv, refits.jsonl, summary.json;
-formats in docs/formats.md) -> **runfiles.py** -> collect.py (observation table), the DoReMi
-strategy (its reference run) and report/ (tables, plots). The writers (summary.py,
-mixing/refit.py) use its one atomic writer. Pure: no torch, Lightning, Hydra or pandas.
+formats in docs/formats.md) -> **runfiles.py** -> mixtrain/fitting/collect.py (observation table),
+the DoReMi strategy (mixtrain/mixing/doremi.py, its reference run) and mixtrain/report/ (tables,
+plots). The writers (mixtrain/train/summary.py, mixtrain/train/mixing_controller.py, the
+checkpoint writer mixtrain/train/checkpoints.py) use its one atomic writer. Pure: no torch,
+Lightning, Hydra or pandas.
 """
 
 from __future__ import annotations

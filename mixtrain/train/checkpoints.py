@@ -1,7 +1,8 @@
-"""Crash-safe checkpoints: atomic files in the run directory, published after the metrics rows.
+"""Crash-safe checkpoints: atomic files in the run directory, published after the metrics rows
+(the Lightning callbacks; the file names and reading them are mixtrain/store/checkpoint_files.py).
 
-Place in the flow: train.py wires these into the Trainer; resume.py picks a checkpoint with
-`resume_checkpoint()` before anything is written.
+Place in the flow: mixtrain/train/run.py wires these into the Trainer; mixtrain/train/resume.py
+picks a checkpoint with `store.checkpoint_files.resume_checkpoint()` before anything is written.
 
 * `AtomicCheckpointIO` (a Lightning CheckpointIO plugin): writes `<path>.partial` in the
   checkpoint's own directory, fsyncs it and `os.replace`s it onto `<path>`. Lightning's default
@@ -14,21 +15,14 @@ Place in the flow: train.py wires these into the Trainer; resume.py picks a chec
   A checkpoint of non-finite parameters is never written; at the NaN stop `keep_finite` sets
   aside the ones whose (finite but diverged) weights gave the non-finite loss.
   A write that runs out of disk raises an OSError naming the path and the free space.
-* `resume_checkpoint()`: the readable checkpoint of the highest step (last.ckpt, stepN.ckpt,
-  Lightning's hpc_ckpt_N.ckpt; a sharded FSDP folder through its meta.pt), naming unreadable ones;
-  resume.py plans the resume with it. `consolidated_checkpoint()`: a sharded folder as one dict
-  (export.py).
 * `Preemption`: SIGTERM/SIGUSR1 stop every rank at the next optimizer step, so last.ckpt is of
   that step. `BatchShape` and `MixingIdentity` record the world size / global batch and the
-  strategy in every checkpoint.
+  strategy in every checkpoint (`BATCH_KEY`, `MIXING_KEY`; `mixing_mismatch` compares them on resume).
 """
 
 from __future__ import annotations
 
-import errno
-import glob
 import os
-import re
 import shutil
 import signal
 import threading
@@ -39,14 +33,10 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from mixtrain.train.launch import is_rank_zero
+from mixtrain.store.checkpoint_files import (NONFINITE_SUFFIX, PARTIAL_SUFFIX, STAGED_PREFIX, STEP_FILE,
+                                             disk_full_error, load_checkpoint_meta)
 from mixtrain.store.runfiles import atomic_write
-
-STAGED_PREFIX = ".staged-"
-PARTIAL_SUFFIX = ".partial"
-NONFINITE_SUFFIX = ".nonfinite"  # a checkpoint whose weights gave a NaN/inf loss (kept, never resumed from)
-STEP_FILE = re.compile(r"^step(\d+)\.ckpt$")
-HPC_FILE = re.compile(r"^hpc_ckpt_(\d+)\.ckpt$")  # Lightning's SLURM requeue checkpoint, in the run dir
+from mixtrain.train.launch import is_rank_zero
 
 
 def _fsync_dir(path: str) -> None:
@@ -71,31 +61,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 raise full from e
             raise
         _fsync_dir(os.path.dirname(path) or ".")
-
-
-def disk_full_error(error: BaseException, path: str) -> OSError | None:
-    """A clear OSError for a checkpoint write that ran out of disk (torch reports it as an opaque
-    `inline_container.cc` RuntimeError, or ENOSPC/EDQUOT/EFBIG); None for any other error."""
-    cause = error if isinstance(error, OSError) else error.__context__
-    no_space = isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-    if not (no_space or (isinstance(error, RuntimeError) and
-                         any(s in str(error) for s in ("inline_container", "file write failed")))):
-        return None
-    folder = os.path.dirname(os.path.abspath(path))
-    free = shutil.disk_usage(folder).free
-    return OSError(errno.ENOSPC, f"no space left to write checkpoint {path} ({free / 2**20:,.1f} MiB free on the "
-                   f"filesystem of {folder}; {type(error).__name__}: {error}); the checkpoints written before it "
-                   "(last.ckpt included) are unchanged: free disk space or use an out_dir on a larger disk, then "
-                   "resume=true")
-
-
-def remove_partial_files(ckpt_dir: str) -> list[str]:
-    """Delete what a killed run left half-done (unpublished or half-written checkpoints)."""
-    leftovers = glob.glob(os.path.join(ckpt_dir, STAGED_PREFIX + "*")) + glob.glob(
-        os.path.join(ckpt_dir, "*" + PARTIAL_SUFFIX))
-    for path in leftovers:
-        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
-    return leftovers
 
 
 def parameters_finite(module: torch.nn.Module) -> bool:
@@ -171,7 +136,7 @@ class RunCheckpoint(ModelCheckpoint):
                 if step >= first_bad_step:
                     os.replace(path, path + NONFINITE_SUFFIX)
             last = os.path.join(ckpt_dir, "last.ckpt")
-            if os.path.isfile(last) and int(_load(last)["global_step"]) >= first_bad_step:
+            if os.path.isfile(last) and int(load_checkpoint_meta(last)["global_step"]) >= first_bad_step:
                 if good is None:
                     os.replace(last, last + NONFINITE_SUFFIX)
                 else:
@@ -188,63 +153,6 @@ class RunCheckpoint(ModelCheckpoint):
                 if os.path.exists(staged):
                     shutil.rmtree(staged) if os.path.isdir(staged) else os.remove(staged)
         self._staged.clear()
-
-
-def _load(path: str) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-
-
-def resume_checkpoint(ckpt_dir: str, run_dir: str | None = None) -> tuple[str, dict[str, Any]] | None:
-    """(path, loaded checkpoint) to resume from: the readable checkpoint of the highest step among
-    last.ckpt, stepN.ckpt and Lightning's `run_dir/hpc_ckpt_N.ckpt` (a SLURM requeue of an older
-    version or of Lightning's own handler); last.ckpt wins a tie. Unreadable ones are skipped (and
-    named); a sharded (FSDP) checkpoint is a folder, read through its metadata file."""
-    names = os.listdir(ckpt_dir) if os.path.isdir(ckpt_dir) else []
-    candidates = [os.path.join(ckpt_dir, "last.ckpt")] if "last.ckpt" in names else []
-    candidates += [os.path.join(ckpt_dir, n) for n in sorted(names, reverse=True) if STEP_FILE.match(n)]
-    if run_dir and os.path.isdir(run_dir):
-        candidates += [os.path.join(run_dir, n) for n in sorted(os.listdir(run_dir), reverse=True) if HPC_FILE.match(n)]
-    problems, readable = [], []
-    for path in candidates:
-        try:
-            ckpt = load_checkpoint_meta(path)
-            readable.append((int(ckpt["global_step"]), -len(readable), path, ckpt))
-        except Exception as e:  # truncated / 0-byte / foreign file: try the next one
-            problems.append(f"{os.path.basename(path)} ({type(e).__name__}: {str(e)[:80] or 'unreadable'})")
-    if not readable:
-        if problems:
-            raise RuntimeError(f"no readable checkpoint in {ckpt_dir}: {', '.join(problems)}; "
-                               "start a new out_dir (or overwrite=true)")
-        return None
-    step, _, path, ckpt = max(readable, key=lambda r: r[:2])
-    if problems:
-        print(f"[mixtrain] unreadable checkpoint(s) {', '.join(problems)}; resuming from "
-              f"{os.path.basename(path)} (step {step}) instead", flush=True)
-    return path, ckpt
-
-
-def load_checkpoint_meta(path: str) -> dict[str, Any]:
-    """A checkpoint file, or a sharded checkpoint folder's non-tensor part (Lightning's
-    ModelParallelStrategy writes `meta.pt` next to the shards): enough to plan a resume."""
-    if os.path.isdir(path):
-        return _load(os.path.join(path, "meta.pt"))
-    return _load(path)
-
-
-def consolidated_checkpoint(path: str) -> dict[str, Any]:
-    """A sharded (FSDP2 / ModelParallelStrategy) checkpoint folder as one full checkpoint dict, in
-    memory (Lightning's consolidation: every shard read on this one process, full tensors); a file
-    is read as it is. export.py calls it, so exporting an FSDP run needs no manual step."""
-    if not os.path.isdir(path):
-        return _load(path)
-    from pathlib import Path
-
-    from lightning.fabric.utilities.load import _load_distributed_checkpoint
-
-    if not os.path.isfile(os.path.join(path, ".metadata")):
-        raise ValueError(f"{path} is a folder but not a sharded checkpoint (no .metadata in it); pass a checkpoint "
-                         "file, or a folder mixtrain.train wrote with trainer=fsdp")
-    return _load_distributed_checkpoint(Path(path))
 
 
 BATCH_KEY = "mixtrain_batch"
@@ -361,7 +269,7 @@ class MixingIdentity(pl.Callback):
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
         if self._switch_from is not None:  # the old strategy's refit state is not the new one's
-            # "Refit": the MixingController's state key (mixing/refit.py)
+            # "Refit": the MixingController's state key (mixtrain/train/mixing_controller.py)
             for key in [k for k in checkpoint.get("callbacks", {}) if k.startswith("Refit")]:
                 del checkpoint["callbacks"][key]
 

@@ -1,7 +1,7 @@
 """The training console: one progress line in optimizer steps, with what a mixture run needs.
 
-Place in the flow: train.py adds `progress_callbacks(trainer.enable_progress_bar)` to the
-Trainer's callbacks -> **console.py** reads what module.py (loss, val) and mixing/refit.py
+Place in the flow: run.py adds `progress_callbacks(trainer.enable_progress_bar)` to the
+Trainer's callbacks -> **console.py** reads what module.py (loss, val) and train/mixing_controller.py
 (`tokens`, `mix/<domain>`) log -> one line on stderr (rank 0 only):
 
     train  120/200 steps ━━━━━━━━━━╸━━━━━━━━ [00:41<00:27] loss 3.412 | val 3.501 | 9.8k tok/s | mix code .41 prose .33 legal .26

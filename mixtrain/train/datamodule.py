@@ -1,6 +1,6 @@
 """Lightning data: the mixed training stream and one fixed validation loader per domain.
 
-Place in the flow: shards.py (prepared DIR) + sampler/ -> **data.py** -> Trainer/module.py.
+Place in the flow: a prepared DIR (mixtrain/prepare/) + mixtrain/sampler/ -> **datamodule.py** -> Trainer/module.py.
 
 * Training: one `MixtureStream` over every domain's train shards, built in
   `train_dataloader()` (after the process group exists, so rank and world size are real).
@@ -15,7 +15,7 @@ Place in the flow: shards.py (prepared DIR) + sampler/ -> **data.py** -> Trainer
   then built with them (constructor argument, never set afterwards).
 * State: `state_dict()` is the sampler state; Lightning stores it in the checkpoint and
   calls `load_state_dict()` before `train_dataloader()` on resume. Marking batches consumed and
-  logging the mixture is the mixing controller's job (mixing/refit.py).
+  logging the mixture is the mixing controller's job (train/mixing_controller.py).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 from mixtrain.store.chunk_check import ChunkVerifier
 from mixtrain.sampler import MixtureStream, make_loader, read_domain_blocks
 from mixtrain.store.datadir import read_manifest, read_stats
+from mixtrain.train.config import SamplerConfig
 
 
 class ValBlocks(Dataset):
@@ -96,23 +97,21 @@ def read_layout(data_dir: str | os.PathLike, eval_only_domains: Sequence[str] = 
 
 
 class MixtureDataModule(pl.LightningDataModule):
+    """The training stream and the validation loaders of `layout`, shaped by the `sampler` section
+    (train/config.py) and the run's batch shape; the strategy's `initial_weights` govern step 0."""
+
     def __init__(
         self,
         layout: DataLayout,
+        sampler: SamplerConfig,
+        *,
         seq_len: int,
         batch_size: int,
-        *,
         initial_weights: Mapping[str, float],
-        seed: int = 0,
-        sampler_mode: str = "random",
-        num_workers: int = 0,
-        prefetch_factor: int = 2,
+        seed: int,
+        val_blocks_per_domain: int,
         pin_memory: bool = True,
-        val_blocks_per_domain: int = 64,
         val_batch_size: int | None = None,
-        window_samples: int = 256,
-        weight_lag_batches: int = 8,
-        max_open_chunks: int | None = None,
     ):
         super().__init__()
         self.layout = layout
@@ -136,12 +135,10 @@ class MixtureDataModule(pl.LightningDataModule):
         self.train_blocks = [
             read_domain_blocks(d, os.path.join(self.data_dir, d, "train"), self.block_size) for d in self.domains
         ]
+        self.sampler = sampler
         self.seq_len = int(seq_len)
         self.batch_size = int(batch_size)
         self.seed = int(seed)
-        self.sampler_mode = sampler_mode
-        self.num_workers = int(num_workers)
-        self.prefetch_factor = int(prefetch_factor)
         self.pin_memory = pin_memory
         self.val_blocks_per_domain = int(val_blocks_per_domain)
         if self.val_blocks_per_domain < 1:  # 0 used to run "validation" on no blocks: no val loss, silently
@@ -150,9 +147,6 @@ class MixtureDataModule(pl.LightningDataModule):
                 "validation explicitly with trainer.limit_val_batches=0 (the run then has no val/ losses)"
             )
         self.val_batch_size = int(val_batch_size or batch_size)
-        self.window_samples = int(window_samples)
-        self.weight_lag_batches = int(weight_lag_batches)
-        self.max_open_chunks = max_open_chunks  # per reading process (sampler/readers.py)
         self.stream: MixtureStream | None = None
         self._pending_state: dict[str, Any] | None = None
 
@@ -172,9 +166,10 @@ class MixtureDataModule(pl.LightningDataModule):
         rank, world = self._rank_world()
         stream = MixtureStream(
             self.train_blocks, self.initial_weights, block_size=self.block_size, batch_size=self.batch_size,
-            seed=self.seed, mode=self.sampler_mode, rank=rank, world_size=world, tokens_per_sample=self.seq_len,
-            num_workers=self.num_workers, prefetch_factor=self.prefetch_factor, window_samples=self.window_samples,
-            weight_lag_batches=self.weight_lag_batches, max_open_chunks=self.max_open_chunks,
+            seed=self.seed, mode=self.sampler.mode, rank=rank, world_size=world, tokens_per_sample=self.seq_len,
+            num_workers=self.sampler.num_workers, prefetch_factor=self.sampler.prefetch_factor,
+            window_samples=self.sampler.window_samples, weight_lag_batches=self.sampler.weight_lag_batches,
+            max_open_chunks=self.sampler.max_open_chunks,
         )
         if self._pending_state is not None:
             stream.load_state_dict(self._pending_state)

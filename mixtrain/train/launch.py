@@ -1,8 +1,8 @@
-"""Process-level helpers: sweeps, ranks (the one rank check, `is_rank_zero`), world size.
+"""Process-level helpers: ranks (the one rank check, `is_rank_zero`), world size, waiting for rank 0,
+cluster plugins and the exit status after a signal.
 
-Place in the flow: used by train.py before anything is built, and by every callback and
-strategy that must act on one rank only. Hydra is imported lazily and
-only inside functions that entry points call while a Hydra app is running.
+Place in the flow: used by the entry point (mixtrain/hydra_app.py) and train/run.py before anything
+is built, and by every callback that must act on one rank only. No Hydra here: hydra_app.py owns it.
 """
 
 from __future__ import annotations
@@ -13,49 +13,10 @@ import time
 
 # Hydra writes <run dir>/.hydra/ in every process before the app runs; under torchrun/srun every
 # process is a Hydra app in the same out_dir, so the entry point turns that off everywhere and
-# train.py writes .hydra/ itself, on global rank 0 only, once the run is validated (a refused run
+# train/run.py writes .hydra/ itself, on global rank 0 only, once the run is validated (a refused run
 # writes nothing). HYDRA_SUBDIR_ENV carries the folder the user asked for (default .hydra).
 HYDRA_SUBDIR_ENV = "MIXTRAIN_HYDRA_SUBDIR"
 RANK0_WAIT_ENV = "MIXTRAIN_RANK0_WAIT_S"  # how long other ranks wait for rank 0's files
-
-
-def is_multirun_job() -> bool:
-    """True inside a job of `-m` sweep that has not yet been re-executed as a single run."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
-def single_run_command(module: str) -> list[str]:
-    """`python -m module <this job's overrides> out_dir=<job dir>`: one job, one process group."""
-    from hydra.core.hydra_config import HydraConfig
-
-    hc = HydraConfig.get()
-    overrides = [o for o in hc.overrides.task if not o.startswith("out_dir=")]
-    job_dir = hc.runtime.output_dir
-    return [sys.executable, "-m", module, *overrides, f"out_dir='{job_dir}'"]
-
-
-def entry_argv(argv: list[str]) -> list[str]:
-    """The command line for Hydra with `hydra.output_subdir=null` (see HYDRA_SUBDIR_ENV), on every rank,
-    and on a rank other than 0 `hydra.run.dir=.`.
-
-    Decided before @hydra.main runs, from the command line alone, so every process of a launch makes
-    the same choice whatever its rank; the folder the user asked for is kept in the environment.
-    """
-    out, subdir = [argv[0]], os.environ.get(HYDRA_SUBDIR_ENV, ".hydra")
-    for arg in argv[1:]:
-        key, _, value = arg.partition("=")
-        if key.lstrip("+") == "hydra.output_subdir":
-            subdir = "" if value in ("null", "None", "") else value
-            continue
-        out.append(arg)
-    os.environ[HYDRA_SUBDIR_ENV] = subdir
-    # Hydra also creates hydra.run.dir (= out_dir) in every process; a rank other than 0 creates
-    # nothing there (train.py reads cfg.out_dir, never Hydra's run dir, on those ranks)
-    rank_args = ["hydra.run.dir=."] if global_rank() != 0 else []
-    return out + ["hydra.output_subdir=null", *rank_args]
 
 
 def hydra_subdir() -> str | None:

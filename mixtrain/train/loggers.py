@@ -1,6 +1,6 @@
 """Run logging: the local `RUN/metrics.csv` (always), wandb without deprecation noise, a null logger.
 
-Place in the flow: module.py / mixing/refit.py call `self.log(...)` -> Lightning ->
+Place in the flow: module.py / train/mixing_controller.py call `self.log(...)` -> Lightning ->
 **loggers.py** writes `RUN/metrics.csv` (format: docs/formats.md, README) next to wandb.
 
 Lightning's CSVLogger is kept for the writing; two things are added:

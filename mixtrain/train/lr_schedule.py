@@ -1,7 +1,7 @@
 """The learning-rate schedules (`optim.schedule`): the LR multiplier at each optimizer step. Pure
 math (no torch), so a schedule is checked in microseconds and validated before training starts.
 
-Place in the flow: train.yaml `optim.*` -> train.py -> module.py (`MixtureLM.configure_optimizers` wraps
+Place in the flow: train/config.py `OptimConfig` -> module.py (`MixtureLM.configure_optimizers` wraps
 `lr_multiplier` in a LambdaLR, stepped every optimizer step) -> the optimizer's lr.
 """
 

@@ -1,6 +1,6 @@
 """The mixing controller: the one path between the strategy and the sampler during training.
 
-Place in the flow: module.py (`StepOutput`: per-domain losses, all-reduced) + data.py (the
+Place in the flow: module.py (`StepOutput`: per-domain losses, all-reduced) + datamodule.py (the
 `MixtureStream`) -> **MixingController** (a Lightning callback) -> strategy.update(history) ->
 sampler.set_weights().
 

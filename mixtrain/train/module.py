@@ -1,10 +1,10 @@
 """The LightningModule: next-token loss, per-domain losses, optimiser (its LR schedule: lr_schedule.py), throughput.
 
-Place in the flow: data.py batches {"input_ids", "domain", ...} -> **module.py** -> Trainer.
+Place in the flow: datamodule.py batches {"input_ids", "domain", ...} -> **module.py** -> Trainer.
 Per-domain training loss comes from the sampler's domain ids on the same forward pass
 (per-sample mean of the per-token loss, summed per domain with index_add), all-reduced
 across ranks (2 x num_domains numbers per step) and returned as the step's `StepOutput`
-for the mixing controller (mixing/refit.py). Validation loss per domain is a token-weighted
+for the mixing controller (train/mixing_controller.py). Validation loss per domain is a token-weighted
 mean over that domain's fixed val blocks, summed across ranks before logging (exact, no
 DistributedSampler padding); `val/target` is mixtrain/train/target.py's `target_loss` of them.
 With a `reference_model` (a strategy's, e.g. DoReMi's) a frozen copy of that model runs on the
@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import asdict, fields
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
 
+from mixtrain.train.config import OptimConfig, TrainConfig
 from mixtrain.train.lr_schedule import lr_multiplier
 from mixtrain.train.step_output import StepOutput, declare_columns, log_to_loggers, logs_due
 from mixtrain.model.gpt import GPT, GPTConfig, per_token_loss
@@ -52,10 +54,22 @@ def identity_differences(saved: Mapping[str, Any], mine: Mapping[str, Any]) -> l
         out.append("domains " + (", ".join(([f"{gone} only in the checkpoint"] if gone else [])
                                            + ([f"{added} only in this run"] if added else []))
                                  or f"in another order ({old} in the checkpoint, {new} now)"))
-    for key in sorted(set(saved["model"]) | set(mine["model"])):
-        if saved["model"].get(key) != mine["model"].get(key):
-            out.append(f"model.{key}: {saved['model'].get(key)!r} in the checkpoint, {mine['model'].get(key)!r} now")
+    old, new = model_identity(saved["model"]), model_identity(mine["model"])
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            out.append(f"model.{key}: {old.get(key)!r} in the checkpoint, {new.get(key)!r} now")
     return out
+
+
+def model_identity(model: Mapping[str, Any]) -> dict[str, Any]:
+    """A checkpoint's model settings with every derived default filled in (n_kv_head, mlp_hidden,
+    norm_eps, ...), so that a checkpoint written before the typed config (which kept `null` for
+    derived values and no `norm_eps`) and one written now compare equal when the model is the same."""
+    known = {f.name for f in fields(GPTConfig)}
+    try:
+        return asdict(GPTConfig(**{k: v for k, v in model.items() if k in known}))
+    except (TypeError, ValueError):  # not a valid model config: compare the raw settings
+        return dict(model)
 
 
 def check_reference_model(config: GPTConfig, path: str) -> None:
@@ -88,43 +102,39 @@ def _as_reference(error: Exception, path: str) -> str:
 
 
 class MixtureLM(pl.LightningModule):
+    """The GPT of the `model` section, trained with the `optim` section over `domains` for `max_steps`."""
+
     def __init__(
         self,
-        model: Mapping[str, Any],
+        model: GPTConfig,
+        optim: OptimConfig,
         domains: list[str],
         *,
-        lr: float = 3e-4,
-        weight_decay: float = 0.1,
-        betas: tuple[float, float] = (0.9, 0.95),
-        warmup_steps: int = 100,
-        max_steps: int = 1000,
-        min_lr_ratio: float = 0.1,
-        schedule: str = "cosine",
-        decay_fraction: float = 0.2,
-        decay_shape: str = "linear",
-        compile: bool = False,
+        max_steps: int,
+        max_nonfinite_steps: int = TrainConfig.max_nonfinite_steps,
+        compile: bool = TrainConfig.compile,
         peak_flops_per_s: float | None = None,
-        max_nonfinite_steps: int = 3,
         val_domains: list[str] | None = None,
         target_importance: Mapping[str, float] | None = None,
         init_from: str | None = None,
         reference_model: str | None = None,
     ):
         super().__init__()
+        if model.vocab_size is None:
+            raise ValueError("model.vocab_size is not set: build the module with the prepared data's vocabulary")
         # plain types only: checkpoints stay loadable with weights_only=True
         self.save_hyperparameters({
-            "model": dict(model), "domains": list(domains), "lr": lr, "weight_decay": weight_decay,
-            "betas": list(betas), "warmup_steps": warmup_steps, "max_steps": max_steps,
-            "min_lr_ratio": min_lr_ratio, "schedule": schedule, "decay_fraction": decay_fraction,
-            "decay_shape": decay_shape, "compile": compile, "val_domains": list(val_domains or domains),
+            "model": asdict(model), "optim": asdict(optim), "domains": list(domains), "max_steps": int(max_steps),
+            "compile": bool(compile), "val_domains": list(val_domains or domains),
             "target_importance": dict(target_importance) if target_importance else None,
             "reference_model": str(reference_model) if reference_model else None,
         })
-        lr_multiplier(0, schedule, warmup_steps=warmup_steps, max_steps=max_steps, min_lr_ratio=min_lr_ratio,
-                      decay_fraction=decay_fraction, decay_shape=decay_shape)  # bad settings fail before training
-        self.config = GPTConfig(**dict(model))
+        self.optim = optim
+        self.max_steps = int(max_steps)
+        self._lr_multiplier(0)  # bad schedule settings fail before training
+        self.config = model
         self.domains = list(domains)  # training domains (the sampler's domain ids)
-        # validated domains: the training ones, then eval-only ones (data.py's val loader order)
+        # validated domains: the training ones, then eval-only ones (datamodule.py's val loader order)
         self.val_domains = list(val_domains or domains)
         self.target_importance = dict(target_importance) if target_importance else None
         self.model: torch.nn.Module | None = None
@@ -318,26 +328,26 @@ class MixtureLM(pl.LightningModule):
 
     # ---------------------------------------------------------------- optimiser
     def configure_optimizers(self):
-        hp = self.hparams
+        optim = self.optim
         decay, no_decay = [], []
         for p in self.model.parameters():
             if p.requires_grad:
                 (decay if p.dim() >= 2 else no_decay).append(p)  # no decay on norms and biases
-        groups = [{"params": decay, "weight_decay": hp["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}]
+        groups = [{"params": decay, "weight_decay": optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
         fused = self.device.type == "cuda"
-        optimizer = torch.optim.AdamW(groups, lr=hp["lr"], betas=tuple(hp["betas"]), fused=fused)
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer,
-            lambda step: lr_multiplier(
-                step, hp.get("schedule", "cosine"), warmup_steps=hp["warmup_steps"], max_steps=hp["max_steps"],
-                min_lr_ratio=hp["min_lr_ratio"], decay_fraction=hp.get("decay_fraction", 0.2),
-                decay_shape=hp.get("decay_shape", "linear")),
-        )
+        optimizer = torch.optim.AdamW(groups, lr=optim.lr, betas=tuple(optim.betas), fused=fused)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, self._lr_multiplier)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def _lr_multiplier(self, step: int) -> float:
+        """The `optim` section's schedule at optimizer step `step` (train/lr_schedule.py)."""
+        o = self.optim
+        return lr_multiplier(step, o.schedule, warmup_steps=o.warmup_steps, max_steps=self.max_steps,
+                             min_lr_ratio=o.min_lr_ratio, decay_fraction=o.decay_fraction, decay_shape=o.decay_shape)
 
     # --------------------------------------------------------------- checkpoint
     def run_identity(self) -> dict[str, Any]:
-        return {"domains": list(self.domains), "model": dict(self.hparams["model"])}
+        return {"domains": list(self.domains), "model": asdict(self.config)}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["mixtrain"] = self.run_identity()

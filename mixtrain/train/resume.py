@@ -3,10 +3,11 @@ fresh run (out_dir claimed: refused if it holds another run, a failed start's le
 an exact resume (which checkpoint, its step, the mixing history and global batch to carry on), or
 a refusal that names the fix.
 
-Place in the flow: train.py calls `plan_start` first, on every rank of a launch (each reads the
-same files and gets the same answer, so a refusal stops them all and no rank waits for a rank 0
-that left), then `plan_mixing` and `resumed_accumulation` once the strategy and world size are
-known. Plain values in: no Hydra; checkpoint files are read through checkpoints.py.
+Place in the flow: mixtrain/train/run.py calls `plan_start` first, on every rank of a launch (each
+reads the same files and gets the same answer, so a refusal stops them all and no rank waits for a
+rank 0 that left), then `plan_mixing` and `resumed_accumulation` once the strategy and world size
+are known. Plain values in: no Hydra; checkpoint files are read through
+mixtrain/store/checkpoint_files.py.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from mixtrain.train.checkpoints import MIXING_KEY, load_checkpoint_meta, mixing_mismatch, resume_checkpoint
+from mixtrain.store.checkpoint_files import load_checkpoint_meta, resume_checkpoint
+from mixtrain.train.checkpoints import MIXING_KEY, mixing_mismatch
 from mixtrain.train.summary import claim_run_dir
 
 

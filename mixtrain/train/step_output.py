@@ -1,7 +1,7 @@
 """Typed training-step outputs: what the LightningModule returns and the mixing controller reads.
 
 Place in the flow: module.py `training_step` -> **StepOutput** -> Lightning (backward on
-"loss") -> mixing/refit.py `MixingController.on_train_batch_end` (per-domain losses for the
+"loss") -> train/mixing_controller.py `MixingController.on_train_batch_end` (per-domain losses for the
 next refit). Lightning wants a Tensor or a dict with "loss" from training_step; a TypedDict is a
 plain dict at run time, so it is both. Holds tensors but imports no torch at run time.
 """

@@ -1,7 +1,7 @@
 """Run-directory bookkeeping: claiming out_dir, redacted config (.hydra/ too), summary.json and the
 end-of-run table.
 
-Place in the flow: train.py calls these around `Trainer.fit` (the writers on global rank 0 only,
+Place in the flow: run.py calls these around `Trainer.fit` (the writers on global rank 0 only,
 temp names unique per process); report/ and collect.py read
 what they write (file names and the atomic writer: runfiles.py; formats in docs/formats.md).
 """
@@ -102,7 +102,7 @@ def redact_hydra_dir(hydra_dir: str) -> None:
 def write_hydra_dir(hydra_dir: str, config: Any, hydra: Any, overrides: list[str]) -> None:
     """Write .hydra/{config,hydra,overrides}.yaml (what Hydra itself writes), redacted, atomically.
 
-    train.py calls it on global rank 0 once the run is validated: the entry point turns Hydra's own
+    train/run.py calls it (through mixtrain/hydra_app.py) on global rank 0 once the run is validated: the entry point turns Hydra's own
     writing off (launch.entry_argv), so a refused run and the other ranks of a launch write none.
     """
     os.makedirs(hydra_dir, exist_ok=True)

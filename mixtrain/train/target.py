@@ -1,6 +1,6 @@
 """The target loss: what a run is scored on when the user says which domains matter.
 
-Place in the flow: conf `target.importance` -> train.py -> **target.py** -> module.py logs
+Place in the flow: conf `target.importance` -> train/run.py -> **target.py** -> module.py logs
 `val/target` (metrics.csv, summary.json) -> report/ compares strategies on it.
 
 `val/target` = sum_d importance_d * val/<d>/loss over the importance's domains (normalised to sum

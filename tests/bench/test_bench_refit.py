@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_bench_refit_overrides_compose(tmp_path, load_bench):
     cfg = load_bench("refit")._config(str(tmp_path / "data"), str(tmp_path / "run"), 5, "ado", ["seq_len=32"])
-    assert cfg.trainer.enable_model_summary is False and cfg.trainer.max_steps == 5 and cfg.seq_len == 32
+    assert cfg.trainer["enable_model_summary"] is False and cfg.trainer["max_steps"] == 5 and cfg.seq_len == 32
 
 
 @pytest.mark.slow

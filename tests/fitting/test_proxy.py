@@ -51,7 +51,7 @@ def test_sweep_collect_fit_optimise_train(tiny_data_dir, tmp_path):
 
     from hydra import compose, initialize_config_dir
 
-    from mixtrain.train.run import train
+    from conftest import train_composed as train
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=[

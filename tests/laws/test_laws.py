@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from mixtrain.laws import LAWS, BiMixLaw, ExpLaw, MixingLaw, fit_law, load_law, make_law
+from mixtrain.laws import LAWS, BiMixLaw, ExpLaw, fit_law, load_law, make_law
+from mixtrain.laws.optim.slsqp import box_optimum, optimize, solve
 from mixtrain.laws.synthetic import dirichlet_mixtures, synthetic_table
 
 DOMAINS = ["code", "math", "prose", "web"]
@@ -83,7 +84,7 @@ def test_bimix_optimum_moves_with_target_step():
     law.params = {"alpha": np.array([0.2, 0.2]), "B": np.array([50.0, 1.0]), "beta": np.array([0.5, 0.5]),
                   "C": np.array([0.5, 3.0]), "own": np.array([0.0, 1.0]), "step_free": np.array(0.0)}
     # hand-set parameters carry no observed mixtures: the closed form itself, outside any support limits
-    r = [law.optimize(s, support_margin=None, trust_radius=None)["fast"] for s in (100, 1000, 10_000, 100_000)]
+    r = [optimize(law, s, support_margin=None, trust_radius=None)["fast"] for s in (100, 1000, 10_000, 100_000)]
     assert all(a > b for a, b in zip(r, r[1:])), r
     for s, rf in zip((100, 1000, 10_000, 100_000), r):
         K = law.params["B"] * s ** -0.5 + law.params["C"]
@@ -98,8 +99,8 @@ def _objective(law, r, step, w):
 def test_bimix_closed_form_matches_brute_force(bimix_fit):
     law = bimix_fit
     w = law.importance_vector({"code": 3.0})
-    closed = np.array(list(law.optimize(5000, importance={"code": 3.0}, support_margin=None, trust_radius=None).values()))
-    generic = MixingLaw._optimize(law, 5000.0, w, np.zeros(4), np.ones(4), rng=np.random.default_rng(0))  # SLSQP path
+    closed = np.array(list(optimize(law, 5000, importance={"code": 3.0}, support_margin=None, trust_radius=None).values()))
+    generic = box_optimum(law, 5000.0, w, np.zeros(4), np.ones(4), rng=np.random.default_rng(0))  # SLSQP path
     f_closed, f_generic = _objective(law, closed, 5000, w), _objective(law, generic, 5000, w)
     assert f_closed <= f_generic + 1e-9
     np.testing.assert_allclose(closed, generic, atol=2e-3)
@@ -112,10 +113,10 @@ def test_bimix_closed_form_matches_brute_force(bimix_fit):
 @pytest.mark.parametrize("name", ["bimix", "transfer", "loglinear"])
 def test_floors_and_caps_respected(name):
     law = make_law(name).fit(bimix_table(), cv_folds=0)
-    free = law.optimize(2000)
+    free = optimize(law, 2000)
     top = max(free, key=free.get)
     cap = {top: 0.5 * free[top]}
-    r = law.optimize(2000, min_weight=0.1, max_weight=cap)
+    r = optimize(law, 2000, min_weight=0.1, max_weight=cap)
     assert sum(r.values()) == pytest.approx(1.0, abs=1e-12)
     assert all(v >= 0.1 - 1e-9 for v in r.values()), r
     assert r[top] <= cap[top] + 1e-9
@@ -128,11 +129,11 @@ def test_floors_and_caps_respected(name):
 
 def test_infeasible_bounds_raise(bimix_fit):
     with pytest.raises(ValueError, match="minimum weights sum"):
-        bimix_fit.optimize(1000, min_weight=0.3)
+        optimize(bimix_fit, 1000, min_weight=0.3)
     with pytest.raises(ValueError, match="maximum weights sum"):
-        bimix_fit.optimize(1000, max_weight=0.2)
+        optimize(bimix_fit, 1000, max_weight=0.2)
     with pytest.raises(ValueError, match="unknown domain"):
-        bimix_fit.optimize(1000, importance={"nope": 1.0})
+        optimize(bimix_fit, 1000, importance={"nope": 1.0})
 
 
 # scaling needs model sizes in the table: its zero-weight check is in tests/test_scaling_fit_cli.py
@@ -238,7 +239,7 @@ def test_report_has_cv_and_json_round_trip(tmp_path):
     assert isinstance(back, type(law)) and back.report["law"] == "transfer"
     W = dirichlet_mixtures(4, 5, seed=7)
     np.testing.assert_allclose(back.predict(W, [3000] * 5), law.predict(W, [3000] * 5), rtol=1e-12)
-    assert back.optimize(3000) == pytest.approx(law.optimize(3000), abs=1e-6)
+    assert optimize(back, 3000) == pytest.approx(optimize(law, 3000), abs=1e-6)
 
 
 def test_load_law_looks_the_class_up_in_the_registry_and_refuses_other_files(tmp_path):
@@ -254,8 +255,8 @@ def test_load_law_looks_the_class_up_in_the_registry_and_refuses_other_files(tmp
 
 
 def test_no_module_of_the_laws_package_imports_the_package_itself():
-    # The registry (LAWS) lives in laws/__init__, which imports every law module: a law module
-    # reaching back up for it is an import cycle that only works by import order.
+    # laws/__init__ imports every law module (re-exports, and `discover_laws` for the registry): a law
+    # module reaching back up to the package is an import cycle that only works by import order.
     import ast
     from pathlib import Path
 
@@ -281,7 +282,7 @@ def test_unknown_law_and_option():
     with pytest.raises(ValueError, match="bimix: unknown option"):
         make_law("bimix", ridge=1.0)
     with pytest.raises(ValueError, match="not fitted"):
-        BiMixLaw().optimize(100)
+        optimize(BiMixLaw(), 100)
     assert math.isfinite(BiMixLaw().fit(bimix_table(n_runs=4), cv_folds=0).predict([0.25] * 4, 100)[0, 0])
 
 
@@ -309,8 +310,8 @@ def narrow_bimix_table(seed=3):
 def test_optimum_stays_inside_the_support_by_default():
     law = BiMixLaw().fit(narrow_bimix_table(), cv_folds=0)
     imp = {"web": 20.0}  # pulls the unconstrained optimum far onto web
-    free = law.solve(5000, importance=imp, support_margin=None, trust_radius=None)
-    opt = law.solve(5000, importance=imp)
+    free = solve(law, 5000, importance=imp, support_margin=None, trust_radius=None)
+    opt = solve(law, 5000, importance=imp)
     M = law.observed_mixtures
     assert free.weights["web"] > M[:, 3].max() + 0.2  # the extrapolating optimum the defaults must prevent
     assert free.tv_to_nearest > 0.25
@@ -324,7 +325,7 @@ def test_optimum_stays_inside_the_support_by_default():
     assert opt.objective <= min(_objective(law, m, 5000, w) for m in M) + 1e-9
     assert opt.objective >= free.objective - 1e-12
     # a tighter trust region binds and is reported, with the unconstrained distance
-    tight = law.solve(5000, importance=imp, trust_radius=0.02)
+    tight = solve(law, 5000, importance=imp, trust_radius=0.02)
     assert tight.tv_to_nearest <= 0.02 + 1e-6
     assert "trust region TV <= 0.02" in tight.active and tight.unconstrained_tv > 0.02
     assert any("TV to the nearest observed mixture" in line for line in tight.lines())
@@ -332,8 +333,8 @@ def test_optimum_stays_inside_the_support_by_default():
 
 def test_generic_optimiser_is_seeded_and_trust_region_holds_for_exp():
     law = ExpLaw().fit(exp_table(), cv_folds=0)
-    a = law.solve(3000, importance={"code": 10.0}, trust_radius=0.05, seed=7)
-    b = law.solve(3000, importance={"code": 10.0}, trust_radius=0.05, seed=7)
+    a = solve(law, 3000, importance={"code": 10.0}, trust_radius=0.05, seed=7)
+    b = solve(law, 3000, importance={"code": 10.0}, trust_radius=0.05, seed=7)
     assert a.weights == b.weights
     assert a.tv_to_nearest <= 0.05 + 1e-6
 
@@ -341,7 +342,7 @@ def test_generic_optimiser_is_seeded_and_trust_region_holds_for_exp():
 def test_user_bounds_override_the_support_box():
     law = BiMixLaw().fit(narrow_bimix_table(), cv_folds=0)
     lo_obs = law.observed_mixtures[:, 0].min()
-    opt = law.solve(5000, max_weight={"code": lo_obs / 4}, trust_radius=None)  # an epoch cap below the support
+    opt = solve(law, 5000, max_weight={"code": lo_obs / 4}, trust_radius=None)  # an epoch cap below the support
     assert opt.weights["code"] <= lo_obs / 4 + 1e-9
     assert any(a.startswith("code <=") and "(cap)" in a for a in opt.active), opt.active
 
@@ -351,15 +352,15 @@ def test_law_without_observed_mixtures_needs_an_explicit_opt_out(tmp_path):
     d = law.to_json(str(tmp_path / "law.json"))
     assert len(d["observed_mixtures"]) == 10 and len(d["observed_runs"]) == 10
     back = load_law(str(tmp_path / "law.json"))
-    assert back.solve(2000).weights == pytest.approx(law.solve(2000).weights, abs=1e-9)
+    assert solve(back, 2000).weights == pytest.approx(solve(law, 2000).weights, abs=1e-9)
     old = {k: v for k, v in d.items() if k not in ("observed_mixtures", "observed_runs")}
     legacy = load_law(old)
     with pytest.raises(ValueError, match="no observed mixtures.*support_margin=None and trust_radius=None"):
-        legacy.optimize(2000)
-    assert sum(legacy.optimize(2000, support_margin=None, trust_radius=None).values()) == pytest.approx(1.0)
+        optimize(legacy, 2000)
+    assert sum(optimize(legacy, 2000, support_margin=None, trust_radius=None).values()) == pytest.approx(1.0)
 
 
-# ---- evaluation by what matters for choosing a mixture (laws/evaluate.py) ------------------------
+# ---- evaluation by what matters for choosing a mixture (laws/cross_validation.py) ------------------------
 
 def test_selection_metrics_regret_and_spearman():
     from mixtrain.laws.cross_validation import selection_metrics

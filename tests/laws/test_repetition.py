@@ -1,4 +1,4 @@
-"""Repetition at the target budget (laws/repetition.py and its hook in laws/sampled.py, fit.py --optimize)."""
+"""Repetition at the target budget (laws/repetition.py and its hook in laws/optim/sampled.py, fit.py --optimize)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from mixtrain.fitting.fit import main as fit_main
-from mixtrain.laws import make_law, propose
+from mixtrain.laws import make_law
+from mixtrain.laws.optim.sampled import propose
 from mixtrain.laws.repetition import DEFAULT_R_STAR, Repetition, effective_tokens
 from mixtrain.laws.synthetic import synthetic_table
 from mixtrain.laws.table import write_table

@@ -7,7 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from mixtrain.laws import BiMixLaw, fit_law, load_law, make_law, propose
+from mixtrain.laws import BiMixLaw, fit_law, load_law, make_law
+from mixtrain.laws.optim.sampled import propose
 from mixtrain.laws.synthetic import dirichlet_mixtures, synthetic_table
 
 K = 5
@@ -179,7 +180,7 @@ def test_fit_cli_ridge_predict_optimize(tmp_path, capsys):
 
 def test_auto_check_law_follows_the_run_count(monkeypatch):
     # few runs: the rigid separable law checks ridge's variance; from CHECK_TREES_MIN_RUNS on, trees check its bias
-    from mixtrain.laws import refits
+    from mixtrain.laws.optim import bootstrap as refits
 
     few = make_law("ridge").fit(transfer_table(n_runs=refits.CHECK_TREES_MIN_RUNS - 1), cv_folds=0)
     many = make_law("ridge").fit(transfer_table(n_runs=refits.CHECK_TREES_MIN_RUNS), cv_folds=0)

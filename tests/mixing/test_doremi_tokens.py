@@ -1,4 +1,4 @@
-"""DoReMi with a frozen reference model (mixtrain/train/module.py + mixing/refit.py + mixing/doremi.py):
+"""DoReMi with a frozen reference model (mixtrain/train/module.py + train/mixing_controller.py + mixing/doremi.py):
 the per-token clipped excess of the training path.
 
 A real 3-step run is the reference model; a doremi run with `mixing.reference_model=<run>`
@@ -22,6 +22,8 @@ from hydra import compose, initialize_config_dir
 
 from mixtrain.model.init_weights import read_initial_weights
 from mixtrain.mixing.doremi import per_token_excess
+from mixtrain.model.gpt import GPTConfig
+from mixtrain.train.config import OptimConfig
 from mixtrain.train.module import MixtureLM, domain_excess
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,7 +64,7 @@ class KeepModule(pl.Callback):
 
 @pytest.fixture(scope="module")
 def reference_run(tiny_data_dir, tmp_path_factory):
-    from mixtrain.train.run import train
+    from conftest import train_composed as train
 
     run = tmp_path_factory.mktemp("reference") / "run"
     train(_cfg(tiny_data_dir, run, "mixing=uniform", "trainer.max_steps=3", "trainer.val_check_interval=3"))
@@ -71,7 +73,7 @@ def reference_run(tiny_data_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def doremi_run(tiny_data_dir, reference_run, tmp_path_factory):
-    from mixtrain.train.run import train
+    from conftest import train_composed as train
 
     run = tmp_path_factory.mktemp("doremi") / "run"
     keep = KeepModule()
@@ -136,7 +138,7 @@ def test_reference_model_is_frozen_and_never_checkpointed(doremi_run, reference_
 
 
 def test_resume_reloads_reference_and_continues_exactly(doremi_run, reference_run, tiny_data_dir, tmp_path):
-    from mixtrain.train.run import train
+    from conftest import train_composed as train
 
     full, _ = doremi_run
     crashed = tmp_path / "crashed"
@@ -155,16 +157,18 @@ def test_resume_reloads_reference_and_continues_exactly(doremi_run, reference_ru
 
 
 def test_reference_model_of_another_config_is_refused_naming_the_field(reference_run, tiny_data_dir, tmp_path):
-    from mixtrain.train.run import train
+    from conftest import train_composed as train
 
     ckpt = torch.load(Path(reference_run) / "checkpoints" / "last.ckpt", weights_only=True, mmap=True)
     model = dict(ckpt["hyper_parameters"]["model"])
     with pytest.raises(ValueError, match=r"mixing\.reference_model=.*vocab_size \d+ .* 999"):
-        MixtureLM({**model, "vocab_size": 999}, ["code", "prose", "tables"], reference_model=str(reference_run))
+        MixtureLM(GPTConfig(**{**model, "vocab_size": 999}), OptimConfig(), ["code", "prose", "tables"], max_steps=4,
+                  reference_model=str(reference_run))
     out = tmp_path / "run"
     with pytest.raises(ValueError, match=r"mixing\.reference_model=.*n_layer"):
         train(_cfg(tiny_data_dir, out, "mixing=doremi", f"mixing.reference_model={reference_run}",
                    f"model.n_layer={model['n_layer'] + 1}"))
     assert not (out / "config.yaml").exists()  # refused before anything was written
     with pytest.raises(FileNotFoundError, match=r"mixing\.reference_model="):
-        MixtureLM(model, ["code", "prose", "tables"], reference_model=str(tmp_path / "missing"))
+        MixtureLM(GPTConfig(**model), OptimConfig(), ["code", "prose", "tables"], max_steps=4,
+                  reference_model=str(tmp_path / "missing"))

@@ -114,7 +114,7 @@ def test_a_run_with_group_weights_draws_the_resolved_domain_weights(tiny_data_di
 
     from hydra import compose, initialize_config_dir
 
-    from mixtrain.train.run import train
+    from conftest import train_composed as train
 
     run = tmp_path / "run"
     conf = str(Path(__file__).resolve().parents[2] / "conf")

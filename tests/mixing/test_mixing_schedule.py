@@ -134,7 +134,7 @@ def _mix(run_dir):
 
 @pytest.fixture(scope="module")
 def full_run(tiny_data_dir, tmp_path_factory):
-    from mixtrain.train.run import train
+    from conftest import train_composed as train
 
     run = tmp_path_factory.mktemp("schedule") / "full"
     assert train(_cfg(tiny_data_dir, run))["step"] == 12
@@ -156,7 +156,7 @@ def test_schedule_run_switches_stages_then_refits_the_wrapped_strategy(full_run)
 
 @pytest.mark.parametrize("crash_at", [7, 10])  # resumes from step 4 (before the switch at 5) / step 8 (after both)
 def test_resume_across_a_stage_boundary_is_exact(full_run, tiny_data_dir, tmp_path, crash_at):
-    from mixtrain.train.run import train
+    from conftest import train_composed as train
 
     run = tmp_path / "crashed"
     with pytest.raises(RuntimeError, match="simulated crash"):

@@ -1,7 +1,7 @@
 """Online strategies (mixtrain/mixing/: ado.py, odm.py, doremi.py, online_bimix.py); the
-paper-algorithm checks of ADO, ODM and online_bimix are in tests/test_online_papers.py.
+paper-algorithm checks of ADO, ODM and online_bimix are in tests/mixing/test_online_papers.py.
 
-Unit tests drive `update()` with hand-built MixHistory objects the way mixing/refit.py does (records
+Unit tests drive `update()` with hand-built MixHistory objects the way train/mixing_controller.py does (records
 grow by one per refit); end-to-end tests train a few steps on the tiny shards and read
 refits.jsonl; a 2-process gloo run checks every rank applies identical weights; a crash
 between refits followed by resume=true reproduces every later refit exactly.
@@ -241,7 +241,7 @@ def _refits(run_dir) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def uniform_run(tiny_data_dir, tmp_path_factory):
-    from mixtrain.train.run import train
+    from conftest import train_composed as train
 
     run = tmp_path_factory.mktemp("uniform") / "run"
     train(_cfg(tiny_data_dir, run, "mixing=uniform", *COMMON))
@@ -250,7 +250,7 @@ def uniform_run(tiny_data_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def online_runs(tiny_data_dir, uniform_run, tmp_path_factory):
-    from mixtrain.train.run import train
+    from conftest import train_composed as train
 
     root = tmp_path_factory.mktemp("online")
     runs = {}
@@ -291,7 +291,7 @@ def test_online_strategy_trains_and_updates_weights(online_runs, name):
 
 
 def test_resume_between_refits_reproduces_every_refit(online_runs, tiny_data_dir, tmp_path):
-    from mixtrain.train.run import train
+    from conftest import train_composed as train
 
     name = "ado"  # the most stateful: credit EMA, running mean of rho, fitted on all records
     crashed = tmp_path / "crashed"

@@ -1,7 +1,7 @@
 """ADO, ODM and online_bimix against their papers' algorithms (docs/online.md): synthetic
 bandits in which one domain's loss falls fastest or stays highest, one update recomputed by
 hand from the paper's formulas, the earlier defaults as named options, and online_bimix's rule
-of more observations than parameters. Pure unit tests: `update()` driven like mixing/refit.py.
+of more observations than parameters. Pure unit tests: `update()` driven like train/mixing_controller.py.
 """
 
 from __future__ import annotations

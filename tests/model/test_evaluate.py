@@ -36,7 +36,7 @@ def _offline(monkeypatch, tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_run(tiny_data_dir, tmp_path_factory):
-    from mixtrain.train.run import train
+    from conftest import train_composed as train
 
     run = tmp_path_factory.mktemp("evaluate") / "run"
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):

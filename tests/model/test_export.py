@@ -43,7 +43,7 @@ def _train_cfg(data_dir, out_dir, *overrides):
 @pytest.fixture(scope="module")
 def tiny_run(tiny_data_dir, tmp_path_factory):
     """A real 3-step run with grouped-query attention and an untied head."""
-    from mixtrain.train.run import train
+    from conftest import train_composed as train
 
     run = tmp_path_factory.mktemp("export") / "run"
     train(_train_cfg(tiny_data_dir, run, "trainer.max_steps=3", "model.n_kv_head=2", "model.tie_embeddings=false"))
@@ -125,7 +125,7 @@ def test_export_cli_on_a_real_run(tiny_run, tiny_data_dir, tmp_path, capsys):
 
 
 def test_reexport_keeps_the_users_files_and_refuses_foreign_folders(tiny_run, tiny_data_dir, tmp_path, capsys):
-    from test_tokenizer import write_hf_tokenizer
+    from prepare.test_tokenizer import write_hf_tokenizer
 
     from mixtrain.model.export import main
 
@@ -158,7 +158,7 @@ def test_reexport_keeps_the_users_files_and_refuses_foreign_folders(tiny_run, ti
 
 
 def test_export_with_an_hf_tokenizer_json(tmp_path):
-    from test_tokenizer import write_hf_tokenizer
+    from prepare.test_tokenizer import write_hf_tokenizer
     from transformers import AutoTokenizer
 
     tok = open_tokenizer(write_hf_tokenizer(tmp_path / "tokenizer.json"))
@@ -190,7 +190,7 @@ def test_export_errors_name_the_path_and_the_fix(tiny_run, tiny_data_dir, tmp_pa
     (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="junk.ckpt is not a readable checkpoint"):
         load_run_checkpoint(None, tmp_path / "junk.ckpt")
-    from test_tokenizer import write_hf_tokenizer
+    from prepare.test_tokenizer import write_hf_tokenizer
 
     other = write_hf_tokenizer(tmp_path / "other.json", vocab_size=280)
     from mixtrain.model.export import export_run
@@ -244,7 +244,7 @@ def test_init_from_hf_folder_and_mixtrain_run(tiny_run, tiny_data_dir, tmp_path)
 
 def test_train_init_from_a_run_on_other_domains(tiny_run, tiny_data_dir, tmp_path):
     """Continued pretraining: weights of tiny_run, new training domains and mixture, step 0, no resume."""
-    from mixtrain.train.run import train
+    from conftest import train_composed as train
 
     run = tmp_path / "continued"
     summary = train(_train_cfg(tiny_data_dir, run, "trainer.max_steps=2", "model.n_kv_head=2",
@@ -271,11 +271,11 @@ def test_checkpoint_of_a_compiled_model_exports_the_same_keys():
 
 def test_prepare_train_export_with_tokenizer_hf(tiny_raw_dir, tmp_path):
     """tokenizer=hf end to end: the user's tokenizer.json (custom BOS/EOS) -> shards -> run -> export."""
-    from test_tokenizer import write_hf_tokenizer
+    from prepare.test_tokenizer import write_hf_tokenizer
     from transformers import AutoTokenizer
 
-    from mixtrain.prepare.pipeline import prepare_from_config
-    from mixtrain.train.run import train
+    from conftest import prepare_composed as prepare_from_config
+    from conftest import train_composed as train
 
     user_tok = write_hf_tokenizer(tmp_path / "user_tokenizer.json", specials=("<unk>", "[CLS]", "[SEP]"))
     data = tmp_path / "data"

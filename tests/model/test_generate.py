@@ -16,7 +16,7 @@ PROMPT = "The model reads data from"
 @pytest.fixture(scope="module")
 def tiny_run(tiny_data_dir, tmp_path_factory):
     """A real 3-step run, GQA, untied head."""
-    from mixtrain.train.run import train
+    from conftest import train_composed as train
 
     run = tmp_path_factory.mktemp("generate") / "run"
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
@@ -97,7 +97,7 @@ def test_cli_prints_the_continuation_and_names_bad_input(tiny_run, tmp_path, cap
 def test_an_export_with_an_hf_tokenizer_json_generates_like_transformers(tmp_path):
     """An HF-tokenizer export has no tokenizer.model: its tokenizer.json and named specials are used."""
     pytest.importorskip("transformers")
-    from test_tokenizer import write_hf_tokenizer
+    from prepare.test_tokenizer import write_hf_tokenizer
     from transformers import AutoModelForCausalLM
 
     from mixtrain.model.generate import generate, hf_folder_tokenizer

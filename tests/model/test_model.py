@@ -72,7 +72,6 @@ def test_activation_checkpointing_gives_same_loss_and_grads():
 @pytest.mark.parametrize("name, low, high", [("small", 100e6, 140e6), ("medium", 300e6, 400e6)])
 def test_config_sizes(name, low, high):
     cfg = OmegaConf.to_container(OmegaConf.load(CONF / f"{name}.yaml"))
-    cfg.pop("_target_")
     cfg.update(vocab_size=32000, seq_len=2048)
     with torch.device("meta"):
         model = GPT(GPTConfig(**cfg))

@@ -162,7 +162,7 @@ def test_cache_in_stats_and_strategy(tiny_data_dir, tmp_path):
 
 def test_cli_prints_table(tiny_data_dir, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-m", "mixtrain.prepare.domain_entropy", f"data_dir={tiny_data_dir}", "write=false",
+    proc = subprocess.run([sys.executable, "-m", "mixtrain.prepare.entropy_cli", f"data_dir={tiny_data_dir}", "write=false",
                            "sample_tokens=null"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert list(tmp_path.iterdir()) == []  # nothing left in the working directory (no entropy.log)

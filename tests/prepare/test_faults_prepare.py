@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from mixtrain.prepare.pipeline import prepare_corpus, prepare_from_config
+from conftest import prepare_composed as prepare_from_config
+from mixtrain.prepare.pipeline import prepare_corpus
 from mixtrain.prepare.shards import ShardSettings, verify_data_dir
 
 SETTINGS = ShardSettings(block_size=65, blocks_per_chunk=8, min_val_tokens=1200, val_fraction=0.05)
@@ -124,7 +125,7 @@ def test_corrupt_chunk_is_named_by_the_checks_and_rebuilt_by_prepare(tiny_raw_di
 
 
 def test_train_start_check_names_the_missing_and_truncated_chunk(prepared, tmp_path):
-    from mixtrain.train.run import train
+    from conftest import train_composed as train
 
     for fault in ("truncate", "delete"):
         out = tmp_path / fault
@@ -167,7 +168,7 @@ def test_prepare_adopts_old_data_without_checksums_instead_of_rebuilding(tiny_ra
 # ------------------------------------------------------------------ item 11: one prepare at a time per data_dir
 def test_two_concurrent_prepares_of_one_data_dir(tiny_raw_dir, tmp_path):
     out = tmp_path / "out"
-    code = (f"from mixtrain.prepare import prepare_corpus; from mixtrain.prepare.shards import ShardSettings; "
+    code = (f"from mixtrain.prepare.pipeline import prepare_corpus; from mixtrain.prepare.shards import ShardSettings; "
             f"prepare_corpus({str(tiny_raw_dir)!r}, {str(out)!r}, vocab_size=320, sample_bytes_per_domain=200000, "
             f"settings=ShardSettings(block_size=65, blocks_per_chunk=8, min_val_tokens=1200, val_fraction=0.05))")
     env = {**os.environ, "PYTHONPATH": str(REPO)}

@@ -71,7 +71,7 @@ def test_encode_batches_keeps_order_and_few_batches_in_flight(tiny_data_dir):
 def test_worker_settings_are_checked(tiny_raw_dir, tmp_path):
     from hydra import compose, initialize_config_dir
 
-    from mixtrain.prepare.pipeline import prepare_from_config
+    from conftest import prepare_composed as prepare_from_config
 
     with pytest.raises(ValueError, match="num_workers=0 must be >= 1"):
         prepare_corpus(tiny_raw_dir, tmp_path / "x", settings=SETTINGS, num_workers=0)
@@ -79,7 +79,7 @@ def test_worker_settings_are_checked(tiny_raw_dir, tmp_path):
         cfg = compose("prepare", overrides=["data=dir", f"data.root={tiny_raw_dir}", f"data_dir={tmp_path / 'y'}",
                                             "+shards.num_workers=2"])
         assert compose("prepare", overrides=["data_dir=z"]).num_workers == 1
-    with pytest.raises(ValueError, match="shards.num_workers is now num_workers"):
+    with pytest.raises(ValueError, match=r"shards.num_workers is not a setting of shards \(its settings: block_size"):
         prepare_from_config(cfg)
 
 
@@ -96,7 +96,7 @@ def _url_cfg(raw, url, staging, tokenizer_model, *extra):
 
 def test_url_data_dir_is_staged_published_and_pulled_back_verified(tiny_raw_dir, tiny_data_dir, tmp_path):
     from mixtrain.store import remote
-    from mixtrain.prepare.pipeline import prepare_from_config
+    from conftest import prepare_composed as prepare_from_config
 
     bucket = tmp_path / "bucket"
     url = f"file://{bucket}/data"
@@ -135,7 +135,7 @@ def test_url_data_dir_is_staged_published_and_pulled_back_verified(tiny_raw_dir,
 
 def test_unsupported_urls_are_refused_clearly(tiny_raw_dir, tiny_data_dir, tmp_path):
     from mixtrain.store import remote
-    from mixtrain.prepare.pipeline import prepare_from_config
+    from conftest import prepare_composed as prepare_from_config
 
     assert remote._bucket_prefix("s3://bk") == ("bk", "") and remote._bucket_prefix("gs://bk/a/b/") == ("bk", "a/b/")
 
@@ -170,7 +170,7 @@ def test_a_worker_error_stops_the_domain_and_leaves_no_temporary(tiny_data_dir, 
 def test_raw_corpus_url_is_mirrored_and_only_changed_objects_rebuild(tiny_raw_dir, tiny_data_dir, tmp_path):
     import shutil
 
-    from mixtrain.prepare.pipeline import prepare_from_config
+    from conftest import prepare_composed as prepare_from_config
 
     store = tmp_path / "store" / "raw"
     shutil.copytree(tiny_raw_dir, store)
@@ -204,8 +204,8 @@ def test_training_reads_a_url_data_dir_through_its_verified_local_copy(tiny_raw_
     from hydra import compose, initialize_config_dir
 
     from mixtrain.store import remote
-    from mixtrain.prepare.pipeline import prepare_from_config
-    from mixtrain.train.run import train
+    from conftest import prepare_composed as prepare_from_config
+    from conftest import train_composed as train
 
     url = f"file://{tmp_path / 'bucket'}/data"
     prepare_from_config(_url_cfg(tiny_raw_dir, url, tmp_path / "builder", tiny_data_dir / "tokenizer.model"))

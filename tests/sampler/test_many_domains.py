@@ -17,7 +17,7 @@ import pytest
 from crash import CrashAt
 from hydra import compose, initialize_config_dir
 
-from mixtrain.train.run import train
+from conftest import train_composed as train
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
 BLOCK = 33  # seq_len 32 + 1

@@ -12,8 +12,8 @@ import os
 import sys
 
 import lightning.pytorch as pl
-from hydra import compose, initialize_config_dir
 
+from mixtrain.hydra_app import compose
 from mixtrain.train.run import train
 
 CONF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "conf")
@@ -46,7 +46,6 @@ class Probe(pl.Callback):
 if __name__ == "__main__":
     probe_dir, crash = sys.argv[1], sys.argv[2]
     os.makedirs(probe_dir, exist_ok=True)
-    with initialize_config_dir(config_dir=os.path.abspath(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=sys.argv[3:])
+    cfg = compose("train", overrides=sys.argv[3:])
     changes = {int(k): v for k, v in json.loads(os.environ.get("PROBE_SET_WEIGHTS", "{}")).items()}
     train(cfg, extra_callbacks=[Probe(probe_dir, None if crash == "-" else int(crash), changes)])

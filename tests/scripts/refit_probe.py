@@ -12,9 +12,9 @@ import os
 import sys
 
 import lightning.pytorch as pl
-from hydra import compose, initialize_config_dir
 
 from mixtrain.train.mixing_controller import MixingController
+from mixtrain.hydra_app import compose
 from mixtrain.train.run import train
 
 CONF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "conf")
@@ -35,6 +35,5 @@ class RefitDump(pl.Callback):
 if __name__ == "__main__":
     probe_dir = sys.argv[1]
     os.makedirs(probe_dir, exist_ok=True)
-    with initialize_config_dir(config_dir=os.path.abspath(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=sys.argv[2:])
+    cfg = compose("train", overrides=sys.argv[2:])
     train(cfg, extra_callbacks=[RefitDump(probe_dir)])

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from mixtrain.prepare.pipeline import prepare_corpus, prepare_from_config
+from conftest import prepare_composed as prepare_from_config
+from mixtrain.prepare.pipeline import prepare_corpus
 from mixtrain.prepare.shards import ShardSettings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -85,11 +86,11 @@ def test_missing_data_is_prepared_from_data_source_said_so(tmp_path, monkeypatch
     import mixtrain.prepare.pipeline
     import mixtrain.train.run as train_module
 
-    monkeypatch.setattr(mixtrain.prepare, "prepare_from_config", lambda cfg: None)
-    monkeypatch.setattr(train_module, "_hydra_overrides", lambda: ["data=dir"])
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        cfg = compose("train", overrides=["data=dir", f"data.root={tmp_path / 'raw'}", f"data_dir={tmp_path / 'd'}"])
-    train_module._ensure_data(cfg)
+    from mixtrain.hydra_app import compose as compose_typed
+
+    monkeypatch.setattr(mixtrain.prepare.pipeline, "prepare", lambda cfg: None)
+    cfg = compose_typed("train", overrides=["data=dir", f"data.root={tmp_path / 'raw'}", f"data_dir={tmp_path / 'd'}"])
+    train_module._ensure_data(cfg, ["data=dir"])
     out = capsys.readouterr().out
     assert f"preparing it from data=dir (data.root={tmp_path / 'raw'})" in out and "data=?" not in out
 
@@ -102,7 +103,7 @@ def _flip_byte(path: Path) -> None:
 
 @pytest.mark.parametrize("split", ["train", "val"])
 def test_a_flipped_byte_in_a_shard_stops_training_with_the_file_named(tiny_data_dir, tmp_path, split):
-    from mixtrain.train.run import train
+    from conftest import train_composed as train
 
     data = Path(shutil.copytree(tiny_data_dir, tmp_path / "data"))
     chunks = sorted((data / "prose" / split).glob("chunk-*.bin"))

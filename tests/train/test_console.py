@@ -24,7 +24,7 @@ def test_mixture_summary_and_status_line():
 
 
 def test_training_console_counts_steps_with_gradient_accumulation(tiny_data_dir, tmp_path, capfd):
-    from mixtrain.train.run import train
+    from conftest import train_composed as train
 
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         cfg = compose("train", overrides=[

@@ -15,7 +15,7 @@ import torch
 from crash import KillAt, NaNAt
 from hydra import compose, initialize_config_dir
 
-from mixtrain.train.run import train
+from conftest import train_composed as train
 
 REPO = Path(__file__).resolve().parents[2]
 CONF = str(REPO / "conf")
@@ -95,10 +95,9 @@ def test_kill_after_checkpoint_then_resume_keeps_every_metrics_row(tiny_data_dir
     run = tmp_path / "run"
     common = ["trainer.max_steps=12", "trainer.val_check_interval=4", "checkpoint_every_n_steps=4"]
     script = (
-        "import sys; from hydra import compose, initialize_config_dir; from crash import KillAt; "
-        "from mixtrain.train import train\n"
-        f"with initialize_config_dir(config_dir={CONF!r}, version_base='1.3'):\n"
-        f"    cfg = compose('train', overrides={_overrides(tiny_data_dir, run, *common)!r})\n"
+        "import sys; from mixtrain.hydra_app import compose; from crash import KillAt; "
+        "from mixtrain.train.run import train\n"
+        f"cfg = compose('train', overrides={_overrides(tiny_data_dir, run, *common)!r})\n"
         "train(cfg, extra_callbacks=[KillAt(8)])\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO / "tests"), "WANDB_MODE": "offline"}
@@ -153,7 +152,7 @@ def test_nonfinite_loss_stops_after_max_steps_and_never_checkpoints_nan(tiny_dat
         train(_cfg(tiny_data_dir, run, "trainer.max_steps=12", "checkpoint_every_n_steps=1"),
               extra_callbacks=[NaNAt(3)])
     ckpts = sorted((run / "checkpoints").glob("*.ckpt"))
-    # step 3's weights are the ones the first NaN loss came from: set aside (tests/test_faults_run.py)
+    # step 3's weights are the ones the first NaN loss came from: set aside (tests/train/test_faults_run.py)
     assert [p.name for p in ckpts] == ["last.ckpt", "step0000001.ckpt", "step0000002.ckpt"]
     for p in ckpts:
         state = torch.load(p, weights_only=True)["state_dict"]
@@ -187,19 +186,17 @@ def test_validation_runs_at_the_last_step_and_zero_val_blocks_is_refused(tiny_da
 def test_missing_data_dir_is_built_only_for_the_demo_path_or_explicit_data(tmp_path, monkeypatch):
     import mixtrain.prepare.pipeline
     import mixtrain.train.run as train_module
+    from mixtrain.hydra_app import compose as compose_typed
 
     built = []
-    monkeypatch.setattr(mixtrain.prepare, "prepare_from_config", lambda cfg: built.append(str(cfg.data_dir)))
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        typo = compose("train", overrides=[f"data_dir={tmp_path / 'dat/demo'}"])
-        demo = compose("train", overrides=[])
+    monkeypatch.setattr(mixtrain.prepare.pipeline, "prepare", lambda cfg: built.append(str(cfg.data_dir)))
+    typo = compose_typed("train", overrides=[f"data_dir={tmp_path / 'dat/demo'}"])
+    demo = compose_typed("train", overrides=[])
     with pytest.raises(FileNotFoundError, match="python -m mixtrain.prepare"):
-        train_module._ensure_data(typo)  # the default data: demo must not fill a mistyped path
-    monkeypatch.setattr(train_module, "_hydra_overrides", lambda: ["data=demo", f"data_dir={typo.data_dir}"])
-    train_module._ensure_data(typo)  # asked for explicitly on the command line
-    monkeypatch.setattr(train_module, "_hydra_overrides", lambda: [])
+        train_module._ensure_data(typo, [])  # the default data: demo must not fill a mistyped path
+    train_module._ensure_data(typo, ["data=demo", f"data_dir={typo.data_dir}"])  # asked for explicitly
     monkeypatch.chdir(tmp_path)  # data/demo is the demo's own default path (relative to the cwd)
-    train_module._ensure_data(demo)
+    train_module._ensure_data(demo, [])
     assert built == [str(typo.data_dir), "data/demo"]
 
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from mixtrain.train.run import train
+from conftest import train_composed as train
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
 
@@ -86,7 +86,7 @@ def test_full_disk_names_the_path_and_free_space_and_keeps_the_previous_checkpoi
 
 
 def test_disk_full_error_recognises_torch_and_os_errors_only(tmp_path):
-    from mixtrain.train.checkpoints import disk_full_error
+    from mixtrain.store.checkpoint_files import disk_full_error
 
     path = str(tmp_path / "last.ckpt")
     try:

@@ -253,7 +253,7 @@ def _cfg(data_dir, out_dir, *extra):
 
 
 def test_resume_auto_starts_then_continues_and_failed_starts_do_not_count(tiny_data_dir, tmp_path, capsys):
-    from mixtrain.train.run import train
+    from conftest import train_composed as train
 
     run = tmp_path / "run"
     run.mkdir()
@@ -275,7 +275,7 @@ def test_resume_auto_starts_then_continues_and_failed_starts_do_not_count(tiny_d
 def test_resume_on_another_world_size_keeps_the_global_batch(tiny_data_dir, tmp_path, capsys):
     """A checkpoint of 2 processes x 128 tokens, resumed on 1: accumulation 2 keeps 256 tokens per step."""
     from mixtrain.train.checkpoints import BATCH_KEY
-    from mixtrain.train.run import train
+    from conftest import train_composed as train
 
     run = tmp_path / "run"
     train(_cfg(tiny_data_dir, run, "trainer.max_steps=2"))
@@ -298,15 +298,16 @@ def test_resume_on_another_world_size_keeps_the_global_batch(tiny_data_dir, tmp_
 
 
 def test_entry_point_turns_hydra_output_off_on_every_rank(monkeypatch):
-    from mixtrain.train.launch import entry_argv, hydra_subdir
+    from mixtrain.hydra_app import entry_argv
+    from mixtrain.train.launch import hydra_subdir
 
     for key in ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("MIXTRAIN_HYDRA_SUBDIR", ".hydra")  # entry_argv sets it: restored after the test
-    assert entry_argv(["train", "a=1"]) == ["train", "a=1", "hydra.output_subdir=null"]
+    assert entry_argv(["train", "a=1"]) == ["train", "hydra.output_subdir=null", "a=1"]
     assert hydra_subdir() == ".hydra"
     assert entry_argv(["train", "hydra.output_subdir=meta"])[1:] == ["hydra.output_subdir=null"]
-    assert hydra_subdir() == "meta"  # the folder the user asked for: train.py writes it on rank 0
+    assert hydra_subdir() == "meta"  # the folder the user asked for: train/run.py writes it on rank 0
     monkeypatch.setenv("SLURM_PROCID", "3")
     assert entry_argv(["train"])[1:] == ["hydra.output_subdir=null", "hydra.run.dir=."]
 

@@ -1,4 +1,4 @@
-"""Per-domain metrics at the logging interval (module.py, mixing/refit.py): complete metrics.csv rows."""
+"""Per-domain metrics at the logging interval (module.py, train/mixing_controller.py): complete metrics.csv rows."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-from mixtrain.train.run import train
+from conftest import train_composed as train
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
 

@@ -18,7 +18,7 @@ from hydra import compose, initialize_config_dir
 
 from mixtrain.mixing.base import MixHistory, MixingStrategy, cap_remaining_epochs
 
-CONF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "conf")
+CONF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "conf")
 SEEN: list[MixHistory] = []
 # conf/mixing/odm.yaml's keys that Scripted (which borrows odm's refit block) does not take
 NOT_SCRIPTED = ["~mixing.warmup_steps", "~mixing.reward", "~mixing.reward_scale", "~mixing.reward_smoothing",
@@ -47,7 +47,7 @@ class Scripted(MixingStrategy):
 def scripted_run(tiny_data_dir, tmp_path_factory):
     import torch
 
-    from mixtrain.train.run import train
+    from conftest import train_composed as train
 
     stats = {d: json.loads((Path(tiny_data_dir) / d / "stats.json").read_text())
              for d in json.loads((Path(tiny_data_dir) / "manifest.json").read_text())["domains"]}
@@ -133,7 +133,7 @@ def test_refits_happen_once_per_optimizer_step_under_gradient_accumulation(tiny_
     every token of the step counted and both micro-batches' losses in its history."""
     import torch
 
-    from mixtrain.train.run import train
+    from conftest import train_composed as train
 
     SEEN.clear()
     threads = torch.get_num_threads()

@@ -7,9 +7,12 @@ import math
 import pytest
 
 from mixtrain.train.lr_schedule import lr_multiplier
+from mixtrain.model.gpt import GPTConfig
+from mixtrain.train.config import OptimConfig
 from mixtrain.train.module import MixtureLM
 
 KW = {"warmup_steps": 10, "max_steps": 100, "min_lr_ratio": 0.1}
+TINY = GPTConfig(vocab_size=32, seq_len=8, n_layer=1, n_head=2, d_model=16)
 
 
 def test_cosine_is_unchanged():
@@ -47,13 +50,14 @@ def test_bad_schedule_settings_name_the_key():
     with pytest.raises(ValueError, match="optim.schedule"):
         lr_multiplier(0, "linear", **KW)
     with pytest.raises(ValueError, match="optim.decay_shape"):
-        MixtureLM({"vocab_size": 32, "seq_len": 8, "n_layer": 1, "n_head": 2, "d_model": 16}, ["a"],
-                  schedule="wsd", decay_shape="sqrt", **KW)
+        MixtureLM(TINY, OptimConfig(schedule="wsd", decay_shape="sqrt", warmup_steps=10, min_lr_ratio=0.1), ["a"],
+                  max_steps=100)
 
 
 def test_optimizer_follows_the_configured_schedule():
-    module = MixtureLM({"vocab_size": 32, "seq_len": 8, "n_layer": 1, "n_head": 2, "d_model": 16}, ["a", "b"],
-                       lr=1e-3, schedule="wsd", decay_fraction=0.5, decay_shape="linear", **KW)
+    optim = OptimConfig(lr=1e-3, schedule="wsd", decay_fraction=0.5, decay_shape="linear", warmup_steps=10,
+                        min_lr_ratio=0.1)
+    module = MixtureLM(TINY, optim, ["a", "b"], max_steps=100)
     module.configure_model()
     opt = module.configure_optimizers()
     optimizer, scheduler = opt["optimizer"], opt["lr_scheduler"]["scheduler"]

@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 from mixtrain.fitting.collect import collect
 from mixtrain.fitting.fit import main as fit_main
 from mixtrain.train.target import target_importance, target_loss
-from mixtrain.train.run import train
+from conftest import train_composed as train
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
 TARGET = "tables"  # the fixture's domain used as the eval-only target

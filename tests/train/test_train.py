@@ -13,7 +13,7 @@ import pytest
 from crash import CrashAt
 from hydra import compose, initialize_config_dir
 
-from mixtrain.train.run import train
+from conftest import train_composed as train
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
 REPO = Path(__file__).resolve().parents[2]
@@ -92,7 +92,7 @@ def test_secrets_never_reach_run_files(tiny_data_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_API_KEY", secret)
     run = tmp_path / "run"
     train(_cfg(tiny_data_dir, run, "trainer.max_steps=2", "checkpoint_every_n_steps=2",
-               "logger=wandb", f"+extra.api_key={secret}", f"+extra.note=uses {secret}"))
+               "logger=wandb", f"+storage_options.api_key={secret}", f"+data.note=uses {secret}"))
     assert (run / "wandb").is_dir()  # wandb (offline) wrote its files into the run directory
     for path in run.rglob("*"):
         if path.is_file():
@@ -131,14 +131,16 @@ def test_hydra_multirun_two_jobs(tiny_data_dir, tmp_path):
 
 def test_datamodule_is_built_with_the_strategys_initial_weights(tiny_data_dir):
     """The DataModule gets its initial weights in its constructor, for exactly the training domains."""
+    from mixtrain.train.config import SamplerConfig
     from mixtrain.train.datamodule import MixtureDataModule, read_layout
 
     layout = read_layout(tiny_data_dir)
     a, b, c = layout.domains
-    dm = MixtureDataModule(layout, 32, 4, initial_weights={a: 0.5, b: 0.25, c: 0.25}, val_blocks_per_domain=2)
+    shape = {"seq_len": 32, "batch_size": 4, "seed": 0, "val_blocks_per_domain": 2}
+    dm = MixtureDataModule(layout, SamplerConfig(), initial_weights={a: 0.5, b: 0.25, c: 0.25}, **shape)
     assert dm.initial_weights == {a: 0.5, b: 0.25, c: 0.25} and dm.domains == layout.domains
     with pytest.raises(ValueError, match=rf"initial weights are for domains \['{a}', '{b}'\] but .* trains on"):
-        MixtureDataModule(layout, 32, 4, initial_weights={a: 0.5, b: 0.5})
+        MixtureDataModule(layout, SamplerConfig(), initial_weights={a: 0.5, b: 0.5}, **shape)
     only = read_layout(tiny_data_dir, eval_only_domains=[c])
     assert only.domains == [a, b] and only.val_domains == [a, b, c] and set(only.stats) == {a, b}
     with pytest.raises(ValueError, match=r"eval_only_domains: 'nope' is not a domain of"):

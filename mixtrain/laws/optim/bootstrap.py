@@ -1,8 +1,9 @@
 """Refits for the sampled optimiser: the law refitted on bootstrap resamples of its runs, and the check
-law of another family whose refits judge the step away from uniform too (laws/sampled.py steps 2 and 5).
+law of another family whose refits judge the step away from uniform too (laws/optim/sampled.py steps 2 and 5).
 
-Place in the flow: fitted law (+ its table) -> **refits** -> laws/sampled.py `propose`. Pure: numpy
-(+ the laws' own fits).
+Place in the flow: fitted law (+ its table) -> **bootstrap refits** -> laws/optim/scoring.py (step 2) and
+laws/optim/decision.py (step 5) of `propose`. Builds the check law by name from laws/law_registry.py.
+Pure: numpy (+ the laws' own fits).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def bootstrap_laws(law: MixingLaw, B: int, rng: np.random.Generator) -> list[Mix
 
 def auto_check_law(law: MixingLaw) -> tuple[str, str | None]:
     """The "auto" check law for `law` and a note: ridge for every other law; for ridge, lightgbm from
-    `CHECK_TREES_MIN_RUNS` runs on (when the extra is installed), else bimix (laws/sampled.py docstring, step 5)."""
+    `CHECK_TREES_MIN_RUNS` runs on (when the extra is installed), else bimix (laws/optim/sampled.py docstring, step 5)."""
     if law.name != "ridge":
         return "ridge", None
     n_runs = len(law.table.run_names)

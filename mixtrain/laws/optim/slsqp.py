@@ -1,10 +1,18 @@
 """The gradient optimiser of a fitted law: SLSQP on the simplex inside a support box and a TV trust
-region (`MixingLaw.solve`, `--optimizer slsqp`). Not the default: `laws/sampled.py` is.
+region (`solve`, `optimize`, `--optimizer slsqp`, `mixing.optimizer: slsqp`). Not the default:
+laws/optim/sampled.py is.
 
-Place in the flow: law (laws/base.py) -> **slsqp.py** -> Optimum -> weights.yaml (`mixtrain.fitting.fit`).
-Kept for laws with a closed form (bimix) and for comparison (bench/optimiser.py). Measured weakness
-(issue 19): on real proxy data every law's optimum sat exactly on the trust-region edge, so the
-constraint chose the answer, not the data. Pure: numpy + scipy.
+Place in the flow: fitted law (laws/base.py) -> **laws/optim/slsqp.py** -> Optimum -> weights.yaml
+(`mixtrain.fitting.fit`) / mixing=law (`mixtrain.mixing.fitted_law`) / the online refit
+(`mixtrain.mixing.online_bimix`). The optimiser sits above the laws it optimises: a law knows nothing of it.
+A law with a closed-form box optimum (bimix) offers it through its `_optimize` hook; for every other law
+(`_optimize` returns None) the box optimum is the generic multi-start SLSQP here (`box_optimum`).
+Kept for the closed forms and for comparison (bench/optimiser.py). Measured weakness (issue 19): on real
+proxy data every law's optimum sat exactly on the trust-region edge, so the constraint chose the answer,
+not the data. Pure: numpy + scipy.
+
+    solve(law, target_step, importance, min_weight, max_weight, support_margin=..., trust_radius=..., seed=0) -> Optimum
+    optimize(law, target_step, ...) -> {domain: weight}      # the weights of `solve`
 """
 
 from __future__ import annotations
@@ -14,58 +22,27 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy.optimize import brentq, minimize
+from scipy.optimize import minimize
 
+from mixtrain.laws.optim.bounds import check_step, user_bounds
+from mixtrain.laws.simplex import project_box_simplex
 from mixtrain.laws.support import (
     DEFAULT_SUPPORT_MARGIN, DEFAULT_TRUST_RADIUS, Optimum, active_constraints, combine_bounds, solve_in_support,
     support_box, tv_distance,
 )
-from mixtrain.laws.table import as_domain_map
 from mixtrain.weights import normalize_weights
 
 if TYPE_CHECKING:
     from mixtrain.laws.base import MixingLaw
 
-
-def project_box_simplex(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Euclidean projection of x onto {lo <= r <= hi, sum r = 1} (assumed non-empty)."""
-    f = lambda mu: float(np.clip(x - mu, lo, hi).sum() - 1.0)  # noqa: E731  decreasing in mu
-    a, b = float(np.min(x - hi)) - 1.0, float(np.max(x - lo)) + 1.0
-    mu = brentq(f, a, b, xtol=1e-15, rtol=1e-15, maxiter=200)
-    return np.clip(x - mu, lo, hi)
+__all__ = ["box_optimum", "law_box_optimum", "optimize", "solve"]
 
 
-def project_rows(X: np.ndarray, lo: np.ndarray, hi: np.ndarray, iters: int = 60) -> np.ndarray:
-    """`project_box_simplex` of every row of X [n, k] at once (vectorised bisection on the shift)."""
-    a = (X - hi[None]).min(axis=1) - 1.0
-    b = (X - lo[None]).max(axis=1) + 1.0
-    for _ in range(iters):
-        mu = 0.5 * (a + b)
-        over = np.clip(X - mu[:, None], lo[None], hi[None]).sum(axis=1) > 1.0
-        a, b = np.where(over, mu, a), np.where(over, b, mu)
-    R = np.clip(X - (0.5 * (a + b))[:, None], lo[None], hi[None])
-    return R / R.sum(axis=1, keepdims=True)
-
-
-def user_bounds(law: MixingLaw, min_weight=0.0, max_weight=None) -> tuple[np.ndarray, np.ndarray]:
-    """Per-training-domain floor and cap arrays from a scalar or {domain: value} each."""
-    lo_map = as_domain_map(min_weight, law.train_domains, 0.0, "min_weight")
-    hi_map = as_domain_map(max_weight, law.train_domains, 1.0, "max_weight")
-    lo = np.array([lo_map[d] for d in law.train_domains])
-    hi = np.array([hi_map[d] for d in law.train_domains])
-    for d, a, b in zip(law.train_domains, lo, hi):
-        if not 0.0 <= a <= 1.0 or not 0.0 <= b <= 1.0 or a > b:
-            raise ValueError(f"{law.name}: bounds of domain {d!r} are min {a} max {b}; need 0 <= min <= max <= 1")
-    if lo.sum() > 1.0 + 1e-12:
-        raise ValueError(f"{law.name}: infeasible: the minimum weights sum to {lo.sum():g} > 1")
-    if hi.sum() < 1.0 - 1e-12:
-        raise ValueError(f"{law.name}: infeasible: the maximum weights sum to {hi.sum():g} < 1")
-    return lo, hi
-
-
-def check_step(law: MixingLaw, target_step: float) -> None:
-    if not math.isfinite(float(target_step)) or float(target_step) <= 0:
-        raise ValueError(f"{law.name}: target_step must be finite and > 0, got {target_step}")
+def optimize(law: MixingLaw, target_step: float, importance: Mapping[str, float] | None = None,
+             min_weight: float | Mapping[str, float] = 0.0, max_weight: float | Mapping[str, float] | None = None,
+             **support: Any) -> dict[str, float]:
+    """The weights of `solve(law, ...)` (same arguments)."""
+    return solve(law, target_step, importance, min_weight, max_weight, **support).weights
 
 
 def solve(
@@ -79,7 +56,7 @@ def solve(
     trust_radius: float | None = DEFAULT_TRUST_RADIUS,
     seed: int = 0,
 ) -> Optimum:
-    """`MixingLaw.solve`: weights minimising sum_i importance_i * L_i(r, target_step) within floors,
+    """Weights minimising sum_i importance_i * L_i(r, target_step) within floors,
     caps, the support box (absolute `support_margin`) and the TV `trust_radius` (laws/support.py)."""
     law._require_fitted()
     check_step(law, target_step)
@@ -106,7 +83,7 @@ def solve(
         return float(L @ w), J.T @ w
 
     r, free = solve_in_support(
-        fg, lambda a, b: law._optimize(float(target_step), w, a, b, rng=rng), project_box_simplex,
+        fg, lambda a, b: law_box_optimum(law, float(target_step), w, a, b, rng=rng), project_box_simplex,
         M if M is not None else np.empty((0, k)), lo, hi, None if trust_radius is None else float(trust_radius), rng,
     )
     if not np.all(np.isfinite(r)):
@@ -130,9 +107,16 @@ def solve(
     )
 
 
+def law_box_optimum(law: MixingLaw, step: float, w: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                    *, rng: np.random.Generator) -> np.ndarray:
+    """The box optimum of `law`: its closed form (`law._optimize`) where it has one, else `box_optimum`."""
+    closed = law._optimize(step, w, lo, hi, rng=rng)
+    return box_optimum(law, step, w, lo, hi, rng=rng) if closed is None else closed
+
+
 def box_optimum(law: MixingLaw, step: float, w: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                 *, rng: np.random.Generator, **_: Any) -> np.ndarray:
-    """Generic `MixingLaw._optimize`: SLSQP on {lo <= r <= hi, sum r = 1} from several starts, best wins.
+    """The generic box optimum (laws without a closed form): SLSQP on {lo <= r <= hi, sum r = 1} from several starts, best wins.
 
     Starts: uniform, 4 Dirichlet draws from `rng` (seeded by the caller), and the 3 observed
     mixtures with the lowest objective (projected into the box).

@@ -1,4 +1,4 @@
-"""Test probe for launches through torchrun / srun (tests/test_launch.py): on PYTHONPATH, Python
+"""Test probe for launches through torchrun / srun (tests/train/test_launch.py): on PYTHONPATH, Python
 imports it in every process. With MIXTRAIN_PROBE_DIR set it
 
 * records every file write (open for writing, mkdir, rename/replace, remove, rmtree) under
