@@ -247,12 +247,16 @@ def _float(cell: str, column: str, where: str) -> float:
         raise ValueError(f"{where}: column {column!r} is not a number: {cell!r}") from None
 
 
-def read_table(path: str) -> ObservationTable:
-    """Read and validate an observation table CSV (see module docstring for the errors)."""
+def _read_csv(path: str) -> tuple[list[str], list[dict[str, str]]]:
+    """(header, rows) of a CSV file with a header line."""
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
-        header = list(reader.fieldnames or [])
-        rows = list(reader)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def read_table(path: str) -> ObservationTable:
+    """Read and validate an observation table CSV (see module docstring for the errors)."""
+    header, rows = _read_csv(path)
     if not header:
         raise ValueError(f"{path}: empty file, expected a header with run, step, w/<domain>, loss/<domain>")
     for col in ("run", "step"):
@@ -318,10 +322,7 @@ def read_mixtures(path: str, train_domains: Sequence[str]) -> tuple[list[str], l
     Each row is validated and normalised with `normalize_weights` (so 50,30,20 is read as
     0.5,0.3,0.2). Returns (header, raw rows, W [n, k], steps [n] or None).
     """
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        header = list(reader.fieldnames or [])
-        rows = list(reader)
+    header, rows = _read_csv(path)
     if not rows:
         raise ValueError(f"{path}: no rows (expected w/<domain> columns and an optional step column)")
     given = [c[len(WEIGHT_PREFIX):] for c in header if c.startswith(WEIGHT_PREFIX)]
