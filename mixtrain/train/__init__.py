@@ -3,7 +3,7 @@
 Place in the flow: after prepare (and fitting, for mixing=law); mixtrain/hydra_app.py binds the
 Hydra config to `TrainConfig` and calls `run.train`, which only composes the parts below.
 
-    config.py             TrainConfig and its sections (optim, sampler, target; model = model/gpt.py's GPTConfig)
+    config.py             TrainConfig and its sections (optim, sampler, target; model = model/config.py's GPTConfig)
     run.py                train(config): plan the start, build the parts, claim RUN, fit, summary.json
     datamodule.py         read_layout + MixtureDataModule: the mixed train stream, fixed val loaders
     module.py             MixtureLM: next-token and per-domain losses, AdamW + lr_schedule.py, throughput

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mixtrain.model.gpt import GPTConfig
+from mixtrain.model.config import GPTConfig
 from mixtrain.prepare.config import PrepareConfig
 from mixtrain.prepare.shards import ShardSettings
 

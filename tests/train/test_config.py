@@ -127,3 +127,12 @@ def test_a_section_is_built_without_hydra():
         TrainConfig(resume_global_batch="never")
     prep = config.prepare_config()
     assert prep.data_dir == config.data_dir and prep.shards.block_size >= config.seq_len + 1
+
+
+def test_composing_a_config_imports_no_torch():
+    """Every command's entry point composes and checks its config before torch is needed: `--cfg job`,
+    a refused key and a sweep's parent process stay fast (the model section is model/config.py)."""
+    code = ("import sys; from mixtrain.hydra_app import compose; compose('train', ['mixing=ado']); "
+            "compose('prepare', ['data_dir=d']); assert 'torch' not in sys.modules, 'torch imported'")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
