@@ -32,7 +32,7 @@ _SAME = {
 
 def _resolved(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """GPTConfig kwargs with the derived defaults filled in (n_kv_head, mlp_hidden)."""
-    from mixtrain.model.gpt import GPTConfig
+    from mixtrain.model.config import GPTConfig
 
     known = GPTConfig.__dataclass_fields__
     c = GPTConfig(**{k: v for k, v in dict(cfg).items() if k in known})

@@ -25,7 +25,8 @@ import torch
 from mixtrain.train.config import OptimConfig, TrainConfig
 from mixtrain.train.lr_schedule import lr_multiplier
 from mixtrain.train.step_output import StepOutput, declare_columns, log_to_loggers, logs_due
-from mixtrain.model.gpt import GPT, GPTConfig, per_token_loss
+from mixtrain.model.config import GPTConfig
+from mixtrain.model.gpt import GPT, per_token_loss
 from mixtrain.train.target import target_loss
 
 
