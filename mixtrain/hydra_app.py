@@ -103,11 +103,8 @@ def compose(config_name: str, overrides: Sequence[str] = ()) -> Any:
 
 
 # ------------------------------------------------------------------------------------------ command line
-HYDRA_SUBDIR_ENV = launch.HYDRA_SUBDIR_ENV
-
-
 def entry_argv(argv: list[str]) -> list[str]:
-    """The command line for Hydra with `hydra.output_subdir=null` (see HYDRA_SUBDIR_ENV) on every rank,
+    """The command line for Hydra with `hydra.output_subdir=null` (see launch.HYDRA_SUBDIR_ENV) on every rank,
     and on a rank other than 0 `hydra.run.dir=.` (Hydra creates its run dir in every process).
 
     Decided before Hydra runs, from the command line alone, so every process of a launch makes the
@@ -115,7 +112,7 @@ def entry_argv(argv: list[str]) -> list[str]:
     go right before the user's first override: argparse takes the overrides as one run of positional
     arguments, so appending them after a trailing `--cfg job` was an "unrecognized arguments" error.
     """
-    user, subdir = [], os.environ.get(HYDRA_SUBDIR_ENV, ".hydra")
+    user, subdir = [], os.environ.get(launch.HYDRA_SUBDIR_ENV, ".hydra")
     for arg in argv[1:]:
         key, _, value = arg.partition("=")
         if key.lstrip("+") == "hydra.output_subdir":
@@ -124,7 +121,7 @@ def entry_argv(argv: list[str]) -> list[str]:
         if launch.global_rank() != 0 and key.lstrip("+") == "hydra.run.dir":
             continue  # a rank other than 0 creates nothing in the run dir (train reads out_dir, not Hydra's)
         user.append(arg)
-    os.environ[HYDRA_SUBDIR_ENV] = subdir
+    os.environ[launch.HYDRA_SUBDIR_ENV] = subdir
     ours = ["hydra.output_subdir=null", *(["hydra.run.dir=."] if launch.global_rank() != 0 else [])]
     first = next((i for i, a in enumerate(user) if "=" in a and not a.startswith("-")), len(user))
     return [argv[0], *user[:first], *ours, *user[first:]]

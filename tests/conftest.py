@@ -23,6 +23,20 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
+def smoke_overrides(data_dir, out_dir, *extra: str) -> list[str]:
+    """The overrides of a seconds-long CPU run (experiment=smoke) on a prepared tiny data_dir."""
+    return ["experiment=smoke", f"data_dir={data_dir}", f"out_dir={out_dir}", "prepare_if_missing=false",
+            "seq_len=32", "batch_size=4", "val_blocks_per_domain=4", "table_at_end=false", *extra]
+
+
+def smoke_cfg(data_dir, out_dir, *extra: str):
+    """conf/train.yaml composed (by Hydra, unbound) with `smoke_overrides`: pass it to `train_composed`."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose("train", overrides=smoke_overrides(data_dir, out_dir, *extra))
+
+
 def train_composed(cfg, *args, **kwargs):
     """train() of a Hydra-composed config (hydra.compose in a test): bound to TrainConfig first, as the
     entry point does (mixtrain/hydra_app.py)."""

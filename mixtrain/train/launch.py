@@ -8,7 +8,6 @@ is built, and by every callback that must act on one rank only. No Hydra here: h
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 # Hydra writes <run dir>/.hydra/ in every process before the app runs; under torchrun/srun every

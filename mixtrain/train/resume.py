@@ -18,6 +18,7 @@ from typing import Any
 
 from mixtrain.store.checkpoint_files import load_checkpoint_meta, resume_checkpoint
 from mixtrain.train.checkpoints import MIXING_KEY, mixing_mismatch
+from mixtrain.train.config import RESUME_MIXING_OPTIONS
 from mixtrain.train.summary import claim_run_dir
 
 
@@ -91,7 +92,7 @@ def plan_mixing(start: Start, name: str, config: dict[str, Any], initial_weights
                 resume_mixing: str) -> MixingPlan:
     """The checkpoint's strategy against this run's: the same (continue), another one (refused
     unless `resume_mixing=switch`), or none recorded (an old checkpoint: continue)."""
-    if resume_mixing not in ("refuse", "switch"):
+    if resume_mixing not in RESUME_MIXING_OPTIONS:  # also checked when the config is built (train/config.py)
         raise ValueError(f"resume_mixing={resume_mixing}: use refuse (default) or switch")
     if start.ckpt is None:
         return MixingPlan(dict(initial_weights))

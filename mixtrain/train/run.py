@@ -19,7 +19,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,6 @@ class RunParts:
     importance: dict[str, float]
     accumulate: int
     world: int | None
-    notes: dict[str, Any] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -107,7 +106,7 @@ def build_datamodule(config: TrainConfig, layout, initial_weights: dict[str, flo
     return MixtureDataModule(
         layout, config.sampler, seq_len=config.seq_len, batch_size=config.batch_size, initial_weights=initial_weights,
         seed=config.seed, val_blocks_per_domain=config.val_blocks_per_domain,
-        pin_memory=config.trainer.get("accelerator") not in ("cpu",),
+        pin_memory=config.trainer["accelerator"] not in ("cpu",),
     )
 
 
@@ -142,12 +141,12 @@ def _batch_plan(config: TrainConfig, start, rank_zero: bool) -> tuple[int | None
     from mixtrain.train.resume import resumed_accumulation
 
     tcfg = config.trainer
-    if rank_zero and tcfg.get("accelerator") == "cpu" and str(tcfg.get("precision")).startswith(("bf16", "16")):
+    if rank_zero and tcfg["accelerator"] == "cpu" and str(tcfg["precision"]).startswith(("bf16", "16")):
         # trainer=ddp/fsdp build on gpu.yaml (bf16, 10,000 steps): on CPU that is slow autocast
         print(f"[mixtrain] trainer.accelerator=cpu with trainer.precision={tcfg['precision']} (trainer=ddp/fsdp inherit "
               f"gpu.yaml's, with max_steps={tcfg['max_steps']}): pass trainer.precision=32-true and your "
               "trainer.max_steps on CPU", flush=True)
-    world = launch.planned_world_size(tcfg.get("devices", 1), tcfg.get("num_nodes", 1))
+    world = launch.planned_world_size(tcfg["devices"], tcfg["num_nodes"])
     accumulate = launch.gradient_accumulation(config.global_batch_tokens, config.batch_size, config.seq_len, world)
     if start.ckpt is not None:  # another world size: keep the checkpoint's global batch (or refuse)
         accumulate = resumed_accumulation(start.ckpt.get(BATCH_KEY), config.batch_size, config.seq_len, world,
@@ -269,6 +268,7 @@ def build_callbacks(config: TrainConfig, parts: RunParts, out_dir: str, extra: S
 
 def build_trainer(config: TrainConfig, parts: RunParts, callbacks: list, loggers: list, out_dir: str):
     """Lightning's Trainer from the `trainer` section (a strategy given by _target_ is built too)."""
+    import lightning.pytorch as pl
     from hydra.utils import instantiate
 
     from mixtrain.train.checkpoints import AtomicCheckpointIO
@@ -277,8 +277,6 @@ def build_trainer(config: TrainConfig, parts: RunParts, callbacks: list, loggers
     trainer_kwargs["accumulate_grad_batches"] = parts.accumulate
     launch.fill_data_parallel_size(trainer_kwargs, parts.world)
     trainer_kwargs = instantiate(trainer_kwargs, _convert_="all")  # nested _target_ (FSDP2's strategy)
-    import lightning.pytorch as pl
-
     return pl.Trainer(**trainer_kwargs, callbacks=callbacks, logger=loggers, default_root_dir=out_dir,
                       plugins=[AtomicCheckpointIO(), *launch.cluster_plugins()])
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 from crash import CrashAt
-from hydra import compose, initialize_config_dir
+from conftest import smoke_cfg
 
 from mixtrain.model.init_weights import read_initial_weights
 from mixtrain.mixing.doremi import per_token_excess
@@ -27,7 +27,6 @@ from mixtrain.train.config import OptimConfig
 from mixtrain.train.module import MixtureLM, domain_excess
 
 REPO = Path(__file__).resolve().parents[2]
-CONF = str(REPO / "conf")
 # 8 steps, refit every 2, checkpoint every 3: the crash at 5 resumes from step 3, mid refit interval
 # (step 3's excess sums come back from the checkpoint)
 COMMON = ["trainer.max_steps=8", "trainer.val_check_interval=8", "checkpoint_every_n_steps=3",
@@ -44,11 +43,7 @@ def _one_torch_thread():
 
 
 def _cfg(data_dir, out_dir, *overrides):
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        return compose("train", overrides=[
-            "experiment=smoke", f"data_dir={data_dir}", f"out_dir={out_dir}", "prepare_if_missing=false",
-            "seq_len=32", "batch_size=4", "val_blocks_per_domain=4", "table_at_end=false",
-            "trainer.enable_progress_bar=false", *overrides])
+    return smoke_cfg(data_dir, out_dir, "trainer.enable_progress_bar=false", *overrides)
 
 
 def _refits(run) -> list[dict]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from crash import CrashAt
-from hydra import compose, initialize_config_dir
+from conftest import smoke_cfg
 from online_helpers import DOMAINS, _ctx, _drive, _history
 
 from mixtrain.mixing.ado import ADO
@@ -28,7 +28,6 @@ from mixtrain.mixing.doremi import DoReMi, per_token_excess, read_reference_loss
 from mixtrain.mixing.odm import ODM
 
 REPO = Path(__file__).resolve().parents[2]
-CONF = str(REPO / "conf")
 
 
 def _write_reference(run_dir: Path, losses: dict[str, float], steps=range(1, 101), kind="train"):
@@ -210,12 +209,7 @@ def _one_torch_thread():
 
 
 def _cfg(data_dir, out_dir, *overrides):
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        return compose("train", overrides=[
-            "experiment=smoke", f"data_dir={data_dir}", f"out_dir={out_dir}", "prepare_if_missing=false",
-            "seq_len=32", "batch_size=4", "val_blocks_per_domain=4", "table_at_end=false",
-            "trainer.enable_progress_bar=false", *overrides,
-        ])
+    return smoke_cfg(data_dir, out_dir, "trainer.enable_progress_bar=false", *overrides)
 
 
 # 12 steps, refit every 3, checkpoint every 4: the crash at 10 falls between the refits at 9 and 12

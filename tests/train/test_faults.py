@@ -13,22 +13,15 @@ from pathlib import Path
 import pytest
 import torch
 from crash import KillAt, NaNAt
-from hydra import compose, initialize_config_dir
+from conftest import smoke_cfg, smoke_overrides
 
 from conftest import train_composed as train
 
 REPO = Path(__file__).resolve().parents[2]
-CONF = str(REPO / "conf")
 
 
-def _overrides(data_dir, out_dir, *extra):
-    return ["experiment=smoke", f"data_dir={data_dir}", f"out_dir={out_dir}", "prepare_if_missing=false",
-            "seq_len=32", "batch_size=4", "val_blocks_per_domain=4", "table_at_end=false", *extra]
-
-
-def _cfg(data_dir, out_dir, *extra):
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        return compose("train", overrides=_overrides(data_dir, out_dir, *extra))
+_overrides = smoke_overrides
+_cfg = smoke_cfg
 
 
 def _steps(run) -> list[int]:

@@ -11,20 +11,15 @@ from pathlib import Path
 
 import pytest
 from crash import CrashAt
-from hydra import compose, initialize_config_dir
+from conftest import smoke_cfg
 
 from conftest import train_composed as train
 
-CONF = str(Path(__file__).resolve().parents[2] / "conf")
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _cfg(data_dir, out_dir, *overrides):
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        return compose("train", overrides=[
-            "experiment=smoke", f"data_dir={data_dir}", f"out_dir={out_dir}", "prepare_if_missing=false",
-            "seq_len=32", "batch_size=4", "val_blocks_per_domain=4", "table_at_end=false", *overrides,
-        ])
+    return smoke_cfg(data_dir, out_dir, *overrides)
 
 
 def _rows(run_dir) -> list[dict[str, str]]:
