@@ -38,6 +38,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException, ValidationError
 
+from mixtrain.errors import ConfigError  # noqa: F401  (re-exported: callers import it from here)
 from mixtrain.prepare.config import EntropyConfig, PrepareConfig
 from mixtrain.train import launch
 from mixtrain.train.config import TrainConfig
@@ -45,10 +46,6 @@ from mixtrain.train.config import TrainConfig
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 SCHEMAS: dict[str, type] = {"train": TrainConfig, "prepare": PrepareConfig, "entropy": EntropyConfig}
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A config key or value the command does not accept; the message names the key and the fix."""
 
 
 def register_schemas() -> None:

@@ -1,7 +1,7 @@
 """The package is layered: its import graph has no cycle (every `import` in every module, function-level
 ones and `if TYPE_CHECKING:` ones too: a lazy or typing-only import still makes two modules depend on
 each other for a reader), stages import only the stages below them, no module is over 400 lines and no
-function over 80, at most 4 modules sit directly in mixtrain/ and at most 3 import Hydra or OmegaConf."""
+function over 80, at most 5 modules sit directly in mixtrain/ and at most 3 import Hydra or OmegaConf."""
 
 from __future__ import annotations
 
@@ -132,10 +132,10 @@ def test_no_function_is_over_80_lines():
 
 
 def test_the_package_is_folders_by_stage():
-    """At most 4 modules directly in mixtrain/ (the package, the `mixtrain` command, the weights type,
-    the Hydra entry); everything else lives in a stage folder whose __init__ says its place in the flow."""
+    """At most 5 modules directly in mixtrain/ (the package, the `mixtrain` command, the weights type,
+    the Hydra entry, the user-facing errors); everything else lives in a stage folder whose __init__ says its place in the flow."""
     top = sorted(p.name for p in PACKAGE.glob("*.py"))
-    assert len(top) <= 4, top
+    assert len(top) <= 5, top
     for init in PACKAGE.glob("*/__init__.py"):
         doc = ast.get_docstring(ast.parse(init.read_text())) or ""
         assert "Place in the flow" in doc or "place in the flow" in doc, f"{init}: say its place in the flow"
