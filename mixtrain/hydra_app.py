@@ -192,7 +192,7 @@ def run_train() -> None:
 
 # ------------------------------------------------------------------------------------- prepare, entropy
 def _prepare_app(cfg: DictConfig) -> None:
-    from mixtrain.prepare.pipeline import prepare
+    from mixtrain.prepare.tasks import prepare  # one machine, or task i of n (SLURM array, srun, torchrun)
 
     config = _bind_or_exit(cfg, PrepareConfig)
     manifest = prepare(config)

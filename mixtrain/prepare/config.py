@@ -15,6 +15,17 @@ from typing import Any
 from mixtrain.prepare.shards import ShardSettings
 
 @dataclass
+class TaskSettings:
+    """`prepare.*`: one preparation spread over tasks (SLURM array, srun, torchrun); docs/prepare_multinode.md."""
+
+    # task i of n; None: from SLURM_ARRAY_TASK_ID/COUNT, RANK/WORLD_SIZE or SLURM_PROCID/NTASKS (prepare/shares.py)
+    node_rank: int | None = None
+    num_nodes: int | None = None
+    join_only: bool = False  # tokenize nothing: join the complete shares of every task into DIR (after an array job)
+    tokenizer_timeout_s: float = 21600.0  # tasks other than 0 wait this long for task 0's tokenizer
+
+
+@dataclass
 class PrepareConfig:
     """`python -m mixtrain.prepare data=<demo|dir|hf> data_dir=DIR [key=value ...]`."""
 
@@ -30,6 +41,7 @@ class PrepareConfig:
     num_workers: int = 1  # tokenizer processes (the shards are the same bytes for any number)
     lock_timeout_s: float = 21600.0  # a concurrent prepare of the same data_dir waits this long for DIR/.prepare.lock
     shards: ShardSettings = field(default_factory=ShardSettings)  # block size, chunk size, validation split
+    prepare: TaskSettings = field(default_factory=TaskSettings)  # task i of n of a multi-machine prepare
 
 
 @dataclass

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from mixtrain.errors import ConfigError
 from mixtrain.prepare import corpus
 from mixtrain.prepare.config import PrepareConfig
 from mixtrain.store import remote
@@ -212,16 +213,11 @@ def _txt_hint(files: list[Path], txt_mode: str) -> str:
             f"that is the wrong rule, set {corpus.other_txt_modes(txt_mode)}")
 
 
-def _prepare_locked(raw_root: Path, data_dir: Path, *, settings: ShardSettings, vocab_size: int,
-                    tokenizer_model: str | None, sample_bytes_per_domain: int, text_field: str, txt_mode: str,
-                    tokenizer_options: Mapping[str, Any] | None, verify: str, num_workers: int) -> dict[str, Any]:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(data_dir)  # safe: the lock says no other prepare is writing here
-    files = check_raw(raw_root, txt_mode)  # again under the lock: what is tokenized is what was checked
-    domains = list(files)
-    read_opts = {"text_field": text_field, "txt_mode": txt_mode}
-    raw_prints = {d: corpus.files_fingerprint(files[d]) for d in domains}
-
+def ensure_tokenizer(raw_root: Path, data_dir: Path, domains: list[str], raw_prints: dict[str, str],
+                     read_opts: dict[str, str], *, vocab_size: int, tokenizer_model: str | None,
+                     tokenizer_options: Mapping[str, Any] | None, sample_bytes_per_domain: int) -> tuple[Any, str]:
+    """DIR's tokenizer, trained (or copied) unless DIR/tokenizer.json says it is current; (tokenizer, its hash).
+    Called under the prepare lock (one-machine prepare, or task 0 of a multi-task one: prepare/tasks.py)."""
     # an HF tokenizer.json is used as is; data_dir/tokenizer.json is mixtrain's tokenizer metadata
     hf = bool(tokenizer_model) and Path(tokenizer_model).suffix == ".json"
     model_path = data_dir / ("hf_tokenizer.json" if hf else "tokenizer.model")
@@ -249,6 +245,22 @@ def _prepare_locked(raw_root: Path, data_dir: Path, *, settings: ShardSettings, 
     tok_hash = file_hash(model_path)
     if hf:  # other special tokens = other ids from the same file
         tok_hash += f":{tokenizer.bos_id}:{tokenizer.eos_id}"
+    return tokenizer, tok_hash
+
+
+def _prepare_locked(raw_root: Path, data_dir: Path, *, settings: ShardSettings, vocab_size: int,
+                    tokenizer_model: str | None, sample_bytes_per_domain: int, text_field: str, txt_mode: str,
+                    tokenizer_options: Mapping[str, Any] | None, verify: str, num_workers: int) -> dict[str, Any]:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(data_dir)  # safe: the lock says no other prepare is writing here
+    files = check_raw(raw_root, txt_mode)  # again under the lock: what is tokenized is what was checked
+    domains = list(files)
+    read_opts = {"text_field": text_field, "txt_mode": txt_mode}
+    raw_prints = {d: corpus.files_fingerprint(files[d]) for d in domains}
+
+    tokenizer, tok_hash = ensure_tokenizer(raw_root, data_dir, domains, raw_prints, read_opts, vocab_size=vocab_size,
+                                           tokenizer_model=tokenizer_model, tokenizer_options=tokenizer_options,
+                                           sample_bytes_per_domain=sample_bytes_per_domain)
 
     for d in domains:
         fp = fingerprint(FORMAT_TAG, raw_prints[d], tok_hash, read_opts, vars(settings))  # not num_workers: same bytes
@@ -287,6 +299,9 @@ def prepare(config: PrepareConfig) -> dict[str, Any]:
     tokenizer groups); returns its manifest."""
     data, tok = dict(config.data), dict(config.tokenizer)
     txt_mode = data.get("txt_mode", "file")
+    if config.prepare.join_only or config.prepare.num_nodes not in (None, 1):  # launcher variables are not read here
+        raise ConfigError("prepare(config) prepares on one machine; a prepare spread over tasks (prepare.num_nodes, "
+                          "prepare.join_only) is mixtrain.prepare.tasks.prepare(config), which the command line runs")
     _check_options(config.verify, config.num_workers, txt_mode)
     check_source(data)
     url = config.data_dir if remote.is_url(config.data_dir) else None

@@ -243,8 +243,23 @@ def write_domain(domain: str, docs: Iterable[str], tokenizer, data_dir: Path, se
                 f.write(tokens.tobytes())
                 lengths.append(batch_lengths)
                 bar.update(len(batch_lengths))
-        num_empty, num_bytes = counts["num_empty_docs"], counts["num_bytes"]
         lengths_arr = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
+        return write_domain_tokens(domain, tmp_dir, lengths_arr, counts, tokenizer.vocab_size, data_dir, settings,
+                                   domain_fingerprint, extra_stats, hint)
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+
+
+def write_domain_tokens(domain: str, tmp_dir: Path, lengths_arr: np.ndarray, counts: dict[str, int], vocab_size: int,
+                        data_dir: Path, settings: ShardSettings, domain_fingerprint: str,
+                        extra_stats: dict[str, Any] | None = None, hint: str = "") -> dict[str, Any]:
+    """The second half of write_domain: tmp_dir/tokens.bin (every document's tokens, lengths_arr each)
+    -> split, shards, checksums, stats.json, renamed into DIR/<domain>. Also the join of a multi-task
+    prepare (prepare/tasks.py), so both make the same bytes."""
+    token_file = tmp_dir / "tokens.bin"
+    try:
+        num_empty, num_bytes = counts["num_empty_docs"], counts["num_bytes"]
         if len(lengths_arr) < 2 or lengths_arr.sum() < 4 * settings.block_size:
             raise ValueError(
                 f"domain {domain!r} has {len(lengths_arr)} non-empty document(s) and {int(lengths_arr.sum())} tokens; "
@@ -263,7 +278,7 @@ def write_domain(domain: str, docs: Iterable[str], tokenizer, data_dir: Path, se
             "num_tokens": int(lengths_arr.sum()), "num_bytes": num_bytes,
             "num_train_docs": int((~val).sum()), "num_val_docs": int(val.sum()),
             "num_train_tokens": int(lengths_arr[~val].sum()), "num_val_tokens": int(lengths_arr[val].sum()),
-            "block_size": settings.block_size, "vocab_size": tokenizer.vocab_size,
+            "block_size": settings.block_size, "vocab_size": vocab_size,
             "fingerprint": domain_fingerprint, "format": FORMAT_VERSION, **(extra_stats or {}),
         }
         write_json_atomic(tmp_dir / "stats.json", stats)  # last: its presence means "complete"

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mixtrain.model.config import GPTConfig
-from mixtrain.prepare.config import PrepareConfig
+from mixtrain.prepare.config import PrepareConfig, TaskSettings
 from mixtrain.prepare.shards import ShardSettings
 
 RESUME_MIXING_OPTIONS = ("refuse", "switch")
@@ -123,4 +123,5 @@ class TrainConfig:
         groups, with blocks long enough for one training sequence + 1."""
         shards = ShardSettings(block_size=max(ShardSettings.block_size, self.seq_len + 1))
         return PrepareConfig(data_dir=self.data_dir, data=dict(self.data), tokenizer=dict(self.tokenizer),
-                             staging_dir=self.staging_dir, storage_options=dict(self.storage_options), shards=shards)
+                             staging_dir=self.staging_dir, storage_options=dict(self.storage_options), shards=shards,
+                             prepare=TaskSettings(node_rank=0, num_nodes=1))  # rank 0 alone: not a task of WORLD_SIZE
