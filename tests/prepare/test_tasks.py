@@ -42,7 +42,8 @@ def _raw(root: Path, big_docs: int = 0) -> Path:
 
 
 def _overrides(raw: Path, out: Path, *extra: str) -> list[str]:
-    return ["data=dir", f"data.root={raw}", f"data_dir={out}", *SETTINGS, *extra]
+    settings = [s for s in SETTINGS if "tokenizer=hf" not in extra or not s.startswith("tokenizer.")]
+    return ["data=dir", f"data.root={raw}", f"data_dir={out}", *settings, *extra]
 
 
 def _config(raw: Path, out: Path, *extra: str):
@@ -253,3 +254,21 @@ def test_url_data_dir_with_several_tasks_needs_a_shared_staging_dir(raw_and_refe
     assert not (tmp_path / "remote" / "manifest.json").exists()  # only the joining task uploads
     prepare(_config(raw, url, staging, "prepare.node_rank=1", "prepare.num_nodes=2"))
     assert _contents(tmp_path / "remote") == _contents(one)
+
+
+def test_hf_tokenizer_json_is_copied_not_trained_and_shared_by_every_task(raw_and_reference, tmp_path):
+    from mixtrain.prepare.tasks import prepare
+    from prepare.test_tokenizer import write_hf_tokenizer
+
+    raw = raw_and_reference[0]
+    hf = write_hf_tokenizer(tmp_path / "tok.json")
+    extra = ("tokenizer=hf", f"tokenizer.path={hf}")
+    reference = tmp_path / "one"
+    prepare(_config(raw, reference, *extra, "prepare.node_rank=0", "prepare.num_nodes=1"))
+    out = tmp_path / "two"
+    prepare(_config(raw, out, *extra, "prepare.node_rank=0", "prepare.num_nodes=2"))
+    setup = json.loads((out / ".shares" / "setup.json").read_text())
+    assert setup["tokenizer_file"] == "hf_tokenizer.json" and not (out / "tokenizer.model").exists()
+    manifest = prepare(_config(raw, out, *extra, "prepare.node_rank=1", "prepare.num_nodes=2"))
+    assert manifest["tokenizer"] == "hf_tokenizer.json" and (out / "hf_tokenizer.json").read_bytes() == hf.read_bytes()
+    assert _contents(out) == _contents(reference)
