@@ -272,3 +272,38 @@ def test_hf_tokenizer_json_is_copied_not_trained_and_shared_by_every_task(raw_an
     manifest = prepare(_config(raw, out, *extra, "prepare.node_rank=1", "prepare.num_nodes=2"))
     assert manifest["tokenizer"] == "hf_tokenizer.json" and (out / "hf_tokenizer.json").read_bytes() == hf.read_bytes()
     assert _contents(out) == _contents(reference)
+
+
+# ------------------------------------------------------------------ launch/prepare.sbatch
+def test_prepare_sbatch_submits_an_array_and_a_join_after_it(tmp_path):
+    """The login-node branch, with `sbatch` replaced by a script that records its arguments."""
+    bin_dir = _mkdir(tmp_path / "bin")
+    (bin_dir / "sbatch").write_text('#!/usr/bin/env bash\necho "$@" >> "$SBATCH_LOG"\necho 4242\n')
+    (bin_dir / "sbatch").chmod(0o755)
+    env = {**_env(), "PATH": f"{bin_dir}:{os.environ['PATH']}", "SBATCH_LOG": str(tmp_path / "log"), "TASKS": "3"}
+    env.pop("SLURM_JOB_ID", None)
+    done = subprocess.run(["bash", str(REPO / "launch" / "prepare.sbatch"), "data=dir", "data_dir=/shared/out"],
+                          env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    array, join = (tmp_path / "log").read_text().splitlines()
+    assert array.startswith("--parsable --array=0-2 ") and array.endswith("prepare.sbatch data=dir data_dir=/shared/out")
+    assert "--dependency=afterany:4242" in join and "MIXTRAIN_PREPARE_JOIN=3" in join and join.endswith("data_dir=/shared/out")
+
+
+@pytest.mark.slow  # three processes (~20 s)
+def test_prepare_sbatch_tasks_and_join_job_make_the_one_machine_dir(raw_and_reference, tmp_path):
+    """The job branches: array tasks 1 and 0 of 2 (task 1 started first waits for task 0's tokenizer),
+    then the join job, which finds the join done by the last task and leaves DIR as it is."""
+    raw, one = raw_and_reference
+    out = tmp_path / "out"
+    script = ["bash", str(REPO / "launch" / "prepare.sbatch"), *_overrides(raw, out)]
+    array = {"SLURM_JOB_ID": 7, "SLURM_ARRAY_TASK_COUNT": 2, "SLURM_ARRAY_TASK_MIN": 0, "SLURM_CPUS_PER_TASK": 1}
+    procs = [subprocess.Popen(script, env={**_env(**array, SLURM_ARRAY_TASK_ID=r), "PYTHON": sys.executable},
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path) for r in (1, 0)]
+    logs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], logs
+    join = subprocess.run(script, env={**_env(SLURM_JOB_ID=8, MIXTRAIN_PREPARE_JOIN=2), "PYTHON": sys.executable},
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert join.returncode == 0, join.stdout + join.stderr
+    assert "code: up to date, skipped" in join.stdout
+    assert _contents(out) == _contents(one)
