@@ -1,6 +1,8 @@
-"""Benchmark: prepare's tokens/s with 1 vs 2 tokenizer workers, and its peak memory on a 50 MB domain.
+"""Benchmark: prepare's tokens/s with 1 vs 2 tokenizer workers, and its peak memory on a 50 MB domain;
+with --tasks, tokens/s of one prepare spread over 1, 2, 4 tasks (processes) as a ratio to one task.
 
     python bench/prepare.py [--work /tmp/mixtrain-bench-prepare] [--before REF] [--big-mb 50]
+    python bench/prepare.py --tasks 1,2,4 [--tasks-mb 24] [--repeats 1]
 
 Every measurement is one `prepare_corpus` in a fresh subprocess (same tokenizer file, so only
 the tokenizing and writing are timed), which reports its wall time, the tokens written and
@@ -79,11 +81,65 @@ def _big_domain(root: Path, megabytes: int, seed: int = 0) -> Path:
     return root
 
 
+def _many_files_corpus(root: Path, domains: int, files: int, megabytes: float) -> Path:
+    """RAW/d<k>/part<j>.jsonl: `domains` x `files` files of Zipf pseudo-words, `megabytes` MB in all (seeded)."""
+    if root.is_dir():
+        return root
+    for k in range(domains):
+        one = _big_domain(root / f"src{k}", max(1, round(megabytes / domains)), seed=k) / "big" / "big.jsonl"
+        lines = one.read_text().splitlines(True)
+        (root / f"d{k}").mkdir(parents=True)
+        for j in range(files):
+            (root / f"d{k}" / f"part{j:02d}.jsonl").write_text("".join(lines[j::files]))
+        subprocess.run(["rm", "-rf", str(root / f"src{k}")], check=True)
+    return root
+
+
+def tasks_scaling(work: Path, counts: list[int], megabytes: float, repeats: int) -> None:
+    """`python -m mixtrain.prepare` as n processes (prepare.node_rank/num_nodes) on this machine, tokenizer
+    given (so tokenizing + join are timed, not training); wall time from the first start to the last exit."""
+    import time
+
+    raw = _many_files_corpus(work / "tasks-raw", domains=4, files=8, megabytes=megabytes)
+    model = work / "tokenizer.model"
+    size_mb = sum(p.stat().st_size for p in raw.rglob("*.jsonl")) / 1e6
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+    env = {k: v for k, v in env.items() if not k.startswith("SLURM_") and k not in ("RANK", "WORLD_SIZE")}
+    print(f"## prepare across tasks: {size_mb:.0f} MB, 4 domains x 8 .jsonl files, tasks as processes on this machine "
+          f"({os.cpu_count()} CPUs)")
+    rates: dict[int, float] = {}
+    reference = None
+    for n in counts:
+        for _ in range(repeats):
+            out = work / f"tasks-{n}"
+            subprocess.run(["rm", "-rf", str(out)], check=True)
+            cmd = [sys.executable, "-m", "mixtrain.prepare", "data=dir", f"data.root={raw}", f"data_dir={out}",
+                   f"tokenizer.model_path={model}", f"prepare.num_nodes={n}"]
+            t0 = time.perf_counter()
+            procs = [subprocess.Popen(cmd + [f"prepare.node_rank={r}"], env=env, cwd=work, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True) for r in range(n)]
+            logs = [p.communicate()[0] for p in procs]
+            seconds = time.perf_counter() - t0
+            if any(p.returncode for p in procs):
+                raise RuntimeError("\n".join(log[-2000:] for log in logs))
+            tokens = sum(json.loads((out / d / "stats.json").read_text())["num_tokens"]
+                         for d in json.loads((out / "manifest.json").read_text())["domains"])
+            rates[n] = max(rates.get(n, 0.0), tokens / seconds)
+        chunks = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("chunk-*.bin"))}
+        reference = reference or chunks
+        same = "same chunk bytes as 1 task" if chunks == reference else "CHUNKS DIFFER from 1 task"
+        print(f"tasks={n}: {tokens:,} tokens, best of {repeats}: {tokens / rates[n]:.1f} s = {rates[n]:,.0f} tokens/s "
+              f"(x{rates[n] / rates[counts[0]]:.2f} vs {counts[0]} task); {same}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "mixtrain-bench-prepare"))
     ap.add_argument("--before", default="e731db1", help="git commit of the 'before' code (RSS comparison)")
     ap.add_argument("--big-mb", type=int, default=50)
+    ap.add_argument("--tasks", default=None, help="e.g. 1,2,4: only the across-tasks scaling (prepare.num_nodes)")
+    ap.add_argument("--tasks-mb", type=float, default=24.0, help="corpus size for --tasks")
+    ap.add_argument("--repeats", type=int, default=1, help="--tasks: runs per task count (best is reported)")
     args = ap.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -98,6 +154,9 @@ def main() -> None:
     if not model.is_file():
         sample = balanced_sample({d: iter_documents(demo_raw, d) for d in list_domains(demo_raw)}, 1_000_000)
         train_tokenizer(sample, model, vocab_size=8192)
+    if args.tasks:
+        tasks_scaling(work, [int(n) for n in args.tasks.split(",")], args.tasks_mb, args.repeats)
+        return
     before = work / f"before-{args.before}"
     if not before.is_dir():
         before.mkdir()
