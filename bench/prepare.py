@@ -100,7 +100,7 @@ def tasks_scaling(work: Path, counts: list[int], megabytes: float, repeats: int)
     given (so tokenizing + join are timed, not training); wall time from the first start to the last exit."""
     import time
 
-    raw = _many_files_corpus(work / "tasks-raw", domains=4, files=8, megabytes=megabytes)
+    raw = _many_files_corpus(work / f"tasks-raw-{megabytes:g}mb", domains=4, files=8, megabytes=megabytes)
     model = work / "tokenizer.model"
     size_mb = sum(p.stat().st_size for p in raw.rglob("*.jsonl")) / 1e6
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}

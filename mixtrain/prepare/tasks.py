@@ -57,8 +57,9 @@ def prepare(config: PrepareConfig) -> dict[str, Any]:
     if task.count == 1:
         return pipeline.prepare(config)
     print(f"[prepare] {task}: tokenizing a share of {config.data_dir}", flush=True)
-    state = _setup(config, task)
-    with claim_share(state["data_dir"], task):
+    url, data_dir, local_root = _refusals(config, task)  # before anything is written
+    with claim_share(data_dir, task) as claim:  # its mtime: when this task started, on the shared clock
+        state = _setup(config, task, url, data_dir, local_root, started=claim.stat().st_mtime)
         for d in state["domains"]:
             _prepare_share(config, task, state, d)
     with prepare_lock(state["data_dir"], config.lock_timeout_s):
@@ -93,32 +94,45 @@ def _read_opts(config: PrepareConfig) -> dict[str, str]:
     return {"text_field": data.get("text_field", "text"), "txt_mode": data.get("txt_mode", "file")}
 
 
-def _setup(config: PrepareConfig, task: Task) -> dict[str, Any]:
-    """Task 0: RAW + tokenizer + setup.json under the prepare lock; the others wait for setup.json."""
-    data, read_opts = dict(config.data), _read_opts(config)
-    pipeline._check_options(config.verify, config.num_workers, read_opts["txt_mode"])
+def _refusals(config: PrepareConfig, task: Task) -> tuple[str | None, Path, str | None]:
+    """Every refusal pipeline.prepare makes before writing; (URL or None, local DIR, local data.root or None)."""
+    data, txt_mode = dict(config.data), _read_opts(config)["txt_mode"]
+    pipeline._check_options(config.verify, config.num_workers, txt_mode)
     pipeline.check_source(data)
     url, data_dir = _local_dir(config, task.count)
     root = data.get("root") if data.get("source", "dir") == "dir" else None
     local_root = root if root and not remote.is_url(root) else None
-    if local_root:  # every refusal before anything is written, as pipeline.prepare
+    if local_root:
         pipeline.check_separate_folders(local_root, data_dir, internal_raw_ok=False)
-        pipeline.check_raw(local_root, read_opts["txt_mode"])
+        pipeline.check_raw(local_root, txt_mode)
+    return url, data_dir, local_root
+
+
+def _setup(config: PrepareConfig, task: Task, url: str | None, data_dir: Path, local_root: str | None,
+           started: float) -> dict[str, Any]:
+    """Task 0: RAW + tokenizer + setup.json under the prepare lock (a failure is written there too, so
+    nobody waits for it); the others wait for setup.json."""
+    data, read_opts = dict(config.data), _read_opts(config)
     setup_path = data_dir / SHARES_DIR / SETUP
     if task.rank == 0:
         with prepare_lock(data_dir, config.lock_timeout_s):
-            raw = pipeline.materialize_raw(data, data_dir)
-            files = pipeline.check_raw(raw, read_opts["txt_mode"])
-            prints = {d: corpus.files_fingerprint(files[d]) for d in files}
-            tok_args = pipeline._tokenizer_args(dict(config.tokenizer))
-            tokenizer, tok_hash = pipeline.ensure_tokenizer(Path(raw), data_dir, list(files), prints, read_opts, **tok_args)
+            try:
+                raw = pipeline.materialize_raw(data, data_dir)
+                pipeline.check_separate_folders(raw, data_dir)
+                files = pipeline.check_raw(raw, read_opts["txt_mode"])
+                prints = {d: corpus.files_fingerprint(files[d]) for d in files}
+                tok_args = pipeline._tokenizer_args(dict(config.tokenizer))
+                tokenizer, tok_hash = pipeline.ensure_tokenizer(Path(raw), data_dir, list(files), prints, read_opts,
+                                                                **tok_args)
+            except Exception as e:
+                write_json_atomic(setup_path, {"key": _setup_key(config), "failed": f"{type(e).__name__}: {e}"})
+                raise
             setup = {"key": _setup_key(config), "raw_root": str(raw), "raw": prints, "tokenizer": tok_hash,
                      "tokenizer_file": Path(tokenizer.model_path).name,
                      "tokenizer_options": tok_args["tokenizer_options"] if tokenizer.kind == "hf" else {}}
-            setup_path.parent.mkdir(parents=True, exist_ok=True)
             write_json_atomic(setup_path, setup)
     else:
-        setup = _wait_for_setup(config, task, setup_path, local_root)
+        setup = _wait_for_setup(config, task, setup_path, local_root, started)
         files = pipeline.check_raw(setup["raw_root"], read_opts["txt_mode"])
         prints = {d: corpus.files_fingerprint(files[d]) for d in files}
         _check_same_raw(setup_path, setup["raw"], prints, task)
@@ -145,28 +159,39 @@ def _check_same_raw(setup_path: Path, recorded: dict[str, str], prints: dict[str
                         "see different folders. Leave RAW alone while preparing and re-run every task")
 
 
-def _wait_for_setup(config: PrepareConfig, task: Task, setup_path: Path, local_root: str | None) -> dict[str, Any]:
-    """setup.json of this preparation (same key and, for a local RAW, the same input fingerprints)."""
+def _wait_for_setup(config: PrepareConfig, task: Task, setup_path: Path, local_root: str | None,
+                    started: float) -> dict[str, Any]:
+    """setup.json of this preparation (same key and, for a local RAW, the same input fingerprints).
+
+    A setup.json written after this task started (mtime >= `started`, both on the shared filesystem's
+    clock) that records task 0's failure or other raw files is final: raised at once. An older one may
+    be a previous preparation's, which task 0 has yet to replace: waited on until the timeout.
+    """
     key, timeout = _setup_key(config), float(config.prepare.tokenizer_timeout_s)
     mine = None
     if local_root:
         mine = {d: corpus.files_fingerprint(f) for d, f in pipeline.check_raw(local_root, _read_opts(config)["txt_mode"]).items()}
-    deadline, announced, setup = time.monotonic() + timeout, False, None
+    deadline, announced = time.monotonic() + timeout, False
     while True:
         try:
-            setup = json.loads(setup_path.read_text())
+            setup, fresh = json.loads(setup_path.read_text()), setup_path.stat().st_mtime >= started
         except (OSError, ValueError):
-            setup = None
-        if setup and setup.get("key") == key and (mine is None or setup.get("raw") == mine):
+            setup, fresh = None, False
+        ours = bool(setup) and setup.get("key") == key
+        if ours and "failed" not in setup and (mine is None or setup.get("raw") == mine):
             return setup
-        if time.monotonic() >= deadline:
+        timed_out = time.monotonic() >= deadline
+        if ours and (fresh or timed_out):
+            if "failed" in setup:
+                raise DataError(f"{task}: task 0 failed before the tokenizer was ready ({setup_path}: {setup['failed']}); "
+                                "fix that (task 0's log says more) and re-run every task")
+            _check_same_raw(setup_path, setup["raw"], mine or {}, task)
+        if timed_out:
             break
         if not announced:
             print(f"[prepare] {task}: waiting for task 0's tokenizer ({setup_path}, up to {timeout:g} s)", flush=True)
             announced = True
         time.sleep(1.0)
-    if setup and setup.get("key") == key and mine is not None:
-        _check_same_raw(setup_path, setup["raw"], mine, task)
     raise DataError(f"{task}: task 0 did not write {setup_path} for this preparation within "
                     f"prepare.tokenizer_timeout_s={timeout:g} s (it trains the tokenizer first): check that task 0 runs "
                     "with the same data/tokenizer settings and data_dir, and its log; then re-run this task")

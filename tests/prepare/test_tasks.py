@@ -307,3 +307,14 @@ def test_prepare_sbatch_tasks_and_join_job_make_the_one_machine_dir(raw_and_refe
     assert join.returncode == 0, join.stdout + join.stderr
     assert "code: up to date, skipped" in join.stdout
     assert _contents(out) == _contents(one)
+
+
+def test_task_0_failing_is_reported_to_the_tasks_that_wait_for_it(raw_and_reference, tmp_path):
+    from mixtrain.prepare.tasks import prepare
+
+    raw, out = raw_and_reference[0], tmp_path / "out"
+    bad = ("tokenizer.vocab_size=100000",)  # more pieces than the sample can give: SentencePiece refuses
+    with pytest.raises(ValueError, match="SentencePiece could not train"):
+        prepare(_config(raw, out, *bad, "prepare.node_rank=0", "prepare.num_nodes=2"))
+    with pytest.raises(DataError, match=r"task 0 failed before the tokenizer was ready .*SentencePiece could not train"):
+        prepare(_config(raw, out, *bad, "prepare.node_rank=1", "prepare.num_nodes=2", "prepare.tokenizer_timeout_s=0.5"))
