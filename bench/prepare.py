@@ -118,8 +118,15 @@ def tasks_scaling(work: Path, counts: list[int], megabytes: float, repeats: int)
             t0 = time.perf_counter()
             procs = [subprocess.Popen(cmd + [f"prepare.node_rank={r}"], env=env, cwd=work, stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, text=True) for r in range(n)]
+            exits: dict[int, float] = {}  # a task that does not join exits when its share is done
+            while len(exits) < n:
+                exits.update({r: time.perf_counter() - t0 for r, p in enumerate(procs) if r not in exits and p.poll() is not None})
+                time.sleep(0.05)
             logs = [p.communicate()[0] for p in procs]
             seconds = time.perf_counter() - t0
+            joiner = [r for r, log in enumerate(logs) if "joined " in log or n == 1]
+            others = [t for r, t in exits.items() if r not in joiner]
+            phases = f"; other tasks done at {max(others):.1f} s, joining task at {exits[joiner[0]]:.1f} s" if others else ""
             if any(p.returncode for p in procs):
                 raise RuntimeError("\n".join(log[-2000:] for log in logs))
             tokens = sum(json.loads((out / d / "stats.json").read_text())["num_tokens"]
@@ -129,7 +136,7 @@ def tasks_scaling(work: Path, counts: list[int], megabytes: float, repeats: int)
         reference = reference or chunks
         same = "same chunk bytes as 1 task" if chunks == reference else "CHUNKS DIFFER from 1 task"
         print(f"tasks={n}: {tokens:,} tokens, best of {repeats}: {tokens / rates[n]:.1f} s = {rates[n]:,.0f} tokens/s "
-              f"(x{rates[n] / rates[counts[0]]:.2f} vs {counts[0]} task); {same}")
+              f"(x{rates[n] / rates[counts[0]]:.2f} vs {counts[0]} task); {same}{phases}")
 
 
 def main() -> None:
