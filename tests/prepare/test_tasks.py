@@ -183,7 +183,7 @@ def test_joined_dir_verifies_and_a_one_machine_prepare_finds_it_up_to_date(raw_a
 
 # ------------------------------------------------------------------ faults
 @pytest.mark.slow  # a 40k-document domain, so that the kill lands mid-share (~30 s)
-def test_sigkilled_task_rerun_finishes_its_share_and_the_join_waits_for_it(tmp_path):
+def test_sigkilled_task_rerun_finishes_its_share_and_the_join_waits_for_it(tmp_path, capsys):
     from mixtrain.prepare.tasks import prepare
 
     raw = _raw(tmp_path / "raw", big_docs=40_000)
@@ -199,6 +199,10 @@ def test_sigkilled_task_rerun_finishes_its_share_and_the_join_waits_for_it(tmp_p
     os.kill(proc.pid, signal.SIGKILL)  # mid-share: its temporary folder exists, its share.json does not
     proc.communicate()
     assert list(share.glob(".1.tmp-*")) and not (share / "1" / "share.json").exists()
+    capsys.readouterr()
+    assert prepare(_config(raw, out, "prepare.node_rank=0", "prepare.num_nodes=2"))["joined"] is False  # re-run all:
+    printed = capsys.readouterr().out  # the complete shares are skipped, and no join without task 1's share
+    assert all(f"{d}: share 0 of 2 complete, skipped" in printed for d in ("big", "code", "prose", "tables")), printed
     with pytest.raises(DataError, match=r"not complete, e\.g\. domain 'big' of task 1"):
         prepare(_config(raw, out, "prepare.join_only=true"))
     assert not (out / "manifest.json").exists() and not (out / "big").exists()
