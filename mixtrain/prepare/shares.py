@@ -9,9 +9,10 @@ docs/prepare_multinode.md.
   (`SLURM_ARRAY_TASK_ID` - `SLURM_ARRAY_TASK_MIN`, `SLURM_ARRAY_TASK_COUNT`), then `RANK`/`WORLD_SIZE`
   (torchrun, the innermost launcher when `srun torchrun` runs several processes per SLURM task),
   then `SLURM_PROCID`/`SLURM_NTASKS` (srun); else task 0 of 1 (today's one-machine prepare).
-* Its share: a contiguous run of each domain's files (sorted, as corpus.py reads them), cut where
-  the running byte count crosses i/n of the domain's bytes. Files are the unit (a file is read by
-  one task), so document order within and across files is the one-machine order.
+* Its share: the corpus' files (domains in order, each domain's files sorted as corpus.py reads
+  them) cut into n contiguous runs of about equal bytes (`split_shares`); a task's share of a
+  domain is therefore a contiguous run of that domain's files. Files are the unit (a file is read
+  by one task), so the shares joined in rank order keep the one-machine document order.
 * The share's output: DIR/.shares/<n>-tasks/<domain>/<i>/ holding tokens.bin (int32 tokens of every
   non-empty document, in order), lengths.npy (tokens per document) and share.json (counts, the
   fingerprint of its inputs, size + sha256 of both files), written in a temporary folder and
@@ -97,13 +98,22 @@ def resolve_task(node_rank: int | None = None, num_nodes: int | None = None,
     return Task()
 
 
-def share_files(files: list[Path], rank: int, count: int) -> list[Path]:
-    """Task `rank`'s contiguous run of `files`: those whose byte midpoint lies in [rank/count, (rank+1)/count)
-    of the domain's bytes. Every file is in exactly one share; shares are in file order."""
-    sizes = np.array([max(p.stat().st_size, 1) for p in files], dtype=np.float64)  # an empty file still counts once
+def split_shares(files: Mapping[str, list[Path]], count: int) -> list[dict[str, list[Path]]]:
+    """Every task's files, per domain: the corpus' files in domain order (as `files` lists them) cut into
+    `count` contiguous runs at byte midpoints (a file goes to the task whose [i/n, (i+1)/n) of the
+    corpus' bytes holds its middle). Within a domain each task's files are a contiguous run, in rank
+    order, so the shares joined in rank order are the domain's documents in one-machine order; over the
+    whole corpus the tasks get about equal bytes, even when a domain has fewer files than tasks."""
+    order = [(d, p) for d in files for p in files[d]]
+    sizes = np.array([max(p.stat().st_size, 1) for _, p in order], dtype=np.float64)  # an empty file counts once
+    shares: list[dict[str, list[Path]]] = [{d: [] for d in files} for _ in range(count)]
+    if not order:
+        return shares
     ends = np.cumsum(sizes)
-    owner = np.minimum((count * (ends - sizes / 2) / ends[-1]).astype(np.int64), count - 1) if len(files) else []
-    return [p for p, o in zip(files, owner) if o == rank]
+    owners = np.minimum((count * (ends - sizes / 2) / ends[-1]).astype(np.int64), count - 1)
+    for (d, p), owner in zip(order, owners):
+        shares[int(owner)][d].append(p)
+    return shares
 
 
 def shares_root(data_dir: Path, count: int) -> Path:

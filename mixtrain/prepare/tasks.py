@@ -10,8 +10,8 @@ Place in the flow: the first stage's command (mixtrain/hydra_app.py calls `prepa
    tokenizer exactly as one machine does (pipeline.ensure_tokenizer: the same balanced sample),
    then writes DIR/.shares/setup.json. Other tasks wait for that file (`prepare.tokenizer_timeout_s`);
    each checks that RAW's input fingerprints (paths, sizes, mtimes) are the ones task 0 saw.
-2. share - each task tokenizes its contiguous run of every domain's files (shares.py) under its
-   share lock; complete shares are skipped on a re-run (checked: sizes, and sha256 with verify=deep).
+2. share - each task tokenizes its contiguous run of the corpus' files (shares.split_shares: about
+   equal bytes per task; within a domain a contiguous run of its files) under its share lock; complete shares are skipped on a re-run (checked: sizes, and sha256 with verify=deep).
 3. join - the task that finds every share complete (under DIR/.prepare.lock), or
    `prepare.join_only=true`, concatenates each domain's shares in rank order and hands them to the
    one-machine writer (shards.write_domain_tokens): same split, same shards, same stats.json, so
@@ -39,7 +39,7 @@ from mixtrain.prepare.shards import (
     write_manifest,
 )
 from mixtrain.prepare.shares import (
-    SHARES_DIR, Task, claim_share, read_share, resolve_task, share_dir, share_files, share_problem, shares_root, write_share,
+    SHARES_DIR, Task, claim_share, read_share, resolve_task, share_dir, share_problem, shares_root, split_shares, write_share,
 )
 from mixtrain.prepare.tokenizer import file_hash, open_tokenizer
 from mixtrain.store import remote
@@ -198,8 +198,13 @@ def _wait_for_setup(config: PrepareConfig, task: Task, setup_path: Path, local_r
 
 
 def _share_fingerprint(state: dict[str, Any], domain: str, rank: int, count: int) -> str:
-    return fingerprint(pipeline.FORMAT_TAG, "share", state["prints"][domain], state["tok_hash"], state["read_opts"],
-                       rank, count)
+    """A share's inputs: its domain's files (all of them: any change re-makes every share of it), the files
+    that are its own (the cut depends on every domain's sizes), the tokenizer, the reading options."""
+    if count not in state.setdefault("shares", {}):
+        state["shares"][count] = split_shares(state["files"], count)
+    own = [str(p) for p in state["shares"][count][rank][domain]]
+    return fingerprint(pipeline.FORMAT_TAG, "share", state["prints"][domain], own, state["tok_hash"],
+                       state["read_opts"], rank, count)
 
 
 def _domain_fingerprint(config: PrepareConfig, state: dict[str, Any], domain: str) -> str:
@@ -222,7 +227,7 @@ def _prepare_share(config: PrepareConfig, task: Task, state: dict[str, Any], dom
     if share_problem(folder, sfp, deep=config.verify == "deep") is None:
         print(f"[prepare] {domain}: share {task.rank} of {task.count} complete, skipped", flush=True)
         return
-    files = share_files(state["files"][domain], task.rank, task.count)
+    files = state["shares"][task.count][task.rank][domain]  # split by _share_fingerprint above
     record = write_share(domain, files, state["tokenizer"], folder, sfp, read_opts=state["read_opts"],
                          num_workers=config.num_workers, label=f" (share {task.rank}/{task.count})")
     print(f"[prepare] {domain}: share {task.rank} of {task.count}: {record['num_files']} file(s), "

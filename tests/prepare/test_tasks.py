@@ -18,7 +18,7 @@ import pytest
 
 from conftest import REPO, write_raw_corpus
 from mixtrain.errors import ConfigError, DataError
-from mixtrain.prepare.shares import Task, claim_share, resolve_task, share_files
+from mixtrain.prepare.shares import Task, claim_share, resolve_task, split_shares
 
 SETTINGS = ["tokenizer.vocab_size=320", "tokenizer.sample_bytes_per_domain=200000", "shards.block_size=65",
             "shards.blocks_per_chunk=8", "shards.min_val_tokens=1200", "shards.val_fraction=0.05"]
@@ -126,18 +126,24 @@ def test_impossible_tasks_are_refused_naming_the_source(env, explicit, message):
         resolve_task(*explicit, env=env)
 
 
-def test_shares_are_contiguous_runs_of_files_covering_the_domain_once(tmp_path):
-    sizes = [10, 500, 20, 20, 300, 0, 50, 50, 50, 900, 5]
-    files = []
-    for i, size in enumerate(sizes):
-        files.append(tmp_path / f"f{i:02d}.txt")
-        files[-1].write_bytes(b"x" * size)
+def test_shares_are_contiguous_runs_of_each_domain_with_equal_bytes_per_task(tmp_path):
+    sizes = {"a": [10, 500, 20, 20, 300, 0], "b": [50, 50, 50, 900, 5], "c": [400], "d": [380], "e": [420]}
+    files = {}
+    for d, domain_sizes in sizes.items():
+        files[d] = []
+        for i, size in enumerate(domain_sizes):
+            files[d].append(tmp_path / d / f"f{i:02d}.txt")
+            files[d][-1].parent.mkdir(exist_ok=True)
+            files[d][-1].write_bytes(b"x" * size)
     for count in (1, 2, 3, 4, 16):
-        shares = [share_files(files, r, count) for r in range(count)]
-        assert [p for share in shares for p in share] == files  # every file once, in order: contiguous
-        if count <= 3:  # byte-balanced: no share is empty while a bigger one could be cut
-            assert all(shares)
-    assert sorted(len(share_files(files[:1], r, 2)) for r in range(2)) == [0, 1]  # one file: one task reads it
+        shares = split_shares(files, count)
+        for d in files:  # within a domain: every file once, in order, so rank order = document order
+            assert [p for share in shares for p in share[d]] == files[d]
+        if count <= 4:  # about equal bytes per task
+            per_task = [sum(p.stat().st_size for ps in share.values() for p in ps) for share in shares]
+            assert max(per_task) - min(per_task) <= 900, per_task
+    one_file_domains = {d: files[d] for d in ("c", "d", "e")}  # fewer files than tasks per domain: still spread
+    assert [sorted(d for d, ps in share.items() if ps) for share in split_shares(one_file_domains, 3)] == [["c"], ["d"], ["e"]]
 
 
 # ------------------------------------------------------------------ same data, any task count
