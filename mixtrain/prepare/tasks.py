@@ -284,14 +284,15 @@ def _join_locked(config: PrepareConfig, state: dict[str, Any], count: int) -> di
     return manifest
 
 
-def _task_count_for_join(config: PrepareConfig, data_dir: Path) -> int:
+def _task_count_for_join(config: PrepareConfig, data_dir: Path) -> int | None:
+    """prepare.num_nodes, else the one <n>-tasks folder of DIR/.shares; None when there is none (joined)."""
     if config.prepare.num_nodes is not None:
         return int(config.prepare.num_nodes)
     found = sorted(int(p.name.split("-")[0]) for p in (data_dir / SHARES_DIR).glob("*-tasks") if p.name.split("-")[0].isdigit())
-    if len(found) != 1:
-        raise DataError(f"prepare.join_only=true: {data_dir / SHARES_DIR} holds shares of {found or 'no'} task count(s); "
-                        "set prepare.num_nodes=N (the N the tasks ran with)" + ("" if found else ", after they ran"))
-    return found[0]
+    if len(found) > 1:
+        raise DataError(f"prepare.join_only=true: {data_dir / SHARES_DIR} holds shares of {found} task counts; "
+                        "set prepare.num_nodes=N (the N the tasks ran with)")
+    return found[0] if found else None
 
 
 def join_only(config: PrepareConfig) -> dict[str, Any]:
@@ -307,6 +308,9 @@ def join_only(config: PrepareConfig) -> dict[str, Any]:
     if setup.get("key") != _setup_key(config):
         raise ConfigError(f"prepare.join_only=true: {setup_path} was written for other data/tokenizer settings; "
                           "give the join the same data=... and tokenizer=... overrides as the tasks")
+    if "failed" in setup:
+        raise DataError(f"prepare.join_only=true: task 0 failed ({setup_path}: {setup['failed']}); fix that and re-run "
+                        "every task")
     read_opts = _read_opts(config)
     files = pipeline.check_raw(setup["raw_root"], read_opts["txt_mode"])
     prints = {d: corpus.files_fingerprint(files[d]) for d in files}
@@ -315,6 +319,12 @@ def join_only(config: PrepareConfig) -> dict[str, Any]:
     state = {"url": url, "data_dir": data_dir, "raw_root": Path(setup["raw_root"]), "files": files, "prints": prints,
              "domains": list(files), "tokenizer": tokenizer, "tok_hash": tok_hash, "read_opts": read_opts}
     with prepare_lock(data_dir, config.lock_timeout_s):
+        if count is None:  # no shares left: fine when a task already joined them all (then: checked, manifest)
+            waiting = [(d, 0) for d in state["domains"] if not _joined(config, state, d)]
+            if waiting:
+                raise DataError(f"prepare.join_only=true: {data_dir / SHARES_DIR} holds no shares and domain "
+                                f"{waiting[0][0]!r} is not joined: run the tasks first (or set prepare.num_nodes=N)")
+            return _join_locked(config, state, 1)
         waiting = _incomplete_shares(config, state, count)
         if waiting:
             raise DataError(f"prepare.join_only=true: {len(waiting)} share(s) of {count} tasks are not complete, e.g. "

@@ -178,6 +178,7 @@ def test_joined_dir_verifies_and_a_one_machine_prepare_finds_it_up_to_date(raw_a
     manifest = prepare(_config(raw, out, "prepare.node_rank=1", "prepare.num_nodes=2"))
     assert manifest == json.loads((one / "manifest.json").read_text())
     verify_data_dir(str(out), deep=True)
+    assert prepare(_config(raw, out, "prepare.join_only=true")) == manifest  # a join after the join: nothing to do
     capsys.readouterr()
     one_machine(_config(raw, out))  # the joined DIR is the one a one-machine prepare would have made
     printed = capsys.readouterr().out
