@@ -8,6 +8,7 @@ Place in the flow: the first stage; everything after it reads DIR (store/datadir
     demo_corpus.py    the embedded demo corpus, built from this Python installation (no download)
     tokenizer.py      SentencePiece (trained on a balanced sample) or an HF tokenizer.json
     shards.py         N tokenizer processes, one litdata writer, checksums/stats/manifest; idempotent, atomic
+    val_share.py      the warning when a domain gives over 10% of its tokens to validation
     domain_entropy.py SE/CE/JE/VNE of each domain's shards (BiMix), cached in stats.json
     __main__.py       `python -m mixtrain.prepare` (Hydra: mixtrain/hydra_app.py)
     entropy_cli.py    `python -m mixtrain.prepare.entropy_cli` (`mixtrain entropy`)
