@@ -191,6 +191,10 @@ def _run_sweep_job() -> None:
     job_dir = hc.runtime.output_dir  # Hydra created it before the job ran
     if os.path.isdir(job_dir) and not os.listdir(job_dir):
         os.rmdir(job_dir)
+    sweep_dir = str(hc.sweep.dir)  # holding only Hydra's multirun.yaml, it records no run: it goes too
+    if os.path.isdir(sweep_dir) and os.listdir(sweep_dir) == ["multirun.yaml"]:
+        os.remove(os.path.join(sweep_dir, "multirun.yaml"))
+        os.rmdir(sweep_dir)
     if returncode == USER_ERROR_EXIT:
         raise SystemExit(USER_ERROR_EXIT)
     raise subprocess.CalledProcessError(returncode, command)

@@ -97,7 +97,7 @@ class PlainProgress:
     def update(self, step: int, status: str) -> None:
         self.n = step
         due = step - self.shown_step >= self.every_n_steps or time.monotonic() - self._shown_at >= self.every_s
-        if due or (self.total and step >= self.total):
+        if due and not (self.total and step >= self.total):  # the last step's line: at the end (on_train_end)
             self.show(status)
 
 
