@@ -139,9 +139,9 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from None
     print(text, flush=True)
     if not text.strip():  # a weak model's greedy output is often only newlines: say so instead of a blank screen
-        print(f"[generate] note: the {args.max_new_tokens} generated tokens are "
-              f"{'empty' if not text else 'only whitespace (' + repr(text[:40]) + ')'}; an undertrained model "
-              "often does this: train longer, or sample with --temperature 0.8 --top-k 50", file=sys.stderr, flush=True)
+        what = "empty" if not text else f"only whitespace ({text[:40]!r})"
+        print(f"[generate] note: the continuation is {what}; an undertrained model often does this: train longer, "
+              "or sample with --temperature 0.8 --top-k 50", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":
