@@ -38,14 +38,16 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, MissingMandatoryValue, OmegaConfBaseException, ValidationError
 
-from mixtrain.errors import ConfigError  # noqa: F401  (re-exported: callers import it from here)
+from mixtrain.errors import USER_ERROR_EXIT, ConfigError, RunDirError, user_errors  # ConfigError: re-exported
 from mixtrain.prepare.config import EntropyConfig, PrepareConfig
+from mixtrain.store.fresh_dir import FreshDir
 from mixtrain.train import launch
 from mixtrain.train.config import TrainConfig
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 SCHEMAS: dict[str, type] = {"train": TrainConfig, "prepare": PrepareConfig, "entropy": EntropyConfig}
 T = TypeVar("T")
+_SWEEP_DIRS: list[str] = []  # the sweep folder(s) of this process's multirun: the next-steps line names them
 
 
 def register_schemas() -> None:
@@ -128,6 +130,10 @@ def _main(config_name: str, app: Callable[[DictConfig], None]) -> None:
     """Run `app` as the Hydra app of conf/<config_name>.yaml."""
     sys.argv[:] = entry_argv(sys.argv)
     hydra.main(config_path=CONF_DIR, config_name=config_name, version_base="1.3")(app)()
+    if _SWEEP_DIRS:  # a finished sweep: where its runs are and what to run on them
+        from mixtrain.train.next_steps import after_sweep
+
+        print(after_sweep(_SWEEP_DIRS[0]), flush=True)
 
 
 def _bind_or_exit(cfg: DictConfig, schema: type[T]) -> T:
@@ -164,23 +170,61 @@ def _hydra_dir_writer(cfg: DictConfig) -> Callable[[], None] | None:
     hydra_node = OmegaConf.to_container(hc, resolve=False, enum_to_str=True)
     hydra_node["output_subdir"] = subdir
     config, overrides = OmegaConf.to_container(cfg, resolve=False), list(hc.overrides.task)
-    return lambda: write_hydra_dir(os.path.join(hc.runtime.output_dir, subdir), config, hydra_node, overrides)
+    out_dir = str(cfg.out_dir)  # Hydra's run dir is the cwd (conf/train.yaml): RUN is out_dir
+    return lambda: write_hydra_dir(os.path.join(out_dir, subdir), config, hydra_node, overrides)
+
+
+def _run_sweep_job() -> None:
+    """One job of a sweep, as a single run in its own process (module docstring). A refused job (exit 2:
+    its one line is printed) stops the sweep without a traceback, and its job folder goes if empty."""
+    from mixtrain.train.summary import redact_hydra_dir
+
+    hc = HydraConfig.get()
+    if launch.is_rank_zero():
+        redact_hydra_dir(str(hc.sweep.dir))  # multirun.yaml holds the sweep's overrides
+        _SWEEP_DIRS.append(str(hc.sweep.dir))
+    command = _single_run_command("mixtrain.train")
+    print(f"[mixtrain] sweep job: {' '.join(command[1:])}", flush=True)
+    returncode = subprocess.run(command).returncode
+    if returncode == 0:
+        return
+    job_dir = hc.runtime.output_dir  # Hydra created it before the job ran
+    if os.path.isdir(job_dir) and not os.listdir(job_dir):
+        os.rmdir(job_dir)
+    sweep_dir = str(hc.sweep.dir)  # holding only Hydra's multirun.yaml, it records no run: it goes too
+    if os.path.isdir(sweep_dir) and os.listdir(sweep_dir) == ["multirun.yaml"]:
+        os.remove(os.path.join(sweep_dir, "multirun.yaml"))
+        os.rmdir(sweep_dir)
+    if returncode == USER_ERROR_EXIT:
+        raise SystemExit(USER_ERROR_EXIT)
+    raise subprocess.CalledProcessError(returncode, command)
+
+
+def _with_wandb_hint(start: Callable[[], T]) -> T:
+    """`start()`, with wandb's own errors (no network under WANDB_MODE=online) as one line and the fix."""
+    try:
+        return start()
+    except Exception as e:
+        if not type(e).__module__.startswith("wandb"):
+            raise
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        raise ConfigError(f"logger=wandb could not start ({type(e).__name__}: {first}); without network use "
+                          f"WANDB_MODE=offline (the default when WANDB_MODE is unset) or logger=csv") from e
 
 
 def _train_app(cfg: DictConfig) -> None:
     from mixtrain.train.run import EntryContext, train
-    from mixtrain.train.summary import redact_hydra_dir
 
     if _is_multirun_job():
-        if launch.is_rank_zero():
-            redact_hydra_dir(str(HydraConfig.get().sweep.dir))  # multirun.yaml holds the sweep's overrides
-        command = _single_run_command("mixtrain.train")
-        print(f"[mixtrain] sweep job: {' '.join(command[1:])}", flush=True)
-        subprocess.run(command, check=True)
+        _run_sweep_job()
         return
     config = _bind_or_exit(cfg, TrainConfig)
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-    summary = train(config, entry=EntryContext(overrides=overrides, write_hydra_dir=_hydra_dir_writer(cfg)))
+    fresh = FreshDir(config.out_dir)  # a refused or failed start removes the out_dir it created
+    with user_errors("mixtrain train", paths={"out_dir": config.out_dir, "data_dir": config.data_dir},
+                     on_error=lambda e: launch.is_rank_zero() and not isinstance(e, RunDirError) and fresh.undo()):
+        summary = _with_wandb_hint(lambda: train(config, entry=EntryContext(
+            overrides=overrides, write_hydra_dir=_hydra_dir_writer(cfg))))
     if summary.get("stopped_by"):  # preempted: never exit 0 as if finished (128+signal, or requeued)
         sys.exit(launch.exit_after_signal(summary["stopped_by"]["signal"]))
 
@@ -195,7 +239,8 @@ def _prepare_app(cfg: DictConfig) -> None:
     from mixtrain.prepare.tasks import prepare  # one machine, or task i of n (SLURM array, srun, torchrun)
 
     config = _bind_or_exit(cfg, PrepareConfig)
-    manifest = prepare(config)
+    with user_errors("mixtrain prepare", paths={"data_dir": config.data_dir}):
+        manifest = prepare(config)
     print(f"[prepare] {config.data_dir}: {len(manifest['domains'])} domains {manifest['domains']}, "
           f"vocab {manifest['vocab_size']}, block_size {manifest['block_size']}", flush=True)
 
@@ -208,7 +253,9 @@ def run_prepare() -> None:
 def _entropy_app(cfg: DictConfig) -> None:
     from mixtrain.prepare.domain_entropy import run_entropy
 
-    run_entropy(_bind_or_exit(cfg, EntropyConfig))
+    config = _bind_or_exit(cfg, EntropyConfig)
+    with user_errors("mixtrain entropy", paths={"data_dir": config.data_dir}):
+        run_entropy(config)
 
 
 def run_entropy() -> None:

@@ -3,6 +3,7 @@ subcommand runs its module, Hydra overrides alone run train, MIXTRAIN_UMASK reac
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import subprocess
@@ -59,3 +60,15 @@ def test_mixtrain_umask_makes_the_written_files_group_readable(tiny_data_dir, tm
         assert files and all(f.stat().st_mode & 0o777 == mode for f in files), (umask, files)
     proc = _mixtrain("proxy", "--help", env={"MIXTRAIN_UMASK": "rw-r--r--"})
     assert proc.returncode == 2 and "MIXTRAIN_UMASK='rw-r--r--' is not an octal umask" in proc.stderr
+
+
+def test_every_argparse_command_shows_its_mixtrain_form_in_help(capsys):
+    """`mixtrain X --help` says `usage: mixtrain X`, not `python -m mixtrain.<module>` or `fit.py`."""
+    hydra_commands = {"train", "prepare", "entropy"}  # Hydra's own --help
+    for name, (module, _) in COMMANDS.items():
+        if name in hydra_commands:
+            continue
+        main_of = importlib.import_module(module + (".cli" if module == "mixtrain.report" else "")).main
+        with pytest.raises(SystemExit) as exit_:
+            main_of(["--help"])
+        assert exit_.value.code == 0 and capsys.readouterr().out.startswith(f"usage: mixtrain {name} "), name

@@ -174,7 +174,7 @@ def collect(paths: list[str], *, every: int | None = None, final_only: bool = Fa
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="mixtrain collect", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories or folders of runs (Hydra multirun)")
     ap.add_argument("--out", required=True, help="observation table CSV to write")
     ap.add_argument("--every", type=int, default=None, metavar="N", help="keep steps divisible by N")
@@ -199,4 +199,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from mixtrain.errors import run_command
+
+    run_command(main, "mixtrain collect")

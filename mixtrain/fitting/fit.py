@@ -293,7 +293,7 @@ def _fit(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="mixtrain fit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--table", help="observation table CSV (fit mode)")
     # default ridge (issue 19): on the synthetic optimiser bench (BENCHMARKS.md) the only law whose decisions were
     # worse than uniform in <= 2% of worlds on both world sets, with median regret close to the RegMix recipe's; not auto: on the demo comparison (RESULTS.md) auto picked transfer, whose optimum left
@@ -360,4 +360,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from mixtrain.errors import run_command
+
+    run_command(main, "mixtrain fit")

@@ -66,7 +66,7 @@ def write_mixtures(mixtures, out_dir: str) -> list[str]:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="mixtrain proxy", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", required=True)
     ap.add_argument("--num-runs", type=int, default=16)
     ap.add_argument("--out", required=True, help="folder for mix-XX.yaml files")
@@ -85,4 +85,6 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from mixtrain.errors import run_command
+
+    run_command(main, "mixtrain proxy")

@@ -7,6 +7,7 @@ this process writes the cache is `DataContext.writes_caches`, set by the caller)
 
 from __future__ import annotations
 
+from mixtrain.errors import ConfigError
 from mixtrain.mixing.base import DataContext, MixingStrategy
 from mixtrain.mixing.strategy_registry import register_strategy
 
@@ -29,7 +30,8 @@ class Entropy(MixingStrategy):
     ):
         super().__init__(max_epochs)
         if measure not in self.MEASURES:
-            raise ValueError(f"mixing.measure must be one of {self.MEASURES}, got {measure!r}")
+            raise ConfigError(f"mixing.measure={measure!r} is not a measure: use one of {', '.join(self.MEASURES)} "
+                              "(e.g. mixing.measure=ce)")
         self.measure = measure
         self.normalization = normalization
         self.temperature = float(temperature)

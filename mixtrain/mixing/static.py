@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from mixtrain.errors import ConfigError, MissingPathError
 from mixtrain.mixing.base import DataContext, MixingStrategy
 from mixtrain.mixing.strategy_registry import register_strategy
 from mixtrain.weights import normalize_weights
@@ -42,7 +43,7 @@ class Temperature(MixingStrategy):
     def __init__(self, temperature: float = 3.0, max_epochs: float | None = None):
         super().__init__(max_epochs)
         if not temperature > 0:
-            raise ValueError(f"mixing.temperature must be > 0, got {temperature}")
+            raise ConfigError(f"mixing.temperature must be > 0, got {temperature}")
         self.temperature = float(temperature)
 
     def compute(self, ctx: DataContext) -> dict[str, float]:
@@ -63,7 +64,7 @@ class Manual(MixingStrategy):
     ):
         super().__init__(max_epochs)
         if (weights is None) == (weights_file is None):
-            raise ValueError(
+            raise ConfigError(
                 "mixing=manual needs exactly one of mixing.weights={domain: w, ...} or mixing.weights_file=FILE.yaml"
             )
         self.weights = dict(weights) if weights is not None else None
@@ -76,23 +77,30 @@ class Manual(MixingStrategy):
 
 
 def read_weights_file(path: str | os.PathLike) -> dict[str, float]:
-    """Read a weights.yaml (`weights: {domain: w}`), as written by `python -m mixtrain.fitting.fit --optimize`."""
+    """Read a weights.yaml: `weights: {domain: w}` (as `python -m mixtrain.fitting.fit --optimize` writes it,
+    other top-level keys ignored) or a plain `{domain: w}` mapping (every value a number)."""
     import yaml
 
     try:
         with open(path) as f:
             data = yaml.safe_load(f)
     except FileNotFoundError:
-        raise FileNotFoundError(f"weights file {path} does not exist") from None
-    if not isinstance(data, dict) or not isinstance(data.get("weights"), dict):
-        raise ValueError(f"weights file {path} must hold a mapping `weights: {{domain: weight, ...}}`")
-    return {str(k): v for k, v in data["weights"].items()}
+        raise MissingPathError(f"mixing.weights_file={path} does not exist; check the path (relative paths are "
+                               "read from the directory you run the command in)") from None
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"mixing.weights_file={path} cannot be read as YAML: {' '.join(str(e).split())}") from None
+    if isinstance(data, dict) and isinstance(data.get("weights"), dict):
+        data = data["weights"]
+    elif not (isinstance(data, dict) and data and all(isinstance(v, (int, float)) for v in data.values())):
+        raise ConfigError(f"mixing.weights_file={path} must hold `weights: {{domain: weight, ...}}` or a plain "
+                          "`{domain: weight, ...}` mapping (see README, 'The weights file')")
+    return {str(k): v for k, v in data.items()}
 
 
 def prior_weights(kind: str, temperature: float, ctx: DataContext) -> dict[str, float]:
     """The static rule an online strategy starts from: uniform, natural or temperature."""
     rule = {"uniform": Uniform(), "natural": Natural(), "temperature": Temperature(temperature)}
     if kind not in rule:
-        raise ValueError(f"mixing.prior must be uniform, natural or temperature, got {kind!r}")
+        raise ConfigError(f"mixing.prior must be uniform, natural or temperature, got {kind!r}")
     return normalize_weights(rule[kind].compute(ctx), ctx.domains, what="prior weights")
 

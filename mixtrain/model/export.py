@@ -258,7 +258,7 @@ def export_run(run_dir: str | os.PathLike | None, out_dir: str | os.PathLike, ck
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m mixtrain.model.export", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="mixtrain export", description=__doc__.split("\n\n")[0])
     parser.add_argument("run", nargs="?", help="run directory (out_dir of mixtrain.train)")
     parser.add_argument("--out", required=True, help="folder to write (an earlier export there: its files are "
                         "replaced, other files such as a model card stay)")
@@ -283,4 +283,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from mixtrain.errors import run_command
+
+    run_command(main, "mixtrain export")

@@ -120,7 +120,7 @@ def generate(source: str | os.PathLike, prompt: str, max_new_tokens: int = 64, t
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m mixtrain.model.generate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="mixtrain generate", description=__doc__.split("\n\n")[0])
     parser.add_argument("source", help="run directory (out_dir of mixtrain.train) or an exported HF folder")
     parser.add_argument("--prompt", required=True, help="text to continue")
     parser.add_argument("--max-new-tokens", type=int, default=64)
@@ -138,7 +138,13 @@ def main(argv: list[str] | None = None) -> None:
         print(f"[generate] error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
     print(text, flush=True)
+    if not text.strip():  # a weak model's greedy output is often only newlines: say so instead of a blank screen
+        what = "empty" if not text else f"only whitespace ({text[:40]!r})"
+        print(f"[generate] note: the continuation is {what}; an undertrained model often does this: train longer, "
+              "or sample with --temperature 0.8 --top-k 50", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":
-    main()
+    from mixtrain.errors import run_command
+
+    run_command(main, "mixtrain generate")

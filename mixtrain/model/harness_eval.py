@@ -116,7 +116,7 @@ def evaluate_run(run_dir: str | os.PathLike, tasks: list[str], *, out: str | os.
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m mixtrain.model.harness_eval", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="mixtrain evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("run", help="run directory (out_dir of mixtrain.train)")
     parser.add_argument("--tasks", required=True, help="comma-separated lm-eval task names")
     parser.add_argument("--out", help="results JSON (default RUN/lm_eval.json)")
@@ -148,4 +148,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from mixtrain.errors import run_command
+
+    run_command(main, "mixtrain evaluate")

@@ -10,6 +10,7 @@ Place in the flow: the first stage; everything after it reads DIR (store/datadir
     shards.py         N tokenizer processes, one litdata writer, checksums/stats/manifest; idempotent, atomic
     shares.py         task i of n (SLURM array, torchrun, srun), its share of each domain, the share lock
     tasks.py          `prepare` as task i of n: task 0's tokenizer, the shares, the join (docs/prepare_multinode.md)
+    val_share.py      the warning when a domain gives over 10% of its tokens to validation
     domain_entropy.py SE/CE/JE/VNE of each domain's shards (BiMix), cached in stats.json
     __main__.py       `python -m mixtrain.prepare` (Hydra: mixtrain/hydra_app.py)
     entropy_cli.py    `python -m mixtrain.prepare.entropy_cli` (`mixtrain entropy`)

@@ -45,6 +45,7 @@ from mixtrain.prepare.shards import (
     write_json_atomic, write_manifest,
 )
 from mixtrain.prepare.tokenizer import balanced_sample, file_hash, open_tokenizer, train_tokenizer
+from mixtrain.prepare.val_share import warn_val_share
 
 log = logging.getLogger(__name__)
 
@@ -284,6 +285,7 @@ def _prepare_locked(raw_root: Path, data_dir: Path, *, settings: ShardSettings, 
         print(f"[prepare] {d}: {stats['num_docs']:,} docs, {stats['num_tokens']:,} tokens "
               f"({stats['num_train_tokens']:,} train / {stats['num_val_tokens']:,} val), {stats['num_bytes']:,} bytes"
               + empty, flush=True)
+        warn_val_share(d, stats)  # a small domain: min_val_tokens may take up to half of it
     stale = sorted(p.name for p in data_dir.iterdir() if p.is_dir() and (p / "stats.json").is_file() and p.name not in domains)
     if stale:
         log.warning("%s holds prepared domains that are no longer in %s and are left out of the manifest: %s",

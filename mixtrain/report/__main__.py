@@ -3,4 +3,6 @@
 from mixtrain.report.cli import main
 
 if __name__ == "__main__":
-    main()
+    from mixtrain.errors import run_command
+
+    run_command(main, "mixtrain report")

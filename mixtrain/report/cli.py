@@ -189,7 +189,7 @@ def write_report(runs: Sequence[Run | str | os.PathLike], out_dir: str | os.Path
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m mixtrain.report", description=__doc__,
+    ap = argparse.ArgumentParser(prog="mixtrain report", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories or folders of runs (Hydra multirun)")
     ap.add_argument("--out", required=True, metavar="REPORT_DIR", help="where report.md and the PNGs go")
@@ -214,4 +214,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from mixtrain.errors import run_command
+
+    run_command(main, "mixtrain report")

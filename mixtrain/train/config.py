@@ -96,6 +96,10 @@ class TrainConfig:
     max_nonfinite_steps: int = 3  # stop with an error after this many consecutive NaN/inf training losses (each skipped)
     checkpoint_every_n_steps: int = 50
     table_at_end: bool = True  # print the per-domain table (val loss, weights, tokens) when done
+    # console progress when stderr is not a terminal (a SLURM .out file, a pipe): instead of the redrawn
+    # bar, one plain line after every progress_every_n_steps steps or progress_every_s seconds, whichever comes first
+    progress_every_n_steps: int = 50
+    progress_every_s: float = 60.0
 
     # ---- batch shape
     seq_len: int = 128  # tokens per training sequence (shards must hold seq_len + 1)
@@ -117,6 +121,9 @@ class TrainConfig:
             raise ValueError(f"resume_mixing={self.resume_mixing}: use refuse (default) or switch")
         if self.resume_global_batch not in RESUME_GLOBAL_BATCH_OPTIONS:
             raise ValueError(f"resume_global_batch={self.resume_global_batch}: use keep (default) or change")
+        if self.progress_every_n_steps < 1 or not self.progress_every_s > 0:
+            raise ValueError(f"progress_every_n_steps={self.progress_every_n_steps}, progress_every_s="
+                             f"{self.progress_every_s}: use a step count >= 1 and a positive number of seconds")
 
     def prepare_config(self) -> PrepareConfig:
         """What `prepare` builds when data_dir holds no prepared data yet: this run's data and tokenizer

@@ -26,6 +26,7 @@ from typing import Any
 from mixtrain.store.runfiles import SUMMARY, atomic_write
 from mixtrain.train import launch
 from mixtrain.train.config import TrainConfig
+from mixtrain.train.next_steps import after_run
 from mixtrain.train.summary import domain_table, final_metrics, redact, redacted_yaml, secret_values, write_json
 
 DEMO_DATA_DIR = "data/demo"  # TrainConfig's default data_dir: the demo corpus may be built there
@@ -260,7 +261,8 @@ def build_callbacks(config: TrainConfig, parts: RunParts, out_dir: str, extra: S
         identity,
         RunCheckpoint(dirpath=os.path.join(out_dir, "checkpoints"), every_n_train_steps=config.checkpoint_every_n_steps,
                       save_last=True, save_top_k=-1, filename="step{step:07d}", auto_insert_metric_name=False),
-        *progress_callbacks(bool(config.trainer.get("enable_progress_bar", True))),  # steps, tok/s, loss, mix
+        *progress_callbacks(bool(config.trainer.get("enable_progress_bar", True)),  # steps, tok/s, loss, mix
+                            every_n_steps=config.progress_every_n_steps, every_s=config.progress_every_s),
         *extra,
     ]
     return callbacks, preemption, identity
@@ -305,6 +307,7 @@ def finish(config: TrainConfig, trainer, parts: RunParts, preemption, identity, 
         elif config.table_at_end:
             print(f"\n[mixtrain] {parts.mixing.name}: {trainer.global_step} steps, {summary['tokens']:,} tokens, "
                   f"run dir {out_dir}\n{domain_table(final, dm.domains, dm.eval_only_domains)}\n", flush=True)
+            print(after_run(out_dir), flush=True)
     return summary
 
 

@@ -203,8 +203,8 @@ def final_metrics(callback_metrics: Mapping[str, Any], domains: list[str], weigh
 def domain_table(final: Mapping[str, float], domains: list[str], eval_only_domains: list[str] = ()) -> str:
     """Plain-text per-domain table: validation loss, current weight, tokens consumed.
 
-    Eval-only domains (never sampled) get their val loss and no weight; the target row appears
-    when `val/target` (target.importance) is not simply the unweighted mean.
+    Eval-only domains (never sampled) get their val loss and no weight; the target row (`val/target`,
+    target.importance) is always there, "-" when the run has no validation yet.
     """
     rows = [("domain", "val loss", "weight", "tokens")]
 
@@ -218,10 +218,8 @@ def domain_table(final: Mapping[str, float], domains: list[str], eval_only_domai
         rows.append((f"{d} (eval only)", fmt(final.get(f"val/{d}/loss")), "-", "0"))
     footer = [("mean (unweighted)", fmt(final.get("val/loss")), "",
                f"{int(sum(final[f'mix/tokens/{d}'] for d in domains)):,}")]
-    target, mean = final.get("val/target"), final.get("val/loss")
-    # the default target is the unweighted mean itself: a second row would only repeat it
-    if target is not None and (eval_only_domains or mean is None or abs(target - mean) > 1e-9):
-        footer.append(("target (importance-weighted)", fmt(final["val/target"]), "", ""))
+    # always the same rows, so runs' tables line up (with the default target.importance it repeats the mean)
+    footer.append(("target (importance-weighted)", fmt(final.get("val/target")), "", ""))
     rows += footer
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]

@@ -94,6 +94,17 @@ def test_cli_prints_the_continuation_and_names_bad_input(tiny_run, tmp_path, cap
         assert message in capsys.readouterr().err
 
 
+def test_cli_says_when_the_continuation_is_empty(tiny_run, capsys):
+    from mixtrain.model.generate import main
+
+    main([str(tiny_run), "--prompt", PROMPT, "--max-new-tokens", "0"])
+    captured = capsys.readouterr()
+    assert captured.out == "\n" and "[generate] note: the continuation is empty" in captured.err
+    main([str(tiny_run), "--prompt", PROMPT, "--max-new-tokens", "4", "--temperature", "0"])
+    captured = capsys.readouterr()
+    assert ("[generate] note" in captured.err) == (not captured.out.strip())  # a note only for blank text
+
+
 def test_an_export_with_an_hf_tokenizer_json_generates_like_transformers(tmp_path):
     """An HF-tokenizer export has no tokenizer.model: its tokenizer.json and named specials are used."""
     pytest.importorskip("transformers")

@@ -29,13 +29,41 @@ def test_training_console_counts_steps_with_gradient_accumulation(tiny_data_dir,
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         cfg = compose("train", overrides=[
             "experiment=smoke", f"data_dir={tiny_data_dir}", f"out_dir={tmp_path / 'run'}", "prepare_if_missing=false",
-            "seq_len=32", "batch_size=4", "global_batch_tokens=256", "val_blocks_per_domain=4", "table_at_end=false",
+            "seq_len=32", "batch_size=4", "global_batch_tokens=256", "val_blocks_per_domain=4", "table_at_end=true",
             "trainer.max_steps=3", "trainer.enable_progress_bar=true", "trainer.val_check_interval=3",
-            "trainer.log_every_n_steps=1"])
+            "trainer.log_every_n_steps=1", "progress_every_n_steps=1"])
     assert cfg.trainer.enable_progress_bar
     train(cfg)  # 2 micro-batches per step
-    err = capfd.readouterr().err
-    final = err.replace("\r", "\n").strip().splitlines()[-1]
+    out, err = capfd.readouterr()
+    # stderr is not a terminal here (as in a SLURM .out file): whole lines, one per step, no carriage returns
+    assert "\r" not in err
+    shown = [line for line in err.splitlines() if line.startswith("train ")]
+    steps = [int(re.match(r"train (\d)/3 steps \[", line)[1]) for line in shown]
+    # one line a step, plus one after each validation (Lightning's val_check_interval counts micro-batches:
+    # here after step 1 and step 3)
+    assert steps == sorted(steps) and set(steps) == {1, 2, 3} and len(steps) <= 5, err
+    final = shown[-1]
     assert re.match(r"train 3/3 steps ", final), final
+    # the end: the table with its fixed rows, then the next commands with this run's paths
+    assert "target (importance-weighted)" in out and "mean (unweighted)" in out
+    run = tmp_path / "run"
+    assert out.strip().splitlines()[-1] == (f"[mixtrain] next: mixtrain export {run} --out {run}/hf | mixtrain generate "
+                                            f"{run} --prompt 'Once upon a time' | mixtrain report {run} --out {run}/report")
     assert re.search(r"loss \d+\.\d{3} \| val \d+\.\d{3} \| [\d.]+k? tok/s \| mix (\w+ [.\d]+ ?){3}", final), final
     assert "Epoch" not in err and "v_num" not in err and "6/" not in final
+
+
+def test_plain_progress_lines_every_n_steps_or_seconds():
+    import io
+
+    from mixtrain.train.console import PlainProgress
+
+    stream = io.StringIO()
+    by_steps = PlainProgress(stream, total=10, initial=0, every_n_steps=4, every_s=1e9)
+    for step in range(1, 11):
+        by_steps.update(step, f"loss {step}")
+    assert [line.split()[1] for line in stream.getvalue().splitlines()] == ["4/10", "8/10"]  # 10: at the end
+    stream = io.StringIO()
+    by_time = PlainProgress(stream, total=None, initial=5, every_n_steps=1000, every_s=1e-9)
+    by_time.update(6, "loss 1.000")
+    assert re.fullmatch(r"train 6/\? steps \[00:00<\?\] loss 1\.000\n", stream.getvalue())
