@@ -61,7 +61,7 @@ def disk_full_error(error: BaseException, path: str) -> OSError | None:
 def remove_partial_files(ckpt_dir: str) -> list[str]:
     """Delete what a killed run left half-done (unpublished or half-written checkpoints)."""
     leftovers = glob.glob(os.path.join(ckpt_dir, STAGED_PREFIX + "*")) + glob.glob(
-        os.path.join(ckpt_dir, "*" + PARTIAL_SUFFIX))
+        os.path.join(ckpt_dir, "*" + PARTIAL_SUFFIX)) + glob.glob(os.path.join(ckpt_dir, f"*{PARTIAL_SUFFIX}.sha256"))
     for path in leftovers:
         shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
     return leftovers

@@ -54,14 +54,18 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
         path = os.fspath(path)
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        try:  # the temp file is `<path>.partial`: remove_partial_files clears any a kill left
-            atomic_write(path, lambda f: torch.save(checkpoint, f), tmp=path + PARTIAL_SUFFIX, fsync=True)
+        part = path + PARTIAL_SUFFIX  # remove_partial_files clears any a kill left (and its digest)
+        try:
+            atomic_write(part, lambda f: torch.save(checkpoint, f), tmp=part, fsync=True)
         except BaseException as e:
             full = disk_full_error(e, path)
             if full is not None:
                 raise full from e
             raise
-        write_digest(path)  # after the file: a digest always describes a complete file (checkpoint_digest.py)
+        # the digest describes the complete file before it takes the name; `publish` moves both so that
+        # a kill never leaves a checkpoint its digest rejects (store/checkpoint_digest.py)
+        write_digest(part)
+        publish(part, path)
         _fsync_dir(os.path.dirname(path) or ".")
 
 
