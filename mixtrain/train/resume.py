@@ -129,8 +129,9 @@ def resumed_accumulation(saved: dict[str, Any] | None, batch_size: int, seq_len:
                   "tokens per step", flush=True)
         return accumulate
     if tokens % per_micro:
+        ran_on = f" on {saved['world_size']} processes" if saved["world_size"] != world_size else ""
         raise ValueError(
-            f"{where} ran with {tokens:,} tokens per step; now {what}, and batch_size*seq_len*world_size={per_micro:,} "
+            f"{where} ran{ran_on} with {tokens:,} tokens per step; now {what}, and batch_size*seq_len*world_size={per_micro:,} "
             f"does not divide it, so the global batch cannot be kept: choose a batch_size that divides it, or pass "
             f"resume_global_batch=change to go on with {now:,} tokens per step")
     kept = tokens // per_micro
