@@ -302,6 +302,9 @@ def finish(config: TrainConfig, trainer, parts: RunParts, preemption, identity, 
         "initial_weights": parts.plan.run_initial_weights, "mixing_switches": identity.switches,
         "passes": dm.stream.passes(), "final": final, "eval_only_domains": dm.eval_only_domains,
         "target_importance": parts.importance,
+        # which data: report/comparable.py ranks only runs of the same data (and model size) together
+        "data": {k: parts.data.identity.get(k) for k in ("manifest_fingerprint", "tokenizer_sha256", "vocab_size",
+                                                         "shards_sha256")},
     }
     if preemption.signal_name:
         summary["stopped_by"] = {"signal": preemption.signal_name, "step": int(trainer.global_step),
