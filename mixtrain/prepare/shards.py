@@ -37,6 +37,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -50,6 +51,7 @@ from mixtrain.store.datadir import (  # noqa: F401 (re-exports)
     CHECKSUMS, FORMAT_VERSION, PREPARE_HINT, domain_is_current, domain_problem, fingerprint, read_manifest,
     read_stats, record_checksums, verify_data_dir, verify_shards, write_json_atomic,
 )
+from mixtrain.prepare.interrupt import sigint_raises
 from mixtrain.store.litdata_range import require_litdata
 
 log = logging.getLogger(__name__)
@@ -176,7 +178,7 @@ def _optimize(token_file: str, starts: np.ndarray, ends: np.ndarray, out_dir: Pa
     np.save(docs_file, np.stack([np.asarray(starts, np.int64), np.asarray(ends, np.int64)], axis=1).reshape(-1, 2))
     inputs = [(token_file, docs_file, i, min(i + group, len(starts))) for i in range(0, len(starts), group)]
     try:
-        with _private_litdata_cache():
+        with _private_litdata_cache(), sigint_raises():  # Ctrl-C: KeyboardInterrupt, not litdata's os._exit(0)
             optimize(
                 fn=_emit_documents, inputs=inputs, output_dir=str(out_dir),
                 chunk_size=settings.block_size * settings.blocks_per_chunk,
@@ -307,8 +309,12 @@ def write_domain(domain: str, docs: Iterable[str], tokenizer, data_dir: Path, se
         os.replace(tmp_dir, final)
         shutil.rmtree(old, ignore_errors=True)
         return stats
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp_dir, ignore_errors=True)
+        if isinstance(e, KeyboardInterrupt):
+            print(f"[prepare] interrupted while writing domain {domain!r}: its temporary folder {tmp_dir} was removed; "
+                  "domains finished before are kept: run the same command again to continue", file=sys.stderr,
+                  flush=True)
         raise
 
 
