@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -281,14 +282,19 @@ def test_two_train_processes_on_one_out_dir_never_write_together(tiny_data_dir, 
                                 capture_output=True, text=True, timeout=240)
         assert second.returncode != 0 and f"is in use by pid {first.pid} on {socket.gethostname()}" in second.stderr
         requeue = subprocess.Popen(_train_cmd(tiny_data_dir, run, "trainer.max_steps=12", *common, "resume=auto",
-                                              "run_lock_timeout_s=240"), env=ENV, stdout=subprocess.PIPE,
+                                              "run_lock_timeout_s=240"), env=ENV, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.PIPE, text=True)
-        time.sleep(3)
+        err = []
+        reader = threading.Thread(target=lambda: err.extend(requeue.stderr), daemon=True)
+        reader.start()
+        while not any("waiting up to 240 s" in line for line in err):  # the requeue found the lock held
+            assert requeue.poll() is None and first.poll() is None and time.monotonic() < deadline + 240, "".join(err)
+            time.sleep(0.5)
         first.send_signal(signal.SIGTERM)  # preempted: stops at the next step with a checkpoint of it
         first.wait(timeout=240)
-        out, err = requeue.communicate(timeout=400)
-        assert requeue.returncode == 0, err[-3000:]
-        assert "waiting up to 240 s" in err
+        assert requeue.wait(timeout=400) == 0, "".join(err)[-3000:]
+        reader.join(timeout=10)
+        assert f"in use by pid {first.pid}" in "".join(err)
     finally:
         first.kill()
     steps = _steps(run)
