@@ -226,6 +226,13 @@ def test_a_huge_document_is_cut_at_a_block_boundary_within_the_val_caps(tiny_dat
     tight = ShardSettings(block_size=65, blocks_per_chunk=8, min_val_tokens=65 * 3, max_val_tokens=65 * 3)
     stats = write_domain("lines2", [huge, huge], tokenizer, tmp_path, tight, domain_fingerprint="y")
     assert stats["num_val_tokens"] == 65 * 3 and stats["num_train_tokens"] == stats["num_tokens"] - 65 * 3
+    # three documents, one long: val used to take all three in some orders (litdata: "inputs should be non
+    # empty. Found []", no domain named); now the long one is cut and both splits hold whole blocks
+    for seed in range(4):
+        three = ShardSettings(block_size=65, blocks_per_chunk=8, min_val_tokens=1200, seed=seed)
+        stats = write_domain("three", ["model data", "mixture tokens", huge[:3000]], tokenizer, tmp_path, three,
+                             domain_fingerprint="t")
+        assert stats["num_val_tokens"] >= 65 and stats["num_train_tokens"] >= stats["num_tokens"] // 2
     # too small for both splits: refused by name, with the keys to change
     with pytest.raises(ValueError, match=r"domain 'tiny' .* too small for both splits.*shards.max_val_tokens"):
         write_domain("tiny", [huge, huge], tokenizer, tmp_path,
