@@ -47,6 +47,10 @@ def test_nan_stop_names_the_last_checkpoint_whose_loss_was_finite(tiny_data_dir,
     ckpts = run / "checkpoints"
     # step 4's checkpoint holds the 1e9 weights (finite, written); its loss was the first NaN
     assert str(ckpts / "step0000003.ckpt") in str(err.value) and "resume=true" in str(err.value)
+    # what the folder holds, read back after the set-aside (not what the stop meant to write)
+    assert ("now holds: last.ckpt holds step 3; step checkpoints: step0000001.ckpt, step0000002.ckpt, step0000003.ckpt; "
+            "set aside (diverged weights, never resumed from): step0000004.ckpt.nonfinite, step0000005.ckpt.nonfinite, "
+            "step0000006.ckpt.nonfinite") in str(err.value)
     # steps 4-6 (the NaN streak: no update) hold the same diverged weights: set aside, not deleted
     assert sorted(p.name for p in ckpts.iterdir() if p.suffix != ".sha256") == [
         "last.ckpt", "step0000001.ckpt", "step0000002.ckpt", "step0000003.ckpt", "step0000004.ckpt.nonfinite",
