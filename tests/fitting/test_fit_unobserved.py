@@ -3,7 +3,6 @@ its effect, and --optimize used to write it at the support floor without a word.
 
 from __future__ import annotations
 
-
 from mixtrain.fitting import fit as fit_mod
 from mixtrain.laws.synthetic import dirichlet_mixtures, synthetic_table
 from mixtrain.laws.table import read_table, write_table
