@@ -139,23 +139,24 @@ def test_resume_on_re_prepared_data_is_refused_naming_the_domain_and_switch_goes
 # ----------------------------------------------------------------------------- 3. damaged checkpoints
 def test_flipped_bytes_in_last_ckpt_are_named_and_the_newest_intact_checkpoint_is_used(tiny_data_dir, tmp_path, capfd):
     run = tmp_path / "run"
-    common = ["checkpoint_every_n_steps=2", "trainer.val_check_interval=2"]
-    train(smoke_cfg(tiny_data_dir, run, "trainer.max_steps=4", *common))
+    common = ["checkpoint_every_n_steps=1", "trainer.val_check_interval=1"]
+    train(smoke_cfg(tiny_data_dir, run, "trainer.max_steps=2", *common))
     ckpts = run / "checkpoints"
-    assert {p.name for p in ckpts.glob("*.sha256")} == {"last.ckpt.sha256", "step0000002.ckpt.sha256",
-                                                        "step0000004.ckpt.sha256"}
+    assert {p.name for p in ckpts.glob("*.sha256")} == {"last.ckpt.sha256", "step0000001.ckpt.sha256",
+                                                        "step0000002.ckpt.sha256"}
+    (ckpts / "step0000002.ckpt").unlink()  # last.ckpt is the only checkpoint of step 2
     last = bytearray((ckpts / "last.ckpt").read_bytes())
     middle = len(last) // 2
     last[middle:middle + 64] = bytes(b ^ 0xFF for b in last[middle:middle + 64])  # 64 flipped bytes in a tensor
     (ckpts / "last.ckpt").write_bytes(bytes(last))
-    assert torch.load(ckpts / "last.ckpt", weights_only=True)["global_step"] == 4  # torch alone does not notice
+    assert torch.load(ckpts / "last.ckpt", weights_only=True)["global_step"] == 2  # torch alone does not notice
     with pytest.raises(RunDirError, match=r"ckpt_path=.*last\.ckpt is damaged \(its sha256 differs"):
-        train(smoke_cfg(tiny_data_dir, run, "trainer.max_steps=6", *common, f"ckpt_path={ckpts / 'last.ckpt'}"))
+        train(smoke_cfg(tiny_data_dir, run, "trainer.max_steps=3", *common, f"ckpt_path={ckpts / 'last.ckpt'}"))
     capfd.readouterr()
-    summary = train(smoke_cfg(tiny_data_dir, run, "trainer.max_steps=6", *common, "resume=true"))
+    summary = train(smoke_cfg(tiny_data_dir, run, "trainer.max_steps=3", *common, "resume=true"))
     out = capfd.readouterr().out
-    assert "last.ckpt (damaged: its sha256 differs" in out and "resuming from step0000004.ckpt (step 4)" in out
-    assert summary["step"] == 6 and _steps(run) == list(range(1, 7))
+    assert "last.ckpt (damaged: its sha256 differs" in out and "resuming from step0000001.ckpt (step 1)" in out
+    assert summary["step"] == 3 and _steps(run) == [1, 2, 3]  # step 2 again, from the intact step 1
     from mixtrain.store.checkpoint_digest import digest_problem
 
     assert digest_problem(str(ckpts / "last.ckpt")) is None  # rewritten by the resumed run, with its digest
@@ -246,13 +247,13 @@ def test_resume_with_another_batch_size_keeps_tokens_per_step(tiny_data_dir, tmp
     common = ["checkpoint_every_n_steps=2", "trainer.val_check_interval=2"]
     train(smoke_cfg(tiny_data_dir, run, "trainer.max_steps=2", *common))  # batch_size=4, seq_len=32: 128 tokens
     with pytest.raises(ValueError, match=r"128 tokens per step; now batch_size 4 -> 3.*resume_global_batch=change"):
-        train(smoke_cfg(tiny_data_dir, run, "trainer.max_steps=4", *common, "resume=true", "batch_size=3"))
+        train(smoke_cfg(tiny_data_dir, run, "trainer.max_steps=3", *common, "resume=true", "batch_size=3"))
     capfd.readouterr()
-    summary = train(smoke_cfg(tiny_data_dir, run, "trainer.max_steps=4", *common, "resume=true", "batch_size=2"))
-    assert "batch_size 4 -> 2" in capfd.readouterr().out and summary["step"] == 4
+    summary = train(smoke_cfg(tiny_data_dir, run, "trainer.max_steps=3", *common, "resume=true", "batch_size=2"))
+    assert "batch_size 4 -> 2" in capfd.readouterr().out and summary["step"] == 3
     shape = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["mixtrain_batch"]
     assert shape["global_batch_tokens"] == 128 and shape["accumulate_grad_batches"] == 2 and shape["batch_size"] == 2
-    assert summary["tokens"] == 4 * 128  # every step, before and after the resume, saw 128 tokens
+    assert summary["tokens"] == 3 * 128  # every step, before and after the resume, saw 128 tokens
 
 
 # ----------------------------------------------------------------------------------------- readers
