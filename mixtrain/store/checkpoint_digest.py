@@ -72,14 +72,9 @@ def publish(staged: str, final: str) -> None:
         os.remove(digest_path(staged))
 
 
-def copy_digest(source: str, target: str) -> None:
-    """After copying checkpoint `source` onto `target` (the NaN stop's last.ckpt): its digest too."""
-    _write(target, [_entry(target)])
-
-
 def digest_problem(path: str) -> str | None:
     """Why checkpoint file `path` does not match its digest (naming both), or None when it does or
-    when it has none (see `has_digest`). Reads the whole file (sha256)."""
+    when it has no digest file (unverified). Reads the whole file (sha256)."""
     if os.path.isdir(path):
         return None
     accepted = _accepted(path)
@@ -93,7 +88,3 @@ def digest_problem(path: str) -> str | None:
     if not any(e.get("sha256") == file_sha256(path) for e in accepted):
         return f"its sha256 differs from {os.path.basename(digest_path(path))} (bytes damaged on disk)"
     return None
-
-
-def has_digest(path: str) -> bool:
-    return os.path.isfile(digest_path(path))
