@@ -278,11 +278,20 @@ def _optimize(args) -> None:
     print(f"fit: {args.optimizer} optimum of {law.name} at step {args.step:g} -> {args.out}")
 
 
+def unobserved_domains(table: ObservationTable) -> list[str]:
+    """Training domains whose weight is 0 in every row of `table`."""
+    return [d for i, d in enumerate(table.train_domains) if not np.any(table.W[:, i] > 0)]
+
+
 def _fit(args) -> None:
     table = read_table(args.table)
     importance = parse_domain_values(args.importance, "--importance")
     if isinstance(importance, float):
         raise ValueError("--importance takes domain=value pairs, e.g. code=2,prose=1")
+    for d in unobserved_domains(table):  # issue 30: fitted silently, then written at the support floor
+        print(f"fit: warning: domain {d!r} has weight 0 in every one of the {table.n_rows} rows of {args.table}: the "
+              "law has no observation of what training on it does, so any weight --optimize gives it is an "
+              f"extrapolation; add proxy runs that train on {d!r}, or leave it out of the mixture", file=sys.stderr)
     law = fit_law(table, args.law, cv_folds=args.folds, seed=args.seed, importance=importance)
     print(quality_table(law))
     law.to_json(args.out)

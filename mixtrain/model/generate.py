@@ -70,10 +70,30 @@ def load_model(source: str | os.PathLike, ckpt_path: str | None = None, tokenize
         tokenizer = hf_folder_tokenizer(source)
     else:
         tokenizer = run_tokenizer(source)
+    if tokenizer_path is not None and not _is_hf_folder(Path(source)):
+        _warn_other_tokenizer(ckpt_path or source, tokenizer_path)
     if tokenizer.vocab_size != gpt.cfg.vocab_size:
         raise ValueError(f"the model has vocab_size {gpt.cfg.vocab_size} but the tokenizer {tokenizer.model_path} has "
                          f"{tokenizer.vocab_size}; pass the run's own tokenizer (--tokenizer)")
     return gpt.to(device).eval(), tokenizer
+
+
+def _warn_other_tokenizer(source: str | os.PathLike, tokenizer_path: str) -> None:
+    """--tokenizer that is not the run's (its checkpoint records the data's tokenizer hash,
+    train/data_identity.py): same vocabulary size, other pieces, so the text would be nonsense."""
+    from mixtrain.store.checkpoint_files import load_checkpoint_meta
+    from mixtrain.store.datadir import file_sha256
+
+    path = Path(source)
+    ckpt = path / "checkpoints" / "last.ckpt" if path.is_dir() else path
+    try:
+        saved = (load_checkpoint_meta(str(ckpt)).get("mixtrain_data") or {}).get("tokenizer_sha256")
+    except Exception:  # no readable checkpoint here: nothing to compare (read_initial_weights names the problem)
+        return
+    if saved and file_sha256(tokenizer_path) != saved:
+        print(f"[generate] warning: --tokenizer {tokenizer_path} is not the tokenizer {ckpt} was trained with "
+              f"(sha256 {file_sha256(tokenizer_path)[:12]}, the run's {saved[:12]}): the same ids mean other pieces, "
+              "so the text will be nonsense; leave --tokenizer out to use the run's own", file=sys.stderr, flush=True)
 
 
 @torch.no_grad()
@@ -84,6 +104,8 @@ def generate_ids(gpt, prompt_ids: list[int], max_new_tokens: int, temperature: f
         raise ValueError(f"--temperature {temperature}: use 0 (greedy) or a positive number")
     if top_k is not None and top_k < 1:
         raise ValueError(f"--top-k {top_k}: use a positive number of tokens (or leave it out)")
+    if int(max_new_tokens) < 1:
+        raise ValueError(f"--max-new-tokens {max_new_tokens}: use a positive number of tokens to generate")
     device = next(gpt.parameters()).device
     generator = torch.Generator(device=device).manual_seed(int(seed))
     ids = torch.tensor([prompt_ids], dtype=torch.long, device=device)

@@ -22,7 +22,9 @@ for a train and a val split, then `checksums.json` and `stats.json`, then `DIR/m
   the shards are the same bytes for any number of workers (not part of the fingerprint).
 * Split: documents are taken in a seeded random order into val until val holds
   max(min_val_tokens, val_fraction * tokens) tokens (at most max_val_tokens and half the
-  domain); the rest, in corpus order, is train.
+  domain); the rest, in corpus order, is train. A document that would take val past
+  max_val_tokens or half the domain is cut at a block boundary (its head to val, its tail
+  stays in train), and a domain too small for a block in each split is refused by name.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -48,6 +51,7 @@ from mixtrain.store.datadir import (  # noqa: F401 (re-exports)
     CHECKSUMS, FORMAT_VERSION, PREPARE_HINT, domain_is_current, domain_problem, fingerprint, read_manifest,
     read_stats, record_checksums, verify_data_dir, verify_shards, write_json_atomic,
 )
+from mixtrain.prepare.interrupt import sigint_raises
 from mixtrain.store.litdata_range import require_litdata
 
 log = logging.getLogger(__name__)
@@ -174,7 +178,7 @@ def _optimize(token_file: str, starts: np.ndarray, ends: np.ndarray, out_dir: Pa
     np.save(docs_file, np.stack([np.asarray(starts, np.int64), np.asarray(ends, np.int64)], axis=1).reshape(-1, 2))
     inputs = [(token_file, docs_file, i, min(i + group, len(starts))) for i in range(0, len(starts), group)]
     try:
-        with _private_litdata_cache():
+        with _private_litdata_cache(), sigint_raises():  # Ctrl-C: KeyboardInterrupt, not litdata's os._exit(0)
             optimize(
                 fn=_emit_documents, inputs=inputs, output_dir=str(out_dir),
                 chunk_size=settings.block_size * settings.blocks_per_chunk,
@@ -186,19 +190,49 @@ def _optimize(token_file: str, starts: np.ndarray, ends: np.ndarray, out_dir: Pa
         os.unlink(docs_file)
 
 
-def _split(lengths: np.ndarray, settings: ShardSettings, domain: str) -> np.ndarray:
-    """Boolean mask of val documents (see module docstring)."""
+def _split(lengths: np.ndarray, settings: ShardSettings, domain: str) -> tuple[np.ndarray, int, int]:
+    """(val mask, cut document, val tokens of it): documents in a seeded random order go to val until it
+    holds the target (see module docstring). A document that would take val past its hard cap
+    (max_val_tokens, half the domain) is cut at a block boundary: its first tokens (whole blocks,
+    within the cap) go to val, the rest stays in train (cut = -1: none was cut). Refuses a domain
+    whose split would leave val or train without one block, naming the keys to change."""
     total = int(lengths.sum())
-    target = min(max(settings.min_val_tokens, int(settings.val_fraction * total)), settings.max_val_tokens, total // 2)
+    cap = min(settings.max_val_tokens, total // 2)
+    target = min(max(settings.min_val_tokens, int(settings.val_fraction * total)), cap)
     order = np.random.default_rng([settings.seed, int(hashlib.md5(domain.encode()).hexdigest()[:8], 16)]).permutation(len(lengths))
     val = np.zeros(len(lengths), dtype=bool)
-    taken = 0
+    taken, cut, cut_tokens = 0, -1, 0
     for i in order:
         if taken >= target:
             break
+        if taken + int(lengths[i]) > cap:  # a whole document would break the cap: cut it
+            cut_tokens = (cap - taken) // settings.block_size * settings.block_size
+            if cut_tokens > 0:
+                cut, taken = int(i), taken + cut_tokens
+            break
         val[i] = True
         taken += int(lengths[i])
-    return val
+    train_tokens = total - taken
+    if taken < settings.block_size or train_tokens < settings.block_size:
+        raise ValueError(
+            f"domain {domain!r} ({total} tokens in {len(lengths)} documents) is too small for both splits: val would "
+            f"hold {taken} and train {train_tokens} tokens, each needs at least one block of shards.block_size="
+            f"{settings.block_size}; add text to {domain!r}, or change shards.max_val_tokens (now "
+            f"{settings.max_val_tokens}), shards.min_val_tokens ({settings.min_val_tokens}), shards.val_fraction "
+            f"({settings.val_fraction}) or shards.block_size")
+    return val, cut, cut_tokens
+
+
+def _split_ranges(starts: np.ndarray, ends: np.ndarray, val: np.ndarray, cut: int,
+                  cut_tokens: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{split: (starts, ends)} of the token ranges each split writes; a cut document's head is
+    appended to val, its tail stays at its place in train."""
+    train_s, train_e = starts.copy(), ends.copy()
+    val_s, val_e = starts[val], ends[val]
+    if cut >= 0:
+        val_s, val_e = np.append(val_s, starts[cut]), np.append(val_e, starts[cut] + cut_tokens)
+        train_s[cut] = starts[cut] + cut_tokens
+    return {"train": (train_s[~val], train_e[~val]), "val": (val_s, val_e)}
 
 
 def _document_batches(docs: Iterable[str], counts: dict[str, int]) -> Iterator[list[str]]:
@@ -268,16 +302,17 @@ def write_domain_tokens(domain: str, tmp_dir: Path, lengths_arr: np.ndarray, cou
             )
         ends = np.cumsum(lengths_arr)
         starts = ends - lengths_arr
-        val = _split(lengths_arr, settings, domain)
-        for split, mask in (("train", ~val), ("val", val)):
-            _optimize(str(token_file), starts[mask], ends[mask], tmp_dir / split, settings)
+        val, cut, cut_tokens = _split(lengths_arr, settings, domain)
+        for split, (split_starts, split_ends) in _split_ranges(starts, ends, val, cut, cut_tokens).items():
+            _optimize(str(token_file), split_starts, split_ends, tmp_dir / split, settings)
         token_file.unlink()
         record_checksums(tmp_dir)
         stats = {
             "domain": domain, "num_docs": int(len(lengths_arr)), "num_empty_docs": num_empty,
             "num_tokens": int(lengths_arr.sum()), "num_bytes": num_bytes,
             "num_train_docs": int((~val).sum()), "num_val_docs": int(val.sum()),
-            "num_train_tokens": int(lengths_arr[~val].sum()), "num_val_tokens": int(lengths_arr[val].sum()),
+            "num_train_tokens": int(lengths_arr[~val].sum()) - cut_tokens,
+            "num_val_tokens": int(lengths_arr[val].sum()) + cut_tokens,
             "block_size": settings.block_size, "vocab_size": vocab_size,
             "fingerprint": domain_fingerprint, "format": FORMAT_VERSION, **(extra_stats or {}),
         }
@@ -289,8 +324,12 @@ def write_domain_tokens(domain: str, tmp_dir: Path, lengths_arr: np.ndarray, cou
         os.replace(tmp_dir, final)
         shutil.rmtree(old, ignore_errors=True)
         return stats
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp_dir, ignore_errors=True)
+        if isinstance(e, KeyboardInterrupt):
+            print(f"[prepare] interrupted while writing domain {domain!r}: its temporary folder {tmp_dir} was removed; "
+                  "domains finished before are kept: run the same command again to continue", file=sys.stderr,
+                  flush=True)
         raise
 
 

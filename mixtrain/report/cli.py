@@ -25,6 +25,7 @@ from typing import Any
 
 from mixtrain.report import plots
 from mixtrain.report.runs import Run, load_run, load_runs, safe_name
+from mixtrain.report.comparable import check_comparable
 from mixtrain.report.scale import scale_line
 from mixtrain.report.tables import (
     aggregate_markdown, aggregate_table, fmt_weights, headline, holm_markdown, markdown_table, runs_markdown,
@@ -120,14 +121,16 @@ def _per_run_section(ordered: Sequence[Run], per_run: dict[str, dict[str, Path]]
 
 
 def write_report(runs: Sequence[Run | str | os.PathLike], out_dir: str | os.PathLike, law: Any = None,
-                 table: Any = None) -> Path:
+                 table: Any = None, across_groups: bool = False) -> Path:
     """Write REPORT_DIR/report.md and its PNGs; returns the report.md path.
 
     `runs`: Run objects (load_runs) or run directories. `law`: a law.json path or a loaded law (has
-    `predict(W, steps)`); `table`: an observation table CSV path or an ObservationTable."""
+    `predict(W, steps)`); `table`: an observation table CSV path or an ObservationTable. Runs of other
+    data or model size are refused unless `across_groups` (report/comparable.py)."""
     runs = [r if isinstance(r, Run) else load_run(r) for r in runs]
     if not runs:
         raise ValueError("no runs to report on")
+    mixed = check_comparable(runs, across_groups=across_groups)
     _unique_names(runs)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -153,7 +156,8 @@ def write_report(runs: Sequence[Run | str | os.PathLike], out_dir: str | os.Path
           "better). Target loss: `val/target`, the importance-weighted loss of `target.importance` (the mean over "
           "training domains when none was set)."
           + (f" Eval-only domains (validated, never trained on): {', '.join(eval_only)}." if eval_only else ""),
-          "", scale_line(runs) + " Every claim below holds at this scale only.", "", "## Result", ""]
+          "", scale_line(runs) + " Every claim below holds at this scale only.", "",
+          *([f"**{mixed}**", ""] if mixed else []), "## Result", ""]
     holm_table, holm_lines = holm_markdown(aggs)
     md += [f"- {line}" for line in headline(rows, aggs)]
     md += [f"- after Holm–Bonferroni: {line}" for line in holm_lines[1:]]
@@ -195,6 +199,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", required=True, metavar="REPORT_DIR", help="where report.md and the PNGs go")
     ap.add_argument("--law", metavar="law.json", help="fitted law (python -m mixtrain.fitting.fit) to plot against observations")
     ap.add_argument("--table", metavar="T.csv", help="observation table for --law (default: collected from the runs)")
+    ap.add_argument("--across-groups", action="store_true",
+                    help="rank runs of different data or model size together (refused by default)")
     args = ap.parse_args(argv)
     if args.table and not args.law:
         ap.error("--table is only used with --law")
@@ -203,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
             ap.error(f"{flag} {path}: no such file")
     try:
         runs = load_runs(args.runs)
-        report = write_report(runs, args.out, law=args.law, table=args.table)
+        report = write_report(runs, args.out, law=args.law, table=args.table, across_groups=args.across_groups)
     except (ValueError, FileNotFoundError) as e:
         sys.exit(f"report: {e}")
     rows = runs_table(runs)

@@ -16,13 +16,39 @@ from typing import Any
 from mixtrain.report.runs import Run
 
 
-def model_parameters(config: Mapping[str, Any] | None) -> tuple[int, int] | None:
-    """(total, non-embedding) parameters of the run's model from its config.yaml; None when the
-    config lacks the model or the vocabulary size (e.g. a run not written by mixtrain.train)."""
+def run_vocab_size(run: Run) -> int | None:
+    """The vocabulary the run trained with: the data's (summary.json `data.vocab_size`, written
+    from the manifest), else the manifest of config.yaml's data_dir if it is still there; None
+    when neither is known (model_parameters then falls back to the config)."""
+    data = run.summary.get("data") or {}
+    if data.get("vocab_size"):
+        return int(data["vocab_size"])
+    data_dir = (run.config or {}).get("data_dir")
+    if data_dir:
+        from mixtrain.store.datadir import read_manifest
+
+        try:
+            return int(read_manifest(data_dir)["vocab_size"])
+        except (OSError, ValueError, KeyError):
+            return None
+    return None
+
+
+def run_parameters(run: Run) -> tuple[int, int] | None:
+    """(total, non-embedding) parameters of `run`, its vocabulary taken from its data."""
+    return model_parameters(run.config, vocab_size=run_vocab_size(run))
+
+
+def model_parameters(config: Mapping[str, Any] | None, vocab_size: int | None = None) -> tuple[int, int] | None:
+    """(total, non-embedding) parameters of the run's model from its config.yaml and, when given, the
+    data's `vocab_size` (the model's is set from the data at run time: the config's tokenizer.vocab_size
+    is only what prepare was asked for); None when the model or the vocabulary size is unknown."""
     if not config or not isinstance(config.get("model"), Mapping):
         return None
     model = {k: v for k, v in config["model"].items() if not str(k).startswith("_")}
-    if model.get("vocab_size") is None:  # filled at run time from the data's manifest = the tokenizer's
+    if vocab_size:
+        model["vocab_size"] = int(vocab_size)
+    if model.get("vocab_size") is None:  # an old run whose data is gone: what the config asked prepare for
         model["vocab_size"] = (config.get("tokenizer") or {}).get("vocab_size") or config.get("vocab_size")
     if model.get("vocab_size") is None:
         return None
@@ -49,7 +75,7 @@ def _counts(values: Sequence[Any]) -> str:
 def scale_line(runs: Sequence[Run]) -> str:
     """'Scale: 632,448 parameters (108,160 non-embedding), 76,800 training tokens per run, ...'; several
     values (runs at different scales) are listed, separated by ' / '."""
-    params = [model_parameters(r.config) for r in runs]
+    params = [run_parameters(r) for r in runs]
     tokens = [r.summary.get("tokens") for r in runs]
     steps = [r.summary.get("step") for r in runs]
     shapes = {(c.get("seq_len"), c.get("batch_size")) for c in (r.config or {} for r in runs) if c}

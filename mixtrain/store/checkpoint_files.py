@@ -10,7 +10,9 @@ Layout: docs/formats.md. Pure file handling: torch to read, no Lightning or Hydr
   progress is `<name>.partial` (the atomic writer's temp file) or `.staged-<name>` (written, not
   yet published after metrics.csv); a checkpoint whose weights gave a NaN/inf loss is set aside as
   `<name>.nonfinite` (kept, never resumed from). `remove_partial_files()` clears what a kill left.
-* `resume_checkpoint()`: the readable checkpoint of the highest step, naming unreadable ones;
+* `resume_checkpoint()`: the readable checkpoint of the highest step whose digest accepts it
+  (store/checkpoint_digest.py), naming unreadable and damaged ones; `checked_checkpoint()`: an
+  explicit ckpt_path, refused when its digest rejects it;
   `load_checkpoint_meta()`: a file, or a sharded folder's `meta.pt` (enough to plan a resume);
   `consolidated_checkpoint()`: a sharded folder as one full dict (torch.distributed.checkpoint,
   on this one process), as Lightning's own consolidation reads it.
@@ -28,6 +30,9 @@ import shutil
 from typing import Any
 
 import torch
+
+from mixtrain.errors import RunDirError
+from mixtrain.store.checkpoint_digest import digest_problem
 
 STAGED_PREFIX = ".staged-"
 PARTIAL_SUFFIX = ".partial"
@@ -56,7 +61,7 @@ def disk_full_error(error: BaseException, path: str) -> OSError | None:
 def remove_partial_files(ckpt_dir: str) -> list[str]:
     """Delete what a killed run left half-done (unpublished or half-written checkpoints)."""
     leftovers = glob.glob(os.path.join(ckpt_dir, STAGED_PREFIX + "*")) + glob.glob(
-        os.path.join(ckpt_dir, "*" + PARTIAL_SUFFIX))
+        os.path.join(ckpt_dir, "*" + PARTIAL_SUFFIX)) + glob.glob(os.path.join(ckpt_dir, f"*{PARTIAL_SUFFIX}.sha256"))
     for path in leftovers:
         shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
     return leftovers
@@ -83,16 +88,37 @@ def resume_checkpoint(ckpt_dir: str, run_dir: str | None = None) -> tuple[str, d
             readable.append((int(ckpt["global_step"]), -len(readable), path, ckpt))
         except Exception as e:  # truncated / 0-byte / foreign file: try the next one
             problems.append(f"{os.path.basename(path)} ({type(e).__name__}: {str(e)[:80] or 'unreadable'})")
-    if not readable:
+    chosen = None
+    for step, _, path, ckpt in sorted(readable, key=lambda r: r[:2], reverse=True):  # newest first: one hash
+        problem = digest_problem(path)  # loadable is not intact: flipped bytes load without a word
+        if problem is None:
+            chosen = step, path, ckpt
+            break
+        problems.append(f"{os.path.basename(path)} (damaged: {problem})")
+    if chosen is None:
         if problems:
-            raise RuntimeError(f"no readable checkpoint in {ckpt_dir}: {', '.join(problems)}; "
-                               "start a new out_dir (or overwrite=true)")
+            raise RunDirError(f"no readable checkpoint in {ckpt_dir} that its digest accepts: {', '.join(problems)}; "
+                              "start a new out_dir (or overwrite=true)")
+        aside = sorted(n for n in names if n.endswith(NONFINITE_SUFFIX))
+        if aside:  # the NaN stop set every checkpoint aside: neither resume=true nor resume=auto can continue
+            raise RunDirError(f"{ckpt_dir} holds only checkpoints set aside after a NaN/inf stop ({', '.join(aside)}: "
+                              "their weights gave a non-finite loss, never resumed from); start again with "
+                              "overwrite=true and a lower optim.lr (or a higher optim.warmup_steps)")
         return None
-    step, _, path, ckpt = max(readable, key=lambda r: r[:2])
+    step, path, ckpt = chosen
     if problems:
-        print(f"[mixtrain] unreadable checkpoint(s) {', '.join(problems)}; resuming from "
+        print(f"[mixtrain] unreadable or damaged checkpoint(s) {', '.join(problems)}; resuming from "
               f"{os.path.basename(path)} (step {step}) instead", flush=True)
     return path, ckpt
+
+
+def checked_checkpoint(path: str) -> dict[str, Any]:
+    """An explicit ckpt_path, loaded once its digest (if it has one) accepts it."""
+    problem = digest_problem(path)
+    if problem:
+        raise RunDirError(f"ckpt_path={path} is damaged ({problem}); pass another checkpoint (the run's "
+                          "checkpoints/stepNNNNNNN.ckpt), or resume=true to use the newest intact one")
+    return load_checkpoint_meta(path)
 
 
 def load_checkpoint_meta(path: str) -> dict[str, Any]:

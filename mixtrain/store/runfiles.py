@@ -11,8 +11,10 @@ Lightning, Hydra or pandas.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -68,25 +70,53 @@ def num(cell: str | None) -> float | None:
         return None
 
 
+class DamagedRowWarning(UserWarning):
+    """A metrics.csv row skipped because it is damaged (named by file and line)."""
+
+
 def read_metrics_rows(run_dir: str | os.PathLike) -> tuple[Path, list[str], list[dict[str, str]]]:
     """(file, header, rows as {column: cell}) of RUN/metrics.csv, cells as written (strings).
 
     Raises FileNotFoundError when the file is missing and ValueError when it is empty or has no
     `step` column, each naming the file. A header without rows is returned as it is (a run that
-    has logged nothing yet): the caller decides whether that is an error.
+    has logged nothing yet): the caller decides whether that is an error. A damaged row
+    (fewer cells than the header, a cell that is not a number, or a last line without its newline:
+    a write cut short, whose last number may be cut inside, 7.0 for 7.0182) is skipped with a
+    `DamagedRowWarning` naming the file and line, never read as a value.
     """
     file = Path(run_dir) / METRICS
     if not file.is_file():
         raise FileNotFoundError(f"{file}: no {METRICS} (is {run_dir} a run directory written by mixtrain.train?)")
-    with open(file, newline="") as f:
-        reader = csv.DictReader(f)
-        header = list(reader.fieldnames or [])
-        rows = [{k: v for k, v in row.items() if k is not None} for row in reader]  # None: cells past the header
+    text = file.read_text()
+    lines = csv.reader(io.StringIO(text, newline=""))
+    header = next(lines, [])
     if not header:
         raise ValueError(f"{file}: empty file (the run logged nothing yet?)")
     if "step" not in header:
         raise ValueError(f"{file}: no 'step' column; columns are {header} (format: docs/formats.md)")
+    rows = []
+    cut_short = not text.endswith("\n")  # every row the logger writes ends with a newline
+    for cells in lines:
+        line = lines.line_num  # the file's line (a quoted cell may span lines)
+        problem = _row_problem(cells, header, last=cut_short and line == text.count("\n") + 1)
+        if problem:
+            warnings.warn(f"{file}:{line}: {problem}; row skipped", DamagedRowWarning, stacklevel=2)
+            continue
+        rows.append(dict(zip(header, cells)))
     return file, header, rows
+
+
+def _row_problem(cells: list[str], header: list[str], *, last: bool) -> str | None:
+    if not cells:
+        return "empty line"
+    if last:
+        return "the last line has no newline (a write cut short: its last cell may be cut inside a number)"
+    if len(cells) < len(header):  # cells past the header are dropped, as before (zip)
+        return f"{len(cells)} cells, the header has {len(header)}"
+    for name, cell in zip(header, cells):
+        if cell.strip() and num(cell) is None:
+            return f"column {name!r} holds {cell[:40]!r}, not a number"
+    return None
 
 
 def atomic_write(path: str | os.PathLike, data: str | bytes | Callable[[BinaryIO], None], *,

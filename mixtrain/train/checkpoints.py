@@ -33,6 +33,7 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from mixtrain.store.checkpoint_digest import digest_path, digest_problem, publish, write_digest
 from mixtrain.store.checkpoint_files import (NONFINITE_SUFFIX, PARTIAL_SUFFIX, STAGED_PREFIX, STEP_FILE,
                                              disk_full_error, load_checkpoint_meta)
 from mixtrain.store.runfiles import atomic_write
@@ -53,13 +54,18 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
         path = os.fspath(path)
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        try:  # the temp file is `<path>.partial`: remove_partial_files clears any a kill left
-            atomic_write(path, lambda f: torch.save(checkpoint, f), tmp=path + PARTIAL_SUFFIX, fsync=True)
+        part = path + PARTIAL_SUFFIX  # remove_partial_files clears any a kill left (and its digest)
+        try:
+            atomic_write(part, lambda f: torch.save(checkpoint, f), tmp=part, fsync=True)
         except BaseException as e:
             full = disk_full_error(e, path)
             if full is not None:
                 raise full from e
             raise
+        # the digest describes the complete file before it takes the name; `publish` moves both so that
+        # a kill never leaves a checkpoint its digest rejects (store/checkpoint_digest.py)
+        write_digest(part)
+        publish(part, path)
         _fsync_dir(os.path.dirname(path) or ".")
 
 
@@ -105,9 +111,12 @@ class RunCheckpoint(ModelCheckpoint):
                 if hasattr(logger, "flush_through"):
                     logger.flush_through(trainer.global_step)
             for final, staged in self._staged.items():
-                if os.path.isdir(staged) and os.path.isdir(final):
-                    shutil.rmtree(final)
-                os.replace(staged, final)
+                if os.path.isdir(staged):
+                    if os.path.isdir(final):
+                        shutil.rmtree(final)
+                    os.replace(staged, final)
+                else:  # the file and its digest, so that a kill between the two leaves an accepted pair
+                    publish(staged, final)
             _fsync_dir(self.dirpath)
         self._staged.clear()
         if trainer.world_size > 1:
@@ -135,16 +144,25 @@ class RunCheckpoint(ModelCheckpoint):
             for step, path in steps:
                 if step >= first_bad_step:
                     os.replace(path, path + NONFINITE_SUFFIX)
+                    if os.path.isfile(digest_path(path)):
+                        os.replace(digest_path(path), digest_path(path + NONFINITE_SUFFIX))
             last = os.path.join(ckpt_dir, "last.ckpt")
             if os.path.isfile(last) and int(load_checkpoint_meta(last)["global_step"]) >= first_bad_step:
                 if good is None:
                     os.replace(last, last + NONFINITE_SUFFIX)
+                    if os.path.isfile(digest_path(last)):
+                        os.replace(digest_path(last), digest_path(last + NONFINITE_SUFFIX))
                 else:
                     shutil.copyfile(good, last + PARTIAL_SUFFIX)
-                    os.replace(last + PARTIAL_SUFFIX, last)
+                    publish(last + PARTIAL_SUFFIX, last)
             if os.path.isdir(ckpt_dir):
                 _fsync_dir(ckpt_dir)
         return good
+
+    def on_disk(self) -> str:
+        """What the checkpoint folder holds now, read back from disk (the NaN stop's message states
+        this, not what it meant to write): last.ckpt's step and digest, the step files, the set-aside ones."""
+        return checkpoints_on_disk(self.dirpath)
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         # unpublished checkpoints may be ahead of metrics.csv: drop them, resume uses the last published
@@ -153,6 +171,28 @@ class RunCheckpoint(ModelCheckpoint):
                 if os.path.exists(staged):
                     shutil.rmtree(staged) if os.path.isdir(staged) else os.remove(staged)
         self._staged.clear()
+
+
+def checkpoints_on_disk(ckpt_dir: str) -> str:
+    """One line: last.ckpt's step and digest state, the step checkpoints, the `.nonfinite` ones."""
+    names = sorted(os.listdir(ckpt_dir)) if os.path.isdir(ckpt_dir) else []
+    parts = []
+    if "last.ckpt" in names:
+        last = os.path.join(ckpt_dir, "last.ckpt")
+        try:
+            step = int(load_checkpoint_meta(last)["global_step"])
+            problem = digest_problem(last)
+            parts.append(f"last.ckpt holds step {step}" + (f" but is damaged ({problem})" if problem else ""))
+        except Exception as e:  # unreadable: say so rather than guess
+            parts.append(f"last.ckpt is unreadable ({type(e).__name__})")
+    else:
+        parts.append("no last.ckpt")
+    steps = [n for n in names if STEP_FILE.match(n)]
+    parts.append(f"step checkpoints: {', '.join(steps) if steps else 'none'}")
+    aside = [n for n in names if n.endswith(NONFINITE_SUFFIX)]
+    if aside:
+        parts.append(f"set aside (diverged weights, never resumed from): {', '.join(aside)}")
+    return f"{ckpt_dir} now holds: " + "; ".join(parts)
 
 
 BATCH_KEY = "mixtrain_batch"
@@ -164,10 +204,12 @@ class BatchShape(pl.Callback):
 
     def __init__(self, accumulate: int, batch_size: int, seq_len: int):
         self.accumulate, self.tokens_per_rank = accumulate, batch_size * seq_len * accumulate
+        self.batch_size, self.seq_len = batch_size, seq_len
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
         checkpoint[BATCH_KEY] = {"world_size": trainer.world_size, "accumulate_grad_batches": self.accumulate,
-                                 "global_batch_tokens": self.tokens_per_rank * trainer.world_size}
+                                 "global_batch_tokens": self.tokens_per_rank * trainer.world_size,
+                                 "batch_size": self.batch_size, "seq_len": self.seq_len}
 
 
 class Preemption(pl.Callback):

@@ -25,6 +25,7 @@ from mixtrain.prepare.shards import ShardSettings
 
 RESUME_MIXING_OPTIONS = ("refuse", "switch")
 RESUME_GLOBAL_BATCH_OPTIONS = ("keep", "change")
+RESUME_DATA_OPTIONS = ("refuse", "switch")
 
 
 @dataclass
@@ -93,6 +94,10 @@ class TrainConfig:
     overwrite: bool = False  # true: delete the run already in out_dir and start over (default: refuse)
     resume_global_batch: str = "keep"  # a resume on another number of processes: keep (or refuse) | change
     resume_mixing: str = "refuse"  # a resume with other mixing settings: refuse | switch (new weights from the resume step)
+    # a resume on other prepared data or another tokenizer (train/data_identity.py): refuse | switch (deliberately)
+    resume_data: str = "refuse"
+    # a requeue (resume=auto, SLURM_RESTART_COUNT > 0) waits this long for the run's previous writer (store/run_lock.py)
+    run_lock_timeout_s: float = 600.0
     max_nonfinite_steps: int = 3  # stop with an error after this many consecutive NaN/inf training losses (each skipped)
     checkpoint_every_n_steps: int = 50
     table_at_end: bool = True  # print the per-domain table (val loss, weights, tokens) when done
@@ -124,6 +129,8 @@ class TrainConfig:
         if self.progress_every_n_steps < 1 or not self.progress_every_s > 0:
             raise ValueError(f"progress_every_n_steps={self.progress_every_n_steps}, progress_every_s="
                              f"{self.progress_every_s}: use a step count >= 1 and a positive number of seconds")
+        if self.resume_data not in RESUME_DATA_OPTIONS:
+            raise ValueError(f"resume_data={self.resume_data}: use refuse (default) or switch")
 
     def prepare_config(self) -> PrepareConfig:
         """What `prepare` builds when data_dir holds no prepared data yet: this run's data and tokenizer

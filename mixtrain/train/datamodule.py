@@ -210,3 +210,8 @@ class MixtureDataModule(pl.LightningDataModule):
             if self.stream is not None:  # loader already built: apply now
                 self.stream.load_state_dict(self._pending_state)
                 self._pending_state = None
+
+    def forget_sampler_state(self) -> None:
+        """resume_data=switch (train/data_identity.py): the saved positions index the old shards, so
+        the stream starts over on the new ones (called after Lightning restored this module's state)."""
+        self._pending_state = None

@@ -242,19 +242,21 @@ class MixtureLM(pl.LightningModule):
         return out
 
     def _nonfinite_stop_message(self, loss: float) -> str:
-        """The NaN stop's message, naming the newest checkpoint whose weights gave a finite loss
-        (checkpoints.RunCheckpoint.keep_finite sets the diverged ones aside and points last.ckpt at it)."""
+        """The NaN stop's message: the newest checkpoint whose weights gave a finite loss
+        (checkpoints.RunCheckpoint.keep_finite sets the diverged ones aside and copies it to
+        last.ckpt), then what the checkpoint folder holds, read back from disk after that."""
         first = self._first_nonfinite_step
-        keep = getattr(self.trainer.checkpoint_callback, "keep_finite", None)
+        callback = self.trainer.checkpoint_callback
+        keep = getattr(callback, "keep_finite", None)
         good = keep(self.trainer, first) if keep else None
-        where = (f"the last checkpoint whose loss was finite is {good} (last.ckpt now holds it; checkpoints of step "
-                 f">= {first} hold the diverged weights and got a .nonfinite suffix): lower optim.lr (or raise "
-                 "optim.warmup_steps) and resume=true" if good else
+        where = (f"the last checkpoint whose loss was finite is {good}: lower optim.lr (or raise optim.warmup_steps) "
+                 "and resume=true" if good else
                  f"no checkpoint before step {first} holds finite-loss weights: lower optim.lr (or raise "
                  "optim.warmup_steps) and start again (overwrite=true)")
+        on_disk = callback.on_disk() if hasattr(callback, "on_disk") else ""
         return (f"train/loss is {loss} for {self._nonfinite_streak} consecutive steps (steps {first + 1} to "
                 f"{self.global_step + 1}; max_nonfinite_steps={self.max_nonfinite_steps}); these steps did not update "
-                f"the weights; {where}")
+                f"the weights; {where}" + (f". {on_disk}" if on_disk else ""))
 
     def on_train_start(self) -> None:
         declare_columns(self.trainer, [f"train/{d}/loss" for d in self.domains])

@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from mixtrain.store.checkpoint_files import load_checkpoint_meta, resume_checkpoint
+from mixtrain.store.checkpoint_files import checked_checkpoint, resume_checkpoint
 from mixtrain.train.checkpoints import MIXING_KEY, mixing_mismatch
 from mixtrain.train.config import RESUME_MIXING_OPTIONS
 from mixtrain.train.summary import claim_run_dir
@@ -55,7 +55,7 @@ def plan_start(out_dir: str, *, resume: Any, ckpt_path: str | None, overwrite: b
     if ckpt_path:
         if not os.path.exists(ckpt_path):
             raise FileNotFoundError(f"ckpt_path={ckpt_path} does not exist")
-        return Start(str(ckpt_path), load_checkpoint_meta(str(ckpt_path)))
+        return Start(str(ckpt_path), checked_checkpoint(str(ckpt_path)))
     mode = resume_mode(resume)
     found = None
     if mode == "true" or (mode == "auto" and not overwrite):
@@ -110,28 +110,42 @@ def plan_mixing(start: Start, name: str, config: dict[str, Any], initial_weights
 
 def resumed_accumulation(saved: dict[str, Any] | None, batch_size: int, seq_len: int, world_size: int | None,
                          accumulate: int, *, change: bool, where: str, rank_zero: bool = True) -> int:
-    """Gradient accumulation for a resume: the checkpoint's global batch (tokens per optimizer step)
-    on this run's world size; refused when it does not divide, unless `change` (resume_global_batch=
-    change) accepts the new global batch. Printed on the console either way."""
-    if not saved or not saved.get("global_batch_tokens") or not world_size or saved["world_size"] == world_size:
+    """Gradient accumulation for a resume: the checkpoint's global batch (tokens per optimizer step),
+    whatever changed (world size, batch_size, seq_len, accumulation); refused when it does not divide,
+    unless `change` (resume_global_batch=change) accepts the new global batch. Printed either way."""
+    if not saved or not saved.get("global_batch_tokens") or not world_size:
         return accumulate
     tokens = int(saved["global_batch_tokens"])
     per_micro = batch_size * seq_len * world_size
     now = per_micro * accumulate
+    if now == tokens and saved["world_size"] == world_size:
+        return accumulate
+    what = _shape_change(saved, batch_size, seq_len, world_size)
+    head = (f"resume on {world_size} processes ({where} ran on {saved['world_size']})" if saved["world_size"] != world_size
+            else f"resume with {what} ({where})")
     if change:
         if rank_zero:
-            print(f"[mixtrain] resume on {world_size} processes ({where} ran on {saved['world_size']}): "
-                  f"resume_global_batch=change: {tokens:,} -> {now:,} tokens per step", flush=True)
+            print(f"[mixtrain] {head}: resume_global_batch=change: {tokens:,} -> {now:,} "
+                  "tokens per step", flush=True)
         return accumulate
     if tokens % per_micro:
+        ran_on = f" on {saved['world_size']} processes" if saved["world_size"] != world_size else ""
         raise ValueError(
-            f"{where} ran on {saved['world_size']} processes with {tokens:,} tokens per step; on {world_size} "
-            f"processes batch_size*seq_len*world_size={per_micro:,} does not divide it, so the global batch "
-            f"cannot be kept: change batch_size, or pass resume_global_batch=change to go on with {now:,} "
-            "tokens per step")
+            f"{where} ran{ran_on} with {tokens:,} tokens per step; now {what}, and batch_size*seq_len*world_size={per_micro:,} "
+            f"does not divide it, so the global batch cannot be kept: choose a batch_size that divides it, or pass "
+            f"resume_global_batch=change to go on with {now:,} tokens per step")
     kept = tokens // per_micro
     if rank_zero:
-        print(f"[mixtrain] resume on {world_size} processes ({where} ran on {saved['world_size']}): gradient "
-              f"accumulation {saved['accumulate_grad_batches']} -> {kept} keeps the global batch at {tokens:,} "
-              "tokens per step (resume_global_batch=change would use this run's settings)", flush=True)
+        print(f"[mixtrain] {head}: gradient accumulation {saved['accumulate_grad_batches']} -> "
+              f"{kept} keeps the global batch at {tokens:,} tokens per step (resume_global_batch=change would use "
+              "this run's settings)", flush=True)
     return kept
+
+
+def _shape_change(saved: dict[str, Any], batch_size: int, seq_len: int, world_size: int) -> str:
+    """What differs from the checkpoint's batch shape, e.g. "batch_size 16 -> 8" (old checkpoints
+    record only the world size and accumulation)."""
+    parts = [f"{name} {saved[key]} -> {value}" for name, key, value in (
+        ("world size", "world_size", world_size), ("batch_size", "batch_size", batch_size),
+        ("seq_len", "seq_len", seq_len)) if saved.get(key) is not None and saved[key] != value]
+    return ", ".join(parts) or "another batch shape"

@@ -52,6 +52,7 @@ class RunParts:
     importance: dict[str, float]
     accumulate: int
     world: int | None
+    data: Any = None  # train/data_identity.py's DataPlan: the identity recorded in every checkpoint
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -164,6 +165,11 @@ def build_parts(config: TrainConfig, start, data_dir: str, rank_zero: bool) -> R
     from mixtrain.train.resume import plan_mixing
     from mixtrain.train.target import target_importance
 
+    from mixtrain.train.data_identity import DATA_KEY, data_identity, plan_data
+
+    # other data or tokenizer than the checkpoint's: refused (naming what changed) unless resume_data=switch
+    data = plan_data((start.ckpt or {}).get(DATA_KEY), data_identity(data_dir), resume_data=config.resume_data,
+                     where=start.ckpt_path, step=start.step, data_dir=data_dir, rank_zero=rank_zero)
     world, accumulate = _batch_plan(config, start, rank_zero)
     layout = read_layout(data_dir, list(config.eval_only_domains))
     importance = target_importance(config.target.importance, layout.domains, layout.val_domains)
@@ -183,7 +189,7 @@ def build_parts(config: TrainConfig, start, data_dir: str, rank_zero: bool) -> R
         module.on_load_checkpoint(start.ckpt)  # same domains and model, or a clear error
     plan = plan_mixing(start, mixing.name, mixing.config, dm.initial_weights, config.resume_mixing)
     start.ckpt = None  # Lightning reads the checkpoint itself
-    return RunParts(layout, mixing, dm, module, plan, importance, accumulate, world)
+    return RunParts(layout, mixing, dm, module, plan, importance, accumulate, world, data)
 
 
 # --------------------------------------------------------------------------------------- run directory
@@ -193,6 +199,8 @@ def config_text(config: TrainConfig, parts: RunParts) -> str:
     if parts.plan.switch_from is not None:  # the config says which strategy ran before this one
         resolved["resumed_with_mixing_switch"] = {"from": parts.plan.switch_from, "to": parts.mixing.name,
                                                   "step": parts.plan.keep_until_step}
+    if parts.data is not None and parts.data.switch_from is not None:  # resume_data=switch: what changed
+        resolved["resumed_with_data_switch"] = parts.data.switches[-1]
     return redacted_yaml(resolved)
 
 
@@ -248,6 +256,7 @@ def build_callbacks(config: TrainConfig, parts: RunParts, out_dir: str, extra: S
     """(callbacks, the preemption handler, the mixing identity) of the run."""
     from mixtrain.train.checkpoints import BatchShape, MixingIdentity, Preemption, RunCheckpoint
     from mixtrain.train.console import progress_callbacks
+    from mixtrain.train.data_identity import DataIdentity
     from mixtrain.train.mixing_controller import MixingController
 
     plan, mixing = parts.plan, parts.mixing
@@ -259,6 +268,7 @@ def build_callbacks(config: TrainConfig, parts: RunParts, out_dir: str, extra: S
         BatchShape(parts.accumulate, config.batch_size, config.seq_len),
         MixingController(mixing.strategy, out_dir, **mixing.refit),  # sampler accounting + mix/ logs (+ refits)
         identity,
+        DataIdentity(parts.data),
         RunCheckpoint(dirpath=os.path.join(out_dir, "checkpoints"), every_n_train_steps=config.checkpoint_every_n_steps,
                       save_last=True, save_top_k=-1, filename="step{step:07d}", auto_insert_metric_name=False),
         *progress_callbacks(bool(config.trainer.get("enable_progress_bar", True)),  # steps, tok/s, loss, mix
@@ -294,6 +304,9 @@ def finish(config: TrainConfig, trainer, parts: RunParts, preemption, identity, 
         "initial_weights": parts.plan.run_initial_weights, "mixing_switches": identity.switches,
         "passes": dm.stream.passes(), "final": final, "eval_only_domains": dm.eval_only_domains,
         "target_importance": parts.importance,
+        # which data: report/comparable.py ranks only runs of the same data (and model size) together
+        "data": {k: parts.data.identity.get(k) for k in ("manifest_fingerprint", "tokenizer_sha256", "vocab_size",
+                                                         "shards_sha256")},
     }
     if preemption.signal_name:
         summary["stopped_by"] = {"signal": preemption.signal_name, "step": int(trainer.global_step),
@@ -321,17 +334,36 @@ def train(config: TrainConfig, extra_callbacks: Sequence = (), entry: EntryConte
 
     started, entry = time.time(), entry or EntryContext()
     out_dir, rank_zero = config.out_dir, launch.is_rank_zero()
-    # fresh run, exact resume or refusal: decided on every rank before anything is written (resume.py)
-    start = plan_start(out_dir, resume=config.resume, ckpt_path=config.ckpt_path, overwrite=config.overwrite,
-                       rank_zero=rank_zero, restart_count=int(os.environ.get("SLURM_RESTART_COUNT") or 0))
-    route_logs(None)  # console: progress bar + final table; RUN/train.log once the run is validated
-    data_dir = local_data_dir(config, entry.overrides)
-    verify_data_dir(data_dir)  # cheap: every shard file there, at full size
-    pl.seed_everything(config.seed, workers=True, verbose=False)
-    parts = build_parts(config, start, data_dir, rank_zero)
-    claim_run_dir(out_dir, config_text(config, parts), rank_zero, entry)
-    loggers = build_loggers(config, out_dir, parts.plan.keep_until_step)
-    callbacks, preemption, identity = build_callbacks(config, parts, out_dir, extra_callbacks or ())
-    trainer = build_trainer(config, parts, callbacks, loggers, out_dir)
-    trainer.fit(parts.module, datamodule=parts.datamodule, ckpt_path=start.ckpt_path, weights_only=True)
-    return finish(config, trainer, parts, preemption, identity, started)
+    with hold_run_dir(config, rank_zero):  # one writer per out_dir, from the plan to summary.json
+        # fresh run, exact resume or refusal: decided on every rank before anything is written (resume.py)
+        start = plan_start(out_dir, resume=config.resume, ckpt_path=config.ckpt_path, overwrite=config.overwrite,
+                           rank_zero=rank_zero, restart_count=int(os.environ.get("SLURM_RESTART_COUNT") or 0))
+        route_logs(None)  # console: progress bar + final table; RUN/train.log once the run is validated
+        data_dir = local_data_dir(config, entry.overrides)
+        verify_data_dir(data_dir)  # cheap: every shard file there, at full size
+        pl.seed_everything(config.seed, workers=True, verbose=False)
+        parts = build_parts(config, start, data_dir, rank_zero)
+        claim_run_dir(out_dir, config_text(config, parts), rank_zero, entry)
+        loggers = build_loggers(config, out_dir, parts.plan.keep_until_step)
+        callbacks, preemption, identity = build_callbacks(config, parts, out_dir, extra_callbacks or ())
+        trainer = build_trainer(config, parts, callbacks, loggers, out_dir)
+        trainer.fit(parts.module, datamodule=parts.datamodule, ckpt_path=start.ckpt_path, weights_only=True)
+        return finish(config, trainer, parts, preemption, identity, started)
+
+
+def hold_run_dir(config: TrainConfig, rank_zero: bool):
+    """Global rank 0's exclusive lock on out_dir (store/run_lock.py): a second start refuses at once
+    naming the holder; a requeue (resume=auto, SLURM_RESTART_COUNT > 0) waits up to run_lock_timeout_s.
+    The other ranks start under rank 0's lock (they write only what rank 0 tells them to)."""
+    import contextlib
+
+    from mixtrain.store.run_lock import run_lock
+    from mixtrain.train.resume import resume_mode
+
+    if not rank_zero:
+        return contextlib.nullcontext()
+    restarts = int(os.environ.get("SLURM_RESTART_COUNT") or 0)
+    reason = "resume=auto" if resume_mode(config.resume) == "auto" else None
+    if restarts:
+        reason = f"SLURM requeue (SLURM_RESTART_COUNT={restarts})"
+    return run_lock(config.out_dir, wait_s=config.run_lock_timeout_s, waiting_reason=reason)

@@ -88,7 +88,8 @@ def test_cli_prints_the_continuation_and_names_bad_input(tiny_run, tmp_path, cap
     main([str(tiny_run), "--prompt", PROMPT, "--max-new-tokens", "3", "--ckpt", str(ckpt), "--device", "cpu"])
     assert capsys.readouterr().out.strip()
     for args, message in ((["--temperature", "-1"], "--temperature -1.0: use 0"), (["--top-k", "0"], "--top-k 0"),
-                          (["--ckpt", str(tmp_path / "no.ckpt")], "no.ckpt does not exist")):
+                          (["--ckpt", str(tmp_path / "no.ckpt")], "no.ckpt does not exist"),
+                          (["--max-new-tokens", "-5"], "--max-new-tokens -5: use a positive number")):
         with pytest.raises(SystemExit):
             main([str(tiny_run), "--prompt", "x", "--device", "cpu", *args])
         assert message in capsys.readouterr().err
@@ -124,3 +125,22 @@ def test_an_export_with_an_hf_tokenizer_json_generates_like_transformers(tmp_pat
     with torch.no_grad():
         out = model.generate(prompt, max_new_tokens=12, do_sample=False, pad_token_id=tok.eos_id)
     assert ids == out[0, prompt.shape[1]:].tolist()
+
+
+def test_another_tokenizer_of_the_same_vocabulary_size_is_warned_about(tiny_run, tiny_data_dir, tmp_path, capsys):
+    """Issue 30: a tokenizer trained on other text has the same vocabulary size and other pieces."""
+    import numpy as np
+    from conftest import _code, _prose, _tables
+
+    from mixtrain.model.generate import generate
+    from mixtrain.prepare.tokenizer import train_tokenizer
+
+    own = tiny_data_dir / "tokenizer.model"
+    generate(tiny_run, PROMPT, max_new_tokens=2, temperature=0, device="cpu", tokenizer_path=str(own))
+    assert "warning" not in capsys.readouterr().err  # the run's own tokenizer, passed explicitly: no warning
+    other = tmp_path / "other.model"
+    rng = np.random.default_rng(7)  # the same kinds of text, another sample and mixture: another 320 pieces
+    train_tokenizer(_code(rng, 80) + _tables(rng, 20) + _prose(rng, 10), other, vocab_size=320)
+    generate(tiny_run, PROMPT, max_new_tokens=2, temperature=0, device="cpu", tokenizer_path=str(other))
+    err = capsys.readouterr().err
+    assert f"--tokenizer {other} is not the tokenizer" in err and "nonsense" in err

@@ -44,7 +44,7 @@ def test_new_run_into_existing_run_dir_is_refused_unless_overwrite(tiny_data_dir
     assert {p: (run / p).read_bytes() for p in before} == before  # nothing of the old run touched
     train(_cfg(tiny_data_dir, run, "trainer.max_steps=3", "checkpoint_every_n_steps=3", "overwrite=true"))
     assert _steps(run) == [1, 2, 3]
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.ckpt", "step0000003.ckpt"]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir() if p.suffix != ".sha256") == ["last.ckpt", "step0000003.ckpt"]
     assert json.loads((run / "summary.json").read_text())["step"] == 3
 
 
@@ -81,7 +81,7 @@ def test_atomic_checkpoint_io_keeps_the_old_file_when_a_save_fails(tmp_path):
     with pytest.raises(RuntimeError, match="disk full"):
         AtomicCheckpointIO().save_checkpoint({"global_step": 2, "x": Unpicklable()}, path)
     assert torch.load(path, weights_only=True)["global_step"] == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt", "last.ckpt.sha256"]
 
 
 def test_kill_after_checkpoint_then_resume_keeps_every_metrics_row(tiny_data_dir, tmp_path):
