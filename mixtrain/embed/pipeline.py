@@ -24,12 +24,20 @@ from mixtrain.embed.store import load_embedder, read_manifest, write_embeddings
 _WORKER_EMBEDDER: Any = None
 
 
+def _no_text(root, skipped: Skipped):
+    from mixtrain.errors import DataError
+
+    return DataError(f"{root}: no document with text ({len(skipped.rows)} skipped: {skipped.counts()}, e.g. "
+                     f"{skipped.rows[:1]}); put UTF-8 text in the files")
+
+
 def reservoir_sample(root, files, *, fit_docs: int, seed: int, text_field: str, txt_mode: str) -> list[str]:
     """Algorithm R over the corpus: `fit_docs` documents, each equally likely, fixed by `seed`."""
     rng = np.random.default_rng(seed)
     sample: list[str] = []
     seen = 0
-    for _, _, text, _ in tqdm(iter_corpus(root, Skipped(), text_field=text_field, txt_mode=txt_mode, files=files),
+    skipped = Skipped()
+    for _, _, text, _ in tqdm(iter_corpus(root, skipped, text_field=text_field, txt_mode=txt_mode, files=files),
                               desc="embed: sampling", unit=" docs", mininterval=2):
         if len(sample) < fit_docs:
             sample.append(text)
@@ -38,6 +46,8 @@ def reservoir_sample(root, files, *, fit_docs: int, seed: int, text_field: str, 
             if j < fit_docs:
                 sample[j] = text
         seen += 1
+    if not sample:
+        raise _no_text(root, skipped)
     return sample
 
 
@@ -87,8 +97,6 @@ def embed_corpus(root: str | os.PathLike, out: str | os.PathLike, *, embedder: s
                  txt_mode: str = "file", fields: tuple[str, ...] = ()) -> dict[str, Any]:
     """Embed every document of RAW into E=`out`; returns E's manifest. `fitted`: reuse the fitted
     embedder of an existing E (an added domain, a target folder: the same vectors space, no refit)."""
-    from mixtrain.errors import DataError
-
     root = Path(root)
     files = corpus_files(root)
     if fitted:
@@ -102,8 +110,7 @@ def embed_corpus(root: str | os.PathLike, out: str | os.PathLike, *, embedder: s
     docs = iter_corpus(root, skipped, text_field=text_field, txt_mode=txt_mode, fields=fields, files=files)
     metas, chunks = _embed_all(model, docs, batch_size=batch_size, num_workers=num_workers)
     if not metas:
-        raise DataError(f"{root}: no document with text ({len(skipped.rows)} skipped: {skipped.counts()}); "
-                        f"see the reasons above and fix the files")
+        raise _no_text(root, skipped)
     table = {"source": [m[0] for m in metas], "doc": np.array([m[1] for m in metas], dtype=np.int64),
              "domain": [domain_of(m[0]) for m in metas], "num_chars": np.array([m[2] for m in metas], dtype=np.int64)}
     for f in fields:
