@@ -31,7 +31,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quality", default=None, help="pruning score: a column of the embeddings or module:function")
     p.add_argument("--prune-below", type=float, default=None, help="drop clusters whose mean quality is below this")
     p.add_argument("--sample", type=int, default=None, help="documents k-means is fitted on (default 256 per cluster)")
-    p.add_argument("--backend", default="faiss", help="faiss (default) | sklearn")
+    p.add_argument("--backend", default="sklearn", help="sklearn (default: faster and better in bench/cluster.py) | faiss")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dim", type=int, default=64, help="when embedding here: vector size")
     p.add_argument("--text-field", default="text")

@@ -1,8 +1,10 @@
 """k-means on document vectors: fitted on a seeded sample, then every document assigned in batches.
 
 Place in the flow: embed/store.py (vectors) -> **kmeans.py** -> cluster/prune.py, merge.py.
-Two backends, the same interface: `faiss` (faiss-cpu; the default, 4-9x faster than scikit-learn's
-KMeans at equal K in bench/cluster.py, BENCHMARKS.md) and `sklearn` (KMeans, one k-means++ init).
+Two backends, the same interface: `sklearn` (KMeans, one k-means++ init; the default) and `faiss`
+(faiss-cpu, random init). bench/cluster.py measured both on the same sample and vectors
+(BENCHMARKS.md): on 2 shared cores scikit-learn was faster, and its k-means++ start found the
+planted topics where faiss's random start merged some; faiss stays for machines with many cores.
 Memory: the vectors are read through a memory map and assigned `batch_size` rows at a time.
 """
 
@@ -20,7 +22,7 @@ def sample_rows(num_docs: int, sample: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(num_docs, size=sample, replace=False))
 
 
-def fit_centroids(train: np.ndarray, k: int, *, seed: int, backend: str = "faiss", niter: int = 20) -> np.ndarray:
+def fit_centroids(train: np.ndarray, k: int, *, seed: int, backend: str = "sklearn", niter: int = 20) -> np.ndarray:
     """(k, dim) float32 centroids of `train`."""
     from mixtrain.errors import ConfigError
 
@@ -40,7 +42,7 @@ def fit_centroids(train: np.ndarray, k: int, *, seed: int, backend: str = "faiss
     raise ConfigError(f"--backend {backend!r}: use one of {BACKENDS}")
 
 
-def assign(vectors: np.ndarray, centroids: np.ndarray, *, backend: str = "faiss",
+def assign(vectors: np.ndarray, centroids: np.ndarray, *, backend: str = "sklearn",
            batch_size: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
     """(nearest centroid index int32, squared distance float32) of every row, `batch_size` rows at a time."""
     from tqdm import tqdm

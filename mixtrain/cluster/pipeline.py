@@ -31,7 +31,7 @@ class ClusterSettings:
     quality: str | None = None            # a column of E or "module:function"; None: no pruning
     prune_below: float | None = None      # clusters whose mean quality is below this are dropped
     sample: int | None = None             # documents k-means is fitted on (None: 256 per centroid)
-    backend: str = "faiss"
+    backend: str = "sklearn"              # bench/cluster.py: faster and better than faiss here (BENCHMARKS.md)
     seed: int = 0
     describe_docs: int = 200              # documents per cluster read for its distinctive terms
 

@@ -2,7 +2,7 @@
 
 Place in the flow: embed/ (E: document vectors) + cluster/ (the meta-domains: a saved clustering.npz,
 or k-means fitted here on a sample of all domains) -> **domain2vec.py** -> sampler/, once per run.
-No proxy training. Pure: numpy/scipy (+ faiss through cluster/kmeans.py when it fits the meta-domains).
+No proxy training. Pure: numpy/scipy (+ scikit-learn k-means through cluster/kmeans.py when it fits meta-domains).
 
     v(D) = the share of D's documents in each meta-domain      (the paper: the mean of a 260-way
                                                                 classifier's probabilities; here the
