@@ -3,7 +3,8 @@
 Place in the flow: embed/cli.py picks an embedder by name -> **embedders.py** builds it ->
 embed/pipeline.py fits (hashing) and runs it. `hashing` (hashing.py) is the default and needs no
 model; `hf` is a local sentence-transformers / HF encoder folder, mean-pooled, that never
-downloads (extra `hf`: transformers). Every embedder has fit(texts), transform(texts) -> float32
+downloads (extra `hf`: transformers); `run` is a mixtrain run's own model (run_embedder.py:
+Chameleon's mean-pooled middle-layer hidden states). Every embedder has fit(texts), transform(texts) -> float32
 rows of unit length, describe() -> its settings for the manifest, and pickles small (the `hf`
 embedder pickles its folder and settings, not its weights, and reloads from the folder).
 """
@@ -85,7 +86,13 @@ def _hf(options: dict[str, Any]) -> HFEmbedder:
     return HFEmbedder(options.get("model_path") or "", max_tokens=options.get("max_tokens") or 512)
 
 
-EMBEDDERS: dict[str, Callable[[dict[str, Any]], Any]] = {"hashing": _hashing, "hf": _hf}
+def _run(options: dict[str, Any]):
+    from mixtrain.embed.run_embedder import RunEmbedder
+
+    return RunEmbedder(options.get("run") or "", max_tokens=options.get("max_tokens") or 512, layer=options.get("layer"))
+
+
+EMBEDDERS: dict[str, Callable[[dict[str, Any]], Any]] = {"hashing": _hashing, "hf": _hf, "run": _run}
 
 
 def make_embedder(name: str, options: dict[str, Any]):
