@@ -60,6 +60,9 @@ def _wanted_rows(groups: np.ndarray, dist: np.ndarray, num_groups: int, per_grou
 def cluster_corpus(embeddings: str | os.PathLike, out: str | os.PathLike, settings: ClusterSettings) -> dict:
     """Run the four steps; returns clustering.json's content (names, sizes, settings)."""
     embeddings, out = Path(embeddings), Path(out)
+    if out.exists() and any(out.iterdir()) and not (out / "clustering.json").is_file():
+        raise ConfigError(f"--out {out} exists and is not an earlier `mixtrain cluster` output (no clustering.json); "
+                          "it would be replaced: give a new folder or remove it yourself")
     manifest = read_manifest(embeddings)
     vectors, docs = load_vectors(embeddings), load_docs(embeddings)
     _check(settings, len(vectors), embeddings)

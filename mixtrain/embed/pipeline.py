@@ -97,7 +97,12 @@ def embed_corpus(root: str | os.PathLike, out: str | os.PathLike, *, embedder: s
                  txt_mode: str = "file", fields: tuple[str, ...] = ()) -> dict[str, Any]:
     """Embed every document of RAW into E=`out`; returns E's manifest. `fitted`: reuse the fitted
     embedder of an existing E (an added domain, a target folder: the same vectors space, no refit)."""
-    root = Path(root)
+    from mixtrain.errors import ConfigError
+
+    root, out = Path(root), Path(out)
+    if out.exists() and any(out.iterdir()) and not (out / "manifest.json").is_file():
+        raise ConfigError(f"--out {out} exists and is not an embeddings folder (no manifest.json); it would be "
+                          "replaced: give a new folder or remove it yourself")
     files = corpus_files(root)
     if fitted:
         model = load_embedder(fitted)

@@ -71,6 +71,13 @@ def test_cluster_is_deterministic_for_a_seed_and_refuses_k_above_the_documents(t
                           np.load(tmp_path / "b" / "clustering.npz")["centroids"])
     with pytest.raises(ConfigError, match="--k 301 is larger than the 300 documents"):
         cluster_corpus(root / "E", tmp_path / "c", ClusterSettings(k=301))
+    (tmp_path / "precious").mkdir()
+    (tmp_path / "precious" / "notes.txt").write_text("keep me")
+    with pytest.raises(ConfigError, match="is not an earlier `mixtrain cluster` output"):
+        cluster_corpus(root / "E", tmp_path / "precious", ClusterSettings(k=5))
+    assert (tmp_path / "precious" / "notes.txt").read_text() == "keep me"
+    with pytest.raises(ConfigError, match="not an embeddings folder"):
+        embed_corpus(root / "raw", tmp_path / "precious")
     with pytest.raises(ConfigError, match="no such column"):
         cluster_corpus(root / "E", tmp_path / "c", ClusterSettings(k=5, quality="stars", prune_below=1))
 
