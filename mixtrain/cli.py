@@ -31,6 +31,8 @@ COMMANDS = {
     "generate": ("mixtrain.model.generate", "sample text from a run or an exported folder"),
     "evaluate": ("mixtrain.model.harness_eval", "lm-evaluation-harness over a run's export"),
     "report": ("mixtrain.report", "tables and plots from run directories"),
+    "embed": ("mixtrain.embed.cli", "one vector per document of a raw corpus (hashing | hf embedder)"),
+    "cluster": ("mixtrain.cluster.cli", "domains from unlabelled text: k-means, prune, Ward merge -> OUT/<cluster>/"),
 }
 
 

@@ -166,6 +166,10 @@ FORBIDDEN = {
     "mixtrain.laws": ("mixtrain.train", "mixtrain.mixing", "mixtrain.fitting", "mixtrain.report", "mixtrain.model"),
     "mixtrain.mixing": ("mixtrain.train", "mixtrain.fitting", "mixtrain.report", "mixtrain.model"),
     "mixtrain.model": ("mixtrain.train", "mixtrain.mixing", "mixtrain.fitting", "mixtrain.report"),
+    "mixtrain.embed": ("mixtrain.train", "mixtrain.mixing", "mixtrain.laws", "mixtrain.fitting", "mixtrain.report",
+                       "mixtrain.sampler", "mixtrain.cluster"),
+    "mixtrain.cluster": ("mixtrain.train", "mixtrain.mixing", "mixtrain.laws", "mixtrain.fitting", "mixtrain.report",
+                         "mixtrain.sampler", "mixtrain.model"),
 }
 
 

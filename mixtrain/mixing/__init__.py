@@ -13,6 +13,9 @@ caches: `DataContext.writes_caches`).
     static.py            uniform, natural, temperature, manual (+ the online strategies' prior)
     entropy_rule.py      entropy (BiMix, training-free)
     fitted_law.py        law (optimum of a fitted law.json)
+    chameleon.py         chameleon (leverage scores of domain embeddings; embed/ writes them)
+    domain2vec.py        domain2vec (meta-domain vectors matched to a target's; embed/ + cluster/)
+    domain_vectors.py    domain means / meta-domain histograms / target vectors read from embeddings
     ado.py odm.py doremi.py online_bimix.py   one online algorithm each
     stages.py            schedule: stages of fixed weights or of any strategy, switched at given steps
     strategy_registry.py STRATEGIES, @register_strategy, build_mixing (below every strategy: stages.py

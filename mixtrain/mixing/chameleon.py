@@ -1,0 +1,83 @@
+"""Chameleon (Xie, Tonin, Cevher, ICML'25, arXiv 2505.24844): weights from kernel ridge leverage scores
+of domain embeddings; training-free once the domains are embedded.
+
+Place in the flow: embed/ (`mixtrain embed`: one vector per document; a domain's embedding is the
+mean of its documents', embed/store.py) -> **chameleon.py** -> sampler/, once per run. Pure: numpy,
+scipy and scikit-learn's KernelCenterer; no torch (the embeddings are computed outside mixing/).
+
+The method, re-implemented from the paper's formulas (the official code has no licence):
+    K = X X^T                      linear kernel of the k domain embeddings (rows of X)
+    K_c = H K H                    centred (H = I - 11^T / k; sklearn's KernelCenterer)
+    S_i = [K_c (K_c + lambda k I)^-1]_ii,   S <- S / sum(S)      ridge leverage scores
+    pretraining:  w = softmax((1 / S) / tau)   (favours common domains; lambda = 10, tau = 5)
+    fine-tuning:  w = softmax(S / tau)         (favours distinctive ones; tau = 0.2)
+Adding a domain only adds a row to X: the weights are recomputed from the same embedder (the
+fitted embedder of E: `mixtrain embed NEW --out E2 --fitted E`), nothing is retrained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from mixtrain.errors import ConfigError
+from mixtrain.mixing.base import DataContext, MixingStrategy
+from mixtrain.mixing.strategy_registry import register_strategy
+
+STAGE_TEMPERATURE = {"pretrain": 5.0, "finetune": 0.2}  # the official code's defaults
+
+
+def leverage_scores(x: np.ndarray, lam: float = 10.0) -> np.ndarray:
+    """Normalised ridge leverage scores S (sum 1) of the rows of `x` under the centred linear kernel."""
+    from sklearn.preprocessing import KernelCenterer
+
+    x = np.asarray(x, dtype=np.float64)
+    k = len(x)
+    if k < 3:
+        raise ConfigError(f"chameleon needs at least 3 domains (got {k}): with 2 the centred kernel has rank 1 "
+                          "and both domains get the same score")
+    kc = KernelCenterer().fit_transform(x @ x.T)
+    # K_c (K_c + lam k I)^-1 = (K_c + lam k I)^-1 K_c (they commute): solve instead of inverting
+    s = np.diag(np.linalg.solve(kc + lam * k * np.eye(k), kc)).copy()
+    if not np.all(np.isfinite(s)) or s.sum() <= 0:
+        raise ConfigError("chameleon: the domain embeddings are all equal (every leverage score is 0); "
+                          "embed the domains with an embedder that tells them apart")
+    return s / s.sum()
+
+
+def chameleon_weights(scores: np.ndarray, temperature: float, stage: str = "pretrain") -> np.ndarray:
+    from scipy.special import softmax
+
+    if stage not in STAGE_TEMPERATURE:
+        raise ConfigError(f"mixing.stage={stage!r}: use pretrain or finetune")
+    logits = (1.0 / scores) if stage == "pretrain" else scores
+    return softmax(logits / float(temperature))
+
+
+@register_strategy
+class Chameleon(MixingStrategy):
+    """Static weights from the leverage scores of the domains' mean embeddings (mixing.embeddings=E...)."""
+
+    name = "chameleon"
+
+    def __init__(self, embeddings: str | Sequence[str] | None = None, lam: float = 10.0,
+                 temperature: float | None = None, stage: str = "pretrain", max_epochs: float | None = None):
+        super().__init__(max_epochs)
+        if stage not in STAGE_TEMPERATURE:
+            raise ConfigError(f"mixing.stage={stage!r}: use pretrain or finetune")
+        self.embeddings = embeddings
+        self.lam = float(lam)
+        self.stage = stage
+        self.temperature = float(temperature) if temperature is not None else STAGE_TEMPERATURE[stage]
+        self.scores: dict[str, float] | None = None
+
+    def compute(self, ctx: DataContext) -> dict[str, float]:
+        from mixtrain.mixing.domain_vectors import embeddings_paths, training_domain_means
+
+        paths = embeddings_paths(self.embeddings, "chameleon")
+        means = training_domain_means(paths, ctx.domains, "chameleon")
+        scores = leverage_scores(np.stack([means[d] for d in ctx.domains]), self.lam)
+        self.scores = {d: float(s) for d, s in zip(ctx.domains, scores)}
+        weights = chameleon_weights(scores, self.temperature, self.stage)
+        return {d: float(w) for d, w in zip(ctx.domains, weights)}
