@@ -13,7 +13,7 @@ the same probe on saved checkpoints.
   takes samples r, r+W, ... of every probe batch, in micro-batches of the training batch size.
 * Each gradient is `torch.autograd.grad` of the mean loss over the probe batch (each micro-batch
   contributes its share of the sum / N): the parameters' `.grad` (the training step's gradient),
-  the optimiser state and the RNG streams are untouched; every gradient is discarded after it is
+  the optimiser state and the RNG streams are untouched (the model runs in eval mode: no dropout draw); every gradient is discarded after it is
   sketched. Memory: one gradient (as training), a sketch index of at most `CHUNK` entries, and
   (k + T) x d sketch floats: O(k d), never O(k x parameters).
 * CountSketch: buckets and signs of parameter i come from a generator seeded by (run seed, step,
@@ -178,9 +178,14 @@ class GradientProbe:
         k = len(self.domains)
         pre = adam_preconditioner(optimizer, params) if self.spec.precondition == "adam" else None
         sketches = torch.zeros(len(batches), self.spec.sketch_dim, device=device, dtype=torch.float32)
-        for row, (split, ids, blocks) in enumerate(batches):
-            self._sketch_one(model, params, split, ids, blocks, sketch, sketches[row],
-                             pre if row >= k else None, device, autocast)
+        was_training = model.training
+        model.eval()  # dropout off: the probe draws nothing from the run's RNG and is deterministic per step
+        try:
+            for row, (split, ids, blocks) in enumerate(batches):
+                self._sketch_one(model, params, split, ids, blocks, sketch, sketches[row],
+                                 pre if row >= k else None, device, autocast)
+        finally:
+            model.train(was_training)
         sketches = self.reduce(sketches)  # one all-reduce: the full probe batch's sketches, the same on every rank
         S = sketches.double().cpu().numpy()
         D, Tm = S[:k], S[k:]
