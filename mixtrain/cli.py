@@ -31,6 +31,7 @@ COMMANDS = {
     "generate": ("mixtrain.model.generate", "sample text from a run or an exported folder"),
     "evaluate": ("mixtrain.model.harness_eval", "lm-evaluation-harness over a run's export"),
     "report": ("mixtrain.report", "tables and plots from run directories"),
+    "influence": ("mixtrain.train.influence", "AutoMixer: domain influence at a run's checkpoints -> weights.yaml"),
 }
 
 
