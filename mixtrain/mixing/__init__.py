@@ -14,6 +14,8 @@ caches: `DataContext.writes_caches`).
     entropy_rule.py      entropy (BiMix, training-free)
     fitted_law.py        law (optimum of a fitted law.json)
     ado.py odm.py doremi.py online_bimix.py   one online algorithm each
+    doge.py tikmix.py    gradient strategies: DoGE, TiKMiX-D, on the gradient probe's inner products
+    gradient_probe.py    ProbeSpec (what a gradient strategy asks for), ProbeResult (what it gets), sketch error bound
     stages.py            schedule: stages of fixed weights or of any strategy, switched at given steps
     strategy_registry.py STRATEGIES, @register_strategy, build_mixing (below every strategy: stages.py
                          builds its stages through it)
