@@ -7,7 +7,8 @@ each target task, measured at a finished run's saved checkpoints with the gradie
 
 Place in the flow: RUN/config.yaml + RUN/checkpoints/ (train/run.py) -> **influence.py**: for every
 checkpoint, each target task's validation loss and the probe (train/grad_probe.py, tasks="each") ->
-a checkpoint per task -> combined scores -> OUT/weights.yaml (mixing=manual) + OUT/influence.json.
+a checkpoint per task -> combined scores -> OUT/weights.yaml (mixing=manual) + OUT/influence.json
+and OUT/influence.png (the influence matrix at the chosen checkpoints, and the weights).
 
 Steps (AutoMixer's, per domain instead of per sample; every choice where the paper is unclear is
 in docs/online.md):
@@ -145,13 +146,42 @@ def measure_run(run_dir: str | os.PathLike, *, samples_per_domain: int = 16, tar
                          "sketch_dim": sketch_dim, "hessian": "identity"}}
 
 
+def plot_influence(report: dict[str, Any], path: Path) -> None:
+    """influence.png: each domain's influence on each task at the task's chosen checkpoint (rows: domains),
+    and the weights, side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    domains, tasks = report["domains"], report["tasks"]
+    by_step = {c["step"]: c for c in report["checkpoints"]}
+    M = np.array([[by_step[report["chosen_checkpoint"][t]]["influence"][t][d] for t in tasks] for d in domains])
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(4 + 0.6 * len(tasks), 1.5 + 0.3 * len(domains)),
+                                 gridspec_kw={"width_ratios": [max(len(tasks), 1), 2]})
+    lim = float(np.abs(M).max()) or 1.0
+    im = ax.imshow(M, cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
+    ax.set_xticks(range(len(tasks)), [f"{t}\n@{report['chosen_checkpoint'][t]}" for t in tasks], fontsize=7)
+    ax.set_yticks(range(len(domains)), domains, fontsize=7)
+    ax.set_title("<g_task, g_domain> (blue: helps)", fontsize=8)
+    fig.colorbar(im, ax=ax, fraction=0.05)
+    bx.barh(range(len(domains)), [report["weights"][d] for d in domains])
+    bx.set_yticks(range(len(domains)), [])
+    bx.invert_yaxis()
+    bx.set_title("weights", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def write_outputs(report: dict[str, Any], out_dir: str | os.PathLike) -> Path:
-    """OUT/weights.yaml (for mixing=manual, with the choices as comments) and OUT/influence.json."""
+    """OUT/weights.yaml (for mixing=manual, with the choices as comments), OUT/influence.json and influence.png."""
     import yaml
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "influence.json", report)
+    plot_influence(report, out / "influence.png")
     lines = [f"# AutoMixer (offline influence) from {report['run']}: tasks {report['tasks']}",
              f"# checkpoint chosen per task (lowest validation loss): {report['chosen_checkpoint']}",
              "# use: python -m mixtrain.train mixing=manual mixing.weights_file=" + str(out / "weights.yaml")]

@@ -46,6 +46,7 @@ def test_influence_of_a_run_writes_weights_for_manual(tiny_data_dir, tmp_path):
     assert [s for s, _ in run_checkpoints(run)] == [4, 8]
     main([str(run), "--samples-per-domain", "8", "--target-samples", "8", "--sketch-dim", "4096"])
     report = json.loads((run / "influence" / "influence.json").read_text())
+    assert (run / "influence" / "influence.png").stat().st_size > 1000
     assert report["tasks"] == ["tables"] and [c["step"] for c in report["checkpoints"]] == [4, 8]
     weights = report["weights"]
     assert weights["tables"] == max(weights.values()) and sum(weights.values()) == pytest.approx(1.0)
