@@ -76,7 +76,7 @@ def test_every_registered_class_is_decorated_in_its_own_module():
                                                       for d in node.decorator_list):
                 decorated[node.name] = path.stem
     package = {key: cls for key, cls in STRATEGIES.items() if cls.__module__.startswith("mixtrain.mixing.")}
-    assert len(package) == 13  # + doge, tikmix (issue 33)
+    assert len(package) >= 13  # 11 + chameleon, domain2vec (other issues add more: a floor, not a count)
     assert {cls.__name__: cls.__module__.rpartition(".")[2] for cls in package.values()} == decorated
     init = (MIXING / "__init__.py").read_text()
     assert not any(f"mixtrain.mixing.{stem} import" in init for stem in set(decorated.values()))
