@@ -120,3 +120,21 @@ def tiny_data_dir(tiny_raw_dir, tmp_path_factory) -> Path:
     prepare_corpus(tiny_raw_dir, out, vocab_size=320, sample_bytes_per_domain=200_000,
                    settings=ShardSettings(block_size=65, blocks_per_chunk=8, min_val_tokens=1200, val_fraction=0.05))
     return out
+
+
+def prepare_corpus_for_test(tmp_path: Path) -> Path:
+    """The tiny corpus plus a domain `noise` of uniformly random characters (about uniform random tokens),
+    prepared: a domain no other domain learns from (tests of gradient strategies)."""
+    from mixtrain.prepare.pipeline import prepare_corpus
+    from mixtrain.prepare.shards import ShardSettings
+
+    raw = write_raw_corpus(tmp_path / "raw")
+    rng = np.random.default_rng(1)
+    alphabet = np.array(list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"))
+    (raw / "noise").mkdir()
+    for i in range(60):
+        (raw / "noise" / f"doc{i:03d}.txt").write_text("".join(rng.choice(alphabet, size=1200)))
+    out = tmp_path / "prepared"
+    prepare_corpus(raw, out, vocab_size=512, sample_bytes_per_domain=200_000,
+                   settings=ShardSettings(block_size=65, blocks_per_chunk=8, min_val_tokens=1200, val_fraction=0.05))
+    return out

@@ -17,6 +17,8 @@ caches: `DataContext.writes_caches`).
     domain2vec.py        domain2vec (meta-domain vectors matched to a target's; embed/ + cluster/)
     domain_vectors.py    domain means / meta-domain histograms / target vectors read from embeddings
     ado.py odm.py doremi.py online_bimix.py   one online algorithm each
+    doge.py tikmix.py    gradient strategies: DoGE, TiKMiX-D, on the gradient probe's inner products
+    gradient_probe.py    ProbeSpec (what a gradient strategy asks for), ProbeResult (what it gets), sketch error bound
     stages.py            schedule: stages of fixed weights or of any strategy, switched at given steps
     strategy_registry.py STRATEGIES, @register_strategy, build_mixing (below every strategy: stages.py
                          builds its stages through it)

@@ -14,6 +14,8 @@ Interface:
     state_dict() / load_state_dict()                  saved in the checkpoint (online strategies)
     reference_model: str | None                       a frozen model the training step must also run
                                                       (DoReMi per-token excess); None: none (default)
+    gradient_probe: ProbeSpec | None                  sketched gradient inner products at each refit
+                                                      (MixHistory.probe; mixing/gradient_probe.py)
 Every strategy may cap epochs per domain (`max_epochs`): no domain is planned to be read more
 than that many times over the run's token budget; the surplus goes to the other domains.
 """
@@ -70,6 +72,9 @@ class MixHistory:
     # loss, 0) on the same token (nan: no token of d); None unless the strategy declared a
     # `reference_model` (the LightningModule runs it next to the trained model)
     excess_loss: dict[str, float] | None = None
+    # inner products of sketched per-domain and target gradients at this step (mixing/gradient_probe.py
+    # ProbeResult); None unless the strategy declared a `gradient_probe` (train/grad_probe.py measures it)
+    probe: Any = None
 
 
 def cap_epochs(
@@ -123,6 +128,9 @@ class MixingStrategy:
     # path of a frozen model whose per-token losses the training step computes next to the trained
     # model's (MixHistory.excess_loss); mixtrain/train/run.py hands it to the LightningModule at construction
     reference_model: str | None = None
+    # a mixing/gradient_probe.py ProbeSpec: the controller measures per-domain and target gradients at every
+    # refit (train/grad_probe.py) and hands their inner products over as MixHistory.probe (DoGE, TiKMiX)
+    gradient_probe: Any = None
 
     def __init__(self, max_epochs: float | None = None):
         self.max_epochs = max_epochs

@@ -15,5 +15,7 @@ Hydra config to `TrainConfig` and calls `run.train`, which only composes the par
     loggers.py console.py metrics.csv + wandb; the progress line
     launch.py             ranks before the process group, world size, waiting for rank 0, exit after a signal
     target.py             val/target: the importance-weighted validation loss
+    grad_probe.py         the gradient probe: sketched per-domain/target gradients at a gradient strategy's refits
+    influence.py          `mixtrain influence RUN`: AutoMixer offline from checkpoints -> weights.yaml
     __main__.py           `python -m mixtrain.train` (torchrun -m, srun, Docker)
 """

@@ -100,6 +100,8 @@ class MixingController(pl.Callback):
         self._token_count: torch.Tensor | None = None
         self.records: list[dict[str, Any]] = []
         self._trainer: pl.Trainer | None = None
+        self._probe = None  # train/grad_probe.py GradientProbe, built at the first refit of a strategy that declares one
+        self.last_probe = None  # the latest ProbeResult (identical on every rank)
         self._stepped = False  # the optimizer stepped during the current batch (an accumulation boundary)
 
     @property
@@ -186,6 +188,7 @@ class MixingController(pl.Callback):
             records=self.records,
             scheduled_weights=old,
             excess_loss=self._excess_loss(domains),
+            probe=self._measure_probe(trainer, pl_module),
         )
         new, status, error = None, "kept", None
         if is_rank_zero(trainer):
@@ -217,6 +220,8 @@ class MixingController(pl.Callback):
         }
         if history.excess_loss is not None:  # only runs with a reference model carry the key
             record["excess_loss"] = history.excess_loss
+        if history.probe is not None:  # gradient strategies: norms and target alignment (not the k x k Gram)
+            record["probe"] = history.probe.report()
         self.records.append({k: record[k] for k in ("step", "status", "effective_batch", "old_weights", "new_weights",
                                                      "train_loss", "val_loss", "tokens_seen", "excess_loss")
                              if k in record})
@@ -225,7 +230,32 @@ class MixingController(pl.Callback):
         if is_rank_zero(trainer):
             with open(os.path.join(self.run_dir, REFITS), "a") as f:
                 f.write(json.dumps(record, default=float) + "\n")
+            self._write_output_weights()
         pl_module.log("perf/refit_seconds", record["seconds"], rank_zero_only=True)
+
+    def _measure_probe(self, trainer, pl_module):
+        """The strategy's gradient probe at this step (every rank takes part: one all-reduce), or None."""
+        spec = getattr(self.strategy, "gradient_probe", None)
+        if spec is None:
+            return None
+        from mixtrain.train.grad_probe import measure_in_fit, probe_for_trainer
+
+        if self._probe is None:
+            self._probe = probe_for_trainer(spec, trainer, pl_module)
+        self.last_probe = measure_in_fit(self._probe, trainer, pl_module)
+        return self.last_probe
+
+    def _write_output_weights(self) -> None:
+        """RUN/weights.yaml (for mixing=manual) when the strategy has a run-level output (DoGE: the average
+        of its weights over all refits, the paper's output), rewritten after every refit."""
+        output = getattr(self.strategy, "output_weights", None)
+        weights = output() if output is not None else None
+        if weights:
+            import yaml
+
+            text = (f"# {self.strategy.name}: {output.__doc__.strip().splitlines()[0]}\n"
+                    + yaml.safe_dump({"weights": {d: float(w) for d, w in weights.items()}}, sort_keys=False))
+            atomic_write(os.path.join(self.run_dir, "weights.yaml"), text)
 
     def _realised_shares(self, tokens_seen: Mapping[str, int], scheduled: Mapping[str, float]) -> dict[str, float]:
         """Per-domain shares of the samples consumed since the last refit (what the losses were drawn
