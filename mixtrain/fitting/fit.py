@@ -105,7 +105,10 @@ def quality_table(law: MixingLaw) -> str:
             else:
                 lines.append(f"  {name:<10} regret@1 {c['regret_top1']:.4f}  regret@k {c['regret_topk']:.4f}  "
                              f"mean-loss rho {_num(c['mean_loss_spearman']).strip()}  CV-rho {_num(c['mean_spearman']).strip()}  "
-                             f"CV-MRE% {_pct(c['mean_mre']).strip()}  params {c['n_params']}")
+                             f"CV-MRE% {_pct(c['mean_mre']).strip()}  params {c['n_params']}"
+                             + (f"  score {c['score']:.3f} (seeds " + " ".join(f"{x:.3f}" for x in c["scores"]) + ")"
+                                if c.get("scores") else f"  not a candidate: {c.get('error')}"))
+        lines.append(f"  why: {auto.get('why', '')}")
     return "\n".join(lines)
 
 
