@@ -142,14 +142,15 @@ def _mf_acquisition(model, pool: np.ndarray, fidelity: Fidelity, fid_col: int):
 
 
 @_single_threaded
-def mf_recommend(table: ObservationTable, candidates: np.ndarray, *, importance: np.ndarray, fidelity: Fidelity,
+def mf_recommend(table: ObservationTable, candidates: np.ndarray, *, importance: np.ndarray, fidelity: Fidelity | None,
                  seed: int = 0) -> tuple[int, float, float]:
     """(index into `candidates`, posterior mean and sd of the mean loss at fidelity 1) of the candidate with the
-    lowest posterior-mean loss at the largest size (ADMIRE's recommendation)."""
+    lowest posterior-mean loss at the largest size (ADMIRE's recommendation); fidelity None: a single-fidelity GP."""
     import torch
 
     model, _, _ = _fit_gp(table, importance, fidelity, seed)
-    Xc = torch.tensor(np.hstack([candidates, np.ones((len(candidates), 1))]), dtype=torch.float64)
+    Xc = candidates if fidelity is None else np.hstack([candidates, np.ones((len(candidates), 1))])
+    Xc = torch.tensor(Xc, dtype=torch.float64)
     with torch.no_grad():
         post = model.posterior(Xc)
         mean, sd = post.mean.squeeze(-1).numpy(), post.variance.clamp_min(0).sqrt().squeeze(-1).numpy()
