@@ -9,7 +9,7 @@ Place in the flow: laws/synthetic.World (ground truth) -> simulated proxy runs -
 
 Three experiments, each paired per world (same world, same first 16 runs, same noise level):
 1. Continuous: random = RegMix-style Dirichlet draws around natural (World.proxy_table's design), N runs;
-   sequential = the same first 16, then rounds of 8 from `next_batch` over 20,000 drawn candidates.
+   sequential = the same first 16, then rounds of 8 from `next_batch` over 5,000 drawn candidates (CLI: 20,000).
    The final decision at N runs is the default optimiser (laws/optim/sampled.py `propose`, ridge,
    4,000 candidates, 5 bootstrap refits: fewer than the CLI's 100,000 / 20 to fit the bench's time; the
    bimix as the check law at every run count (the CLI: lightgbm from 32 runs, 14 s a decision at 17 domains);
@@ -51,6 +51,7 @@ from mixtrain.laws.table import make_table  # noqa: E402
 
 START, PER_ROUND, BUDGETS = 16, 8, (16, 32, 48, 64)
 NOISE = 0.005
+SEARCH_CANDIDATES = 5_000  # drawn candidates per round (the CLI's --candidates default: 20,000)
 DECIDE_CANDIDATES, DECIDE_BOOTSTRAP = 4_000, 5  # the CLI's are 100,000 / 20: the bench's time on 2 shared cores
 PARTIAL: str | None = None  # results so far, rewritten after every world (a killed run keeps them)
 
@@ -79,7 +80,7 @@ def sequential_W(world: World, W0: np.ndarray, budget: int, method: str, seed: i
     while len(W) < budget:
         r += 1
         law = make_law("ridge").fit(table_of(world, W, seed + 100 * r), cv_folds=0)
-        C = draw_pool(law, 20_000, np.random.default_rng(seed + r)) if pool is None else pool
+        C = draw_pool(law, SEARCH_CANDIDATES, np.random.default_rng(seed + r)) if pool is None else pool
         allowed = None if pool is None else ~taken
         b = next_batch(law, C, PER_ROUND, step=world.s_ref, method=method, seed=seed + r, allowed=allowed)
         if pool is not None:

@@ -36,6 +36,7 @@ mkdir -p "$OUT/runs"
 
 train_round() {  # train_round R FILES: the sweep of round R, skipped when done, restarted clean when not
   local r="$1" files="$2" dir="$OUT/runs/round-$1"
+  shift 2  # the rest: the Hydra overrides of the proxy runs
   if [ -f "$dir/.done" ]; then echo "[proxy rounds] round $r: runs done, skipped"; return; fi
   if [ -d "$dir" ]; then mv "$dir" "$OUT/runs/.incomplete-round-$r-$(date +%s)"; fi
   echo "[proxy rounds] round $r: training $(echo "$files" | tr ',' '\n' | wc -l) proxy runs -> $dir"
