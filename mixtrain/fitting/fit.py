@@ -16,7 +16,7 @@ weights.yaml (mixing=manual mixing.weights_file=weights.yaml).
 
 --law: ridge (default), bimix, exp, loglinear, transfer, lightgbm (extra mixtrain[surrogate]), scaling
 (across model sizes: needs num_params and tokens columns; never chosen by auto) or auto (criterion in
-mixtrain/laws/__init__.py: cross-validated decision regret). The target of --optimize (--step / --tokens,
+mixtrain/laws/law_choice.py: repeated cross-validation, ridge unless clearly beaten). The target of --optimize (--step / --tokens,
 --params for scaling, repetition from --data-dir / --domain-tokens): fit_target.py. A fit with no more runs
 than its fitted mixture parameters is refused. Fitting prints per-domain in-sample R^2 and MRE, the
 cross-validated (group k-fold over runs) Spearman next to the own-weight baseline, and what a

@@ -27,7 +27,8 @@ def _sweep(data_dir, out, env):
 def test_rounds_train_search_and_resume(tiny_data_dir, tmp_path):
     out = tmp_path / "search"
     env = {**os.environ, "PYTHON": sys.executable, "ROUNDS": "1", "PER_ROUND": "2", "LAW": "bimix",
-           "TARGET_STEP": "200", "WANDB_MODE": "offline", "PYTHONPATH": str(REPO)}
+           "TARGET_STEP": "200", "WANDB_MODE": "offline",
+           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)}
     proc = _sweep(tiny_data_dir, out, env)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     assert len(list((out / "runs" / "round-0").glob("*/summary.json"))) == 4
