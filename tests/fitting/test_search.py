@@ -36,7 +36,7 @@ def _write_pool(path, domains, W, extra=None):
             wr.writerow([f"pool{i:03d}"] + [repr(float(x)) for x in r] + [v[i] for v in extra.values()])
 
 
-@pytest.mark.parametrize("method", ["thompson", "climb"])
+@pytest.mark.parametrize("method", ["thompson", "climb", "qei"])
 def test_next_batch_exploits_and_explores(tmp_path, method):
     """The batch is distinct, new, better than the pool on average under the truth, and spends some runs
     on coverage (the farthest pool mixtures from the runs)."""
