@@ -1,6 +1,7 @@
 """Tables (Markdown, stdout) and figures (PNG) of bench/search.py's results; also re-prints a saved run:
 
     python bench/bench_search_report.py bench_search.json [--fig-dir docs/figures]
+    python bench/bench_search_report.py --continuous OUT.continuous.partial --pool OUT.pool.partial --mf OUT2.mf.partial
 
 Place in the flow: bench/search.py -> results JSON -> **this report** -> BENCHMARKS.md "Sequential proxy search".
 """
@@ -131,7 +132,18 @@ def report(res: dict, fig_dir: str) -> None:
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("results")
+    ap.add_argument("results", nargs="?", help="the JSON bench/search.py wrote at its end")
+    ap.add_argument("--continuous", help="instead: OUT.continuous.partial (per-world results of a run cut short)")
+    ap.add_argument("--pool", help="OUT.pool.partial")
+    ap.add_argument("--mf", help="OUT.mf.partial")
+    ap.add_argument("--methods", default="thompson", help="with the partial files: the methods the run compared")
     ap.add_argument("--fig-dir", default="docs/figures")
     a = ap.parse_args()
-    report(json.load(open(a.results)), a.fig_dir)
+    if a.results:
+        res = json.load(open(a.results))
+    else:
+        res = {"args": {"methods": a.methods}, "seconds": float("nan")}
+        for part in ("continuous", "pool", "mf"):
+            if getattr(a, part):
+                res[part] = {"rows": json.load(open(getattr(a, part)))}
+    report(res, a.fig_dir)
