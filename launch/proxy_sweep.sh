@@ -38,7 +38,12 @@
 #                      WSD run: one fit over both kinds is not like for like (use constant instead).
 #   WSD with a decay at each observation budget (branch a short decay off the constant run at
 #   every budget) gives finished-WSD observations at several budgets; not automated here.
+#
+# Sequential search (issue 32): ROUNDS=3 PER_ROUND=8 bash launch/proxy_sweep.sh DATA_DIR OUT [FIRST_BATCH] ... trains
+# the first batch, then per round collects, fits, proposes the next PER_ROUND mixtures (`mixtrain proxy --next`)
+# and trains them; resumable between rounds; OUT/rounds.png (launch/proxy_rounds.sh: every knob).
 set -euo pipefail
+if [ "${ROUNDS:-0}" != 0 ]; then exec bash "$(dirname "$0")/proxy_rounds.sh" "$@"; fi
 DATA_DIR="${1:?usage: proxy_sweep.sh DATA_DIR OUT_DIR [NUM_RUNS] [overrides...]}"
 OUT="${2:?usage: proxy_sweep.sh DATA_DIR OUT_DIR [NUM_RUNS] [overrides...]}"
 NUM_RUNS="${3:-16}"

@@ -9,4 +9,6 @@ uses with `mixing=manual mixing.weights_file=weights.yaml` (or law.json with `mi
     collect.py     `mixtrain collect`: run directories -> table.csv (tokens, num_params, losses)
     fit.py         `mixtrain fit`: fit / report / predict / optimise
     fit_target.py  the target run of `fit --optimize`: step, tokens, model size, repetition
+    search.py      `mixtrain proxy --next K`: the next proxy mixtures from the runs so far (sequential search)
+    search_rounds.py  the predicted best and its interval after each round of launch/proxy_rounds.sh
 """

@@ -16,7 +16,7 @@ weights.yaml (mixing=manual mixing.weights_file=weights.yaml).
 
 --law: ridge (default), bimix, exp, loglinear, transfer, lightgbm (extra mixtrain[surrogate]), scaling
 (across model sizes: needs num_params and tokens columns; never chosen by auto) or auto (criterion in
-mixtrain/laws/__init__.py: cross-validated decision regret). The target of --optimize (--step / --tokens,
+mixtrain/laws/law_choice.py: repeated cross-validation, ridge unless clearly beaten). The target of --optimize (--step / --tokens,
 --params for scaling, repetition from --data-dir / --domain-tokens): fit_target.py. A fit with no more runs
 than its fitted mixture parameters is refused. Fitting prints per-domain in-sample R^2 and MRE, the
 cross-validated (group k-fold over runs) Spearman next to the own-weight baseline, and what a
@@ -105,7 +105,10 @@ def quality_table(law: MixingLaw) -> str:
             else:
                 lines.append(f"  {name:<10} regret@1 {c['regret_top1']:.4f}  regret@k {c['regret_topk']:.4f}  "
                              f"mean-loss rho {_num(c['mean_loss_spearman']).strip()}  CV-rho {_num(c['mean_spearman']).strip()}  "
-                             f"CV-MRE% {_pct(c['mean_mre']).strip()}  params {c['n_params']}")
+                             f"CV-MRE% {_pct(c['mean_mre']).strip()}  params {c['n_params']}"
+                             + (f"  score {c['score']:.3f} (seeds " + " ".join(f"{x:.3f}" for x in c["scores"]) + ")"
+                                if c.get("scores") else f"  not a candidate: {c.get('error')}"))
+        lines.append(f"  why: {auto.get('why', '')}")
     return "\n".join(lines)
 
 

@@ -1,6 +1,7 @@
 """Proxy-sweep mixtures: the K mixtures short runs are trained on before a law is fitted.
 
     python -m mixtrain.fitting.proxy --data-dir DIR --num-runs 16 --out MIXDIR [--seed 0] [--concentration 10]
+    python -m mixtrain.fitting.proxy --next K --table T.csv --out DIR [--pool POOL.csv]   # the next K: fitting/search.py
 
 Place in the flow: prepared DIR -> **proxy.py** writes MIXDIR/mix-XX.yaml (each usable as
 `mixing=manual mixing.weights_file=...`) -> a Hydra multirun of short runs -> collect.py ->
@@ -66,6 +67,11 @@ def write_mixtures(mixtures, out_dir: str) -> list[str]:
 
 
 def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if any(a == "--next" or a.startswith("--next=") for a in argv):  # sequential search: fitting/search.py
+        from mixtrain.fitting.search import main as search_main
+
+        return search_main(argv)
     ap = argparse.ArgumentParser(prog="mixtrain proxy", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", required=True)
     ap.add_argument("--num-runs", type=int, default=16)

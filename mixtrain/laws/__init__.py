@@ -18,18 +18,14 @@ The optimisers sit above the laws, in laws/optim/ (this package does not import 
 Laws register themselves where they are defined (`@register_law`, laws/law_registry.py); importing this
 package imports every law module once (`discover_laws`), so `LAWS` holds them all.
 
-`law="auto"` criterion (the decision a law leads to, not its loss error): every law in LAWS is
-fitted with group k-fold cross-validation over runs (laws/cross_validation.py; a law's own tuning, such as
-ridge's penalty, runs inside each fold: nested); on the pooled held-out final-step losses,
-1. lowest decision regret: the mean of the top-1 and top-k regret of the importance-weighted mean
-   loss (true mean loss of the held-out run(s) the law ranks best minus the best one); regrets
-   within AUTO_REGRET_TOLERANCE (10%) of the random-pick regret of the best count as ties (the
-   table's own scale: a law cannot beat 0);
-2. among those, the fewest fitted parameters, then the lowest regret.
-Laws that cannot fit the table (too few runs, a missing optional extra, ...) or whose CV fails are
-skipped. `scaling` is never an auto candidate, even on a table with num_params: auto compares
-decision regret among runs of one size, while scaling exists to extrapolate to an untrained size
-(its check is a held-out size, laws/scaling_mixing.py); fit it by name. The decision and every candidate's metrics go to `report["auto"]`.
+`law="auto"` criterion (laws/law_choice.py): every law in LAWS is cross-validated (group k-fold over
+runs, nested tuning) under 3 fold seeds; a law's score per seed averages its decision regret (normalised
+by the random pick) with its mean-loss rank error; flexible laws (lightgbm) are candidates only from
+`auto_min_runs` runs on; ridge (the default) stays unless a law beats it under every seed and by a margin.
+Laws that cannot fit the table are skipped with the reason. `scaling` is never an auto candidate, even on
+a table with num_params: auto compares decision regret among runs of one size, while scaling exists to
+extrapolate to an untrained size (its check is a held-out size, laws/scaling_mixing.py); fit it by name.
+The decision and every candidate's metrics go to `report["auto"]`.
 
 Laws: bimix (own weight x step, separable), exp (Ye et al.), loglinear (ridge regression in
 log space), transfer (bimix on an effective proportion with shrunk cross-domain transfer), ridge
@@ -46,7 +42,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from mixtrain.laws.base import MixingLaw
-from mixtrain.laws.cross_validation import TOP_K, cross_validate, spearman
+from mixtrain.laws.cross_validation import cross_validate, spearman
+from mixtrain.laws.law_choice import AUTO_MARGIN, AUTO_REPEATS, choose_law
 from mixtrain.laws.law_registry import LAWS, discover_laws, load_law, make_law, register_law
 from mixtrain.laws.simplex import project_box_simplex
 from mixtrain.laws.support import Optimum
@@ -61,10 +58,8 @@ from mixtrain.laws.surrogate import RidgeLaw
 from mixtrain.laws.transfer import TransferLaw
 from mixtrain.laws.trees import LightGBMLaw
 
-AUTO_REGRET_TOLERANCE = 0.10
-
 __all__ = [
-    "AUTO_REGRET_TOLERANCE", "LAWS", "BiMixLaw", "ExpLaw", "LightGBMLaw", "LogLinearLaw", "MixingLaw",
+    "AUTO_MARGIN", "AUTO_REPEATS", "LAWS", "BiMixLaw", "ExpLaw", "LightGBMLaw", "LogLinearLaw", "MixingLaw",
     "Optimum", "RidgeLaw", "ScalingMixingLaw", "TransferLaw", "cross_validate", "discover_laws", "fit_law",
     "load_law", "make_law", "project_box_simplex", "register_law", "spearman",
 ]
@@ -72,46 +67,12 @@ __all__ = [
 
 def fit_law(table: ObservationTable, law: str = "auto", *, cv_folds: int = 5, seed: int = 0,
             importance: Mapping[str, float] | None = None, **config: Any) -> MixingLaw:
-    """Fit one law by name, or 'auto' (see module docstring for the criterion)."""
+    """Fit one law by name, or 'auto' (laws/law_choice.py: the criterion)."""
     if law != "auto":
         return make_law(law, **config).fit(table, cv_folds=cv_folds, seed=seed, importance=importance)
     if config:
         raise ValueError(f"law='auto' takes no law options, got {sorted(config)}")
-    fitted: dict[str, MixingLaw] = {}
-    candidates: dict[str, dict[str, Any]] = {}
-    for name, cls in LAWS.items():
-        if not getattr(cls, "auto_candidate", True):
-            candidates[name] = {"error": "not an auto candidate (it extrapolates across model sizes; "
-                                "fit it by name: --law scaling)"}
-            continue
-        try:
-            candidate = cls().fit(table, cv_folds=max(cv_folds, 2), seed=seed, importance=importance)
-        except ValueError as e:
-            candidates[name] = {"error": str(e)}
-            continue
-        cv = candidate.report.get("cv", {})
-        candidates[name] = {key: cv.get(key) for key in (
-            "regret_top1", "regret_topk", "regret_random", "baseline_regret_top1", "mean_loss_spearman",
-            "mean_spearman", "mean_mre", "error")}
-        candidates[name]["n_params"] = candidate.n_params()
-        if cv.get("regret_top1") is not None and not cv.get("error"):
-            candidates[name]["regret"] = 0.5 * (cv["regret_top1"] + cv["regret_topk"])
-            fitted[name] = candidate
-    if not fitted:
-        raise ValueError("auto: no law could be fitted and cross-validated on this table: "
-                         + "; ".join(f"{n}: {c.get('error')}" for n, c in candidates.items()))
-    best_regret = min(candidates[n]["regret"] for n in fitted)
-    scale = max(candidates[n]["regret_random"] for n in fitted)
-    tied = [n for n in fitted if candidates[n]["regret"] <= best_regret + AUTO_REGRET_TOLERANCE * scale]
-    chosen = min(tied, key=lambda n: (candidates[n]["n_params"], candidates[n]["regret"]))
-    law_obj = fitted[chosen]
-    law_obj.report["auto"] = {
-        "chosen": chosen,
-        "criterion": f"lowest CV decision regret (mean of top-1 and top-{TOP_K} regret; ties within "
-        f"{AUTO_REGRET_TOLERANCE:.0%} of the random-pick regret), then fewest parameters",
-        "candidates": candidates,
-    }
-    return law_obj
+    return choose_law(LAWS, table, cv_folds=cv_folds, seed=seed, importance=importance)
 
 
 discover_laws()  # every law module's @register_law has run once `mixtrain.laws` is imported

@@ -42,6 +42,7 @@ def _lgb():
 class LightGBMLaw(SurrogateLaw):
     name = "lightgbm"
     formula = "log L_i = GBT_i(r) + log(1 + b_i s^-beta_i)   [LightGBM on the weights, as RegMix]"
+    auto_min_runs = 64  # law="auto" trusts trees only from 64 runs (laws/law_choice.py: they lose at 16)
     refit_pool = 5_000  # bootstrap refits score only the best 5,000 candidates: 17 boosters x 100k rows is slow
     defaults = {"num_leaves": 8, "rounds": 100, "learning_rate": 0.1, "min_data_in_leaf": 2, "seed": 0}
 

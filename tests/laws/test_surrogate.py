@@ -157,6 +157,11 @@ def test_lightgbm_missing_extra_names_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "lightgbm", None)  # import lightgbm -> ImportError
     with pytest.raises(ValueError, match=r"mixtrain\[surrogate\]"):
         make_law("lightgbm").fit(transfer_table(n_runs=12), cv_folds=0)
+    law = fit_law(transfer_table(n_runs=12), "auto", cv_folds=3)  # below its run count: skipped for that first
+    assert "from 64 runs on" in law.report["auto"]["candidates"]["lightgbm"]["error"]
+    from mixtrain.laws import LightGBMLaw
+
+    monkeypatch.setattr(LightGBMLaw, "auto_min_runs", 0)
     law = fit_law(transfer_table(n_runs=12), "auto", cv_folds=3)  # auto skips it and says why
     assert "mixtrain[surrogate]" in law.report["auto"]["candidates"]["lightgbm"]["error"]
 

@@ -19,6 +19,10 @@ laws/support.py, laws/table.py); no module of mixtrain/laws/ outside this packag
   gradient optimum inside laws/support.py's support box and TV trust region; the generic multi-start
   SLSQP box optimum for laws without a closed form.
 * bounds.py: the user's floors and caps and the target-step check, shared by both optimisers.
+* acquisition.py: `next_batch`, which K mixtures to train next (Thompson over bootstrap refits, CLIMB's
+  top-of-pool rule, or qei) with an exploration share; gp_acquisition.py: the BoTorch GP rules (qLogEI, and
+  ADMIRE's multi-fidelity GP with a cost-weighted acquisition), the one module here that imports torch
+  (inside its functions).
 
-Pure: numpy + scipy (+ the laws' own fits).
+Pure: numpy + scipy (+ the laws' own fits); gp_acquisition.py imports torch/BoTorch when called.
 """
