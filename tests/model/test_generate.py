@@ -95,12 +95,16 @@ def test_cli_prints_the_continuation_and_names_bad_input(tiny_run, tmp_path, cap
         assert message in capsys.readouterr().err
 
 
-def test_cli_says_when_the_continuation_is_empty(tiny_run, capsys):
+def test_cli_says_when_the_continuation_is_empty(tiny_run, capsys, monkeypatch):
+    import mixtrain.model.generate as generate_module
     from mixtrain.model.generate import main
 
-    main([str(tiny_run), "--prompt", PROMPT, "--max-new-tokens", "0"])
-    captured = capsys.readouterr()
-    assert captured.out == "\n" and "[generate] note: the continuation is empty" in captured.err
+    for blank, what in (("", "empty"), ("\n \n", "only whitespace")):  # what a weak model's greedy output often is
+        monkeypatch.setattr(generate_module, "generate", lambda *a, _blank=blank, **k: (_blank, []))
+        main([str(tiny_run), "--prompt", PROMPT, "--max-new-tokens", "4"])
+        captured = capsys.readouterr()
+        assert captured.out == blank + "\n" and f"[generate] note: the continuation is {what}" in captured.err
+    monkeypatch.undo()
     main([str(tiny_run), "--prompt", PROMPT, "--max-new-tokens", "4", "--temperature", "0"])
     captured = capsys.readouterr()
     assert ("[generate] note" in captured.err) == (not captured.out.strip())  # a note only for blank text

@@ -82,7 +82,7 @@ def test_doge_lowers_a_domain_of_uniform_random_tokens(tmp_path):
     from mixtrain.mixing.static import read_weights_file
 
     avg = read_weights_file(run / "weights.yaml")
-    # calibrated once (methods.md 9.7: mean w_noise < 0.2 from 0.25; measured 0.072 and 0.076 in two runs): the
+    # calibrated once (our design notes: mean w_noise < 0.2 from 0.25; measured 0.072 and 0.076 in two runs): the
     # average (DoGE's output) is the robust quantity; single refits swing with mu=0.5 and 8 probe blocks, so the
     # final weight is only asserted below its uniform start; prose (repetitive words) swings too, not asserted
     assert avg["noise"] < 0.2, avg
