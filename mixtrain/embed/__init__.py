@@ -12,5 +12,7 @@ E through store.py (numpy + pyarrow only). Imports prepare/, store/ and (the `ru
     run_embedder.py  a mixtrain run's mean-pooled middle-layer hidden states (torch; Chameleon)
     store.py       the columnar embeddings folder: write, read, domain means, embedder identity
     pipeline.py    `embed_corpus`: sample -> fit -> transform every document -> store
+    tasks.py       `mixtrain embed` as task i of n (SLURM array, torchrun, --node-rank): one fit, a
+                   share of the files per task, the last task joins (identical to one task)
     cli.py         `mixtrain embed RAW --out E` (argparse)
 """

@@ -8,6 +8,7 @@ Place in the flow: RAW -> **cli.py** -> embed/pipeline.py -> E (embed/store.py) 
     mixtrain embed NEW_RAW --out E2 --fitted E                  # the same fitted embedder as E (no refit)
     mixtrain embed RAW --out E --embedder run --run RUN         # a run's middle-layer hidden states (Chameleon)
     mixtrain embed RAW --out E --fields quality                 # keep a numeric field (a pruning score)
+    sbatch --array=0-7 --wrap "mixtrain embed RAW --out E"      # 8 tasks, a share each; the last one joins
 """
 
 from __future__ import annotations
@@ -38,17 +39,22 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--text-field", default="text", help="jsonl field / parquet column of the text")
     p.add_argument("--txt-mode", default="file", help="file | lines | blocks (how a .txt file splits into documents)")
     p.add_argument("--fields", default="", help="comma-separated numeric jsonl/parquet fields to keep (e.g. quality)")
+    p.add_argument("--node-rank", type=int, default=None, help="this task's rank (default: SLURM/torchrun variables)")
+    p.add_argument("--num-nodes", type=int, default=None, help="number of tasks (default: SLURM/torchrun variables)")
+    p.add_argument("--join-only", action="store_true", help="join the tasks' complete shares into --out; embed nothing")
+    p.add_argument("--setup-timeout-s", type=float, default=3600.0, help="how long tasks > 0 wait for task 0's fit")
     return p
 
 
 def main(argv: list[str] | None = None) -> None:
-    from mixtrain.embed.pipeline import embed_corpus
+    from mixtrain.embed.tasks import embed_tasks
 
     args = parser().parse_args(argv)
     fields = tuple(f for f in args.fields.split(",") if f)
     try:
-        manifest = embed_corpus(
-            args.root, args.out, embedder=args.embedder, fitted=args.fitted, fit_docs=args.fit_docs, seed=args.seed,
+        manifest = embed_tasks(
+            args.root, args.out, node_rank=args.node_rank, num_nodes=args.num_nodes, join_only=args.join_only,
+            setup_timeout_s=args.setup_timeout_s, embedder=args.embedder, fitted=args.fitted, fit_docs=args.fit_docs, seed=args.seed,
             options={"dim": args.dim, "max_chars": args.max_chars, "model_path": args.model_path,
                      "max_tokens": args.max_tokens, "run": args.run, "layer": args.layer},
             batch_size=args.batch_size, num_workers=args.num_workers, text_field=args.text_field,
@@ -56,6 +62,9 @@ def main(argv: list[str] | None = None) -> None:
     except MixtrainError as e:
         print(f"mixtrain embed: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+    if manifest is None:
+        print(f"embedded this task's share of {args.root}; the last task to finish joins it into {args.out}")
+        return
     skipped = f"; skipped {manifest['num_skipped']} ({manifest['skipped']}, listed in {args.out}/skipped.csv)" \
         if manifest["num_skipped"] else ""
     print(f"embedded {manifest['num_docs']:,} documents of {manifest['num_files']} files -> {args.out} "

@@ -91,6 +91,15 @@ def _embed_all(embedder, docs: Iterator, *, batch_size: int, num_workers: int) -
     return metas, chunks
 
 
+def doc_table(metas: list, fields: tuple[str, ...]) -> dict[str, Any]:
+    """E/docs.parquet's columns for the documents `metas` (as _embed_all returns them), in order."""
+    table = {"source": [m[0] for m in metas], "doc": np.array([m[1] for m in metas], dtype=np.int64),
+             "domain": [domain_of(m[0]) for m in metas], "num_chars": np.array([m[2] for m in metas], dtype=np.int64)}
+    for f in fields:
+        table[f] = np.array([m[3][f] for m in metas], dtype=np.float64)
+    return table
+
+
 def embed_corpus(root: str | os.PathLike, out: str | os.PathLike, *, embedder: str = "hashing",
                  options: dict[str, Any] | None = None, fitted: str | None = None, fit_docs: int = 50_000,
                  seed: int = 0, batch_size: int = 4096, num_workers: int = 1, text_field: str = "text",
@@ -116,10 +125,7 @@ def embed_corpus(root: str | os.PathLike, out: str | os.PathLike, *, embedder: s
     metas, chunks = _embed_all(model, docs, batch_size=batch_size, num_workers=num_workers)
     if not metas:
         raise _no_text(root, skipped)
-    table = {"source": [m[0] for m in metas], "doc": np.array([m[1] for m in metas], dtype=np.int64),
-             "domain": [domain_of(m[0]) for m in metas], "num_chars": np.array([m[2] for m in metas], dtype=np.int64)}
-    for f in fields:
-        table[f] = np.array([m[3][f] for m in metas], dtype=np.float64)
+    table = doc_table(metas, fields)
     manifest = {"embedder": model.describe(), **fitted_from, "root": str(root.resolve()), "text_field": text_field,
                 "txt_mode": txt_mode, "fields": list(fields), "fit_docs": fit_docs, "seed": seed,
                 "num_files": len(files), "num_skipped": len(skipped.rows), "skipped": skipped.counts()}
