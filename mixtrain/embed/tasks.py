@@ -160,7 +160,10 @@ def _wait_for_setup(state: dict[str, Any], task: Task, path: Path, timeout_s: fl
     while True:
         setup = _read_setup(path)
         ours = bool(setup) and setup.get("key") == state["key"]
-        fresh = ours and path.stat().st_mtime >= started
+        try:
+            fresh = ours and path.stat().st_mtime >= started
+        except OSError:  # replaced between the read and the stat: read it again
+            continue
         if ours and "failed" not in setup and setup.get("raw") == state["raw"] and (path.parent / EMBEDDER).is_file():
             return _load(path.parent, setup)
         if ours and fresh and "failed" in setup:

@@ -52,7 +52,7 @@ def test_two_tasks_in_separate_processes_under_a_slurm_array_equal_one_task(tiny
     assert assignments[0] == assignments[1] and len(assignments[0].splitlines()) == 181
 
 
-def test_a_rerun_task_skips_its_complete_share_and_the_join_waits_for_every_share(tiny_raw_dir, tmp_path, capsys):
+def test_a_rerun_task_skips_its_complete_share_and_the_join_waits_for_every_share(tiny_raw_dir, tmp_path, capsys, monkeypatch):
     out = tmp_path / "E"
     with pytest.raises(DataError, match="did not write .*setup.json"):
         embed_tasks(tiny_raw_dir, out, node_rank=1, num_nodes=3, setup_timeout_s=0.5, **SETTINGS)
@@ -68,7 +68,17 @@ def test_a_rerun_task_skips_its_complete_share_and_the_join_waits_for_every_shar
     with pytest.raises(DataError, match=r"share\(s\) \[1, 2\] of 3 are not complete.*--node-rank 1 --num-nodes 3"):
         embed_tasks(tiny_raw_dir, out, join_only=True, **SETTINGS)
     assert embed_tasks(tiny_raw_dir, out, node_rank=2, num_nodes=3, **SETTINGS) is None
-    assert embed_tasks(tiny_raw_dir, out, node_rank=1, num_nodes=3, **SETTINGS)["tasks"]["count"] == 3  # last: joins
+    import mixtrain.embed.tasks as tasks
+
+    def killed(*args):
+        raise KeyboardInterrupt  # the last task dies while joining: its share is complete, E is not written
+
+    monkeypatch.setattr(tasks, "_join", killed)
+    with pytest.raises(KeyboardInterrupt):
+        embed_tasks(tiny_raw_dir, out, node_rank=1, num_nodes=3, **SETTINGS)
+    monkeypatch.undo()
+    assert not out.exists()
+    assert embed_tasks(tiny_raw_dir, out, join_only=True, **SETTINGS)["tasks"]["count"] == 3
     embed_corpus(tiny_raw_dir, tmp_path / "one", **SETTINGS)
     _same_embedding(tmp_path / "one", out)
     capsys.readouterr()
