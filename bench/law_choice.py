@@ -1,13 +1,16 @@
-"""Benchmark: does `law="auto"` flip on noise? The former rule (one 5-fold split, lowest top-1/top-3 regret,
-ties to the fewest parameters) vs the rule of laws/law_choice.py, on synthetic worlds and a real table.
+"""Benchmark: does `law="auto"` flip on noise? Three rules on synthetic worlds and a real table: the former rule
+(one 5-fold split, lowest top-1/top-3 regret, ties to the fewest parameters), the first issue-32 rule
+(ridge+margin: ridge unless a law beats it under every fold seed by 0.05) and laws/law_choice.decide (new).
 
     python bench/law_choice.py [--worlds 12] [--runs 16,64] [--domains 8] [--real results/held-out-size-2026-12-04/table.csv]
+                               [--dump rows.jsonl]     # each world's per-seed CV scores, one JSON line per world
+    python bench/law_choice.py --replay rows.jsonl      # the tables again from a dump, without fitting
 
 Place in the flow: laws/synthetic.World (truth) -> proxy table -> every law's cross-validation under 9 fold
-seeds -> both rules replayed on the same CV numbers -> stability, held-out ranking, decision regret.
+seeds -> every rule replayed on the same CV numbers -> stability, held-out ranking, decision regret.
 
-Per world (paired: both rules see the same CV results):
-* stability under fold reseeding: the former rule chooses once per fold seed in {0, 3, 6}; the new rule once per
+Per world (paired: every rule sees the same CV results):
+* stability under fold reseeding: the former rule chooses once per fold seed in {0, 3, 6}; the others once per
   seed triple {0,1,2}, {3,4,5}, {6,7,8}. Stable = the 3 choices agree.
 * held-out ranking: every law fitted on all runs ranks 200 fresh mixtures (the same design) by predicted mean
   loss; Spearman against the true mean loss. Reported: the chosen law's rank among the candidates (1 = best)
@@ -20,6 +23,7 @@ The real table: one size's runs (the largest count), stability only (no truth fo
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -31,7 +35,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mixtrain.laws import LAWS, spearman  # noqa: E402
 from mixtrain.laws.cross_validation import cross_validate  # noqa: E402
-from mixtrain.laws.law_choice import AUTO_MARGIN, DEFAULT_LAW, cv_score  # noqa: E402
+from mixtrain.laws.law_choice import cv_score, decide
+
+AUTO_MARGIN, DEFAULT_LAW = 0.05, "ridge"  # the first issue-32 rule's settings, replayed as a baseline  # noqa: E402
 from mixtrain.laws.optim.sampled import propose  # noqa: E402
 from mixtrain.laws.synthetic import World  # noqa: E402
 from mixtrain.laws.table import read_table  # noqa: E402
@@ -67,9 +73,11 @@ def old_rule(cvs: dict, seed: int) -> str:
 _params: dict[str, int] = {}
 
 
-def new_rule(cvs: dict, seeds: list[int], n_runs: int) -> str:
+def ridge_margin_rule(cvs: dict, seeds: list[int], n_runs: int) -> str:
+    """The first issue-32 rule (commit 453e185): ridge unless a law beats it under every seed and by the
+    margin in mean score; among those, the lowest mean score (it flipped between exp and transfer)."""
     ok = {n: c for n, c in cvs.items() if n_runs >= getattr(LAWS[n], "auto_min_runs", 0)}
-    scores = {n: [cv_score(c[s]) for s in seeds] for n, c in ok.items()}
+    scores = {n: [c[s]["score"] for s in seeds] for n, c in ok.items()}
     mean = {n: float(np.mean(v)) for n, v in scores.items()}
     if DEFAULT_LAW not in ok:
         return min(mean, key=mean.get)
@@ -78,8 +86,23 @@ def new_rule(cvs: dict, seeds: list[int], n_runs: int) -> str:
     return min(win, key=mean.get) if win else DEFAULT_LAW
 
 
-def choices(cvs: dict, n_runs: int) -> tuple[list[str], list[str]]:
-    return [old_rule(cvs, s) for s in (0, 3, 6)], [new_rule(cvs, [s, s + 1, s + 2], n_runs) for s in (0, 3, 6)]
+def new_rule(cvs: dict, seeds: list[int], n_runs: int) -> str:
+    """laws/law_choice.decide on the same per-seed scores."""
+    ok = {n: [c[s]["score"] for s in seeds] for n, c in cvs.items() if n_runs >= getattr(LAWS[n], "auto_min_runs", 0)}
+    return decide(ok)[0]
+
+
+def choices(cvs: dict, n_runs: int) -> tuple[list[str], list[str], list[str]]:
+    """(former, first issue-32 rule, current rule) choices: once per fold seed / seed triple."""
+    triples = [[s, s + 1, s + 2] for s in (0, 3, 6)]
+    return ([old_rule(cvs, s) for s in (0, 3, 6)], [ridge_margin_rule(cvs, t, n_runs) for t in triples],
+            [new_rule(cvs, t, n_runs) for t in triples])
+
+
+def _slim(cvs: dict) -> dict:
+    """Per law, per fold seed: the numbers both rules read (dumped with --dump, replayed with --replay)."""
+    keys = ("regret_top1", "regret_topk", "regret_random", "mean_loss_spearman")
+    return {n: [{**{k: c.get(k) for k in keys}, "score": cv_score(c)} for c in res] for n, res in cvs.items()}
 
 
 def world_row(k: int, n: int, seed: int, regret: bool) -> dict:
@@ -88,39 +111,48 @@ def world_row(k: int, n: int, seed: int, regret: bool) -> dict:
     fitted, cvs = cv_all(table)
     for name, law in fitted.items():
         _params[name] = law.n_params()
-    old, new = choices(cvs, n)
+    cvs = _slim(cvs)
     rng = np.random.default_rng(10_000 + seed)
     c = np.exp(rng.uniform(np.log(0.3), np.log(3.0), 200))
     H = np.array([rng.dirichlet(ci * k * world.natural + 1e-3) for ci in c])
     truth = world.loss(H, np.full(200, world.s_ref)).mean(axis=1)
     rho = {name: spearman(law._predict(H, np.full(200, world.s_ref)).mean(axis=1), truth) for name, law in fitted.items()}
-    ranked = sorted(rho, key=rho.get, reverse=True)
-    row = {"k": k, "n": n, "seed": seed, "old": old, "new": new, "rho": rho,
-           "rank_old": ranked.index(old[0]) + 1, "rank_new": ranked.index(new[0]) + 1, "n_laws": len(ranked)}
+    row = {"k": k, "n": n, "seed": seed, "rho": rho, "cv": cvs,
+           "n_params": {name: law.n_params() for name, law in fitted.items()}}
+    rules = replay(row)
     if regret:
         opt = world.mean_loss(world.optimum())
         row["regret"] = {}
-        for name in {old[0], new[0]}:
+        for name in {r[0] for r in rules.values()}:
             p = propose(fitted[name], world.s_ref, candidates=4000, bootstrap=5, seed=seed)
             row["regret"][name] = world.mean_loss(np.array(list(p.weights.values()))) - opt
     return row
 
 
+RULES = ("former", "ridge+margin", "new")
+
+
+def replay(row: dict) -> dict[str, list[str]]:
+    """Each rule's 3 choices (fold seeds / seed triples) from a row's per-seed CV numbers; sets row[rule]."""
+    _params.update(row["n_params"])
+    out = dict(zip(RULES, choices(row["cv"], row["n"])))
+    row.update(out)
+    return out
+
+
 def summary(rows: list[dict], label: str) -> list[str]:
-    st_old = np.mean([len(set(r["old"])) == 1 for r in rows])
-    st_new = np.mean([len(set(r["new"])) == 1 for r in rows])
-    worst_old = np.mean([r["rank_old"] == r["n_laws"] for r in rows])
-    worst_new = np.mean([r["rank_new"] == r["n_laws"] for r in rows])
-    rho_old = np.mean([r["rho"][r["old"][0]] for r in rows])
-    rho_new = np.mean([r["rho"][r["new"][0]] for r in rows])
-    chosen_old = {n: sum(r["old"][0] == n for r in rows) for n in sorted({r["old"][0] for r in rows})}
-    chosen_new = {n: sum(r["new"][0] == n for r in rows) for n in sorted({r["new"][0] for r in rows})}
-    out = [f"| {label} | former | {100 * st_old:.0f}% | {rho_old:.3f} | {100 * worst_old:.0f}% | {chosen_old} |",
-           f"| {label} | new | {100 * st_new:.0f}% | {rho_new:.3f} | {100 * worst_new:.0f}% | {chosen_new} |"]
+    out = []
+    for rule in RULES:
+        ranked = [sorted(r["rho"], key=r["rho"].get, reverse=True) for r in rows]
+        stable = np.mean([len(set(r[rule])) == 1 for r in rows])
+        worst = np.mean([rk.index(r[rule][0]) + 1 == len(rk) for r, rk in zip(rows, ranked)])
+        rho = np.mean([r["rho"][r[rule][0]] for r in rows])
+        chosen = {n: sum(r[rule][0] == n for r in rows) for n in sorted({r[rule][0] for r in rows})}
+        out.append(f"| {label} | {rule} | {100 * stable:.0f}% | {rho:.3f} | {100 * worst:.0f}% | {chosen} |")
     if rows and "regret" in rows[0]:
-        ro = np.median([r["regret"][r["old"][0]] for r in rows])
-        rn = np.median([r["regret"][r["new"][0]] for r in rows])
-        out.append(f"| {label} | decision regret (median, seed-0 choice) | former {ro:.4f} | new {rn:.4f} | | |")
+        med = {rule: np.median([r["regret"][r[rule][0]] for r in rows]) for rule in RULES}
+        out.append(f"| {label} | decision regret (median, seed-0 choice) | " +
+                   " | ".join(f"{k} {v:.4f}" for k, v in med.items()) + " | |")
     return out
 
 
@@ -132,19 +164,36 @@ def main() -> None:
     ap.add_argument("--seed0", type=int, default=700)
     ap.add_argument("--regret", action="store_true", help="also the decision regret at the largest run count")
     ap.add_argument("--real", default=None, help="a real observation table (one size is used)")
+    ap.add_argument("--dump", default=None, help="append each world's per-seed CV scores here (JSON lines)")
+    ap.add_argument("--replay", default=None, help="no fitting: replay the rules on a --dump file")
     args = ap.parse_args()
     t0 = time.time()
     lines = ["| setting | rule | stable under fold reseeding | held-out mean-loss Spearman of the choice | worst of the candidates | chosen (seed 0) |",
              "|---|---|---|---|---|---|"]
+    if args.replay:
+        with open(args.replay) as f:
+            rows = [json.loads(x) for x in f if x.strip()]
+        groups: dict = {}
+        for r in rows:
+            groups.setdefault((r["k"], r["n"]), []).append(r)
+        for (k, n), rs in sorted(groups.items()):
+            for r in rs:
+                replay(r)
+                _print_world(r)
+            lines += summary(rs, f"{k} domains, {n} runs, {len(rs)} worlds")
+        print("\n".join(lines))
+        return
     runs = [int(x) for x in args.runs.split(",")]
     for k in (int(x) for x in args.domains.split(",")):
         for n in runs:
-            rows = [world_row(k, n, args.seed0 + s, args.regret and n == max(runs))
-                    for s in tqdm(range(args.worlds), desc=f"{k} domains, {n} runs", file=sys.stderr)]
+            rows = []
+            for s in tqdm(range(args.worlds), desc=f"{k} domains, {n} runs", file=sys.stderr):
+                rows.append(world_row(k, n, args.seed0 + s, args.regret and n == max(runs)))
+                _print_world(rows[-1])
+                if args.dump:
+                    with open(args.dump, "a") as f:
+                        f.write(json.dumps(rows[-1]) + "\n")
             lines += summary(rows, f"{k} domains, {n} runs, {args.worlds} worlds")
-            for r in rows:
-                print(f"world {r['seed']} k={k} n={n}: former {r['old']} new {r['new']} rho " +
-                      " ".join(f"{a}={b:.3f}" for a, b in sorted(r["rho"].items())), file=sys.stderr)
     if args.real:
         t = read_table(args.real)
         if t.num_params is not None:
@@ -153,11 +202,15 @@ def main() -> None:
         fitted, cvs = cv_all(t)
         for name, law in fitted.items():
             _params[name] = law.n_params()
-        old, new = choices(cvs, t.n_runs)
-        lines.append(f"| real table {args.real} ({t.n_runs} runs) | former | choices {old} | | | |")
-        lines.append(f"| real table {args.real} ({t.n_runs} runs) | new | choices {new} | | | |")
+        for rule, ch in zip(RULES, choices(_slim(cvs), t.n_runs)):
+            lines.append(f"| real table {args.real} ({t.n_runs} runs) | {rule} | choices {ch} | | | |")
     print("\n".join(lines))
     print(f"\n{time.time() - t0:.0f} s")
+
+
+def _print_world(r: dict) -> None:
+    print(f"world {r['seed']} k={r['k']} n={r['n']}: " + " ".join(f"{rule} {r[rule]}" for rule in RULES) + " rho " +
+          " ".join(f"{a}={b:.3f}" for a, b in sorted(r["rho"].items())), file=sys.stderr)
 
 
 if __name__ == "__main__":

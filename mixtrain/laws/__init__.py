@@ -21,7 +21,7 @@ package imports every law module once (`discover_laws`), so `LAWS` holds them al
 `law="auto"` criterion (laws/law_choice.py): every law in LAWS is cross-validated (group k-fold over
 runs, nested tuning) under 3 fold seeds; a law's score per seed averages its decision regret (normalised
 by the random pick) with its mean-loss rank error; flexible laws (lightgbm) are candidates only from
-`auto_min_runs` runs on; ridge (the default) stays unless a law beats it under every seed and by a margin.
+`auto_min_runs` runs on; among the laws whose mean score is within a tolerance of the lowest, a fixed order decides.
 Laws that cannot fit the table are skipped with the reason. `scaling` is never an auto candidate, even on
 a table with num_params: auto compares decision regret among runs of one size, while scaling exists to
 extrapolate to an untrained size (its check is a held-out size, laws/scaling_mixing.py); fit it by name.
@@ -43,7 +43,7 @@ from typing import Any
 
 from mixtrain.laws.base import MixingLaw
 from mixtrain.laws.cross_validation import cross_validate, spearman
-from mixtrain.laws.law_choice import AUTO_MARGIN, AUTO_REPEATS, choose_law
+from mixtrain.laws.law_choice import AUTO_REPEATS, AUTO_TOLERANCE, choose_law
 from mixtrain.laws.law_registry import LAWS, discover_laws, load_law, make_law, register_law
 from mixtrain.laws.simplex import project_box_simplex
 from mixtrain.laws.support import Optimum
@@ -59,7 +59,7 @@ from mixtrain.laws.transfer import TransferLaw
 from mixtrain.laws.trees import LightGBMLaw
 
 __all__ = [
-    "AUTO_MARGIN", "AUTO_REPEATS", "LAWS", "BiMixLaw", "ExpLaw", "LightGBMLaw", "LogLinearLaw", "MixingLaw",
+    "AUTO_REPEATS", "AUTO_TOLERANCE", "LAWS", "BiMixLaw", "ExpLaw", "LightGBMLaw", "LogLinearLaw", "MixingLaw",
     "Optimum", "RidgeLaw", "ScalingMixingLaw", "TransferLaw", "cross_validate", "discover_laws", "fit_law",
     "load_law", "make_law", "project_box_simplex", "register_law", "spearman",
 ]
