@@ -23,6 +23,7 @@ def test_proxy_mixtures_are_distinct_and_valid(tiny_data_dir):
     assert mixes == proxy_mixtures(str(tiny_data_dir), 6, seed=3, with_entropy=False)  # seeded
 
 
+@pytest.mark.slow  # ~80 s: four proxy runs as subprocesses; the default suite keeps the in-process pieces
 def test_sweep_collect_fit_optimise_train(tiny_data_dir, tmp_path):
     out = tmp_path / "proxy"
     env = {**os.environ, "PYTHON": sys.executable, "LAW": "bimix", "TARGET_STEP": "200", "WANDB_MODE": "offline",

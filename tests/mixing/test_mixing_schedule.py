@@ -154,7 +154,7 @@ def test_schedule_run_switches_stages_then_refits_the_wrapped_strategy(full_run)
     assert sorted(first.values()) == pytest.approx([0.1, 0.1, 0.8])  # stage 0 governs the start
 
 
-@pytest.mark.parametrize("crash_at", [7, 10])  # resumes from step 4 (before the switch at 5) / step 8 (after both)
+@pytest.mark.parametrize("crash_at", [7, pytest.param(10, marks=pytest.mark.slow)])  # resumes from step 4 (before the switch at 5) / step 8 (after both)
 def test_resume_across_a_stage_boundary_is_exact(full_run, tiny_data_dir, tmp_path, crash_at):
     from conftest import train_composed as train
 
