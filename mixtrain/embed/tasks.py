@@ -45,6 +45,8 @@ from mixtrain.prepare.shares import Task, claim_share, resolve_task, shares_root
 from mixtrain.store.datadir import fingerprint, write_json_atomic
 from mixtrain.store.locks import prepare_lock
 
+EMBED_KEYS = ("--node-rank", "--num-nodes")  # how `mixtrain embed` sets the task explicitly, named in messages
+
 SETUP, EMBEDDER = "setup.json", "embedder.joblib"
 
 
@@ -67,10 +69,7 @@ def embed_tasks(root, out, *, node_rank: int | None = None, num_nodes: int | Non
     settings = {"embedder": "hashing", "options": None, "fitted": None, "fit_docs": 50_000, "seed": 0,
                 "batch_size": 4096, "num_workers": 1, "text_field": "text", "txt_mode": "file", "fields": (), **settings}
     root, out = Path(root), Path(out)
-    try:
-        task = Task(source="--join-only") if join_only else resolve_task(node_rank, num_nodes)
-    except ConfigError as e:  # shares.py names prepare's keys; this command's are the flags
-        raise ConfigError(str(e).replace("prepare.node_rank", "--node-rank").replace("prepare.num_nodes", "--num-nodes")) from None
+    task = Task(source="--join-only") if join_only else resolve_task(node_rank, num_nodes, keys=EMBED_KEYS)
     if task.count == 1 and not join_only:
         return embed_corpus(root, out, **settings)
     if out.exists() and any(out.iterdir()) and not (out / "manifest.json").is_file():
@@ -87,10 +86,10 @@ def embed_tasks(root, out, *, node_rank: int | None = None, num_nodes: int | Non
     print(f"[embed] {task}: embedding a share of {root}", flush=True)
     state["work"].mkdir(parents=True, exist_ok=True)
     started = time.time()
-    with claim_share(state["work"], task):
+    with claim_share(state["work"], task, EMBED_KEYS):
         model = _setup(state, task, setup_timeout_s, started)
         _embed_share(state, task, model)
-    with prepare_lock(state["work"]):
+    with prepare_lock(state["work"], label="embed"):
         if _already_joined(state):
             return read_manifest(out)
         if _incomplete(state, task.count):
@@ -119,7 +118,7 @@ def _setup(state: dict[str, Any], task: Task, timeout_s: float, started: float):
     path = work / SETUP
     if task.rank != 0:
         return _wait_for_setup(state, task, path, timeout_s, started)
-    with prepare_lock(work):
+    with prepare_lock(work, label="embed"):
         current = _read_setup(path)
         if current and current.get("key") == state["key"] and current.get("raw") == state["raw"] \
                 and (work / EMBEDDER).is_file() and sha256_file(work / EMBEDDER) == current.get("embedder_sha256"):
@@ -279,7 +278,7 @@ def _join_only(state: dict[str, Any], num_nodes: int | None) -> dict[str, Any]:
         raise DataError(f"--join-only: {work / '.shares'} holds shares of {counts or 'no'} task counts; "
                         "give --num-nodes N (the N the tasks ran with)")
     count = int(num_nodes) if num_nodes is not None else counts[0]
-    with prepare_lock(work):
+    with prepare_lock(work, label="embed"):
         missing = _incomplete(state, count)
         if missing:
             raise DataError(f"--join-only: share(s) {missing} of {count} are not complete "

@@ -60,41 +60,48 @@ class Task:
 ENV_PAIRS = (("RANK", "WORLD_SIZE", "torchrun"), ("SLURM_PROCID", "SLURM_NTASKS", "srun"))
 
 
-def _int_var(env: Mapping[str, str], name: str) -> int:
+# how the user sets the task explicitly, named in every message: prepare's config keys by default;
+# `mixtrain embed` passes its flags (--node-rank, --num-nodes)
+PREPARE_KEYS = ("prepare.node_rank", "prepare.num_nodes")
+
+
+def _int_var(env: Mapping[str, str], name: str, keys: tuple[str, str]) -> int:
     try:
         return int(env[name])
     except ValueError:
         raise ConfigError(f"environment variable {name}={env[name]!r} is not an integer; unset it or set "
-                          "prepare.node_rank/prepare.num_nodes explicitly") from None
+                          f"{keys[0]}/{keys[1]} explicitly") from None
 
 
-def _checked(rank: int, count: int, source: str) -> Task:
+def _checked(rank: int, count: int, source: str, keys: tuple[str, str]) -> Task:
     if count < 1 or not 0 <= rank < count:
         raise ConfigError(f"task {rank} of {count} (from {source}) is impossible: the rank must be in [0, count) "
-                          "and the count >= 1; fix the launcher's variables or set prepare.node_rank/prepare.num_nodes")
+                          f"and the count >= 1; fix the launcher's variables or set {keys[0]}/{keys[1]}")
     return Task(rank, count, source)
 
 
 def resolve_task(node_rank: int | None = None, num_nodes: int | None = None,
-                 env: Mapping[str, str] | None = None) -> Task:
-    """Task i of n (see the module docstring for the order in which the sources are tried)."""
+                 env: Mapping[str, str] | None = None, keys: tuple[str, str] = PREPARE_KEYS) -> Task:
+    """Task i of n (see the module docstring for the order in which the sources are tried); `keys`
+    name the explicit settings in messages."""
     env = os.environ if env is None else env
     if node_rank is not None or num_nodes is not None:
         if node_rank is None or num_nodes is None:
-            raise ConfigError(f"prepare.node_rank={node_rank} and prepare.num_nodes={num_nodes}: give both "
+            raise ConfigError(f"{keys[0]}={node_rank} and {keys[1]}={num_nodes}: give both "
                               "(or neither, to read them from SLURM/torchrun variables)")
-        return _checked(int(node_rank), int(num_nodes), "prepare.node_rank/prepare.num_nodes")
+        return _checked(int(node_rank), int(num_nodes), f"{keys[0]}/{keys[1]}", keys)
     if "SLURM_ARRAY_TASK_ID" in env and "SLURM_ARRAY_TASK_COUNT" in env:
-        first = _int_var(env, "SLURM_ARRAY_TASK_MIN") if "SLURM_ARRAY_TASK_MIN" in env else 0
-        step = _int_var(env, "SLURM_ARRAY_TASK_STEP") if "SLURM_ARRAY_TASK_STEP" in env else 1
-        offset = _int_var(env, "SLURM_ARRAY_TASK_ID") - first
+        first = _int_var(env, "SLURM_ARRAY_TASK_MIN", keys) if "SLURM_ARRAY_TASK_MIN" in env else 0
+        step = _int_var(env, "SLURM_ARRAY_TASK_STEP", keys) if "SLURM_ARRAY_TASK_STEP" in env else 1
+        offset = _int_var(env, "SLURM_ARRAY_TASK_ID", keys) - first
         if step < 1 or offset % step:
             raise ConfigError(f"SLURM array task {env['SLURM_ARRAY_TASK_ID']} is not on the array's grid (min {first}, "
-                              f"step {step}); submit it as --array=0-{_int_var(env, 'SLURM_ARRAY_TASK_COUNT') - 1}")
-        return _checked(offset // step, _int_var(env, "SLURM_ARRAY_TASK_COUNT"), "SLURM_ARRAY_TASK_ID/COUNT")
+                              f"step {step}); submit it as --array=0-{_int_var(env, 'SLURM_ARRAY_TASK_COUNT', keys) - 1}")
+        return _checked(offset // step, _int_var(env, "SLURM_ARRAY_TASK_COUNT", keys), "SLURM_ARRAY_TASK_ID/COUNT", keys)
     for rank_var, count_var, launcher in ENV_PAIRS:
         if rank_var in env and count_var in env:
-            return _checked(_int_var(env, rank_var), _int_var(env, count_var), f"{rank_var}/{count_var}, {launcher}")
+            return _checked(_int_var(env, rank_var, keys), _int_var(env, count_var, keys),
+                            f"{rank_var}/{count_var}, {launcher}", keys)
     return Task()
 
 
@@ -125,7 +132,7 @@ def share_dir(data_dir: Path, count: int, domain: str, rank: int) -> Path:
 
 
 @contextlib.contextmanager
-def claim_share(data_dir: Path, task: Task) -> Iterator[Path]:
+def claim_share(data_dir: Path, task: Task, keys: tuple[str, str] = PREPARE_KEYS) -> Iterator[Path]:
     """Hold task.rank's share lock for the block; DataError at once when another process holds it."""
     root = shares_root(data_dir, task.count)
     root.mkdir(parents=True, exist_ok=True)
@@ -136,10 +143,10 @@ def claim_share(data_dir: Path, task: Task) -> Iterator[Path]:
         except BlockingIOError:
             f.seek(0)
             holder = f.read().strip() or "another process"
-            raise DataError(f"share {task.rank} of {task.count} of {data_dir} is already being prepared by {holder} "
+            raise DataError(f"share {task.rank} of {task.count} of {data_dir} is already being worked on by {holder} "
                             f"(lock {path}), and this process ({socket.gethostname()} pid {os.getpid()}, {task}) claims it "
                             "too: two tasks got the same rank. Check the launcher's variables (SLURM_ARRAY_TASK_ID, "
-                            "RANK, SLURM_PROCID) or prepare.node_rank, and start each rank once") from None
+                            f"RANK, SLURM_PROCID) or {keys[0]}, and start each rank once") from None
         f.seek(0)
         f.truncate()
         f.write(f"pid {os.getpid()} on {socket.gethostname()} ({task})\n")

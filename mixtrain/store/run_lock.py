@@ -23,7 +23,6 @@ reported, never ignored.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import socket
 import sys
@@ -31,17 +30,9 @@ import time
 from collections.abc import Iterator
 
 from mixtrain.errors import RunDirError
+from mixtrain.store.locks import holder_text, wait_for_flock  # noqa: F401 (holder_text: patched in tests)
 
 RUN_LOCK = ".run.lock"
-
-
-def holder_text(path: str) -> str:
-    """Who holds the lock at `path`, as its holder wrote it ("pid N on HOST since ...")."""
-    try:
-        with open(path) as f:
-            return f.read().strip() or "another process (it wrote no name yet)"
-    except OSError:
-        return "another process"
 
 
 @contextlib.contextmanager
@@ -55,31 +46,28 @@ def run_lock(out_dir: str, *, wait_s: float, waiting_reason: str | None, poll_s:
     path = os.path.join(out_dir, RUN_LOCK)
     f = open(path, "a+")
     try:
-        deadline = time.monotonic() + max(float(wait_s), 0.0)
-        announced = False
-        while True:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                holder = holder_text(path)
-                if waiting_reason is None:
-                    raise RunDirError(
-                        f"out_dir={out_dir} is in use by {holder} (lock {path}): a second writer would mix its "
-                        "metrics rows and checkpoints with that run's; wait for it to finish, pick another out_dir "
-                        "(run_name=...), or, for a requeue of that job, pass resume=auto (waits up to "
-                        "run_lock_timeout_s for it to stop, then resumes)") from None
-                if time.monotonic() >= deadline:
-                    raise RunDirError(
-                        f"out_dir={out_dir} is still in use by {holder} after waiting {wait_s:g} s ({waiting_reason}; "
-                        f"lock {path}): stop that process (or wait for it) and submit again, or raise "
-                        "run_lock_timeout_s") from None
-                if not announced:
-                    print(f"[mixtrain] {waiting_reason}: out_dir={out_dir} is in use by {holder}; waiting up to "
-                          f"{wait_s:g} s (run_lock_timeout_s) for it to stop, then resuming", file=sys.stderr,
-                          flush=True)
-                    announced = True
-                time.sleep(poll_s)
+        announced = []
+
+        def busy(timed_out: bool) -> None:
+            holder = holder_text(path)
+            if waiting_reason is None:
+                raise RunDirError(
+                    f"out_dir={out_dir} is in use by {holder} (lock {path}): a second writer would mix its "
+                    "metrics rows and checkpoints with that run's; wait for it to finish, pick another out_dir "
+                    "(run_name=...), or, for a requeue of that job, pass resume=auto (waits up to "
+                    "run_lock_timeout_s for it to stop, then resumes)")
+            if timed_out:
+                raise RunDirError(
+                    f"out_dir={out_dir} is still in use by {holder} after waiting {wait_s:g} s ({waiting_reason}; "
+                    f"lock {path}): stop that process (or wait for it) and submit again, or raise "
+                    "run_lock_timeout_s")
+            if not announced:
+                print(f"[mixtrain] {waiting_reason}: out_dir={out_dir} is in use by {holder}; waiting up to "
+                      f"{wait_s:g} s (run_lock_timeout_s) for it to stop, then resuming", file=sys.stderr,
+                      flush=True)
+                announced.append(True)
+
+        wait_for_flock(f, busy, wait_s=wait_s, poll_s=poll_s)
         f.seek(0)
         f.truncate()
         f.write(f"pid {os.getpid()} on {socket.gethostname()} since "

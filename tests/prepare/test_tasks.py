@@ -220,7 +220,7 @@ def test_sigkilled_task_rerun_finishes_its_share_and_the_join_waits_for_it(tmp_p
 
 def test_two_tasks_claiming_one_share_get_a_clear_error(tmp_path):
     with claim_share(tmp_path, Task(1, 2, "RANK/WORLD_SIZE")):
-        with pytest.raises(DataError, match=r"share 1 of 2 .* already being prepared by pid \d+ .*two tasks got the same rank"):
+        with pytest.raises(DataError, match=r"share 1 of 2 .* already being worked on by pid \d+ .*two tasks got the same rank"):
             with claim_share(tmp_path, Task(1, 2, "SLURM_PROCID/SLURM_NTASKS")):
                 pass
     with claim_share(tmp_path, Task(1, 2)):  # released: the next run of that rank claims it
