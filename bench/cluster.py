@@ -6,7 +6,9 @@ For each N: a synthetic corpus of N short documents (30-50 words from one of 64 
 plus common words, jsonl files of 100k documents) is written, then `mixtrain embed` (hashing,
 64-d, fitted on 50k documents) and `mixtrain cluster` (K on a sample of 256 per centroid, every
 document assigned, Ward 1.5, OUT/<cluster>/ written) run in this process; wall seconds of each step
-and the process's peak RSS (ru_maxrss, includes the worker pool's children separately) are recorded.
+and memory are recorded: the peak proportional set size of the whole process tree (this process and
+its embedding workers, sampled every 0.5 s; shared pages counted once), and ru_maxrss of this process
+and of its largest child.
 Then the k-means step alone on the N vectors: faiss-cpu against scikit-learn KMeans (one init,
 the same 20 iterations, the same sample, the same assignment of all N), in the same process, the
 ratio sklearn/faiss. Purity of the clusters against the planted topics is printed as a sanity check.
@@ -15,6 +17,7 @@ ratio sklearn/faiss. Purity of the clusters against the planted topics is printe
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import resource
 import tempfile
@@ -40,6 +43,43 @@ def write_corpus(root: Path, n: int, seed: int = 0, topics: int = 64, per_file: 
                 words = np.where(own, rng.choice(vocab[truth[i]], size=length), rng.choice(common, size=length))
                 f.write(json.dumps({"text": " ".join(words)}) + "\n")
     return truth
+
+
+def _tree_pss_mb(pid: int) -> float:
+    """Proportional set size of `pid` and all its descendants (MB): shared pages (the forked workers'
+    copy-on-write view of the fitted embedder) are split among the processes sharing them, so the sum
+    is what the process tree really holds in RAM."""
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as f:
+                total += next(int(line.split()[1]) for line in f if line.startswith("Pss:")) / 1024
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, StopIteration):
+            continue  # the process ended between the listing and the read
+    return total
+
+
+class PeakMemory:
+    """Samples the tree's PSS every `interval_s` in a thread; `.peak_mb` after `stop()`."""
+
+    def __init__(self, interval_s: float = 0.5):
+        import threading
+
+        self.peak_mb, self._stop = 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(os.getpid(), interval_s), daemon=True)
+        self._thread.start()
+
+    def _run(self, pid: int, interval_s: float) -> None:
+        while not self._stop.wait(interval_s):
+            self.peak_mb = max(self.peak_mb, _tree_pss_mb(pid))
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak_mb
 
 
 def rss_mb() -> tuple[float, float]:
@@ -82,16 +122,19 @@ def run(n: int, k: int, workers: int, tmp: Path) -> dict:
     t = time.perf_counter()
     truth = write_corpus(tmp / f"raw{n}", n)
     write_s = time.perf_counter() - t
+    memory = PeakMemory()
     t = time.perf_counter()
     embed_corpus(tmp / f"raw{n}", tmp / f"E{n}", num_workers=workers)
     embed_s = time.perf_counter() - t
     t = time.perf_counter()
     info = cluster_corpus(tmp / f"E{n}", tmp / f"OUT{n}", ClusterSettings(k=k))
     cluster_s = time.perf_counter() - t
+    peak_tree_pss_mb = memory.stop()
     self_mb, child_mb = rss_mb()
     result = {"docs": n, "k": k, "workers": workers, "corpus_write_s": write_s, "embed_s": embed_s,
               "cluster_s": cluster_s, "total_s": embed_s + cluster_s, "peak_rss_mb": self_mb,
-              "peak_child_rss_mb": child_mb, "merged_clusters": len(info["names"]),
+              "peak_child_rss_mb": child_mb,
+              "peak_tree_pss_mb": peak_tree_pss_mb, "load_avg_1min_end": os.getloadavg()[0], "merged_clusters": len(info["names"]),
               "purity": purity(truth, tmp / f"OUT{n}", load_docs(tmp / f"E{n}", ["source", "doc"]))}
     result["kmeans"] = kmeans_compare(load_vectors(tmp / f"E{n}"), k)
     return result

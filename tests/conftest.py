@@ -138,3 +138,16 @@ def prepare_corpus_for_test(tmp_path: Path) -> Path:
     prepare_corpus(raw, out, vocab_size=512, sample_bytes_per_domain=200_000,
                    settings=ShardSettings(block_size=65, blocks_per_chunk=8, min_val_tokens=1200, val_fraction=0.05))
     return out
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """For modules that train tiny models (`pytestmark = pytest.mark.usefixtures("one_torch_thread")`):
+    they gain nothing from intra-op threads, and on a busy 2-core machine two spinning OpenMP
+    threads make an AdamW step ~100x slower. Restored after the module."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -14,7 +14,6 @@ import math
 from pathlib import Path
 
 import lightning.pytorch as pl
-import numpy as np
 import pytest
 import torch
 from crash import CrashAt
@@ -26,20 +25,14 @@ from mixtrain.model.gpt import GPTConfig
 from mixtrain.train.config import OptimConfig
 from mixtrain.train.module import MixtureLM, domain_excess
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 REPO = Path(__file__).resolve().parents[2]
 # 8 steps, refit every 2, checkpoint every 3: the crash at 5 resumes from step 3, mid refit interval
 # (step 3's excess sums come back from the checkpoint)
 COMMON = ["trainer.max_steps=8", "trainer.val_check_interval=8", "checkpoint_every_n_steps=3",
           "trainer.log_every_n_steps=1", "sampler.window_samples=4", "sampler.weight_lag_batches=2",
           "mixing.refit_every_n_steps=2"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # a tiny model on a busy 2-core machine: one thread is fastest
-    yield
-    torch.set_num_threads(before)
 
 
 def _cfg(data_dir, out_dir, *overrides):

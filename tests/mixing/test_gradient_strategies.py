@@ -17,6 +17,8 @@ from mixtrain.mixing.doge import doge_scores, doge_step
 from mixtrain.mixing.gradient_probe import ProbeResult
 from mixtrain.mixing.tikmix import solve_tikmix
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 GRAM = np.array([[4.0, 1.0, -1.0], [1.0, 9.0, 0.5], [-1.0, 0.5, 1.0]])
 
 
@@ -91,14 +93,6 @@ def test_gradient_strategies_refuse_unknown_settings():
 
 
 # ---------------------------------------------------------------------------- end to end
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _refits(run_dir) -> list[dict]:

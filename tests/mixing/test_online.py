@@ -27,6 +27,8 @@ from mixtrain.mixing.ado import ADO
 from mixtrain.mixing.doremi import DoReMi, per_token_excess, read_reference_losses
 from mixtrain.mixing.odm import ODM
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -196,18 +198,6 @@ def test_non_finite_inputs_keep_weights_and_state(name, bad, tmp_path):
 # ---------------------------------------------------------------------------- end to end
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """The tiny model gains nothing from intra-op threads, and on a busy 2-core machine two
-    spinning OpenMP threads make an AdamW step ~100x slower; restored after this module."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _cfg(data_dir, out_dir, *overrides):
     return smoke_cfg(data_dir, out_dir, "trainer.enable_progress_bar=false", *overrides)
 
@@ -280,8 +270,6 @@ def test_online_strategy_trains_and_updates_weights(online_runs, name):
         last = list(csv.DictReader(f))[-1]
     # the new weights reached the sampler (they govern batches a little after the refit step)
     assert any(abs(float(last[f"mix/{d}"]) - initial[d]) > 1e-6 for d in initial)
-
-
 
 
 def test_resume_between_refits_reproduces_every_refit(online_runs, tiny_data_dir, tmp_path):

@@ -13,15 +13,9 @@ from mixtrain.model.config import GPTConfig
 from mixtrain.model.gpt import GPT, per_token_loss
 from mixtrain.train.grad_probe import CountSketch, GradientProbe, ProbeData
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 SEQ = 32
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _model(vocab=320, seed=0):
