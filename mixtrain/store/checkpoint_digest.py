@@ -11,8 +11,15 @@ Format (JSON): {"format": 1, "algorithm": "sha256", "accepted": [{"sha256": ...,
 `accepted` lists more than one content only while a checkpoint is being replaced: `publish` first
 adds the new file's digest to the old one's, renames the file, then keeps only the new digest, so
 a kill at any point leaves a file its digest accepts. A checkpoint with no digest (written before
-digests, or copied without it) is "unverified", not damaged. Sharded (FSDP) checkpoint folders get
-no digest (torch.distributed.checkpoint writes them); their files are not checked here.
+digests, or copied without it) is "unverified", not damaged.
+
+Sharded (FSDP) checkpoint folders: every rank writes its shards (torch.distributed.checkpoint), then
+at publish time, after the barrier, global rank 0 writes `FOLDER_DIGEST` inside the staged folder
+({"format": 1, "algorithm": "sha256", "files": {relative path: {"sha256", "bytes"}}}) before the
+folder takes its name, so the digest travels with the folder's one rename. A checked folder must
+hold every listed file with its size and sha256; files it does not list (none are written after
+the digest) are ignored. The cost is one sha256 pass over the whole checkpoint on rank 0 per save,
+as for a file (BENCHMARKS.md, checkpoint digests).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from mixtrain.store.datadir import file_sha256
 from mixtrain.store.runfiles import atomic_write
 
 DIGEST_SUFFIX = ".sha256"
+FOLDER_DIGEST = "mixtrain.sha256"  # inside a sharded checkpoint folder
 
 
 def digest_path(path: str) -> str:
@@ -72,11 +80,46 @@ def publish(staged: str, final: str) -> None:
         os.remove(digest_path(staged))
 
 
+def write_folder_digest(folder: str) -> dict[str, Any]:
+    """Record the sha256 and size of every file below sharded checkpoint `folder` (complete: every
+    rank's shards written) in folder/FOLDER_DIGEST."""
+    files = {}
+    for parent, _, names in sorted(os.walk(folder)):
+        for name in sorted(names):
+            full = os.path.join(parent, name)
+            rel = os.path.relpath(full, folder)
+            if rel != FOLDER_DIGEST and not rel.endswith(".partial"):
+                files[rel] = _entry(full)
+    target = os.path.join(folder, FOLDER_DIGEST)
+    atomic_write(target, json.dumps({"format": 1, "algorithm": "sha256", "files": files}), tmp=target + ".partial",
+                 fsync=True)
+    return files
+
+
+def _folder_problem(folder: str) -> str | None:
+    try:
+        with open(os.path.join(folder, FOLDER_DIGEST)) as f:
+            files = dict(json.load(f)["files"])
+    except FileNotFoundError:
+        return None  # unverified (written before folder digests), not damaged
+    except (ValueError, KeyError, TypeError):
+        return f"its digest file {FOLDER_DIGEST} is unreadable"
+    for rel, entry in sorted(files.items()):
+        full = os.path.join(folder, rel)
+        if not os.path.isfile(full):
+            return f"its shard file {rel} is missing (listed in {FOLDER_DIGEST})"
+        if os.path.getsize(full) != entry.get("bytes"):
+            return f"its shard file {rel} has {os.path.getsize(full):,} bytes, the digest says {entry.get('bytes'):,}"
+        if file_sha256(full) != entry.get("sha256"):
+            return f"the sha256 of its shard file {rel} differs from {FOLDER_DIGEST} (bytes damaged on disk)"
+    return None
+
+
 def digest_problem(path: str) -> str | None:
-    """Why checkpoint file `path` does not match its digest (naming both), or None when it does or
-    when it has no digest file (unverified). Reads the whole file (sha256)."""
+    """Why checkpoint `path` (a file, or a sharded folder) does not match its digest (naming the file),
+    or None when it does or when it has no digest (unverified). Reads every byte (sha256)."""
     if os.path.isdir(path):
-        return None
+        return _folder_problem(path)
     accepted = _accepted(path)
     if accepted is None:
         return None

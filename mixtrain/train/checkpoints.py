@@ -33,7 +33,7 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from mixtrain.store.checkpoint_digest import digest_path, digest_problem, publish, write_digest
+from mixtrain.store.checkpoint_digest import digest_path, digest_problem, publish, write_digest, write_folder_digest
 from mixtrain.store.checkpoint_files import (NONFINITE_SUFFIX, PARTIAL_SUFFIX, STAGED_PREFIX, STEP_FILE,
                                              disk_full_error, load_checkpoint_meta)
 from mixtrain.store.runfiles import atomic_write
@@ -111,7 +111,8 @@ class RunCheckpoint(ModelCheckpoint):
                 if hasattr(logger, "flush_through"):
                     logger.flush_through(trainer.global_step)
             for final, staged in self._staged.items():
-                if os.path.isdir(staged):
+                if os.path.isdir(staged):  # every rank's shards are written (the barrier above)
+                    write_folder_digest(staged)
                     if os.path.isdir(final):
                         shutil.rmtree(final)
                     os.replace(staged, final)

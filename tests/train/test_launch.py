@@ -350,6 +350,10 @@ def test_fsdp_trains_resumes_exactly_after_a_kill_and_exports(tiny_data_dir, tmp
     full = _fsdp_run(tiny_data_dir, tmp_path / "p_full", tmp_path / "full")
     assert full.returncode == 0, full.stderr[-4000:]
     assert (tmp_path / "full" / "checkpoints" / "last.ckpt" / ".metadata").is_file()  # sharded: a folder
+    from mixtrain.store.checkpoint_digest import digest_problem
+
+    assert (tmp_path / "full" / "checkpoints" / "last.ckpt" / "mixtrain.sha256").is_file()  # every shard's digest
+    assert digest_problem(str(tmp_path / "full" / "checkpoints" / "last.ckpt")) is None
     crashed = _fsdp_run(tiny_data_dir, tmp_path / "p_crash", tmp_path / "run", "5")
     assert crashed.returncode != 0 and "simulated crash" in crashed.stderr + crashed.stdout
     resumed = _fsdp_run(tiny_data_dir, tmp_path / "p_resumed", tmp_path / "run", "-", "resume=true")

@@ -188,6 +188,42 @@ def test_publish_never_leaves_a_checkpoint_its_digest_rejects(tmp_path, monkeypa
     assert "sha256 differs" in cd.digest_problem(final)
 
 
+def _sharded_folder(path: Path, step: int, shard: bytes) -> None:
+    """A sharded checkpoint folder as ModelParallelStrategy lays it out: meta.pt (the non-tensor part),
+    .metadata and one .distcp file per rank."""
+    path.mkdir(parents=True)
+    torch.save({"global_step": step}, path / "meta.pt")
+    (path / ".metadata").write_bytes(b"index" * 10)
+    for rank in range(2):
+        (path / f"__{rank}_0.distcp").write_bytes(shard * (rank + 1))
+
+
+def test_a_damaged_shard_of_a_sharded_checkpoint_is_named_and_the_older_one_used(tmp_path, capfd):
+    from mixtrain.store.checkpoint_digest import FOLDER_DIGEST, digest_problem, write_folder_digest
+    from mixtrain.store.checkpoint_files import resume_checkpoint
+
+    ckpts = tmp_path / "checkpoints"
+    _sharded_folder(ckpts / "step0000001.ckpt", 1, b"a" * 4096)
+    _sharded_folder(ckpts / "last.ckpt", 2, b"b" * 4096)
+    assert digest_problem(str(ckpts / "last.ckpt")) is None  # no digest yet: unverified, not damaged
+    listed = [write_folder_digest(str(ckpts / n)) for n in ("step0000001.ckpt", "last.ckpt")]
+    assert sorted(listed[1]) == [".metadata", "__0_0.distcp", "__1_0.distcp", "meta.pt"]
+    assert resume_checkpoint(str(ckpts))[0].endswith("last.ckpt")
+    shard = ckpts / "last.ckpt" / "__1_0.distcp"
+    damaged = bytearray(shard.read_bytes())
+    damaged[100] ^= 0xFF  # one flipped byte in rank 1's shard: same size, loads without a word
+    shard.write_bytes(bytes(damaged))
+    assert "__1_0.distcp differs" in digest_problem(str(ckpts / "last.ckpt"))
+    path, ckpt = resume_checkpoint(str(ckpts))
+    assert path.endswith("step0000001.ckpt") and ckpt["global_step"] == 1
+    assert "last.ckpt (damaged: the sha256 of its shard file __1_0.distcp" in capfd.readouterr().out
+    (ckpts / "step0000001.ckpt" / "__0_0.distcp").unlink()  # a lost shard is named too
+    assert "__0_0.distcp is missing" in digest_problem(str(ckpts / "step0000001.ckpt"))
+    with pytest.raises(RunDirError, match="no readable checkpoint .* that its digest accepts"):
+        resume_checkpoint(str(ckpts))
+    assert (ckpts / "last.ckpt" / FOLDER_DIGEST).is_file()
+
+
 def test_only_nonfinite_checkpoints_give_one_answer_not_a_loop(tmp_path):
     from mixtrain.store.checkpoint_files import resume_checkpoint
     from mixtrain.train.checkpoints import checkpoints_on_disk
