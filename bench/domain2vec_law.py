@@ -1,7 +1,8 @@
 """Does Domain2Vec's law feature help? A law fitted on meta-domain mixtures of domain set A scores set B.
 
     python bench/domain2vec_law.py [--worlds 20] [--meta 8] [--domains 6] [--runs-a 64] [--runs-b 8,16,32]
-                                   [--vector-noise 0,0.3] [--law ridge] [--out results.jsonl]
+                                   [--vector-noise 0,0.3] [--law ridge] [--domain-effect 0]
+                                   [--out results.jsonl]
 
 SYNTHETIC EVIDENCE ONLY. Per world (seed): M meta-domains with a known loss (laws/synthetic.py's World
 over M "domains": transfer, Chinchilla-like per meta-domain loss, repetition penalty); domain sets A and
@@ -10,6 +11,8 @@ meta-domains each: the Distribution Alignment Assumption holds exactly: a domain
 meta-domain mixture p = V^T r and the loss is World.loss(p)). Proxy runs: `--runs-a` on A, n_B on B
 (Dirichlet mixtures around uniform, RegMix-style concentrations), 0.5% multiplicative noise.
 The law sees estimated vectors: V_est = (1 - eps) V + eps Dirichlet(1) noise per domain (`--vector-noise`).
+`--domain-effect X` breaks the assumption: each domain also has its own quality q_i ~ U(-1, 1), and
+every eval loss gains X * sum_i r_i q_i (a domain is then more than its meta-domain histogram).
 
 Compared on 1000 held-out Dirichlet mixtures over B (noise-free true mean loss over the M eval domains):
   plain_B    the law fitted on B's n_B runs, on r                  (what `mixtrain fit` does today)
@@ -44,11 +47,15 @@ def domain_set(rng, k: int, m: int) -> np.ndarray:
     return rng.dirichlet(np.full(m, 0.3), size=k) + 1e-9
 
 
-def runs_table(world: World, V: np.ndarray, n: int, names, prefix: str, rng, seed: int):
+def true_loss(world: World, V: np.ndarray, q: np.ndarray, effect: float):
+    return lambda W_, s: world.loss(W_ @ V, s) + effect * (W_ @ q)[:, None]
+
+
+def runs_table(world: World, V: np.ndarray, q: np.ndarray, effect: float, n: int, names, prefix: str, rng, seed: int):
     k = len(V)
     c = np.exp(rng.uniform(np.log(0.3), np.log(3.0), n))
     W = np.array([rng.dirichlet(np.full(k, ci) + 1e-3) for ci in c])
-    return synthetic_table(lambda W_, s: world.loss(W_ @ V, s), W, [world.s_ref], names,
+    return synthetic_table(true_loss(world, V, q, effect), W, [world.s_ref], names,
                            eval_domains=world.domains, noise=0.005, seed=seed, run_prefix=prefix)
 
 
@@ -65,10 +72,11 @@ def one_world(seed: int, args, n_b: int, eps: float) -> dict:
     A = [f"a{i}" for i in range(args.domains)]
     B = [f"b{i}" for i in range(args.domains)]
     est = {d: (1 - eps) * v + eps * rng.dirichlet(np.ones(args.meta)) for d, v in zip(A + B, np.vstack([VA, VB]))}
-    table_a = runs_table(world, VA, args.runs_a, A, "A", rng, seed * 7 + 1)
-    table_b = runs_table(world, VB, n_b, B, "B", rng, seed * 7 + 2)
+    qA, qB = rng.uniform(-1, 1, args.domains), rng.uniform(-1, 1, args.domains)
+    table_a = runs_table(world, VA, qA, args.domain_effect, args.runs_a, A, "A", rng, seed * 7 + 1)
+    table_b = runs_table(world, VB, qB, args.domain_effect, n_b, B, "B", rng, seed * 7 + 2)
     cand = rng.dirichlet(np.ones(args.domains), size=1000)
-    true_mean = world.loss(cand @ VB, np.full(len(cand), world.s_ref)).mean(axis=1)
+    true_mean = true_loss(world, VB, qB, args.domain_effect)(cand, np.full(len(cand), world.s_ref)).mean(axis=1)
     steps = np.full(len(cand), world.s_ref)
     out = {"seed": seed, "n_b": n_b, "eps": eps}
     fits = {
@@ -106,19 +114,28 @@ def main() -> None:
     p.add_argument("--runs-b", default="8,16,32")
     p.add_argument("--vector-noise", default="0,0.3")
     p.add_argument("--law", default="ridge")
+    p.add_argument("--domain-effect", type=float, default=0.0)
     p.add_argument("--out", default="domain2vec_law.jsonl")
+    p.add_argument("--report", metavar="JSONL", help="only print the table of a (possibly cut short) earlier --out")
     args = p.parse_args()
     cells = [(n, e) for n in map(int, args.runs_b.split(",")) for e in map(float, args.vector_noise.split(","))]
     started = time.time()
-    rows = []
-    with open(args.out, "a") as f:
-        for seed in tqdm(range(args.worlds), desc="worlds"):
-            for n_b, eps in cells:
-                row = {**one_world(seed, args, n_b, eps), "law": args.law}
-                rows.append(row)
-                f.write(json.dumps(row) + "\n")
-                f.flush()
-    print(f"{len(rows)} cells in {time.time() - started:.0f} s; law {args.law}; means over worlds (refused fits left out)")
+    if args.report:
+        rows = [json.loads(line) for line in open(args.report)]
+        cells = sorted({(r["n_b"], r["eps"]) for r in rows})
+        args.law, args.domain_effect = rows[0]["law"], rows[0].get("domain_effect", 0.0)
+    else:
+        rows = []
+        with open(args.out, "a") as f:
+            for seed in tqdm(range(args.worlds), desc="worlds"):
+                for n_b, eps in cells:
+                    row = {**one_world(seed, args, n_b, eps), "law": args.law, "domain_effect": args.domain_effect}
+                    rows.append(row)
+                    f.write(json.dumps(row) + "\n")
+                    f.flush()
+    worlds = len({r["seed"] for r in rows})
+    print(f"{len(rows)} cells ({worlds} worlds) in {time.time() - started:.0f} s; law {args.law}, domain effect "
+          f"{args.domain_effect}; means over worlds (refused fits left out)")
     print(f"{'n_B':>4} {'eps':>4} | " + " | ".join(f"{m:>22}" for m in ("plain_B rho/pick%", "meta_A rho/pick%",
                                                                         "meta_AB rho/pick%")))
     for n_b, eps in cells:

@@ -26,6 +26,7 @@ COMMANDS = {
     "proxy": ("mixtrain.fitting.proxy", "the mixtures of a proxy sweep"),
     "collect": ("mixtrain.fitting.collect", "a sweep's run directories -> the observation table"),
     "fit": ("mixtrain.fitting.fit", "fit mixing laws to the table, optimise the mixture"),
+    "fit-meta": ("mixtrain.fitting.meta_fit", "Domain2Vec law feature: fit on meta-domain mixtures, score other domains"),
     "influence": ("mixtrain.train.influence", "AutoMixer: domain influence at a run's checkpoints -> weights.yaml"),
     "entropy": ("mixtrain.prepare.entropy_cli", "per-domain entropies of a prepared data_dir (Hydra overrides)"),
     "export": ("mixtrain.model.export", "a run -> a Hugging Face Llama folder"),

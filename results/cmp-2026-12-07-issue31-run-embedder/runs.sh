@@ -8,8 +8,9 @@ export PYTHONPATH=/work/wt/i31b WANDB_MODE=offline OMP_NUM_THREADS=1
 PY=/work/main/.venv/bin/python
 D=/tmp/i31b
 mkdir -p $D/runemb/logs
-for seed in 0 1 2 3 4; do
-  for m in chameleon-run uniform chameleon-hash; do
+# strategy-major order: every chameleon-run seed first (the point of the comparison), then the baselines
+for m in chameleon-run uniform chameleon-hash; do
+  for seed in 0 1 2 3 4; do
     case $m in
       chameleon-run) extra=(mixing=chameleon mixing.name=chameleon-run mixing.proxy_steps=150 mixing.proxy_dir=$D/proxies) ;;
       chameleon-hash) extra=(mixing=chameleon mixing.name=chameleon-hash mixing.embeddings=$D/demoE) ;;
