@@ -75,7 +75,8 @@ def proxy_settings(config: TrainConfig, identity: dict[str, Any]) -> dict[str, A
     mixing = dict(config.mixing)
     model = {**asdict(config.model), **dict(mixing.get("proxy_model") or {})}
     return {"model": model, "steps": int(mixing.get("proxy_steps", 1000)), "seed": int(mixing.get("proxy_seed", 0)),
-            "seq_len": config.seq_len, "batch_size": config.batch_size, "global_batch_tokens": config.global_batch_tokens,
+            "seq_len": config.seq_len, "batch_size": config.batch_size,
+            "global_batch_tokens": config.global_batch_tokens,
             "optim": asdict(config.optim), "tokenizer_sha256": identity.get("tokenizer_sha256"),
             "vocab_size": identity.get("vocab_size")}
 
@@ -139,9 +140,10 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     return TrainConfig(**values)
 
 
-def window_vectors(embedder, data_dir: str, domain: str, windows: int, seed: int) -> np.ndarray:
+def window_vectors(embedder, data_dir: str, domain: str, windows: int, seed: int) -> tuple[np.ndarray, int]:
     """Chameleon's step 2 for one domain: `windows` random windows of its training tokens (all there are
-    if fewer), each the token-mean of the proxy's middle hidden state (embedder: a RunEmbedder)."""
+    if fewer), each the token-mean of the proxy's middle hidden state (embedder: a RunEmbedder); and the
+    window length used (window_tokens, at most the proxy's seq_len)."""
     from litdata import StreamingDataset, TokensLoader
 
     length = min(embedder.max_tokens, embedder._load().cfg.seq_len)
@@ -151,7 +153,7 @@ def window_vectors(embedder, data_dir: str, domain: str, windows: int, seed: int
     rng = np.random.default_rng([seed, int(hashlib.sha256(domain.encode()).hexdigest()[:8], 16)])
     picks = np.sort(rng.choice(count, size=min(int(windows), count), replace=False))
     tokens = np.stack([np.asarray(ds[int(i)], dtype=np.int64) for i in picks])
-    return embedder.window_means(tokens)
+    return embedder.window_means(tokens), length
 
 
 def embed_domain(embedder, data_dir: str, domain: str, out: Path, windows: int, seed: int) -> Path:
@@ -160,11 +162,12 @@ def embed_domain(embedder, data_dir: str, domain: str, out: Path, windows: int, 
 
     if (out / "manifest.json").is_file():
         return out
-    vectors = window_vectors(embedder, data_dir, domain, windows, seed)
+    vectors, length = window_vectors(embedder, data_dir, domain, windows, seed)
     docs = {"source": [f"{domain}/windows"] * len(vectors), "doc": np.arange(len(vectors), dtype=np.int64),
             "domain": [domain] * len(vectors)}
     manifest = {"embedder": embedder.describe(), "root": os.path.abspath(data_dir), "windows": int(windows),
-                "window_tokens": embedder.max_tokens, "seed": int(seed), "unit": "random training windows (Chameleon)"}
+                "window_tokens": embedder.max_tokens, "window_tokens_used": length, "seed": int(seed),
+                "unit": "random training windows (Chameleon)"}
     return write_embeddings(out, vectors, docs, [], embedder, manifest)
 
 
