@@ -1,7 +1,7 @@
 """The `mixtrain` command: one entry point for every stage (the Docker image's ENTRYPOINT).
 
     mixtrain train data_dir=DIR out_dir=RUN ...          = python -m mixtrain.train ...
-    mixtrain prepare | fit | collect | export | generate | evaluate | report | proxy | entropy | embed | cluster | influence ARGS
+    mixtrain prepare | fit | fit-meta | collect | export | generate | evaluate | report | proxy | entropy | embed | cluster | influence ARGS
     mixtrain data_dir=DIR out_dir=RUN ...                 (Hydra overrides first: train)
 
 Place in the flow: in front of the entry points; it only picks the module and hands it the
