@@ -34,7 +34,8 @@ def _ckpt(proxies):
     return {str(c): sha256_file(c) for c in ckpts}
 
 
-def test_the_proxy_is_trained_once_and_an_added_domain_is_embedded_without_retraining(tiny_data_dir, tmp_path, capfd):
+def test_the_proxy_is_trained_once_and_an_added_domain_is_embedded_without_retraining(tiny_data_dir, tmp_path, capfd,
+                                                                                      monkeypatch):
     from mixtrain.train.chameleon_proxy import with_domain_embeddings
 
     proxies = tmp_path / "proxies"
@@ -75,6 +76,15 @@ def test_the_proxy_is_trained_once_and_an_added_domain_is_embedded_without_retra
     expected = chameleon_weights(leverage_scores(np.stack([means[d] for d in order]), 10.0), 5.0)
     assert np.allclose([weights[d] for d in order], expected) and sum(weights.values()) == pytest.approx(1.0)
     assert len(set(np.round(list(weights.values()), 6))) == 3  # distinct domain vectors, distinct weights
+
+    # another rank reads rank 0's resolved folders: it trains and embeds nothing
+    monkeypatch.setenv("RANK", "1")
+    other = with_domain_embeddings(_config(tiny_data_dir, tmp_path), str(tiny_data_dir), train)
+    assert other.mixing["embeddings"] == after.mixing["embeddings"] and "chameleon:" not in capfd.readouterr().err
+    assert _ckpt(proxies) == ckpt
+    monkeypatch.setenv("MIXTRAIN_RANK0_WAIT_S", "0.3")  # nothing resolved for other settings: a clear timeout
+    with pytest.raises(TimeoutError, match="chameleon's domain embeddings"):
+        with_domain_embeddings(_config(tiny_data_dir, tmp_path, "mixing.proxy_steps=5"), str(tiny_data_dir), train)
 
 
 @pytest.mark.slow
