@@ -71,6 +71,9 @@ class Chameleon(MixingStrategy):
         # embed_run .. window_tokens: read by train/chameleon_proxy.py, which trains/embeds the proxy and
         # sets `embeddings` before this class is built (mixing/ stays free of torch)
         super().__init__(max_epochs)
+        if embeddings and embed_run:
+            raise ConfigError(f"mixing.embeddings={embeddings} and mixing.embed_run={embed_run}: give one (embeddings: "
+                              "vectors already computed; embed_run: the run whose hidden states embed the domains)")
         if int(proxy_steps) < 1 or int(windows) < 1 or int(window_tokens) < 2:
             raise ConfigError(f"mixing.proxy_steps={proxy_steps}, mixing.windows={windows}, mixing.window_tokens="
                               f"{window_tokens}: use at least 1 step, 1 window and 2 tokens per window")
