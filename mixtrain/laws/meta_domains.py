@@ -1,8 +1,7 @@
 """Domain2Vec's law feature ("+RegMix"): a law fitted on meta-domain mixtures V r instead of domain mixtures r.
 
 Place in the flow: domain vectors (mixing/domain2vec.py's v(D), the share of a domain's documents in
-each meta-domain; saved as JSON by `mixtrain fit --domain-vectors` users or `domain_vectors_json`) +
-an observation table (laws/table.py) -> **meta_domains.py** -> any registered law (law_registry.py),
+each meta-domain; written as V.json by `mixtrain fit-meta --vectors-from E`) + an observation table (laws/table.py) -> **meta_domains.py** -> any registered law (law_registry.py),
 fitted in meta-domain space -> scores mixtures of *other* domains (a domain added later, or a
 different domain set) through their vectors. Pure numpy.
 
@@ -10,7 +9,7 @@ different domain set) through their vectors. Pure numpy.
     L(r) ~ law(p(r))    the law's "training domains" are the meta-domains
 
 Domain2Vec (arXiv 2506.10952, "+RegMix") fits RegMix's LightGBM on V r; here any registered law fits
-(the measured default in bench/domain2vec_law.py and docs/embed_cluster.md). Why it can help: runs on
+(fitting/meta_fit.py defaults to ridge; both measured in bench/domain2vec_law.py, RESULTS.md). Why it can help: runs on
 domain set A teach the law how the loss depends on the meta-domain mixture, which is shared by set B;
 why it can fail: a domain is more than its meta-domain histogram (two domains with equal vectors are
 one point to the law).
