@@ -1,7 +1,7 @@
 """The `mixtrain` command: one entry point for every stage (the Docker image's ENTRYPOINT).
 
     mixtrain train data_dir=DIR out_dir=RUN ...          = python -m mixtrain.train ...
-    mixtrain prepare | fit | collect | export | generate | evaluate | report | proxy | entropy | embed | cluster | influence ARGS
+    mixtrain prepare | fit | fit-meta | collect | export | generate | evaluate | report | proxy | entropy | embed | cluster | influence ARGS
     mixtrain data_dir=DIR out_dir=RUN ...                 (Hydra overrides first: train)
 
 Place in the flow: in front of the entry points; it only picks the module and hands it the
@@ -26,6 +26,7 @@ COMMANDS = {
     "proxy": ("mixtrain.fitting.proxy", "the mixtures of a proxy sweep"),
     "collect": ("mixtrain.fitting.collect", "a sweep's run directories -> the observation table"),
     "fit": ("mixtrain.fitting.fit", "fit mixing laws to the table, optimise the mixture"),
+    "fit-meta": ("mixtrain.fitting.meta_fit", "Domain2Vec law feature: fit on meta-domain mixtures, score other domains"),
     "influence": ("mixtrain.train.influence", "AutoMixer: domain influence at a run's checkpoints -> weights.yaml"),
     "entropy": ("mixtrain.prepare.entropy_cli", "per-domain entropies of a prepared data_dir (Hydra overrides)"),
     "export": ("mixtrain.model.export", "a run -> a Hugging Face Llama folder"),

@@ -81,6 +81,19 @@ class RunEmbedder:
                 out.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())
         return np.concatenate(out).astype(np.float32)
 
+    def window_means(self, windows: np.ndarray) -> np.ndarray:
+        """(n, d) token-means of the hidden state over full token windows (n, length), unnormalised as in
+        Chameleon's code (the domain vector is their mean); used by train/chameleon_proxy.py."""
+        import torch
+
+        gpt = self._load()
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(windows), self.batch_size):
+                ids = torch.as_tensor(np.asarray(windows[i:i + self.batch_size]), dtype=torch.long)
+                out.append(self._hidden(gpt, ids).float().mean(dim=1).numpy())
+        return np.concatenate(out).astype(np.float32)
+
     def describe(self) -> dict[str, Any]:
         self._load()
         return {"embedder": self.name, "run": self.run, "layer": self.layer, "max_tokens": self.max_tokens}

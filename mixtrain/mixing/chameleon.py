@@ -13,6 +13,9 @@ The method, re-implemented from the paper's formulas (the official code has no l
     fine-tuning:  w = softmax(S / tau)         (favours distinctive ones; tau = 0.2)
 Adding a domain only adds a row to X: the weights are recomputed from the same embedder (the
 fitted embedder of E: `mixtrain embed NEW --out E2 --fitted E`), nothing is retrained.
+Without `mixing.embeddings`, train/chameleon_proxy.py trains Chameleon's short uniform proxy run
+(or takes `mixing.embed_run=RUN`), embeds every domain's random training windows with it (the
+paper's embedder) and sets `embeddings` before this strategy is built.
 """
 
 from __future__ import annotations
@@ -62,8 +65,18 @@ class Chameleon(MixingStrategy):
     name = "chameleon"
 
     def __init__(self, embeddings: str | Sequence[str] | None = None, lam: float = 10.0,
-                 temperature: float | None = None, stage: str = "pretrain", max_epochs: float | None = None):
+                 temperature: float | None = None, stage: str = "pretrain", max_epochs: float | None = None,
+                 embed_run: str | None = None, proxy_steps: int = 1000, proxy_model: dict | None = None,
+                 proxy_dir: str | None = None, proxy_seed: int = 0, windows: int = 2048, window_tokens: int = 512):
+        # embed_run .. window_tokens: read by train/chameleon_proxy.py, which trains/embeds the proxy and
+        # sets `embeddings` before this class is built (mixing/ stays free of torch)
         super().__init__(max_epochs)
+        if embeddings and embed_run:
+            raise ConfigError(f"mixing.embeddings={embeddings} and mixing.embed_run={embed_run}: give one (embeddings: "
+                              "vectors already computed; embed_run: the run whose hidden states embed the domains)")
+        if int(proxy_steps) < 1 or int(windows) < 1 or int(window_tokens) < 2:
+            raise ConfigError(f"mixing.proxy_steps={proxy_steps}, mixing.windows={windows}, mixing.window_tokens="
+                              f"{window_tokens}: use at least 1 step, 1 window and 2 tokens per window")
         if stage not in STAGE_TEMPERATURE:
             raise ConfigError(f"mixing.stage={stage!r}: use pretrain or finetune")
         self.embeddings = embeddings
@@ -75,6 +88,11 @@ class Chameleon(MixingStrategy):
     def compute(self, ctx: DataContext) -> dict[str, float]:
         from mixtrain.mixing.domain_vectors import embeddings_paths, training_domain_means
 
+        if not self.embeddings:
+            raise ConfigError("mixing=chameleon has no mixing.embeddings: `python -m mixtrain.train mixing=chameleon` "
+                              "embeds the domains with its own proxy run (train/chameleon_proxy.py); from Python, "
+                              "call mixtrain.train.chameleon_proxy.with_domain_embeddings(config, data_dir) first "
+                              "or give mixing.embeddings=E (`mixtrain embed RAW --out E`)")
         paths = embeddings_paths(self.embeddings, "chameleon")
         means = training_domain_means(paths, ctx.domains, "chameleon")
         scores = leverage_scores(np.stack([means[d] for d in ctx.domains]), self.lam)

@@ -94,6 +94,22 @@ def _meta_domains(paths: Sequence[Path], clustering: str | None, num_meta: int, 
     return fit_centroids(pool, k, seed=seed), np.arange(k), k
 
 
+def domain_histograms(paths: Sequence[Path], clustering: str | None, num_meta: int, seed: int, sample: int):
+    """({domain: its vector over the meta-domains}, (centroids, k-means -> meta index, number of meta-domains))."""
+    from mixtrain.embed.store import load_docs, load_vectors
+    from mixtrain.mixing.domain_vectors import histograms, nearest
+
+    centroids, to_meta, num = _meta_domains(paths, clustering, num_meta, seed, sample)
+    hist: dict[str, np.ndarray] = {}
+    for p in paths:
+        labels = load_docs(p, ["domain"])["domain"].astype(str)
+        for d, h in histograms(to_meta[nearest(load_vectors(p), centroids)], labels, num).items():
+            if d in hist:
+                raise DataError(f"mixing.embeddings: domain {d!r} is in two folders; give each domain's text once")
+            hist[d] = h
+    return hist, (centroids, to_meta, num)
+
+
 @register_strategy
 class Domain2Vec(MixingStrategy):
     """The mixture whose meta-domain vector is nearest (Huber) to the target's (mixing.embeddings, mixing.target)."""
@@ -136,18 +152,11 @@ class Domain2Vec(MixingStrategy):
         return histograms(meta, np.zeros(len(meta), dtype=np.int64), num)["0"]
 
     def compute(self, ctx: DataContext) -> dict[str, float]:
-        from mixtrain.embed.store import load_docs, load_vectors
-        from mixtrain.mixing.domain_vectors import embeddings_paths, histograms, nearest
+        from mixtrain.mixing.domain_vectors import embeddings_paths
 
         paths = embeddings_paths(self.embeddings, "domain2vec")
-        centroids, to_meta, num = _meta_domains(paths, self.clustering, self.meta_domains, self.seed, self.sample)
-        hist: dict[str, np.ndarray] = {}
-        for p in paths:
-            labels = load_docs(p, ["domain"])["domain"].astype(str)
-            for d, h in histograms(to_meta[nearest(load_vectors(p), centroids)], labels, num).items():
-                if d in hist:
-                    raise DataError(f"mixing.embeddings: domain {d!r} is in two folders; give each domain's text once")
-                hist[d] = h
+        hist, (centroids, to_meta, num) = domain_histograms(paths, self.clustering, self.meta_domains, self.seed,
+                                                            self.sample)
         missing = [d for d in ctx.domains if d not in hist]
         if missing:
             raise ConfigError(f"mixing=domain2vec: no embedded documents of domain(s) {missing} (embedded: "

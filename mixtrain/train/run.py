@@ -330,6 +330,7 @@ def train(config: TrainConfig, extra_callbacks: Sequence = (), entry: EntryConte
 
     from mixtrain.prepare.shards import verify_data_dir
     from mixtrain.train.loggers import route_logs
+    from mixtrain.train.chameleon_proxy import with_domain_embeddings
     from mixtrain.train.resume import plan_start
 
     started, entry = time.time(), entry or EntryContext()
@@ -341,6 +342,7 @@ def train(config: TrainConfig, extra_callbacks: Sequence = (), entry: EntryConte
         route_logs(None)  # console: progress bar + final table; RUN/train.log once the run is validated
         data_dir = local_data_dir(config, entry.overrides)
         verify_data_dir(data_dir)  # cheap: every shard file there, at full size
+        config = with_domain_embeddings(config, data_dir, train)  # mixing=chameleon without embeddings: its proxy run
         pl.seed_everything(config.seed, workers=True, verbose=False)
         parts = build_parts(config, start, data_dir, rank_zero)
         claim_run_dir(out_dir, config_text(config, parts), rank_zero, entry)

@@ -74,3 +74,10 @@ def test_adding_a_domain_recomputes_the_weights_without_refitting_the_embedder(t
     other = build_mixing({"strategy": "chameleon", "embeddings": [str(tmp_path / "E"), str(tmp_path / "E_other")]})
     with pytest.raises(DataError, match="vectors of different embedders cannot be compared"):
         other.strategy.initial_weights(_context(["code", "prose", "tables", "legal"]))
+
+
+def test_embeddings_and_embed_run_together_are_refused():
+    with pytest.raises(ConfigError, match="give one"):
+        build_mixing({"strategy": "chameleon", "embeddings": "E", "embed_run": "RUN"})
+    with pytest.raises(ConfigError, match="mixing.proxy_steps=0"):
+        build_mixing({"strategy": "chameleon", "proxy_steps": 0})
