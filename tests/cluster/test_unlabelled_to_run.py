@@ -73,6 +73,13 @@ def test_launch_unlabelled_sh_goes_from_raw_text_to_a_domain2vec_run(tmp_path):
     with open(work / "clusters" / "assignments.csv") as f:  # the cluster most of the cooking documents went to
         cooking = [r["cluster"] for r in csv.DictReader(f) if truth[(r["source"], int(r["doc"]))] == "cooking"]
     assert max(weights, key=weights.get) == max(set(cooking), key=cooking.count)
-    # a second call keeps the clustering and the prepared data; without TARGET it refuses before any work
+    # without TARGET, domain2vec refuses before any work
     again = subprocess.run(command[:4], cwd=repo, env={**env, "TARGET": ""}, capture_output=True, text=True, timeout=60)
     assert again.returncode == 2 and "MIXING=domain2vec needs TARGET" in again.stderr
+    # chameleon on the same WORK: the clustering is kept, and the strategy trains its own short proxy
+    chameleon = subprocess.run(command[:-1] + ["mixing.proxy_steps=4"], cwd=repo, env={**env, "MIXING": "chameleon"},
+                               capture_output=True, text=True, timeout=900)
+    assert chameleon.returncode == 0, (chameleon.stdout[-3000:], chameleon.stderr[-3000:])
+    assert "clustering kept" in chameleon.stdout
+    summary = json.loads((work / "run-chameleon" / "summary.json").read_text())
+    assert summary["strategy"] == "chameleon" and sorted(summary["initial_weights"]) == clusters
