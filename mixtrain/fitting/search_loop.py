@@ -116,7 +116,7 @@ def recommend(table_path: str, pool_path: str, out_path: str, seed: int = 0) -> 
     shape search_rounds.py reads (predicted mean loss at the largest size, ~95% interval from the posterior sd)."""
     import yaml
 
-    from mixtrain.laws.optim.gp_acquisition import mf_recommend
+    from mixtrain.laws.optim.gp_acquisition import mf_posterior
 
     table = _table(table_path)
     pool = read_pool(pool_path, table)
@@ -126,9 +126,10 @@ def recommend(table_path: str, pool_path: str, out_path: str, seed: int = 0) -> 
     fid = _fidelity(table, pool)
     imp = np.full(len(table.eval_domains), 1.0 / len(table.eval_domains))
     top = np.flatnonzero(np.isclose(fid.pool, 1.0))
-    i, mean, sd = mf_recommend(table, pool.W[top], importance=imp, fidelity=fid, seed=seed)
     u = np.full((1, len(table.train_domains)), 1.0 / len(table.train_domains))
-    _, um, usd = mf_recommend(table, u, importance=imp, fidelity=fid, seed=seed)
+    means, sds = mf_posterior(table, np.vstack([pool.W[top], u]), importance=imp, fidelity=fid, seed=seed)
+    i = int(np.argmin(means[:-1]))  # the recommendation: as mf_recommend, uniform scored by the same fit
+    mean, sd, um, usd = float(means[i]), float(sds[i]), float(means[-1]), float(sds[-1])
     tri = lambda m, s: {"full_fit": m, "lo": m - 1.96 * s, "hi": m + 1.96 * s}  # noqa: E731
     row = pool.rows[int(top[i])]
     doc = {"weights": dict(zip(table.train_domains, pool.W[top[i]].tolist())),

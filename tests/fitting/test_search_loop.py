@@ -82,7 +82,16 @@ def test_recommendation_is_for_the_largest_size_and_plots(tmp_path):
     assert read_weights_file(tmp_path / "round-0" / "weights.yaml") == pytest.approx(doc["weights"])
     (row,) = read_rounds(str(tmp_path))
     assert row["proposal"][1] <= row["proposal"][0] <= row["proposal"][2] and row["runs"] == 19
-    # the next batch from the same pool names sizes (multi-fidelity GP), never a row already trained at its size
+
+
+@pytest.mark.slow
+def test_next_batch_from_a_sized_pool_groups_by_model(tmp_path):
+    """`proxy --next` on a sized pool (the multi-fidelity GP, ~50 s on 2 shared cores) -> rows grouped by model."""
+    pool_path = tmp_path / "pool.csv"
+    W = _pool_file(pool_path, n_mix=40, seed=1)
+    rng = np.random.default_rng(2)
+    Wt = np.vstack([W[rng.choice(40, 14, replace=False)], W[rng.choice(40, 5, replace=False)]])
+    _table_file(tmp_path / "table.csv", Wt, np.r_[np.full(14, 1000.0), np.full(5, 8000.0)])
     search_main(["--next", "3", "--table", str(tmp_path / "table.csv"), "--pool", str(pool_path),
                  "--out", str(tmp_path / "next")])
     chosen = list(csv.DictReader(open(tmp_path / "next" / "next.csv")))
