@@ -43,8 +43,9 @@ from tqdm import tqdm
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mixtrain.laws import make_law  # noqa: E402
-from mixtrain.laws.optim.acquisition import draw_pool, next_batch  # noqa: E402
+from mixtrain.laws.optim.acquisition import EXPLORE_SHARE, draw_pool, next_batch  # noqa: E402
 from mixtrain.laws.optim.bootstrap import bootstrap_laws  # noqa: E402
+from mixtrain.laws.optim.observed import best_run_instead  # noqa: E402
 from mixtrain.laws.optim.sampled import propose  # noqa: E402
 from mixtrain.laws.synthetic import World, synthetic_table  # noqa: E402
 from mixtrain.laws.table import make_table  # noqa: E402
@@ -66,11 +67,26 @@ def table_of(world: World, W: np.ndarray, seed: int):
     return synthetic_table(world.loss, W, [world.s_ref], world.domains, noise=NOISE, seed=seed)
 
 
-def decide(world: World, W: np.ndarray, seed: int) -> float:
-    """Regret of the default optimiser's written mixture after runs at W."""
+def decide(world: World, W: np.ndarray, seed: int) -> tuple[float, float]:
+    """Regret after runs at W of the default optimiser's written mixture, and of the same with step 7
+    (`--prefer-best-run`, laws/optim/observed.py: the best run when its measured loss beats the written's prediction)."""
     law = make_law("ridge").fit(table_of(world, W, seed), cv_folds=0)
     p = propose(law, world.s_ref, candidates=DECIDE_CANDIDATES, bootstrap=DECIDE_BOOTSTRAP, check_law="bimix", seed=seed)
-    return world.mean_loss(np.array(list(p.weights.values()))) - world.mean_loss(world.optimum())
+    written = np.array(list(p.weights.values()))
+    alt = best_run_instead(law, written, world.s_ref, law.importance_vector(None))
+    opt = world.mean_loss(world.optimum())
+    return world.mean_loss(written) - opt, world.mean_loss(written if alt is None else alt[1]) - opt
+
+
+def method_spec(spec: str) -> tuple[str, float]:
+    """"thompson" (the default exploration share) or "thompson@0.25" (that share) -> (method, share)."""
+    m, _, share = spec.partition("@")
+    return m, (EXPLORE_SHARE if not share else float(share))
+
+
+def _arms(row: dict, name: str, decided: dict[int, tuple[float, float]]) -> None:
+    row[name] = {n: d[0] for n, d in decided.items()}
+    row[name + "+run"] = {n: d[1] for n, d in decided.items()}
 
 
 def sequential_W(world: World, W0: np.ndarray, budget: int, method: str, seed: int, pool=None) -> list[np.ndarray]:
@@ -82,7 +98,8 @@ def sequential_W(world: World, W0: np.ndarray, budget: int, method: str, seed: i
         law = make_law("ridge").fit(table_of(world, W, seed + 100 * r), cv_folds=0)
         C = draw_pool(law, SEARCH_CANDIDATES, np.random.default_rng(seed + r)) if pool is None else pool
         allowed = None if pool is None else ~taken
-        b = next_batch(law, C, PER_ROUND, step=world.s_ref, method=method, seed=seed + r, allowed=allowed)
+        m, share = method_spec(method)
+        b = next_batch(law, C, PER_ROUND, step=world.s_ref, method=m, seed=seed + r, allowed=allowed, explore=share)
         if pool is not None:
             taken[b.index] = True
         W = np.vstack([W, C[b.index]])
@@ -96,10 +113,11 @@ def continuous(worlds: list[tuple[int, int]], methods: list[str]) -> dict:
         world = World(k, s)
         rng = np.random.default_rng(1000 + s)
         Wr = design(world, max(BUDGETS), rng)
-        row = {"k": k, "seed": s, "random": {n: decide(world, Wr[:n], s) for n in BUDGETS}}
+        row = {"k": k, "seed": s}
+        _arms(row, "random", {n: decide(world, Wr[:n], s) for n in BUDGETS})
         for m in methods:
             steps = sequential_W(world, Wr[:START], max(BUDGETS), m, s)
-            row[m] = {len(W): decide(world, W, s) for W in steps if len(W) in BUDGETS}
+            _arms(row, m, {len(W): decide(world, W, s) for W in steps if len(W) in BUDGETS})
         rows.append(row)
         _partial("continuous", rows)
     return {"rows": rows}
@@ -230,7 +248,7 @@ def main() -> None:
     worlds = [(int(k), args.seed0 + s) for k in args.domains.split(",") for s in range(args.worlds)]
     if worlds:
         res["continuous"] = continuous(worlds, methods)
-        res["continuous"]["paired"] = {m: paired(res["continuous"]["rows"], m) for m in methods}
+        res["continuous"]["paired"] = {m + d: paired(res["continuous"]["rows"], m + d) for m in methods for d in ("", "+run")}
     if args.pool_worlds:
         pw = [(8, args.seed0 + s) for s in range(args.pool_worlds)]
         res["pool"] = pooled(pw, methods[0])

@@ -72,7 +72,7 @@ fit_round() {  # fit_round R: collect every finished round, fit, optimise -> OUT
     step=$("$PYTHON" -c "import csv,sys; print(10*max(int(float(r['step'])) for r in csv.DictReader(open(sys.argv[1]))))" "$OUT/table.csv")
   fi
   "$PYTHON" -m mixtrain.fitting.fit --law-file "$dir/law.json" --optimize --step "$step" --data-dir "$DATA_DIR" \
-    --out "$dir/weights.yaml"
+    --prefer-best-run --out "$dir/weights.yaml"
 }
 
 KIND=single
