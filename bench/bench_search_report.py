@@ -120,14 +120,16 @@ def report(res: dict, fig_dir: str) -> None:
             _plot_runs(sub, arms + (["random+run"] if "random+run" in sub[0] else []), path, f"{k} domains, {len(sub)} worlds")
             lines.append(f"figure: {path}")
     if "pool" in res:
-        rows, m = res["pool"]["rows"], methods[0]
+        rows = res["pool"]["rows"]
         from search import paired  # noqa: E402
 
-        lines += _table(f"\nPool of 500 mixtures, 8 domains, {m} vs random (regret vs the best pool row):", paired(
-            [{**r, m: _key(r[m]), "random": _key(r["random"])} for r in rows], m), m)
-        lines.append(_reach(rows, m))
+        pm = [m for m in methods if m in rows[0]]
+        for m in pm:
+            lines += _table(f"\nPool of 500 mixtures, 8 domains, {m} vs random (regret vs the best pool row):", paired(
+                [{**r, m: _key(r[m]), "random": _key(r["random"])} for r in rows], m), m)
+            lines.append(_reach(rows, m))
         path = os.path.join(fig_dir, "search_regret_pool.png")
-        _plot_runs(rows, [m], path, f"pool of 500, 8 domains, {len(rows)} worlds")
+        _plot_runs(rows, pm, path, f"pool of 500, 8 domains, {len(rows)} worlds")
         lines.append(f"figure: {path}")
     if "mf" in res:
         lines += [""] + _mf(res["mf"], fig_dir)

@@ -3,6 +3,7 @@
     python bench/search.py [--worlds 50] [--domains 8,17] [--methods thompson] [--pool-worlds 40]
                            [--mf-worlds 20] [--fig-dir docs/figures] [--out bench_search.json]
     python bench/search.py --worlds 12 --domains 8 --methods thompson,climb,qei --pool-worlds 0 --mf-worlds 0
+    python bench/search.py --worlds 0 --methods thompson,climb,qei --pool-worlds 20 --pool-all-methods --mf-worlds 0
 
 Place in the flow: laws/synthetic.World (ground truth) -> simulated proxy runs -> laws/optim/acquisition.py
 (`next_batch`, what `mixtrain proxy --next` runs) -> the project's final decision -> regret against the truth.
@@ -130,7 +131,7 @@ def pool_regret(world: World, pool: np.ndarray, truth: np.ndarray, W: np.ndarray
     return float(truth[np.argmin(pred)] - truth.min())
 
 
-def pooled(worlds: list[tuple[int, int]], method: str) -> dict:
+def pooled(worlds: list[tuple[int, int]], methods: list[str]) -> dict:
     rows = []
     for k, s in tqdm(worlds, desc="pool worlds", file=sys.stderr):
         world = World(k, s)
@@ -139,8 +140,9 @@ def pooled(worlds: list[tuple[int, int]], method: str) -> dict:
         truth = world.loss(pool, np.full(len(pool), world.s_ref)).mean(axis=1)
         order = rng.permutation(len(pool))
         row = {"k": k, "seed": s, "random": {n: pool_regret(world, pool, truth, pool[order[:n]], s) for n in BUDGETS}}
-        steps = sequential_W(world, pool[order[:START]], max(BUDGETS), method, s, pool=pool)
-        row[method] = {len(W): pool_regret(world, pool, truth, W, s) for W in steps if len(W) in BUDGETS}
+        for method in methods:
+            steps = sequential_W(world, pool[order[:START]], max(BUDGETS), method, s, pool=pool)
+            row[method] = {len(W): pool_regret(world, pool, truth, W, s) for W in steps if len(W) in BUDGETS}
         rows.append(row)
         _partial("pool", rows)
     return {"rows": rows}
@@ -234,6 +236,7 @@ def main() -> None:
     ap.add_argument("--domains", default="8,17")
     ap.add_argument("--methods", default="thompson")
     ap.add_argument("--pool-worlds", type=int, default=40, help="pool worlds (8 domains)")
+    ap.add_argument("--pool-all-methods", action="store_true", help="pool worlds: every --methods rule, not only the first")
     ap.add_argument("--mf-worlds", type=int, default=16, help="multi-fidelity worlds (8 domains)")
     ap.add_argument("--mf-cost", type=float, default=12.0, help="budget in large-run costs")
     ap.add_argument("--seed0", type=int, default=500, help="first world seed (0-49 tuned nothing here)")
@@ -251,8 +254,8 @@ def main() -> None:
         res["continuous"]["paired"] = {m + d: paired(res["continuous"]["rows"], m + d) for m in methods for d in ("", "+run")}
     if args.pool_worlds:
         pw = [(8, args.seed0 + s) for s in range(args.pool_worlds)]
-        res["pool"] = pooled(pw, methods[0])
-        res["pool"]["paired"] = paired(res["pool"]["rows"], methods[0])
+        res["pool"] = pooled(pw, methods if args.pool_all_methods else methods[:1])
+        res["pool"]["paired"] = {m: paired(res["pool"]["rows"], m) for m in (methods if args.pool_all_methods else methods[:1])}
     if args.mf_worlds:
         res["mf"] = multi_fidelity([(8, args.seed0 + s) for s in range(args.mf_worlds)], args.mf_cost)
     res["seconds"] = time.time() - t0
