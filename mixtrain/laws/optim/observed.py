@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 __all__ = ["best_run_instead"]
 
 
-def best_run_instead(law: MixingLaw, written: np.ndarray, step: float, w: np.ndarray) -> tuple[str, np.ndarray, float, float] | None:
+def best_run_instead(law: MixingLaw, written: np.ndarray, step: float,
+                     w: np.ndarray) -> tuple[str, np.ndarray, float, float] | None:
     """(run, its mixture, its loss carried to `step`, the written mixture's prediction) when the best observed run
     (lowest importance-weighted loss at its last step) is carried below the written mixture's prediction, else None."""
     t = law.table
