@@ -13,7 +13,8 @@
 # round R's runs), OUT/round-R/next/ (the mixtures of round R, R >= 1), OUT/table.csv (every round's runs),
 # OUT/rounds.png (predicted best and its interval per round: python -m mixtrain.fitting.search_rounds OUT),
 # OUT/weights.yaml (the last round's proposal).
-# Sizes too (issue 32): POOL with `num_params` and `model` columns (mixtrain.fitting.search_loop) makes round 0 a
+# Sizes too (issue 32): POOL with `num_params` and `model` columns (model: a conf/model preset, optionally with
+# ;key=value overrides, e.g. tiny;model.n_layer=8; mixtrain.fitting.search_loop) makes round 0 a
 # random draw of the pool's rows (a fifth at the largest size, the rest at the cheapest), each round's chosen
 # rows train at the size they name (one sweep per model preset: OUT/runs/round-R/<model>/), and each round's
 # weights.yaml is the multi-fidelity GP's recommendation for the largest size (not `fit --optimize`).
@@ -44,11 +45,12 @@ train_round() {  # train_round R FILES: the sweep of round R, skipped when done,
   if [ -f "$dir/.done" ]; then echo "[proxy rounds] round $r: runs done, skipped"; return; fi
   if [ -d "$dir" ]; then mv "$dir" "$OUT/runs/.incomplete-round-$r-$(date +%s)"; fi
   if [ "$KIND" = multi ]; then  # one sweep per model preset the chosen rows name (search_loop groups)
-    local model mfiles
-    while read -r model mfiles; do
-      echo "[proxy rounds] round $r: training $(echo "$mfiles" | tr ',' '\n' | wc -l) proxy runs at model=$model -> $dir/$model"
-      "$PYTHON" -m mixtrain.train -m experiment=proxy data_dir="$DATA_DIR" sweep_dir="$dir/$model" "model=$model" \
-        mixing=manual "mixing.weights_file=$mfiles" "optim.schedule=$SCHEDULE" "$@" < /dev/null
+    local model mfiles size
+    while read -r model mfiles; do  # model: a preset, optionally ;key=value overrides (tiny;model.n_layer=8)
+      IFS=';' read -r -a size <<< "$model"
+      echo "[proxy rounds] round $r: training $(echo "$mfiles" | tr ',' '\n' | wc -l) proxy runs at model=$model -> $dir/${model//[;=]/_}"
+      "$PYTHON" -m mixtrain.train -m experiment=proxy data_dir="$DATA_DIR" sweep_dir="$dir/${model//[;=]/_}" \
+        "model=${size[0]}" "${size[@]:1}" mixing=manual "mixing.weights_file=$mfiles" "optim.schedule=$SCHEDULE" "$@" < /dev/null
     done < <("$PYTHON" -m mixtrain.fitting.search_loop groups "$files")
   else
     echo "[proxy rounds] round $r: training $(echo "$files" | tr ',' '\n' | wc -l) proxy runs -> $dir"

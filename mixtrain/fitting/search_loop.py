@@ -14,7 +14,8 @@ mixture) -> ... -> **recommend** (the GP's posterior-mean best mixture at the la
 weights.yaml that `mixing=manual mixing.weights_file=` reads and search_rounds.py plots).
 
 Why a `model` column: a run's size in the table is its counted parameters (`mixtrain collect` writes
-num_params, non-embedding); the loop needs the Hydra preset (`model=<name>`, conf/model/) that trains it.
+num_params, non-embedding); the loop needs the Hydra preset (`model=<name>`, conf/model/) that trains it, optionally followed by
+`;key=value` overrides for sizes between presets (`tiny;model.n_layer=8`; no spaces).
 The pool's num_params must be that count for the preset (collect a short run of it, or copy the column
 from any table that has one), so the table's runs find their cost in the pool.
 """

@@ -140,8 +140,9 @@ def _preset_params(model: str, data_dir, overrides: list[str]) -> int:
     from mixtrain.model.gpt import GPT, GPTConfig
 
     repo = Path(__file__).resolve().parents[2]
+    preset, *extra = model.split(";")
     with initialize_config_dir(config_dir=str(repo / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=["experiment=proxy", *overrides, f"model={model}"])
+        cfg = compose("train", overrides=["experiment=proxy", *overrides, f"model={preset}", *extra])
     kw = {k: v for k, v in cfg.model.items() if k != "_target_"}
     kw["vocab_size"] = kw.get("vocab_size") or json.load(open(Path(data_dir) / "manifest.json"))["vocab_size"]
     kw["seq_len"] = int(kw.get("seq_len") or cfg.seq_len)
@@ -151,7 +152,8 @@ def _preset_params(model: str, data_dir, overrides: list[str]) -> int:
 
 @pytest.mark.slow
 def test_round_loop_trains_the_size_each_row_names(tiny_data_dir, tmp_path):
-    """launch/proxy_sweep.sh with a sized pool: round 0 and round 1 train at tiny and small as the rows say, every
+    """launch/proxy_sweep.sh with a sized pool: round 0 and round 1 train at the size each row names (a preset, or a
+    preset with overrides: tiny with 1 layer vs tiny's 4), every
     round's weights.yaml is the recommendation for the largest size, and a rerun after a crash resumes."""
     import json
     import os
@@ -163,30 +165,32 @@ def test_round_loop_trains_the_size_each_row_names(tiny_data_dir, tmp_path):
     tiny = ["prepare_if_missing=false", "seq_len=32", "batch_size=4", "trainer.max_steps=12",
             "trainer.val_check_interval=3", "val_blocks_per_domain=4"]
     doms = json.load(open(Path(tiny_data_dir) / "manifest.json"))["domains"]
-    params = {m: _preset_params(m, tiny_data_dir, tiny) for m in ("tiny", "small")}
+    sizes = {"tiny;model.n_layer=1": "tiny_model.n_layer_1", "tiny": "tiny"}  # model column -> its runs' folder
+    params = {m: _preset_params(m, tiny_data_dir, tiny) for m in sizes}
+    assert params["tiny"] > 2 * params["tiny;model.n_layer=1"]
     W = np.random.default_rng(0).dirichlet(np.ones(len(doms)), 12)
     pool = tmp_path / "pool.csv"
     with open(pool, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["run", *(f"w/{d}" for d in doms), "num_params", "model"])
-        for m in ("tiny", "small"):
+        for m in sizes:
             for i, row in enumerate(W):
-                w.writerow([f"{m}-{i}", *row, params[m], m])
+                w.writerow([f"{sizes[m]}-{i}", *row, params[m], m])
     out = tmp_path / "search"
     env = {**os.environ, "PYTHON": sys.executable, "ROUNDS": "1", "PER_ROUND": "2", "POOL": str(pool),
            "WANDB_MODE": "offline", "PYTHONPATH": os.pathsep.join(p for p in (str(repo), os.environ.get("PYTHONPATH", "")) if p)}
     cmd = ["bash", "launch/proxy_sweep.sh", str(tiny_data_dir), str(out), "5", *tiny]  # ridge (--next) needs >= 4 runs
     proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    assert len(list((out / "runs" / "round-0" / "small").glob("*/summary.json"))) == 1  # ceil(5 / 5) large
-    assert len(list((out / "runs" / "round-0" / "tiny").glob("*/summary.json"))) == 4
+    assert len(list((out / "runs" / "round-0" / "tiny").glob("*/summary.json"))) == 1  # ceil(5 / 5) large
+    assert len(list((out / "runs" / "round-0" / sizes["tiny;model.n_layer=1"]).glob("*/summary.json"))) == 4
     nxt = list(csv.DictReader(open(out / "round-1" / "next" / "next.csv")))
     for m in {r["model"] for r in nxt}:  # round 1 trained each chosen row at the size it names
-        assert len(list((out / "runs" / "round-1" / m).glob("*/summary.json"))) == sum(r["model"] == m for r in nxt)
+        assert len(list((out / "runs" / "round-1" / sizes[m]).glob("*/summary.json"))) == sum(r["model"] == m for r in nxt)
     table = list(csv.DictReader(open(out / "table.csv")))
     assert {float(r["num_params"]) for r in table} <= {float(v) for v in params.values()}
     rec = yaml.safe_load(open(out / "weights.yaml"))
-    assert rec["proposal"]["model"] == "small" and sum(rec["weights"].values()) == pytest.approx(1.0)
+    assert rec["proposal"]["model"] == "tiny" and sum(rec["weights"].values()) == pytest.approx(1.0)
     assert [r["round"] for r in read_rounds(str(out))] == [0, 1] and (out / "rounds.png").exists()
     (out / "runs" / "round-1" / ".done").unlink()  # a crash in round 1: the rerun skips round 0
     proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=1500)
