@@ -13,13 +13,14 @@ import json
 import os
 
 import numpy as np
+from scipy.stats import wilcoxon
 
 
-def _table(title: str, paired: list[dict], a: str) -> list[str]:
-    lines = [f"{title}", "", f"| runs | median regret random | median regret {a} | median paired diff | worlds {a} better "
+def _table(title: str, paired: list[dict], a: str, b: str = "random") -> list[str]:
+    lines = [f"{title}", "", f"| runs | median regret {b} | median regret {a} | median paired diff | worlds {a} better "
              "| worlds worse | Wilcoxon p | worlds |", "|---|---|---|---|---|---|---|---|"]
     for r in paired:
-        lines.append(f"| {r['runs']} | {r['median_random']:.4f} | {r['median_' + a]:.4f} | {r['median_diff']:+.4f} | "
+        lines.append(f"| {r['runs']} | {r['median_' + b]:.4f} | {r['median_' + a]:.4f} | {r['median_diff']:+.4f} | "
                      f"{100 * r['share_better']:.0f}% | {100 * r['share_worse']:.0f}% | {r['wilcoxon_p']:.2g} | {r['worlds']} |")
     return lines
 
@@ -28,12 +29,14 @@ def _key(d: dict) -> dict:
     return {int(k): v for k, v in d.items()}
 
 
-def _reach(rows: list[dict], a: str) -> str:
+def _reach(rows: list[dict], a: str, b: str = "random") -> str:
     """The goal: the sequential regret at 32 runs vs the random regret at 64 (medians over worlds, and per world)."""
     s32 = np.array([_key(r[a])[32] for r in rows])
-    r64 = np.array([_key(r["random"])[64] for r in rows])
-    return (f"{a} at 32 runs: median regret {np.median(s32):.4f} vs random at 64 runs {np.median(r64):.4f}; "
-            f"{a}@32 <= random@64 in {100 * np.mean(s32 <= r64):.0f}% of {len(rows)} worlds")
+    r64 = np.array([_key(r[b])[64] for r in rows])
+    p = float(wilcoxon(s32, r64).pvalue) if len(rows) > 5 and np.any(s32 != r64) else float("nan")
+    return (f"{a} at 32 runs: median regret {np.median(s32):.4f} vs {b} at 64 runs {np.median(r64):.4f}; "
+            f"{a}@32 <= {b}@64 in {100 * np.mean(s32 <= r64):.0f}% of {len(rows)} worlds "
+            f"(median paired diff {np.median(s32 - r64):+.4f}, Wilcoxon p {p:.2g})")
 
 
 def _plot_runs(rows: list[dict], methods: list[str], path: str, title: str) -> None:
@@ -105,24 +108,28 @@ def report(res: dict, fig_dir: str) -> None:
         rows = res["continuous"]["rows"]
         for k in sorted({r["k"] for r in rows}):
             sub = [r for r in rows if r["k"] == k]
-            for m in methods:
-                from search import paired  # noqa: E402
+            from search import paired  # noqa: E402
 
-                lines += _table(f"\nContinuous candidates, {k} domains, {m} vs random:", paired(
-                    [{**r, m: _key(r[m]), "random": _key(r["random"])} for r in sub], m), m)
-                lines.append(_reach(sub, m))
+            arms = [m + d for m in methods for d in ("", "+run") if m + d in sub[0]]
+            for a in arms:
+                for b in ("random", "random+run") if a.endswith("+run") and "random+run" in sub[0] else ("random",):
+                    lines += _table(f"\nContinuous candidates, {k} domains, {a} vs {b}:", paired(
+                        [{**r, a: _key(r[a]), b: _key(r[b])} for r in sub], a, b), a, b)
+                    lines.append(_reach(sub, a, b))
             path = os.path.join(fig_dir, f"search_regret_{k}domains.png")
-            _plot_runs(sub, methods, path, f"{k} domains, {len(sub)} worlds")
+            _plot_runs(sub, arms + (["random+run"] if "random+run" in sub[0] else []), path, f"{k} domains, {len(sub)} worlds")
             lines.append(f"figure: {path}")
     if "pool" in res:
-        rows, m = res["pool"]["rows"], methods[0]
+        rows = res["pool"]["rows"]
         from search import paired  # noqa: E402
 
-        lines += _table(f"\nPool of 500 mixtures, 8 domains, {m} vs random (regret vs the best pool row):", paired(
-            [{**r, m: _key(r[m]), "random": _key(r["random"])} for r in rows], m), m)
-        lines.append(_reach(rows, m))
+        pm = [m for m in methods if m in rows[0]]
+        for m in pm:
+            lines += _table(f"\nPool of 500 mixtures, 8 domains, {m} vs random (regret vs the best pool row):", paired(
+                [{**r, m: _key(r[m]), "random": _key(r["random"])} for r in rows], m), m)
+            lines.append(_reach(rows, m))
         path = os.path.join(fig_dir, "search_regret_pool.png")
-        _plot_runs(rows, [m], path, f"pool of 500, 8 domains, {len(rows)} worlds")
+        _plot_runs(rows, pm, path, f"pool of 500, 8 domains, {len(rows)} worlds")
         lines.append(f"figure: {path}")
     if "mf" in res:
         lines += [""] + _mf(res["mf"], fig_dir)

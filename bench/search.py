@@ -3,6 +3,7 @@
     python bench/search.py [--worlds 50] [--domains 8,17] [--methods thompson] [--pool-worlds 40]
                            [--mf-worlds 20] [--fig-dir docs/figures] [--out bench_search.json]
     python bench/search.py --worlds 12 --domains 8 --methods thompson,climb,qei --pool-worlds 0 --mf-worlds 0
+    python bench/search.py --worlds 0 --methods thompson,climb,qei --pool-worlds 20 --pool-all-methods --mf-worlds 0
 
 Place in the flow: laws/synthetic.World (ground truth) -> simulated proxy runs -> laws/optim/acquisition.py
 (`next_batch`, what `mixtrain proxy --next` runs) -> the project's final decision -> regret against the truth.
@@ -43,8 +44,9 @@ from tqdm import tqdm
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mixtrain.laws import make_law  # noqa: E402
-from mixtrain.laws.optim.acquisition import draw_pool, next_batch  # noqa: E402
+from mixtrain.laws.optim.acquisition import EXPLORE_SHARE, draw_pool, next_batch  # noqa: E402
 from mixtrain.laws.optim.bootstrap import bootstrap_laws  # noqa: E402
+from mixtrain.laws.optim.observed import best_run_instead  # noqa: E402
 from mixtrain.laws.optim.sampled import propose  # noqa: E402
 from mixtrain.laws.synthetic import World, synthetic_table  # noqa: E402
 from mixtrain.laws.table import make_table  # noqa: E402
@@ -66,11 +68,26 @@ def table_of(world: World, W: np.ndarray, seed: int):
     return synthetic_table(world.loss, W, [world.s_ref], world.domains, noise=NOISE, seed=seed)
 
 
-def decide(world: World, W: np.ndarray, seed: int) -> float:
-    """Regret of the default optimiser's written mixture after runs at W."""
+def decide(world: World, W: np.ndarray, seed: int) -> tuple[float, float]:
+    """Regret after runs at W of the default optimiser's written mixture, and of the same with step 7
+    (`--prefer-best-run`, laws/optim/observed.py: the best run when its measured loss beats the written's prediction)."""
     law = make_law("ridge").fit(table_of(world, W, seed), cv_folds=0)
     p = propose(law, world.s_ref, candidates=DECIDE_CANDIDATES, bootstrap=DECIDE_BOOTSTRAP, check_law="bimix", seed=seed)
-    return world.mean_loss(np.array(list(p.weights.values()))) - world.mean_loss(world.optimum())
+    written = np.array(list(p.weights.values()))
+    alt = best_run_instead(law, written, world.s_ref, law.importance_vector(None))
+    opt = world.mean_loss(world.optimum())
+    return world.mean_loss(written) - opt, world.mean_loss(written if alt is None else alt[1]) - opt
+
+
+def method_spec(spec: str) -> tuple[str, float]:
+    """"thompson" (the default exploration share) or "thompson@0.25" (that share) -> (method, share)."""
+    m, _, share = spec.partition("@")
+    return m, (EXPLORE_SHARE if not share else float(share))
+
+
+def _arms(row: dict, name: str, decided: dict[int, tuple[float, float]]) -> None:
+    row[name] = {n: d[0] for n, d in decided.items()}
+    row[name + "+run"] = {n: d[1] for n, d in decided.items()}
 
 
 def sequential_W(world: World, W0: np.ndarray, budget: int, method: str, seed: int, pool=None) -> list[np.ndarray]:
@@ -82,7 +99,8 @@ def sequential_W(world: World, W0: np.ndarray, budget: int, method: str, seed: i
         law = make_law("ridge").fit(table_of(world, W, seed + 100 * r), cv_folds=0)
         C = draw_pool(law, SEARCH_CANDIDATES, np.random.default_rng(seed + r)) if pool is None else pool
         allowed = None if pool is None else ~taken
-        b = next_batch(law, C, PER_ROUND, step=world.s_ref, method=method, seed=seed + r, allowed=allowed)
+        m, share = method_spec(method)
+        b = next_batch(law, C, PER_ROUND, step=world.s_ref, method=m, seed=seed + r, allowed=allowed, explore=share)
         if pool is not None:
             taken[b.index] = True
         W = np.vstack([W, C[b.index]])
@@ -96,10 +114,11 @@ def continuous(worlds: list[tuple[int, int]], methods: list[str]) -> dict:
         world = World(k, s)
         rng = np.random.default_rng(1000 + s)
         Wr = design(world, max(BUDGETS), rng)
-        row = {"k": k, "seed": s, "random": {n: decide(world, Wr[:n], s) for n in BUDGETS}}
+        row = {"k": k, "seed": s}
+        _arms(row, "random", {n: decide(world, Wr[:n], s) for n in BUDGETS})
         for m in methods:
             steps = sequential_W(world, Wr[:START], max(BUDGETS), m, s)
-            row[m] = {len(W): decide(world, W, s) for W in steps if len(W) in BUDGETS}
+            _arms(row, m, {len(W): decide(world, W, s) for W in steps if len(W) in BUDGETS})
         rows.append(row)
         _partial("continuous", rows)
     return {"rows": rows}
@@ -112,7 +131,7 @@ def pool_regret(world: World, pool: np.ndarray, truth: np.ndarray, W: np.ndarray
     return float(truth[np.argmin(pred)] - truth.min())
 
 
-def pooled(worlds: list[tuple[int, int]], method: str) -> dict:
+def pooled(worlds: list[tuple[int, int]], methods: list[str]) -> dict:
     rows = []
     for k, s in tqdm(worlds, desc="pool worlds", file=sys.stderr):
         world = World(k, s)
@@ -121,8 +140,9 @@ def pooled(worlds: list[tuple[int, int]], method: str) -> dict:
         truth = world.loss(pool, np.full(len(pool), world.s_ref)).mean(axis=1)
         order = rng.permutation(len(pool))
         row = {"k": k, "seed": s, "random": {n: pool_regret(world, pool, truth, pool[order[:n]], s) for n in BUDGETS}}
-        steps = sequential_W(world, pool[order[:START]], max(BUDGETS), method, s, pool=pool)
-        row[method] = {len(W): pool_regret(world, pool, truth, W, s) for W in steps if len(W) in BUDGETS}
+        for method in methods:
+            steps = sequential_W(world, pool[order[:START]], max(BUDGETS), method, s, pool=pool)
+            row[method] = {len(W): pool_regret(world, pool, truth, W, s) for W in steps if len(W) in BUDGETS}
         rows.append(row)
         _partial("pool", rows)
     return {"rows": rows}
@@ -216,6 +236,7 @@ def main() -> None:
     ap.add_argument("--domains", default="8,17")
     ap.add_argument("--methods", default="thompson")
     ap.add_argument("--pool-worlds", type=int, default=40, help="pool worlds (8 domains)")
+    ap.add_argument("--pool-all-methods", action="store_true", help="pool worlds: every --methods rule, not only the first")
     ap.add_argument("--mf-worlds", type=int, default=16, help="multi-fidelity worlds (8 domains)")
     ap.add_argument("--mf-cost", type=float, default=12.0, help="budget in large-run costs")
     ap.add_argument("--seed0", type=int, default=500, help="first world seed (0-49 tuned nothing here)")
@@ -230,11 +251,11 @@ def main() -> None:
     worlds = [(int(k), args.seed0 + s) for k in args.domains.split(",") for s in range(args.worlds)]
     if worlds:
         res["continuous"] = continuous(worlds, methods)
-        res["continuous"]["paired"] = {m: paired(res["continuous"]["rows"], m) for m in methods}
+        res["continuous"]["paired"] = {m + d: paired(res["continuous"]["rows"], m + d) for m in methods for d in ("", "+run")}
     if args.pool_worlds:
         pw = [(8, args.seed0 + s) for s in range(args.pool_worlds)]
-        res["pool"] = pooled(pw, methods[0])
-        res["pool"]["paired"] = paired(res["pool"]["rows"], methods[0])
+        res["pool"] = pooled(pw, methods if args.pool_all_methods else methods[:1])
+        res["pool"]["paired"] = {m: paired(res["pool"]["rows"], m) for m in (methods if args.pool_all_methods else methods[:1])}
     if args.mf_worlds:
         res["mf"] = multi_fidelity([(8, args.seed0 + s) for s in range(args.mf_worlds)], args.mf_cost)
     res["seconds"] = time.time() - t0

@@ -13,6 +13,11 @@
 # round R's runs), OUT/round-R/next/ (the mixtures of round R, R >= 1), OUT/table.csv (every round's runs),
 # OUT/rounds.png (predicted best and its interval per round: python -m mixtrain.fitting.search_rounds OUT),
 # OUT/weights.yaml (the last round's proposal).
+# Sizes too (issue 32): POOL with `num_params` and `model` columns (model: a conf/model preset, optionally with
+# ;key=value overrides, e.g. tiny;model.n_layer=8; mixtrain.fitting.search_loop) makes round 0 a
+# random draw of the pool's rows (a fifth at the largest size, the rest at the cheapest), each round's chosen
+# rows train at the size they name (one sweep per model preset: OUT/runs/round-R/<model>/), and each round's
+# weights.yaml is the multi-fidelity GP's recommendation for the largest size (not `fit --optimize`).
 # Resumable: a round's runs are marked done (OUT/runs/round-R/.done) only after its sweep finished; rerun the
 # same command after a crash and finished rounds are skipped; an unfinished round's runs are moved aside to
 # OUT/runs/.incomplete-round-R-<time> (dot folders are not collected) and the round is trained again with the
@@ -39,9 +44,19 @@ train_round() {  # train_round R FILES: the sweep of round R, skipped when done,
   shift 2  # the rest: the Hydra overrides of the proxy runs
   if [ -f "$dir/.done" ]; then echo "[proxy rounds] round $r: runs done, skipped"; return; fi
   if [ -d "$dir" ]; then mv "$dir" "$OUT/runs/.incomplete-round-$r-$(date +%s)"; fi
-  echo "[proxy rounds] round $r: training $(echo "$files" | tr ',' '\n' | wc -l) proxy runs -> $dir"
-  "$PYTHON" -m mixtrain.train -m experiment=proxy data_dir="$DATA_DIR" sweep_dir="$dir" \
-    mixing=manual "mixing.weights_file=$files" "optim.schedule=$SCHEDULE" "$@"
+  if [ "$KIND" = multi ]; then  # one sweep per model preset the chosen rows name (search_loop groups)
+    local model mfiles size
+    while read -r model mfiles; do  # model: a preset, optionally ;key=value overrides (tiny;model.n_layer=8)
+      IFS=';' read -r -a size <<< "$model"
+      echo "[proxy rounds] round $r: training $(echo "$mfiles" | tr ',' '\n' | wc -l) proxy runs at model=$model -> $dir/${model//[;=]/_}"
+      "$PYTHON" -m mixtrain.train -m experiment=proxy data_dir="$DATA_DIR" sweep_dir="$dir/${model//[;=]/_}" \
+        "model=${size[0]}" "${size[@]:1}" mixing=manual "mixing.weights_file=$mfiles" "optim.schedule=$SCHEDULE" "$@" < /dev/null
+    done < <("$PYTHON" -m mixtrain.fitting.search_loop groups "$files")
+  else
+    echo "[proxy rounds] round $r: training $(echo "$files" | tr ',' '\n' | wc -l) proxy runs -> $dir"
+    "$PYTHON" -m mixtrain.train -m experiment=proxy data_dir="$DATA_DIR" sweep_dir="$dir" \
+      mixing=manual "mixing.weights_file=$files" "optim.schedule=$SCHEDULE" "$@"
+  fi
   touch "$dir/.done"
 }
 
@@ -49,15 +64,27 @@ fit_round() {  # fit_round R: collect every finished round, fit, optimise -> OUT
   local r="$1" dir="$OUT/round-$1"
   mkdir -p "$dir"
   "$PYTHON" -m mixtrain.fitting.collect "$OUT/runs" --out "$OUT/table.csv"
+  if [ "$KIND" = multi ]; then  # sizes mixed in one table: the multi-fidelity GP recommends for the largest size
+    "$PYTHON" -m mixtrain.fitting.search_loop recommend --table "$OUT/table.csv" --pool "$POOL" --out "$dir/weights.yaml"
+    return
+  fi
   "$PYTHON" -m mixtrain.fitting.fit --table "$OUT/table.csv" --law "$LAW" --out "$dir/law.json"
   local step="${TARGET_STEP:-}"
   if [ -z "$step" ]; then
     step=$("$PYTHON" -c "import csv,sys; print(10*max(int(float(r['step'])) for r in csv.DictReader(open(sys.argv[1]))))" "$OUT/table.csv")
   fi
   "$PYTHON" -m mixtrain.fitting.fit --law-file "$dir/law.json" --optimize --step "$step" --data-dir "$DATA_DIR" \
-    --out "$dir/weights.yaml"
+    --prefer-best-run --out "$dir/weights.yaml"
 }
 
+KIND=single
+if [ -n "${POOL:-}" ]; then KIND=$("$PYTHON" -m mixtrain.fitting.search_loop kind "$POOL"); fi
+if [ "$KIND" = multi ] && [ ! -f "$OUT/round-0/mixtures.txt" ]; then  # round 0 from the pool: cheap rows + a few large
+  mkdir -p "$OUT/round-0"
+  "$PYTHON" -m mixtrain.fitting.search_loop first "$POOL" --num-runs "$FIRST" --seed "$SEED" --out "$OUT/round-0/next" \
+    > /dev/null
+  echo "$OUT/round-0/next" > "$OUT/round-0/mixtures.txt"
+fi
 if [ ! -f "$OUT/round-0/mixtures.txt" ]; then
   mkdir -p "$OUT/round-0"
   "$PYTHON" -m mixtrain.fitting.proxy --data-dir "$DATA_DIR" --num-runs "$FIRST" --concentration "$CONCENTRATION" \
@@ -73,7 +100,8 @@ for r in $(seq 1 "$ROUNDS"); do
       --method "$METHOD" --law "$LAW" --seed "$((SEED + r))" ${POOL_ARGS[@]+"${POOL_ARGS[@]}"} > "$OUT/round-$r/next/files.tmp"
     mv "$OUT/round-$r/next/files.tmp" "$OUT/round-$r/next/files.txt"
   fi
-  train_round "$r" "$(cat "$OUT/round-$r/next/files.txt")" "$@"
+  if [ "$KIND" = multi ]; then files="$OUT/round-$r/next"; else files="$(cat "$OUT/round-$r/next/files.txt")"; fi
+  train_round "$r" "$files" "$@"
   fit_round "$r"
 done
 cp "$OUT/round-$ROUNDS/weights.yaml" "$OUT/weights.yaml"

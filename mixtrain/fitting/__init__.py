@@ -11,4 +11,5 @@ uses with `mixing=manual mixing.weights_file=weights.yaml` (or law.json with `mi
     fit_target.py  the target run of `fit --optimize`: step, tokens, model size, repetition
     search.py      `mixtrain proxy --next K`: the next proxy mixtures from the runs so far (sequential search)
     search_rounds.py  the predicted best and its interval after each round of launch/proxy_rounds.sh
+    search_loop.py  the round loop with a sized pool: round 0, a sweep per model preset, the recommendation
 """

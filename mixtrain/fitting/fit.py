@@ -251,13 +251,14 @@ def _optimize(args) -> None:
                        bootstrap=args.bootstrap, support_cap=args.support_cap, support_floor=args.support_floor,
                        trust_radius=radius, force_proposal=args.force_proposal, force_optimize=args.force_optimize,
                        model_error=args.model_error, seed=args.seed, repetition=rep, risk_quantile=args.risk_quantile,
-                       check_law=args.check_law, refuse_on_cv=args.refuse_on_cv)
+                       check_law=args.check_law, refuse_on_cv=args.refuse_on_cv, prefer_best_run=args.prefer_best_run)
         weights, report, meta, opt = prop.weights, prop.lines(), {"proposal": prop.meta()}, None
         written = (f"--candidates {args.candidates} --bootstrap {args.bootstrap} --support-cap {args.support_cap:g} "
                    f"--support-floor {args.support_floor:g} --trust-radius {args.trust_radius} --seed {args.seed}"
                    + (" --force-proposal" if args.force_proposal else "") + (" --force-optimize" if args.force_optimize else "")
                    + (" --model-error" if args.model_error else "") + f" --risk-quantile {args.risk_quantile:g} "
-                   f"--check-law {args.check_law}" + (" --refuse-on-cv" if args.refuse_on_cv else ""))
+                   f"--check-law {args.check_law}" + (" --refuse-on-cv" if args.refuse_on_cv else "")
+                   + (" --prefer-best-run" if args.prefer_best_run else ""))
     r = np.array(list(weights.values()))
     pred = law.predict(r[None] if rep is None else rep.effective(r[None]), [args.step])[0]
     if rep is not None:  # epochs per domain at the target budget, next to the weights (laws/repetition.py)
@@ -342,6 +343,8 @@ def main(argv: list[str] | None = None) -> None:
                     "for ridge, bimix below 32 runs and lightgbm from 32 on; none: this law alone)")
     ap.add_argument("--refuse-on-cv", action="store_true",
                     help="sampled: do not optimise when the law's CV regret is worse than the nearest-run baseline")
+    ap.add_argument("--prefer-best-run", action="store_true", help="sampled: write the best observed run when its measured "
+                    "loss beats the written mixture's prediction (after a sequential search; laws/optim/observed.py)")
     ap.add_argument("--force-optimize", action="store_true",
                     help="sampled, with --refuse-on-cv: optimise even if the law's CV regret is worse than the "
                     "nearest-run baseline")

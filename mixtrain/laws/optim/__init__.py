@@ -13,7 +13,8 @@ laws/support.py, laws/table.py); no module of mixtrain/laws/ outside this packag
   sampled candidates scored by bootstrap refits, shrunk towards uniform unless most refits of the law
   and of a check law put the step below uniform. Its steps live in proposal.py (`ProposalSettings`, every
   setting with its default; `Proposal`), candidates.py (the support and the candidates), scoring.py
-  (bootstrap scoring and intervals) and decision.py (refuse / shrink / write).
+  (bootstrap scoring and intervals), decision.py (refuse / shrink / write) and observed.py (opt-in: the
+  best run when its measured loss beats the written mixture's prediction; after a sequential search).
 * bootstrap.py: the law's refits on resampled runs and the check law of another family (`second_opinion`).
 * slsqp.py: `solve(law, ...) -> Optimum` and `optimize(law, ...) -> weights` (`--optimizer slsqp`): the
   gradient optimum inside laws/support.py's support box and TV trust region; the generic multi-start

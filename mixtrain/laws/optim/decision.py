@@ -1,7 +1,8 @@
-"""Steps 5 and 6 of the sampled optimiser: what is written. The cross-validation check (refuse, or a
+"""Steps 5-7 of the sampled optimiser: what is written. The cross-validation check (refuse, or a
 note), the forced or unchecked proposal, and otherwise the shrinkage: the step t of (1 - t) uniform +
 t proposal whose upper `risk_quantile` of the paired difference to uniform, over this law's refits
-pooled with a check law's (bootstrap.py `second_opinion`), is lowest.
+pooled with a check law's (bootstrap.py `second_opinion`), is lowest. Opt-in step 7 (observed.py): the best
+observed run instead, when its measured loss beats the written mixture's prediction.
 
 Place in the flow: scoring.py (the scored pool) -> **decision** -> Proposal -> weights.yaml / mixing=law.
 Pure: numpy (+ the check law's fits).
@@ -9,12 +10,14 @@ Pure: numpy (+ the check law's fits).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from mixtrain.laws.optim.bootstrap import second_opinion
 from mixtrain.laws.optim.candidates import Problem
+from mixtrain.laws.optim.observed import best_run_instead
 from mixtrain.laws.optim.proposal import Proposal, ProposalSettings
 from mixtrain.laws.optim.scoring import Scores
 from mixtrain.laws.simplex import project_rows
@@ -78,7 +81,21 @@ def shrink_origin(p: Problem) -> tuple[np.ndarray, str]:
 
 
 def decide(p: Problem, sc: Scores, s: ProposalSettings, settings: dict[str, Any]) -> Proposal:
-    """Steps 5 and 6: the written mixture and why (`settings` is what `Proposal.settings` records)."""
+    """Steps 5-7: the written mixture and why (`settings` is what `Proposal.settings` records)."""
+    out = _written(p, sc, s, settings)
+    if not s.prefer_best_run:
+        return out
+    alt = best_run_instead(p.law, np.array([out.weights[d] for d in p.domains]), p.step, p.w)
+    if alt is None or not p.feasible(alt[1]):
+        return out
+    v = normalize_weights(dict(zip(p.domains, alt[1].tolist())), p.domains, what=f"run {alt[0]}")
+    return replace(out, weights=v, chosen=f"run {alt[0]}", reason=(
+        f"--prefer-best-run: run {alt[0]}'s measured loss carried to the target ({alt[2]:.4f}) is below the "
+        f"prediction for the {out.chosen} mixture ({alt[3]:.4f})"))
+
+
+def _written(p: Problem, sc: Scores, s: ProposalSettings, settings: dict[str, Any]) -> Proposal:
+    """Steps 5 and 6."""
     doms, law = p.domains, p.law
     proposal = normalize_weights(dict(zip(doms, sc.r.tolist())), doms, what=f"{law.name} proposal")
     at_cap = [f"{d} {x:.4g}" for d, x, h, u in zip(doms, sc.r, p.hi, p.uhi) if x >= h - 1e-6 and h < u - 1e-9]

@@ -29,7 +29,7 @@ import numpy as np
 
 from mixtrain.laws.table import ObservationTable
 
-__all__ = ["GP_CHOICES", "Fidelity", "qei_batch", "mf_recommend"]
+__all__ = ["GP_CHOICES", "Fidelity", "qei_batch", "mf_posterior", "mf_recommend"]
 
 GP_CHOICES = 2000  # pool rows the acquisition scores (20,000 took 78 s for q = 6 on 2 CPU cores; 2,000 ~8 s)
 
@@ -142,17 +142,23 @@ def _mf_acquisition(model, pool: np.ndarray, fidelity: Fidelity, fid_col: int):
 
 
 @_single_threaded
+def mf_posterior(table: ObservationTable, X: np.ndarray, *, importance: np.ndarray, fidelity: Fidelity | None,
+                 seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior mean and sd of the mean loss at the largest size (fidelity 1) of the mixtures X [n, k], from one GP fit."""
+    import torch
+
+    model, _, _ = _fit_gp(table, importance, fidelity, seed)
+    Xc = X if fidelity is None else np.hstack([X, np.ones((len(X), 1))])
+    with torch.no_grad():
+        post = model.posterior(torch.tensor(Xc, dtype=torch.float64))
+        mean, sd = post.mean.squeeze(-1).numpy(), post.variance.clamp_min(0).sqrt().squeeze(-1).numpy()
+    return -mean, sd
+
+
 def mf_recommend(table: ObservationTable, candidates: np.ndarray, *, importance: np.ndarray, fidelity: Fidelity | None,
                  seed: int = 0) -> tuple[int, float, float]:
     """(index into `candidates`, posterior mean and sd of the mean loss at fidelity 1) of the candidate with the
     lowest posterior-mean loss at the largest size (ADMIRE's recommendation); fidelity None: a single-fidelity GP."""
-    import torch
-
-    model, _, _ = _fit_gp(table, importance, fidelity, seed)
-    Xc = candidates if fidelity is None else np.hstack([candidates, np.ones((len(candidates), 1))])
-    Xc = torch.tensor(Xc, dtype=torch.float64)
-    with torch.no_grad():
-        post = model.posterior(Xc)
-        mean, sd = post.mean.squeeze(-1).numpy(), post.variance.clamp_min(0).sqrt().squeeze(-1).numpy()
-    i = int(np.argmax(mean))
-    return i, float(-mean[i]), float(sd[i])
+    mean, sd = mf_posterior(table, candidates, importance=importance, fidelity=fidelity, seed=seed)
+    i = int(np.argmin(mean))
+    return i, float(mean[i]), float(sd[i])

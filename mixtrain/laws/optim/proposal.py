@@ -37,6 +37,7 @@ class ProposalSettings:
     check_law: str | None = "auto"  # the law of another family whose refits judge the step too (step 5)
     refuse_on_cv: bool = False  # refuse when the law's CV regret is worse than the nearest run's (step 6)
     shrink_steps: int = 10  # steps t in {0, 1/n, ..., 1} from uniform to the proposal (step 5)
+    prefer_best_run: bool = False  # step 7 (observed.py): the best run if measured below the written's prediction
 
     @classmethod
     def of(cls, settings: ProposalSettings | None = None, **options: Any) -> ProposalSettings:
