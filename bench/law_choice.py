@@ -15,7 +15,9 @@ seeds -> every rule replayed on the same CV numbers -> stability, held-out ranki
 Per world (paired: every rule sees the same CV results):
 * stability under fold reseeding: the former rule chooses once per fold seed in {0, 3, 6}; the others once per
   seed triple {0,1,2}, {3,4,5}, {6,7,8}. Stable = the 3 choices agree. The ensemble's name cannot flip, its
-  weights can: the largest TV between the triples' weights, and how alike the triples' ensembles rank.
+  weights can: the largest TV between the triples' weights, and how alike the triples' ensembles rank. For every
+  issue-32 rule, "models agree": the mean over worlds of the lowest Spearman between the fresh-mixture rankings of
+  the models it writes under the three triples (1.000: the same model; a flip between two laws shows as < 1).
 * held-out ranking: every law fitted on all runs ranks 200 fresh mixtures (the same design) by predicted mean
   loss; Spearman against the true mean loss (the ensemble: its members' predictions weighted by the triple's
   scores). Reported: the mean over worlds, and how often the choice is the worst candidate.
@@ -162,6 +164,10 @@ def replay(row: dict) -> dict[str, list[str]]:
         preds = [sum(v * np.array(row["pred_H"][n]) for n, v in w.items()) for w in weights]
         row["rho_ens"] = [spearman(p, truth) for p in preds]
         row["ens_agree"] = min(spearman(preds[0], p) for p in preds[1:])  # the triples' ensembles rank alike?
+        # every rule: do the models it writes under the 3 triples rank the fresh mixtures alike (1: the same model)?
+        model = lambda ch, i: preds[i] if ch == "ensemble" else np.array(row["pred_H"][ch])  # noqa: E731
+        row["agree"] = {rule: min(spearman(model(out[rule][0], 0), model(ch, i)) for i, ch in enumerate(out[rule]))
+                        for rule in RULES[1:]}
     return out
 
 
@@ -188,7 +194,8 @@ def summary(rows: list[dict], label: str) -> list[str]:
         if all(r.get("regret") and r[rule][0] in r["regret"] for r in rows):
             v = [r["regret"][r[rule][0]] for r in rows]
             reg = f"{np.median(v):.4f} / {np.mean(v):.4f}"
-        out.append(f"| {label} | {rule} | {100 * stable:.0f}% | {rho:.3f} | {100 * worst:.0f}% | {reg} | {chosen} |")
+        agree = f" (models agree {np.mean([r['agree'][rule] for r in rows]):.4f})" if has_h and rule in rows[0]["agree"] else ""
+        out.append(f"| {label} | {rule} | {100 * stable:.0f}%{agree} | {rho:.3f} | {100 * worst:.0f}% | {reg} | {chosen} |")
     if has_h:
         tv = [max(_tv(r["ens_w"][0], w) for w in r["ens_w"][1:]) for r in rows]
         out.append(f"| {label} | ensemble weights across triples | largest TV median {np.median(tv):.3f}, max "

@@ -71,7 +71,7 @@ class EnsembleLaw(MixingLaw):
         super().__init__(**config)
         self._own_weights = self.config["weights"] is None  # computed by the fit (else fixed by the caller)
         self.members: dict[str, MixingLaw] = {}
-        self._seed, self._importance = 0, None
+        self._seed, self._importance, self._folds = 0, None, int(self.config["folds"])
         self._cv: dict[str, Any] | None = None
         self._given: dict[str, MixingLaw] | None = None  # members fitted already (from_candidates)
 
@@ -89,6 +89,7 @@ class EnsembleLaw(MixingLaw):
 
     def fit(self, table, *, cv_folds: int = 5, seed: int = 0, importance: Mapping[str, float] | None = None) -> EnsembleLaw:
         self._seed, self._importance = seed, importance
+        self._folds = int(cv_folds) if cv_folds else int(self.config["folds"])  # the weights' CV: the caller's folds
         super().fit(table, cv_folds=cv_folds, seed=seed, importance=importance)
         self.report["ensemble"] = {"weights": dict(self.config["weights"]), "temperature": self.config["temperature"],
                                    **(self._cv or {"fold_seeds": None, "candidates": None})}
@@ -102,7 +103,7 @@ class EnsembleLaw(MixingLaw):
             discover_laws()
             seeds = [self._seed + r for r in range(max(1, int(self.config["repeats"])))]
             laws = {n: c for n, c in LAWS.items() if n != self.name}
-            fitted, cands = cross_validated(laws, table, cv_folds=int(self.config["folds"]), seeds=seeds,
+            fitted, cands = cross_validated(laws, table, cv_folds=self._folds, seeds=seeds,
                                             importance=self._importance)
             w = ensemble_weights({n: cands[n]["scores"] for n in fitted}, float(self.config["temperature"]))
             self.config["weights"] = w

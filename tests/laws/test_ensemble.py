@@ -104,10 +104,10 @@ def test_ensemble_proposal_is_not_worse_than_uniform_on_a_world():
     """The ensemble goes through the default optimiser (bootstrap refits under fixed weights, ridge checks it)."""
     from mixtrain.laws.optim.sampled import propose
 
-    world = World(6, 3)
-    table = world.proxy_table(16, seed=3)
+    world = World(4, 3)
+    table = world.proxy_table(12, seed=3)
     law = make_law("ensemble").fit(table, cv_folds=3)
-    p = propose(law, world.s_ref, candidates=1500, bootstrap=4, seed=0)
+    p = propose(law, world.s_ref, candidates=600, bootstrap=4, seed=0)
     r = np.array(list(p.weights.values()))
     assert p.shrink["check_law"] == "ridge"
-    assert world.mean_loss(r) <= world.mean_loss(np.full(6, 1 / 6)) + 1e-12
+    assert world.mean_loss(r) <= world.mean_loss(np.full(4, 1 / 4)) + 1e-12
