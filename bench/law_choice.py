@@ -182,7 +182,7 @@ def _tv(a: dict, b: dict) -> float:
 
 def summary(rows: list[dict], label: str) -> list[str]:
     out = []
-    has_h = all("rho_ens" in r for r in rows)
+    has_h = bool(rows) and all("rho_ens" in r for r in rows)
     for rule in RULES:
         if rule.startswith("ensemble") and not has_h:
             continue
@@ -258,7 +258,7 @@ def main() -> None:
                 if args.dump:
                     with open(args.dump, "a") as f:
                         f.write(json.dumps(rows[-1]) + "\n")
-            lines += summary(rows, f"{k} domains, {n} runs, {args.worlds} worlds")
+            lines += summary(rows, f"{k} domains, {n} runs, {args.worlds} worlds") if rows else []
     if args.real:
         t = read_table(args.real)
         if t.num_params is not None:

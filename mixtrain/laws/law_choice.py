@@ -39,6 +39,7 @@ import numpy as np
 
 from mixtrain.laws.base import MixingLaw
 from mixtrain.laws.cross_validation import TOP_K, cross_validate
+from mixtrain.laws.law_registry import discover_laws
 from mixtrain.laws.table import ObservationTable
 
 AUTO_REPEATS = 3
@@ -121,9 +122,8 @@ def choose_law(laws: Mapping[str, type], table: ObservationTable, *, cv_folds: i
     chosen, why = decide(scores, tolerance=tolerance, preference=preference)
     tied = band(scores, tolerance)
     if (ensemble == "always" and len(fitted) > 1) or (ensemble == "tied" and len(tied) > 1):
-        from mixtrain.laws.ensemble import EnsembleLaw  # the ensemble module imports this one
-
-        law_obj = EnsembleLaw.from_candidates(table, fitted, candidates, seeds=seeds, cv_folds=cv_folds,
+        # by name from the registry: laws/ensemble.py imports this module (no import cycle)
+        law_obj = discover_laws()["ensemble"].from_candidates(table, fitted, candidates, seeds=seeds, cv_folds=cv_folds,
                                               importance=importance)
         why = (f"the band holds {sorted(tied)}: " if ensemble == "tied" else "") + \
             f"the CV-weighted ensemble {law_obj.report['ensemble']['weights']} (the single-law rule: {why})"
