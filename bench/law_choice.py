@@ -6,6 +6,7 @@ holds several laws) and "ensemble" (always).
 
     python bench/law_choice.py [--worlds 12] [--runs 16,64] [--domains 8] [--real results/held-out-size-2026-12-04/table.csv]
                                [--dump rows.jsonl]     # each world's per-seed CV scores, one JSON line per world
+    python bench/law_choice.py --fill old.jsonl --dump new.jsonl    # add pred_H to an older dump (refits, no CV)
     python bench/law_choice.py --replay a.jsonl,b.jsonl [--regret-from uniform.jsonl] [--temperature 0.04]
                                                         # the tables again from dumps, without fitting
 
@@ -115,14 +116,20 @@ def world_row(k: int, n: int, seed: int) -> dict:
     return world_fits(k, n, seed)[3]
 
 
-def world_fits(k: int, n: int, seed: int) -> tuple:
-    """(world, proxy table, every candidate law fitted on all runs, the world's row): bench/law_uniform.py reuses it."""
+def world_fits(k: int, n: int, seed: int, cv_row: dict | None = None) -> tuple:
+    """(world, proxy table, every candidate law fitted on all runs, the world's row): bench/law_uniform.py reuses it.
+    With `cv_row` (a --dump row of the same world) its per-seed CV numbers are reused: the laws are only refitted
+    on all runs (deterministic), for the fresh mixtures' predictions."""
     world = World(k, seed)
     table = world.proxy_table(n, seed=seed)
-    fitted, cvs = cv_all(table)
+    if cv_row is None:
+        fitted, cvs = cv_all(table)
+        cvs = _slim(cvs)
+    else:
+        cvs = cv_row["cv"]
+        fitted = {name: LAWS[name]().fit(table, cv_folds=0) for name in cvs}
     for name, law in fitted.items():
         _params[name] = law.n_params()
-    cvs = _slim(cvs)
     rng = np.random.default_rng(10_000 + seed)
     c = np.exp(rng.uniform(np.log(0.3), np.log(3.0), 200))
     H = np.array([rng.dirichlet(ci * k * world.natural + 1e-3) for ci in c])
@@ -225,12 +232,22 @@ def main() -> None:
     ap.add_argument("--replay", default=None, help="no fitting: replay the rules on a --dump file (comma list)")
     ap.add_argument("--regret-from", default=None, help="bench/law_uniform.py --out file of the same worlds: "
                     "adds each rule's decision regret (median / mean, seed-0 choice)")
+    ap.add_argument("--fill", default=None, help="a dump without pred_H (older bench): refit each world's laws (no "
+                    "CV), add the fresh mixtures' predictions, append to --dump")
     ap.add_argument("--temperature", type=float, default=ENSEMBLE_TEMPERATURE, help="the ensemble's (replay)")
     args = ap.parse_args()
     t0 = time.time()
     TEMPERATURE[0] = args.temperature
     lines = ["| setting | rule | stable under fold reseeding | held-out mean-loss Spearman of the choice | worst of the "
              "candidates | decision regret median / mean | chosen (seed 0) |", "|---|---|---|---|---|---|---|"]
+    if args.fill:  # older dumps without the fresh mixtures' predictions: refit (no CV) and add them
+        with open(args.fill) as f:
+            for old in (json.loads(x) for x in f if x.strip()):
+                row = world_fits(old["k"], old["n"], old["seed"], cv_row=old)[3]
+                with open(args.dump, "a") as g:
+                    g.write(json.dumps(row) + "\n")
+                print(f"filled world {old['seed']} k={old['k']} n={old['n']}", file=sys.stderr)
+        return
     if args.replay:
         rows = []
         for path in args.replay.split(","):

@@ -3,6 +3,8 @@ today's rule and the ensemble rules) on synthetic worlds with a known optimum, t
 
     python bench/law_uniform.py --domains 8 --runs 16,64 --worlds 25 --seed0 700 --out uni8.jsonl   # appends per world
     python bench/law_uniform.py --replay uni8.jsonl,uni17.jsonl                                    # the table again
+    python bench/law_uniform.py --cv-from rep64.jsonl --laws transfer --out reg64.jsonl   # regret of auto's rules only
+A stopped run is resumed by the same command (worlds already in --out are skipped).
 
 Place in the flow: laws/synthetic.World (truth) -> proxy table -> every auto candidate fitted and cross-validated
 under fold seeds 0-8 (bench/law_choice.py; seeds 0-2 are what `--law auto` computes with the CLI's seed 0) -> auto's choice
@@ -48,8 +50,10 @@ from law_choice import world_fits  # noqa: E402  (bench/law_choice.py, next to t
 AUTO_RULES = ("auto (today: band + order)", "auto (ensemble if tied)", "auto (ensemble always)")
 
 
-def world_row(k: int, n: int, seed: int, candidates: int, bootstrap: int) -> dict:
-    world, table, fitted, row = world_fits(k, n, seed)  # bench/law_choice.py: 9 fold seeds, fresh mixtures
+def world_row(k: int, n: int, seed: int, candidates: int, bootstrap: int, only=None, cv_row=None) -> dict:
+    """One world: every law (or those in `only`, plus auto's choices) through `propose`; `cv_row` reuses a
+    bench/law_choice.py dump's CV numbers for this world instead of cross-validating again."""
+    world, table, fitted, row = world_fits(k, n, seed, cv_row)  # bench/law_choice.py: 9 fold seeds, fresh mixtures
     opt = world.mean_loss(world.optimum())
     uni = world.mean_loss(np.full(k, 1.0 / k))
     natural = dict(zip(world.domains, world.natural))
@@ -67,6 +71,9 @@ def world_row(k: int, n: int, seed: int, candidates: int, bootstrap: int) -> dic
     # cv_folds=0: the ensemble's own CV only adds a note to the proposal, never changes what is written
     laws["ensemble"] = EnsembleLaw.from_candidates(table, {m: fitted[m] for m in ok}, ok, seeds=[0, 1, 2], cv_folds=0)
     row.update(uniform=uni - opt, laws={})
+    today = decide(scores)[0]
+    if only:
+        laws = {m: v for m, v in laws.items() if m in only or m in (today, "ensemble")}
     for name, law in laws.items():
         t0 = time.time()
         if isinstance(law, str):
@@ -81,7 +88,6 @@ def world_row(k: int, n: int, seed: int, candidates: int, bootstrap: int) -> dic
         row["laws"][name] = {"regret": true - opt, "worse": bool(true > uni + 1e-12), "wrote": p.chosen,
                              "proposal_regret": world.mean_loss(np.array(list(p.proposal.values()))) - opt,
                              "seconds": time.time() - t0}
-    today = decide(scores)[0]
     row["auto"] = {AUTO_RULES[0]: today, AUTO_RULES[1]: "ensemble" if len(band(scores)) > 1 else today,
                    AUTO_RULES[2]: "ensemble"}
     row["ensemble_weights"] = laws["ensemble"].report["ensemble"]["weights"]
@@ -123,6 +129,10 @@ def main() -> None:
     ap.add_argument("--candidates", type=int, default=4000)
     ap.add_argument("--bootstrap", type=int, default=20)
     ap.add_argument("--out", default=None, help="append each world's row here (JSON lines), as it finishes")
+    ap.add_argument("--laws", default=None, help="propose only these laws (comma list; auto's choice and the "
+                    "ensemble always): the decision-regret comparison of bench/law_choice.py --regret-from")
+    ap.add_argument("--cv-from", default=None, help="bench/law_choice.py --dump files: only their worlds, with their "
+                    "per-seed CV numbers (no cross-validation here)")
     ap.add_argument("--replay", default=None, help="no fitting: the table from --out files (comma list)")
     args = ap.parse_args()
     if args.replay:
@@ -135,9 +145,20 @@ def main() -> None:
     # worlds outermost: a run stopped early still covers every setting
     jobs = [(int(k), int(n), args.seed0 + s) for s in range(args.worlds)
             for k in args.domains.split(",") for n in args.runs.split(",")]
+    cv_rows = {}
+    for path in (args.cv_from.split(",") if args.cv_from else []):
+        with open(path) as f:
+            cv_rows.update({(d["k"], d["n"], d["seed"]): d for d in (json.loads(x) for x in f if x.strip())})
+        jobs = [j for j in jobs if j in cv_rows]
+    done = set()
+    if args.out and os.path.exists(args.out):  # resume: worlds already written are skipped
+        with open(args.out) as f:
+            done = {(d["k"], d["n"], d["seed"]) for d in (json.loads(x) for x in f if x.strip())}
+    jobs = [j for j in jobs if j not in done]
+    only = set(args.laws.split(",")) if args.laws else None
     rows, t0 = [], time.time()
     for k, n, seed in tqdm(jobs, desc="worlds", file=sys.stderr):
-        rows.append(world_row(k, n, seed, args.candidates, args.bootstrap))
+        rows.append(world_row(k, n, seed, args.candidates, args.bootstrap, only, cv_rows.get((k, n, seed))))
         r = rows[-1]
         print(f"world {seed} k={k} n={n}: auto {r['auto'][AUTO_RULES[0]]} " + " ".join(
             f"{m}={v['regret']:.4f}{'!' if v['worse'] else ''}" for m, v in r["laws"].items() if v.get("regret") is not None),
