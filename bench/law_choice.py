@@ -227,7 +227,8 @@ def main() -> None:
     ap.add_argument("--runs", default="16,64")
     ap.add_argument("--domains", default="8")
     ap.add_argument("--seed0", type=int, default=700)
-    ap.add_argument("--real", default=None, help="a real observation table (one size is used)")
+    ap.add_argument("--real", default=None, help="real observation tables, comma list: collect CSVs or law.json "
+                    "files (their fitting table); one size is used")
     ap.add_argument("--dump", default=None, help="append each world's per-seed CV scores here (JSON lines)")
     ap.add_argument("--replay", default=None, help="no fitting: replay the rules on a --dump file (comma list)")
     ap.add_argument("--regret-from", default=None, help="bench/law_uniform.py --out file of the same worlds: "
@@ -276,24 +277,33 @@ def main() -> None:
                     with open(args.dump, "a") as f:
                         f.write(json.dumps(rows[-1]) + "\n")
             lines += summary(rows, f"{k} domains, {n} runs, {args.worlds} worlds") if rows else []
-    if args.real:
-        t = read_table(args.real)
-        if t.num_params is not None:
-            sizes, counts = np.unique(t.num_params, return_counts=True)
-            t = t.subset(t.num_params == sizes[np.argmax(counts)])
-        fitted, cvs = cv_all(t)
-        row = {"k": len(t.train_domains), "n": t.n_runs, "seed": "real", "cv": _slim(cvs), "rho": {},
-               "n_params": {name: law.n_params() for name, law in fitted.items()}}
-        replay(row)
-        if args.dump:
-            with open(args.dump + ".real", "w") as f:
-                f.write(json.dumps(row) + "\n")
-        for rule in RULES:
-            lines.append(f"| real table {args.real} ({t.n_runs} runs) | {rule} | choices {row[rule]} | | | | |")
-        w = "; ".join(", ".join(f"{n} {v:.2f}" for n, v in ws.items()) for ws in row["ens_w"])
-        lines.append(f"| same real table | ensemble weights per seed triple | {w} | | | | |")
+    for path in (args.real.split(",") if args.real else []):
+        lines += real_table(path, args.dump)
     print("\n".join(lines))
     print(f"\n{time.time() - t0:.0f} s")
+
+
+def real_table(path: str, dump: str | None) -> list[str]:
+    """Every rule's 3 choices on a real table (a collect CSV, or a law.json's fitting table); one size's runs."""
+    if path.endswith(".json"):
+        from mixtrain.laws import load_law
+
+        t = load_law(path).table
+    else:
+        t = read_table(path)
+    if t.num_params is not None:
+        sizes, counts = np.unique(t.num_params, return_counts=True)
+        t = t.subset(t.num_params == sizes[np.argmax(counts)])
+    fitted, cvs = cv_all(t)
+    row = {"k": len(t.train_domains), "n": t.n_runs, "seed": path, "cv": _slim(cvs), "rho": {},
+           "n_params": {name: law.n_params() for name, law in fitted.items()}}
+    replay(row)
+    if dump:
+        with open(dump + ".real", "a") as f:
+            f.write(json.dumps(row) + "\n")
+    lines = [f"| real table {path} ({t.n_runs} runs) | {rule} | choices {row[rule]} | | | | |" for rule in RULES]
+    w = "; ".join(", ".join(f"{n} {v:.2f}" for n, v in ws.items()) for ws in row["ens_w"])
+    return lines + [f"| same real table | ensemble weights per seed triple | {w} | | | | |"]
 
 
 def _print_world(r: dict) -> None:
