@@ -3,7 +3,7 @@ today's rule and the ensemble rules) on synthetic worlds with a known optimum, t
 
     python bench/law_uniform.py --domains 8 --runs 16,64 --worlds 25 --seed0 700 --out uni8.jsonl   # appends per world
     python bench/law_uniform.py --replay uni8.jsonl,uni17.jsonl                                    # the table again
-    python bench/law_uniform.py --cv-from rep64.jsonl --laws transfer --out reg64.jsonl   # regret of auto's rules only
+    python bench/law_uniform.py --cv-from rep64.jsonl --laws transfer,ensemble --out reg64.jsonl   # auto's rules only
 A stopped run is resumed by the same command (worlds already in --out are skipped).
 
 Place in the flow: laws/synthetic.World (truth) -> proxy table -> every auto candidate fitted and cross-validated
@@ -47,6 +47,7 @@ from mixtrain.laws.optim.sampled import propose  # noqa: E402
 
 from law_choice import world_fits  # noqa: E402  (bench/law_choice.py, next to this file)
 
+RISK_QUANTILE = [None]  # --risk-quantile: the optimiser's shrink quantile (None: its default, 0.6)
 AUTO_RULES = ("auto (today: band + order)", "auto (ensemble if tied)", "auto (ensemble always)")
 
 
@@ -73,14 +74,15 @@ def world_row(k: int, n: int, seed: int, candidates: int, bootstrap: int, only=N
     row.update(uniform=uni - opt, laws={})
     today = decide(scores)[0]
     if only:
-        laws = {m: v for m, v in laws.items() if m in only or m in (today, "ensemble")}
+        laws = {m: v for m, v in laws.items() if m in only or m == today}
     for name, law in laws.items():
         t0 = time.time()
         if isinstance(law, str):
             row["laws"][name] = {"refused": law[:200], "regret": None}
             continue
         try:
-            p = propose(law, world.s_ref, natural=natural, candidates=candidates, bootstrap=bootstrap, seed=seed)
+            p = propose(law, world.s_ref, natural=natural, candidates=candidates, bootstrap=bootstrap, seed=seed,
+                        **({"risk_quantile": RISK_QUANTILE[0]} if RISK_QUANTILE[0] is not None else {}))
         except ValueError as e:
             row["laws"][name] = {"refused": str(e)[:200], "regret": None}
             continue
@@ -104,7 +106,7 @@ def summary(rows: list[dict]) -> list[str]:
     for (k, n), rs in sorted(groups.items(), key=lambda x: str(x[0])):
         names = list(dict.fromkeys(m for r in rs for m in r["laws"])) + list(AUTO_RULES)
         for m in names:
-            got = [r["laws"][r["auto"][m]] if m in AUTO_RULES else r["laws"].get(m) for r in rs]
+            got = [r["laws"].get(r["auto"][m]) if m in AUTO_RULES else r["laws"].get(m) for r in rs]
             got = [g for g in got if g is not None]
             ok = [g for g in got if g.get("regret") is not None]
             if not got:
@@ -129,12 +131,14 @@ def main() -> None:
     ap.add_argument("--candidates", type=int, default=4000)
     ap.add_argument("--bootstrap", type=int, default=20)
     ap.add_argument("--out", default=None, help="append each world's row here (JSON lines), as it finishes")
-    ap.add_argument("--laws", default=None, help="propose only these laws (comma list; auto's choice and the "
-                    "ensemble always): the decision-regret comparison of bench/law_choice.py --regret-from")
+    ap.add_argument("--laws", default=None, help="propose only these laws (comma list, 'ensemble' included; auto's "
+                    "choice always): the decision-regret comparison of bench/law_choice.py --regret-from")
+    ap.add_argument("--risk-quantile", type=float, default=None, help="the optimiser's shrink quantile (default 0.6)")
     ap.add_argument("--cv-from", default=None, help="bench/law_choice.py --dump files: only their worlds, with their "
                     "per-seed CV numbers (no cross-validation here)")
     ap.add_argument("--replay", default=None, help="no fitting: the table from --out files (comma list)")
     args = ap.parse_args()
+    RISK_QUANTILE[0] = args.risk_quantile
     if args.replay:
         rows = []
         for path in args.replay.split(","):
