@@ -92,7 +92,7 @@ def world_row(k: int, n: int, seed: int, candidates: int, bootstrap: int, only=N
                              "seconds": time.time() - t0}
     row["auto"] = {AUTO_RULES[0]: today, AUTO_RULES[1]: "ensemble" if len(band(scores)) > 1 else today,
                    AUTO_RULES[2]: "ensemble"}
-    row["ensemble_weights"] = laws["ensemble"].report["ensemble"]["weights"]
+    row["ensemble_weights"] = laws["ensemble"].report["ensemble"]["weights"] if "ensemble" in laws else None
     return row
 
 
