@@ -65,6 +65,8 @@ def test_ensemble_fit_predicts_the_weighted_members_and_round_trips(tmp_path):
     W, s = table.W[:5], table.steps[:5]
     mix = sum(v * law.members[n].predict(W, s) for n, v in rep["weights"].items())
     np.testing.assert_allclose(law.predict(W, s), mix, rtol=1e-12)
+    zero = law.predict(np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 0.5, 0.5, 0.0]]), [1000, 1000])
+    assert np.all(np.isfinite(zero)) and np.all(zero > 0)  # a weight of 0 stays finite, as for every member
     # the weights are fixed for refits: the ensemble's own CV ran (fold clones refit only the members)
     assert law.report["cv"].get("error") is None and law.report["cv"]["n"] == 10
     path = tmp_path / "ensemble.json"
