@@ -26,6 +26,10 @@ parameters): over 16 runs the top-1 regret is one noisy draw. It chose lightgbm 
    development worlds (bench/law_choice.py --seed0 800: transfer 0.974, exp 0.968, loglinear 0.812,
    ridge 0.854 (kept after loglinear: more parameters), bimix 0.741, lightgbm 0.685), not the report
    worlds (700+). Before issue 32's follow-up: ridge stayed unless a law beat it under every seed by 0.05.
+4. Optional (`ensemble=`, default `AUTO_ENSEMBLE` "never"): "always" writes the CV-weighted ensemble of the
+   candidates (laws/ensemble.py, built from these same scores), "tied" does so when the band holds several laws.
+   Measured in issue 32's second round and not made the default: on the development worlds the band rule ranked
+   better; on the report worlds the ensemble did (docs/law_choice.md, BENCHMARKS.md).
 Laws that cannot fit the table or whose CV fails are skipped with the reason; `scaling` is never a
 candidate (laws/__init__.py says why).
 """
