@@ -1,22 +1,29 @@
-"""Benchmark: does `law="auto"` flip on noise? Three rules on synthetic worlds and a real table: the former rule
+"""Benchmark: does `law="auto"` flip on noise? Five rules on synthetic worlds and a real table: the former rule
 (one 5-fold split, lowest top-1/top-3 regret, ties to the fewest parameters), the first issue-32 rule
-(ridge+margin: ridge unless a law beats it under every fold seed by 0.05) and laws/law_choice.decide (new).
+(ridge+margin: ridge unless a law beats it under every fold seed by 0.05), laws/law_choice.decide (new: band +
+order), and two with the CV-weighted ensemble (laws/ensemble.py): "ensemble-if-tied" (the ensemble when the band
+holds several laws) and "ensemble" (always).
 
     python bench/law_choice.py [--worlds 12] [--runs 16,64] [--domains 8] [--real results/held-out-size-2026-12-04/table.csv]
                                [--dump rows.jsonl]     # each world's per-seed CV scores, one JSON line per world
-    python bench/law_choice.py --replay rows.jsonl      # the tables again from a dump, without fitting
+    python bench/law_choice.py --fill old.jsonl --dump new.jsonl    # add pred_H to an older dump (refits, no CV)
+    python bench/law_choice.py --replay a.jsonl,b.jsonl [--regret-from uniform.jsonl] [--temperature 0.04]
+                                                        # the tables again from dumps, without fitting
 
 Place in the flow: laws/synthetic.World (truth) -> proxy table -> every law's cross-validation under 9 fold
 seeds -> every rule replayed on the same CV numbers -> stability, held-out ranking, decision regret.
 
 Per world (paired: every rule sees the same CV results):
 * stability under fold reseeding: the former rule chooses once per fold seed in {0, 3, 6}; the others once per
-  seed triple {0,1,2}, {3,4,5}, {6,7,8}. Stable = the 3 choices agree.
+  seed triple {0,1,2}, {3,4,5}, {6,7,8}. Stable = the 3 choices agree. The ensemble's name cannot flip, its
+  weights can: the largest TV between the triples' weights, and how alike the triples' ensembles rank. For every
+  issue-32 rule, "models agree": the mean over worlds of the lowest Spearman between the fresh-mixture rankings of
+  the models it writes under the three triples (1.000: the same model; a flip between two laws shows as < 1).
 * held-out ranking: every law fitted on all runs ranks 200 fresh mixtures (the same design) by predicted mean
-  loss; Spearman against the true mean loss. Reported: the chosen law's rank among the candidates (1 = best)
-  and whether it is the worst.
-* decision regret (with --regret): the default optimiser (ridge's check law rule, 4,000 candidates, 5 refits)
-  with the chosen law, true regret against the world's optimum.
+  loss; Spearman against the true mean loss (the ensemble: its members' predictions weighted by the triple's
+  scores). Reported: the mean over worlds, and how often the choice is the worst candidate.
+* decision regret (--regret-from): the true regret of the default optimiser's mixture with the seed-0 choice,
+  read from bench/law_uniform.py's rows for the same world seeds (every law and the ensemble proposed there).
 The real table: one size's runs (the largest count), stability only (no truth for the other two).
 """
 
@@ -35,10 +42,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mixtrain.laws import LAWS, spearman  # noqa: E402
 from mixtrain.laws.cross_validation import cross_validate  # noqa: E402
-from mixtrain.laws.law_choice import cv_score, decide
+from mixtrain.laws.ensemble import ENSEMBLE_TEMPERATURE, ensemble_weights  # noqa: E402
+from mixtrain.laws.law_choice import band, cv_score, decide  # noqa: E402
 
 AUTO_MARGIN, DEFAULT_LAW = 0.05, "ridge"  # the first issue-32 rule's settings, replayed as a baseline  # noqa: E402
-from mixtrain.laws.optim.sampled import propose  # noqa: E402
 from mixtrain.laws.synthetic import World  # noqa: E402
 from mixtrain.laws.table import read_table  # noqa: E402
 
@@ -105,55 +112,113 @@ def _slim(cvs: dict) -> dict:
     return {n: [{**{k: c.get(k) for k in keys}, "score": cv_score(c)} for c in res] for n, res in cvs.items()}
 
 
-def world_row(k: int, n: int, seed: int, regret: bool) -> dict:
+def world_row(k: int, n: int, seed: int) -> dict:
+    return world_fits(k, n, seed)[3]
+
+
+def world_fits(k: int, n: int, seed: int, cv_row: dict | None = None) -> tuple:
+    """(world, proxy table, every candidate law fitted on all runs, the world's row): bench/law_uniform.py reuses it.
+    With `cv_row` (a --dump row of the same world) its per-seed CV numbers are reused: the laws are only refitted
+    on all runs (deterministic), for the fresh mixtures' predictions."""
     world = World(k, seed)
     table = world.proxy_table(n, seed=seed)
-    fitted, cvs = cv_all(table)
+    if cv_row is None:
+        fitted, cvs = cv_all(table)
+        cvs = _slim(cvs)
+    else:
+        cvs = cv_row["cv"]
+        fitted = {name: LAWS[name]().fit(table, cv_folds=0) for name in cvs}
     for name, law in fitted.items():
         _params[name] = law.n_params()
-    cvs = _slim(cvs)
     rng = np.random.default_rng(10_000 + seed)
     c = np.exp(rng.uniform(np.log(0.3), np.log(3.0), 200))
     H = np.array([rng.dirichlet(ci * k * world.natural + 1e-3) for ci in c])
     truth = world.loss(H, np.full(200, world.s_ref)).mean(axis=1)
-    rho = {name: spearman(law._predict(H, np.full(200, world.s_ref)).mean(axis=1), truth) for name, law in fitted.items()}
+    pred = {name: law._predict(H, np.full(200, world.s_ref)).mean(axis=1) for name, law in fitted.items()}
+    rho = {name: spearman(p, truth) for name, p in pred.items()}
     row = {"k": k, "n": n, "seed": seed, "rho": rho, "cv": cvs,
-           "n_params": {name: law.n_params() for name, law in fitted.items()}}
-    rules = replay(row)
-    if regret:
-        opt = world.mean_loss(world.optimum())
-        row["regret"] = {}
-        for name in {r[0] for r in rules.values()}:
-            p = propose(fitted[name], world.s_ref, candidates=4000, bootstrap=5, seed=seed)
-            row["regret"][name] = world.mean_loss(np.array(list(p.weights.values()))) - opt
-    return row
+           "n_params": {name: law.n_params() for name, law in fitted.items()},
+           # every law's predicted mean loss of the 200 fresh mixtures: the ensemble is replayed from these
+           "pred_H": {name: np.round(p, 6).tolist() for name, p in pred.items()}, "truth_H": np.round(truth, 6).tolist()}
+    replay(row)
+    return world, table, fitted, row
 
 
-RULES = ("former", "ridge+margin", "new")
+RULES = ("former", "ridge+margin", "new", "ensemble-if-tied", "ensemble")
+TRIPLES = ([0, 1, 2], [3, 4, 5], [6, 7, 8])
+TEMPERATURE = [ENSEMBLE_TEMPERATURE]  # --temperature replays the ensemble with another one
 
 
 def replay(row: dict) -> dict[str, list[str]]:
-    """Each rule's 3 choices (fold seeds / seed triples) from a row's per-seed CV numbers; sets row[rule]."""
+    """Each rule's 3 choices (fold seeds / seed triples) from a row's per-seed CV numbers; sets row[rule].
+    The ensemble rules: "ensemble" always (laws/ensemble.py, weights from the triple's scores), "ensemble-if-tied"
+    when the band of laws/law_choice.py holds several laws, else the band's single law. With the fresh mixtures'
+    predictions (pred_H), row["rho_ens"] is the ensemble's held-out Spearman under each triple."""
     _params.update(row["n_params"])
     out = dict(zip(RULES, choices(row["cv"], row["n"])))
+    ok = {n: c for n, c in row["cv"].items() if row["n"] >= getattr(LAWS[n], "auto_min_runs", 0)}
+    weights, tied = [], []
+    for t in TRIPLES:
+        sc = {n: [c[s]["score"] for s in t] for n, c in ok.items()}
+        weights.append(ensemble_weights(sc, TEMPERATURE[0]))
+        tied.append(len(band(sc)) > 1)
+    out["ensemble"] = ["ensemble" if len(ok) > 1 else ch for ch in out["new"]]
+    out["ensemble-if-tied"] = ["ensemble" if tie else ch for tie, ch in zip(tied, out["new"])]
     row.update(out)
+    row["ens_w"] = weights
+    if "pred_H" in row:
+        truth = np.array(row["truth_H"])
+        preds = [sum(v * np.array(row["pred_H"][n]) for n, v in w.items()) for w in weights]
+        row["rho_ens"] = [spearman(p, truth) for p in preds]
+        row["ens_agree"] = min(spearman(preds[0], p) for p in preds[1:])  # the triples' ensembles rank alike?
+        # every rule: do the models it writes under the 3 triples rank the fresh mixtures alike (1: the same model)?
+        model = lambda ch, i: preds[i] if ch == "ensemble" else np.array(row["pred_H"][ch])  # noqa: E731
+        row["agree"] = {rule: min(spearman(model(out[rule][0], 0), model(ch, i)) for i, ch in enumerate(out[rule]))
+                        for rule in RULES[1:]}
     return out
+
+
+def _rho(r: dict, rule: str) -> float:
+    """Held-out Spearman of the rule's seed-0 choice (the ensemble's under triple 0)."""
+    return r["rho_ens"][0] if r[rule][0] == "ensemble" else r["rho"][r[rule][0]]
+
+
+def _tv(a: dict, b: dict) -> float:
+    return 0.5 * sum(abs(a.get(n, 0.0) - b.get(n, 0.0)) for n in set(a) | set(b))
 
 
 def summary(rows: list[dict], label: str) -> list[str]:
     out = []
+    has_h = bool(rows) and all("rho_ens" in r for r in rows)
     for rule in RULES:
-        ranked = [sorted(r["rho"], key=r["rho"].get, reverse=True) for r in rows]
+        if rule.startswith("ensemble") and not has_h:
+            continue
         stable = np.mean([len(set(r[rule])) == 1 for r in rows])
-        worst = np.mean([rk.index(r[rule][0]) + 1 == len(rk) for r, rk in zip(rows, ranked)])
-        rho = np.mean([r["rho"][r[rule][0]] for r in rows])
+        worst = np.mean([_rho(r, rule) < min(r["rho"].values()) + 1e-12 for r in rows])
+        rho = np.mean([_rho(r, rule) for r in rows])
         chosen = {n: sum(r[rule][0] == n for r in rows) for n in sorted({r[rule][0] for r in rows})}
-        out.append(f"| {label} | {rule} | {100 * stable:.0f}% | {rho:.3f} | {100 * worst:.0f}% | {chosen} |")
-    if rows and "regret" in rows[0]:
-        med = {rule: np.median([r["regret"][r[rule][0]] for r in rows]) for rule in RULES}
-        out.append(f"| {label} | decision regret (median, seed-0 choice) | " +
-                   " | ".join(f"{k} {v:.4f}" for k, v in med.items()) + " | |")
+        reg = ""
+        if all(r.get("regret") and r[rule][0] in r["regret"] for r in rows):
+            v = [r["regret"][r[rule][0]] for r in rows]
+            reg = f"{np.median(v):.4f} / {np.mean(v):.4f}"
+        agree = f" (models agree {np.mean([r['agree'][rule] for r in rows]):.4f})" if has_h and rule in rows[0]["agree"] else ""
+        out.append(f"| {label} | {rule} | {100 * stable:.0f}%{agree} | {rho:.3f} | {100 * worst:.0f}% | {reg} | {chosen} |")
+    if has_h:
+        tv = [max(_tv(r["ens_w"][0], w) for w in r["ens_w"][1:]) for r in rows]
+        out.append(f"| {label} | ensemble weights across triples | largest TV median {np.median(tv):.3f}, max "
+                   f"{np.max(tv):.3f}; the triples' ensembles rank the fresh mixtures alike: Spearman min "
+                   f"{min(r['ens_agree'] for r in rows):.4f} | | | | |")
     return out
+
+
+def join_regret(rows: list[dict], path: str) -> None:
+    """Each world's true decision regret per law (bench/law_uniform.py rows of the same world seeds) -> row["regret"]."""
+    with open(path) as f:
+        got = {(d["k"], d["n"], d["seed"]): d for d in (json.loads(x) for x in f if x.strip())}
+    for r in rows:
+        d = got.get((r["k"], r["n"], r["seed"]))
+        if d is not None:
+            r["regret"] = {m: v["regret"] for m, v in d["laws"].items() if v.get("regret") is not None}
 
 
 def main() -> None:
@@ -162,17 +227,35 @@ def main() -> None:
     ap.add_argument("--runs", default="16,64")
     ap.add_argument("--domains", default="8")
     ap.add_argument("--seed0", type=int, default=700)
-    ap.add_argument("--regret", action="store_true", help="also the decision regret at the largest run count")
-    ap.add_argument("--real", default=None, help="a real observation table (one size is used)")
+    ap.add_argument("--real", default=None, help="real observation tables, comma list: collect CSVs or law.json "
+                    "files (their fitting table); one size is used")
     ap.add_argument("--dump", default=None, help="append each world's per-seed CV scores here (JSON lines)")
-    ap.add_argument("--replay", default=None, help="no fitting: replay the rules on a --dump file")
+    ap.add_argument("--replay", default=None, help="no fitting: replay the rules on a --dump file (comma list)")
+    ap.add_argument("--regret-from", default=None, help="bench/law_uniform.py --out file of the same worlds: "
+                    "adds each rule's decision regret (median / mean, seed-0 choice)")
+    ap.add_argument("--fill", default=None, help="a dump without pred_H (older bench): refit each world's laws (no "
+                    "CV), add the fresh mixtures' predictions, append to --dump")
+    ap.add_argument("--temperature", type=float, default=ENSEMBLE_TEMPERATURE, help="the ensemble's (replay)")
     args = ap.parse_args()
     t0 = time.time()
-    lines = ["| setting | rule | stable under fold reseeding | held-out mean-loss Spearman of the choice | worst of the candidates | chosen (seed 0) |",
-             "|---|---|---|---|---|---|"]
+    TEMPERATURE[0] = args.temperature
+    lines = ["| setting | rule | stable under fold reseeding | held-out mean-loss Spearman of the choice | worst of the "
+             "candidates | decision regret median / mean | chosen (seed 0) |", "|---|---|---|---|---|---|---|"]
+    if args.fill:  # older dumps without the fresh mixtures' predictions: refit (no CV) and add them
+        with open(args.fill) as f:
+            for old in (json.loads(x) for x in f if x.strip()):
+                row = world_fits(old["k"], old["n"], old["seed"], cv_row=old)[3]
+                with open(args.dump, "a") as g:
+                    g.write(json.dumps(row) + "\n")
+                print(f"filled world {old['seed']} k={old['k']} n={old['n']}", file=sys.stderr)
+        return
     if args.replay:
-        with open(args.replay) as f:
-            rows = [json.loads(x) for x in f if x.strip()]
+        rows = []
+        for path in args.replay.split(","):
+            with open(path) as f:
+                rows += [json.loads(x) for x in f if x.strip()]
+        if args.regret_from:
+            join_regret(rows, args.regret_from)
         groups: dict = {}
         for r in rows:
             groups.setdefault((r["k"], r["n"]), []).append(r)
@@ -188,24 +271,39 @@ def main() -> None:
         for n in runs:
             rows = []
             for s in tqdm(range(args.worlds), desc=f"{k} domains, {n} runs", file=sys.stderr):
-                rows.append(world_row(k, n, args.seed0 + s, args.regret and n == max(runs)))
+                rows.append(world_row(k, n, args.seed0 + s))
                 _print_world(rows[-1])
                 if args.dump:
                     with open(args.dump, "a") as f:
                         f.write(json.dumps(rows[-1]) + "\n")
-            lines += summary(rows, f"{k} domains, {n} runs, {args.worlds} worlds")
-    if args.real:
-        t = read_table(args.real)
-        if t.num_params is not None:
-            sizes, counts = np.unique(t.num_params, return_counts=True)
-            t = t.subset(t.num_params == sizes[np.argmax(counts)])
-        fitted, cvs = cv_all(t)
-        for name, law in fitted.items():
-            _params[name] = law.n_params()
-        for rule, ch in zip(RULES, choices(_slim(cvs), t.n_runs)):
-            lines.append(f"| real table {args.real} ({t.n_runs} runs) | {rule} | choices {ch} | | | |")
+            lines += summary(rows, f"{k} domains, {n} runs, {args.worlds} worlds") if rows else []
+    for path in (args.real.split(",") if args.real else []):
+        lines += real_table(path, args.dump)
     print("\n".join(lines))
     print(f"\n{time.time() - t0:.0f} s")
+
+
+def real_table(path: str, dump: str | None) -> list[str]:
+    """Every rule's 3 choices on a real table (a collect CSV, or a law.json's fitting table); one size's runs."""
+    if path.endswith(".json"):
+        from mixtrain.laws import load_law
+
+        t = load_law(path).table
+    else:
+        t = read_table(path)
+    if t.num_params is not None:
+        sizes, counts = np.unique(t.num_params, return_counts=True)
+        t = t.subset(t.num_params == sizes[np.argmax(counts)])
+    fitted, cvs = cv_all(t)
+    row = {"k": len(t.train_domains), "n": t.n_runs, "seed": path, "cv": _slim(cvs), "rho": {},
+           "n_params": {name: law.n_params() for name, law in fitted.items()}}
+    replay(row)
+    if dump:
+        with open(dump + ".real", "a") as f:
+            f.write(json.dumps(row) + "\n")
+    lines = [f"| real table {path} ({t.n_runs} runs) | {rule} | choices {row[rule]} | | | | |" for rule in RULES]
+    w = "; ".join(", ".join(f"{n} {v:.2f}" for n, v in ws.items()) for ws in row["ens_w"])
+    return lines + [f"| same real table | ensemble weights per seed triple | {w} | | | | |"]
 
 
 def _print_world(r: dict) -> None:

@@ -15,8 +15,9 @@ Place in the flow: `mixtrain.fitting.collect` -> table.csv -> **fit.py** -> law.
 weights.yaml (mixing=manual mixing.weights_file=weights.yaml).
 
 --law: ridge (default), bimix, exp, loglinear, transfer, lightgbm (extra mixtrain[surrogate]), scaling
-(across model sizes: needs num_params and tokens columns; never chosen by auto) or auto (criterion in
-mixtrain/laws/law_choice.py: repeated cross-validation, ridge unless clearly beaten). The target of --optimize (--step / --tokens,
+(across model sizes: needs num_params and tokens columns; never chosen by auto), ensemble (the auto
+candidates averaged with weights from their cross-validated scores, laws/ensemble.py) or auto (criterion in
+mixtrain/laws/law_choice.py: repeated cross-validation, a tolerance band and a fixed order). The target of --optimize (--step / --tokens,
 --params for scaling, repetition from --data-dir / --domain-tokens): fit_target.py. A fit with no more runs
 than its fitted mixture parameters is refused. Fitting prints per-domain in-sample R^2 and MRE, the
 cross-validated (group k-fold over runs) Spearman next to the own-weight baseline, and what a
@@ -96,6 +97,10 @@ def quality_table(law: MixingLaw) -> str:
                             if cv["regret_top1"] > cv["baseline_regret_top1"] + 1e-12 else ""))
     for note in r.get("notes", []):
         lines.append(f"note: {note}")
+    ens = r.get("ensemble")
+    if ens:  # laws/ensemble.py: the members and their weights from the cross-validated scores
+        lines.append("ensemble: " + ", ".join(f"{n} {v:.3f}" for n, v in ens["weights"].items())
+                     + f" (weights ∝ exp(-CV score / {ens['temperature']:g}))")
     auto = r.get("auto")
     if auto:
         lines.append(f"auto: chose {auto['chosen']} ({auto['criterion']})")

@@ -32,7 +32,8 @@ log space), transfer (bimix on an effective proportion with shrunk cross-domain 
 (regularised regression on the whole mixture with pairwise terms, laws/surrogate.py) and
 lightgbm (RegMix's gradient-boosted trees, optional extra `mixtrain[surrogate]`, laws/trees.py) and
 scaling (Shukor et al.'s additive law across model size N and tokens D, laws/scaling_mixing.py;
-needs the table's num_params and tokens columns).
+needs the table's num_params and tokens columns) and ensemble (the auto candidates averaged with weights
+from their cross-validated scores, laws/ensemble.py; never an auto candidate itself).
 The separable laws (bimix, transfer's own-weight core) cannot represent transfer between domains.
 """
 

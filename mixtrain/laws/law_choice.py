@@ -26,6 +26,10 @@ parameters): over 16 runs the top-1 regret is one noisy draw. It chose lightgbm 
    development worlds (bench/law_choice.py --seed0 800: transfer 0.974, exp 0.968, loglinear 0.812,
    ridge 0.854 (kept after loglinear: more parameters), bimix 0.741, lightgbm 0.685), not the report
    worlds (700+). Before issue 32's follow-up: ridge stayed unless a law beat it under every seed by 0.05.
+4. Optional (`ensemble=`, default `AUTO_ENSEMBLE` "never"): "always" writes the CV-weighted ensemble of the
+   candidates (laws/ensemble.py, built from these same scores), "tied" does so when the band holds several laws.
+   Measured in issue 32's second round and not made the default: on the development worlds the band rule ranked
+   better; on the report worlds the ensemble did (docs/law_choice.md, BENCHMARKS.md).
 Laws that cannot fit the table or whose CV fails are skipped with the reason; `scaling` is never a
 candidate (laws/__init__.py says why).
 """
@@ -39,13 +43,15 @@ import numpy as np
 
 from mixtrain.laws.base import MixingLaw
 from mixtrain.laws.cross_validation import TOP_K, cross_validate
+from mixtrain.laws.law_registry import discover_laws
 from mixtrain.laws.table import ObservationTable
 
 AUTO_REPEATS = 3
 AUTO_TOLERANCE = 0.08
 PREFERENCE = ("transfer", "exp", "loglinear", "ridge", "bimix", "lightgbm")
+AUTO_ENSEMBLE = "never"  # "never" | "tied" (the band holds several laws -> laws/ensemble.py) | "always"
 
-__all__ = ["AUTO_REPEATS", "AUTO_TOLERANCE", "PREFERENCE", "choose_law", "cv_score", "decide"]
+__all__ = ["AUTO_REPEATS", "AUTO_ENSEMBLE", "AUTO_TOLERANCE", "PREFERENCE", "band", "choose_law", "cross_validated", "cv_score", "decide"]
 
 
 def cv_score(cv: Mapping[str, Any]) -> float | None:
@@ -88,18 +94,16 @@ def _candidate(cls, table: ObservationTable, folds: int, seeds: list[int], impor
     return law, entry
 
 
-def choose_law(laws: Mapping[str, type], table: ObservationTable, *, cv_folds: int = 5, seed: int = 0,
-               importance: Mapping[str, float] | None = None, repeats: int = AUTO_REPEATS,
-               tolerance: float = AUTO_TOLERANCE, preference: tuple[str, ...] = PREFERENCE) -> MixingLaw:
-    """The auto choice among `laws` (name -> class) on `table` (module docstring); report in `law.report["auto"]`."""
+def cross_validated(laws: Mapping[str, type], table: ObservationTable, *, cv_folds: int, seeds: list[int],
+                    importance=None) -> tuple[dict[str, MixingLaw], dict[str, dict[str, Any]]]:
+    """(name -> fitted law, name -> its CV entry with per-seed `scores`) for every auto candidate in `laws`;
+    shared by `choose_law` and the ensemble law (laws/ensemble.py). Raises ValueError if none fits."""
     folds = max(cv_folds, 2)
-    seeds = [seed + r for r in range(max(1, repeats))]
     fitted: dict[str, MixingLaw] = {}
     candidates: dict[str, dict[str, Any]] = {}
     for name, cls in laws.items():
         if not getattr(cls, "auto_candidate", True):
-            candidates[name] = {"error": "not an auto candidate (it extrapolates across model sizes; "
-                                "fit it by name: --law scaling)"}
+            candidates[name] = {"error": getattr(cls, "auto_note", "not an auto candidate; fit it by name")}
             continue
         law, entry = _candidate(cls, table, folds, seeds, importance)
         candidates[name] = entry
@@ -108,13 +112,35 @@ def choose_law(laws: Mapping[str, type], table: ObservationTable, *, cv_folds: i
     if not fitted:
         raise ValueError("auto: no law could be fitted and cross-validated on the table "
                          f"{table.source}: " + "; ".join(f"{n}: {c.get('error')}" for n, c in candidates.items()))
-    chosen, why = decide({n: candidates[n]["scores"] for n in fitted}, tolerance=tolerance, preference=preference)
-    law_obj = fitted[chosen]
+    return fitted, candidates
+
+
+def choose_law(laws: Mapping[str, type], table: ObservationTable, *, cv_folds: int = 5, seed: int = 0,
+               importance: Mapping[str, float] | None = None, repeats: int = AUTO_REPEATS,
+               tolerance: float = AUTO_TOLERANCE, preference: tuple[str, ...] = PREFERENCE,
+               ensemble: str = AUTO_ENSEMBLE) -> MixingLaw:
+    """The auto choice among `laws` (name -> class) on `table` (module docstring); report in `law.report["auto"]`."""
+    seeds = [seed + r for r in range(max(1, repeats))]
+    fitted, candidates = cross_validated(laws, table, cv_folds=cv_folds, seeds=seeds, importance=importance)
+    scores = {n: candidates[n]["scores"] for n in fitted}
+    chosen, why = decide(scores, tolerance=tolerance, preference=preference)
+    tied = band(scores, tolerance)
+    if (ensemble == "always" and len(fitted) > 1) or (ensemble == "tied" and len(tied) > 1):
+        # by name from the registry: laws/ensemble.py imports this module (no import cycle)
+        law_obj = discover_laws()["ensemble"].from_candidates(table, fitted, candidates, seeds=seeds, cv_folds=cv_folds,
+                                              importance=importance)
+        why = (f"the band holds {sorted(tied)}: " if ensemble == "tied" else "") + \
+            f"the CV-weighted ensemble {law_obj.report['ensemble']['weights']} (the single-law rule: {why})"
+        chosen = "ensemble"
+    else:
+        law_obj = fitted[chosen]
+    rule = {"tied": "; the CV-weighted ensemble of the candidates (laws/ensemble.py) when that band holds several laws",
+            "always": "; written: the CV-weighted ensemble of the candidates (laws/ensemble.py)"}.get(ensemble, "")
     law_obj.report["auto"] = {
         "chosen": chosen,
         "criterion": (f"the first law in the order {', '.join(preference)} whose mean score over {len(seeds)} fold "
                       f"seeds is within {tolerance:g} of the lowest (score: 0.5 x decision regret / random-pick regret, mean of top-1 and "
-                      f"top-{TOP_K}, + 0.5 x (1 - mean-loss Spearman)); flexible laws need enough runs"),
+                      f"top-{TOP_K}, + 0.5 x (1 - mean-loss Spearman)); flexible laws need enough runs{rule}"),
         "why": why,
         "fold_seeds": seeds,
         "candidates": candidates,
@@ -127,8 +153,15 @@ def decide(scores: Mapping[str, list[float]], *, tolerance: float = AUTO_TOLERAN
     """(chosen law, why) from each candidate's per-fold-seed scores (lower is better): module docstring, step 3."""
     mean = {n: float(np.mean(v)) for n, v in scores.items()}
     best = min(mean, key=mean.get)
-    tied = [n for n in scores if mean[n] <= mean[best] + tolerance]
+    tied = band(scores, tolerance)
     order = {n: i for i, n in enumerate(preference)}
     chosen = min(tied, key=lambda n: (order.get(n, len(order)), mean[n]))
     return chosen, (f"first in the preference order among {sorted(tied)} (mean score within {tolerance:g} of the "
                     f"lowest, {best} {mean[best]:.3f}); {chosen} {mean[chosen]:.3f}")
+
+
+def band(scores: Mapping[str, list[float]], tolerance: float = AUTO_TOLERANCE) -> list[str]:
+    """The laws whose mean score over the fold seeds is within `tolerance` of the lowest."""
+    mean = {n: float(np.mean(v)) for n, v in scores.items()}
+    best = min(mean.values())
+    return [n for n in scores if mean[n] <= best + tolerance]

@@ -35,6 +35,7 @@ class ScalingMixingLaw(MixingLaw):
     formula = FORMULA + "   [N = num_params, D = tokens]"
     defaults = {"target_params": None, "huber_delta": 1e-3, "max_nfev": 2000}
     auto_candidate = False  # see module docstring
+    auto_note = "not an auto candidate (it extrapolates across model sizes; fit it by name: --law scaling)"
     _fit_rows: ObservationTable | None = None
 
     def n_params(self) -> int:
