@@ -178,12 +178,18 @@ def _tied_with(law, truth):
     from mixtrain.laws.law_choice import AUTO_TOLERANCE, PREFERENCE
 
     c = law.report["auto"]["candidates"]
-    assert len(c[law.name]["scores"]) == len(law.report["auto"]["fold_seeds"]) == 3
+    name = law.report["auto"]["single_law"]  # the band rule's answer (written with ensemble="never")
+    assert len(c[name]["scores"]) == len(law.report["auto"]["fold_seeds"]) == 3
     best = min(e["score"] for e in c.values() if "score" in e)
-    assert c[law.name]["score"] <= best + AUTO_TOLERANCE, c
-    assert c[law.name]["score"] <= c[truth]["score"] + AUTO_TOLERANCE, c
-    for earlier in PREFERENCE[:PREFERENCE.index(law.name)]:
+    assert c[name]["score"] <= best + AUTO_TOLERANCE, c
+    assert c[name]["score"] <= c[truth]["score"] + AUTO_TOLERANCE, c
+    for earlier in PREFERENCE[:PREFERENCE.index(name)]:
         assert "score" not in c.get(earlier, {}) or c[earlier]["score"] > best + AUTO_TOLERANCE, c
+    # written: the CV-weighted ensemble, whose heaviest member is in that band (the lowest score weighs most)
+    assert law.name == "ensemble"
+    weights = law.report["ensemble"]["weights"]
+    assert abs(sum(weights.values()) - 1) < 1e-6 and set(weights) <= {n for n, e in c.items() if "score" in e}
+    assert c[max(weights, key=weights.get)]["score"] == best
 
 
 def test_auto_on_exp_data_decides_as_well_as_exp():
@@ -444,14 +450,14 @@ def test_auto_is_stable_under_fold_reseeding_when_two_laws_tie(monkeypatch):
     laws = _fake_laws(monkeypatch, spec)
     exp_lower = {bool(np.mean(d[s:s + 3]) < 0) for s in (0, 3, 6)}
     assert exp_lower == {True, False}  # the lower mean swaps between the triples: a lowest-score rule would flip
-    chosen = {choose_law(laws, bimix_table(), cv_folds=3, seed=s).name for s in (0, 3, 6)}
+    chosen = {choose_law(laws, bimix_table(), cv_folds=3, seed=s, ensemble="never").name for s in (0, 3, 6)}
     assert chosen == {min(("exp", "transfer"), key=PREFERENCE.index)}
 
 
 def _choose(laws):
     from mixtrain.laws.law_choice import choose_law
 
-    return choose_law(laws, bimix_table(), cv_folds=3)
+    return choose_law(laws, bimix_table(), cv_folds=3, ensemble="never")  # the band rule alone
 
 
 def test_auto_skips_trees_below_their_run_count():
@@ -460,4 +466,5 @@ def test_auto_skips_trees_below_their_run_count():
 
     law = choose_law({k: LAWS[k] for k in ("ridge", "lightgbm", "bimix")}, bimix_table(n_runs=10), cv_folds=3)
     assert "from 64 runs on" in law.report["auto"]["candidates"]["lightgbm"]["error"]
-    assert law.name in ("ridge", "bimix")
+    assert law.report["auto"]["single_law"] in ("ridge", "bimix")
+    assert law.name == "ensemble" and set(law.report["ensemble"]["weights"]) <= {"ridge", "bimix"}  # no tree member
