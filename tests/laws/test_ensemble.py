@@ -18,29 +18,6 @@ def bimix_table(n_runs=10):
     return synthetic_table(loss, dirichlet_mixtures(4, n_runs, seed=1), [100, 400, 1000], DOMAINS, noise=0.002, seed=1)
 
 
-def _fake_laws(monkeypatch, spec):
-    """name -> a law class whose CV under fold seed s has decision regret spec[name][0][s] (random pick 1) and
-    mean-loss Spearman spec[name][1] (it fits and predicts as bimix): the auto rule sees exactly these numbers."""
-    import mixtrain.laws.law_choice as choice
-
-    def cv(regret, rho):
-        return {"regret_top1": regret, "regret_topk": regret, "regret_random": 1.0, "mean_loss_spearman": rho,
-                "mean_spearman": 0.9, "mean_mre": 0.01}
-
-    def fake(name):
-        class Fake(BiMixLaw):
-            def fit(self, table, *, cv_folds=5, seed=0, importance=None):
-                super().fit(table, cv_folds=0)
-                self.report["cv"] = cv(spec[name][0][seed], spec[name][1])
-                return self
-        Fake.name = name
-        return Fake
-
-    monkeypatch.setattr(choice, "cross_validate",
-                        lambda law, table, folds, seed, importance: cv(spec[law.name][0][seed], spec[law.name][1]))
-    return {name: fake(name) for name in spec}
-
-
 def test_weights_follow_the_cv_scores():
     """Lower mean score -> more weight; equal means -> equal weights whatever the per-seed noise; a law 5
     temperatures behind gets under 1%; one 7 behind is dropped. Weights that ignored the scores fail here."""
@@ -85,12 +62,12 @@ def test_fixed_weights_refit_only_the_named_members():
         make_law("ensemble", weights={"no-such-law": 1.0}).fit(table, cv_folds=0)
 
 
-def test_auto_ensemble_rule_cannot_flip_between_tied_laws(monkeypatch):
+def test_auto_ensemble_rule_cannot_flip_between_tied_laws(fake_laws):
     """exp and transfer tie and swap places with the fold seed: the "tied" rule writes the ensemble under every
     seed triple, with the two near-equal laws weighted alike and the clearly worse ridge weighted near zero."""
     d = np.array([0.03, -0.01, 0.02, -0.03, 0.01, -0.02, 0.02, -0.03, 0.02])
     spec = {"exp": (list(0.15 + d), 0.95), "transfer": (list(0.15 - d), 0.95), "ridge": ([0.45] * 9, 0.8)}
-    laws = _fake_laws(monkeypatch, spec)
+    laws = fake_laws(spec)
     got = [choose_law(laws, bimix_table(), cv_folds=3, seed=s, ensemble="tied") for s in (0, 3, 6)]
     assert {law.report["auto"]["chosen"] for law in got} == {"ensemble"}
     for law in got:
@@ -98,7 +75,7 @@ def test_auto_ensemble_rule_cannot_flip_between_tied_laws(monkeypatch):
         assert abs(w["exp"] - w["transfer"]) < 0.5 and w.get("ridge", 0.0) < 0.01
     # one law clearly best: the "tied" rule keeps the single law (the band holds only it)
     spec = {"exp": ([0.1] * 9, 0.95), "ridge": ([0.45] * 9, 0.8)}
-    law = choose_law(_fake_laws(monkeypatch, spec), bimix_table(), cv_folds=3, ensemble="tied")
+    law = choose_law(fake_laws(spec), bimix_table(), cv_folds=3, ensemble="tied")
     assert law.report["auto"]["chosen"] == "exp"
 
 

@@ -402,42 +402,18 @@ def test_cv_reports_mean_loss_ranking_regret_and_own_weight_baseline():
     assert cv["mean_own_weight_spearman"] is not None
 
 
-def _fake_laws(monkeypatch, spec):
-    """name -> fake law class whose CV under fold seed s has decision regret spec[name][0][s] (random-pick regret 1)
-    and mean-loss Spearman spec[name][1]: the auto rule sees exactly these numbers."""
-    import mixtrain.laws.law_choice as choice
-
-    def cv(regret, rho):
-        return {"regret_top1": regret, "regret_topk": regret, "regret_random": 1.0,
-                "mean_loss_spearman": rho, "mean_spearman": 0.9, "mean_mre": 0.01}
-
-    def fake(name):
-        class Fake(BiMixLaw):
-            def fit(self, table, *, cv_folds=5, seed=0, importance=None):
-                super().fit(table, cv_folds=0)
-                self.name = name
-                self.report["cv"] = cv(spec[name][0][seed], spec[name][1])
-                return self
-        Fake.name = name
-        return Fake
-
-    monkeypatch.setattr(choice, "cross_validate",
-                        lambda law, table, folds, seed, importance: cv(spec[law.name][0][seed], spec[law.name][1]))
-    return {name: fake(name) for name in spec}
-
-
-def test_auto_band_and_order_ignore_a_lucky_split(monkeypatch):
+def test_auto_band_and_order_ignore_a_lucky_split(fake_laws):
     """A law best under one fold seed only stays in the band with ridge, and the order (ridge before unlisted
     laws) decides; a law clearly best on average wins alone; loss error (MRE) is not the criterion."""
-    laws = _fake_laws(monkeypatch, {"ridge": ([0.3, 0.3, 0.3], 0.8), "lucky": ([0.0, 0.5, 0.5], 0.8),
+    laws = fake_laws({"ridge": ([0.3, 0.3, 0.3], 0.8), "lucky": ([0.0, 0.5, 0.5], 0.8),
                                     "precise": ([0.4, 0.4, 0.4], 0.7)})
     assert _choose(laws).report["auto"]["chosen"] == "ridge"
-    laws = _fake_laws(monkeypatch, {"ridge": ([0.3, 0.3, 0.3], 0.8), "clear": ([0.1, 0.2, 0.15], 0.85)})
+    laws = fake_laws({"ridge": ([0.3, 0.3, 0.3], 0.8), "clear": ([0.1, 0.2, 0.15], 0.85)})
     law = _choose(laws)
     assert law.report["auto"]["chosen"] == "clear" and "['clear']" in law.report["auto"]["why"]
 
 
-def test_auto_is_stable_under_fold_reseeding_when_two_laws_tie(monkeypatch):
+def test_auto_is_stable_under_fold_reseeding_when_two_laws_tie(fake_laws):
     """exp and transfer tie: which scores lower swaps with the fold seeds (the first issue-32 rule took the lower
     mean and flipped between them). Every seed triple must give the same choice, the first of the two in
     PREFERENCE, and ridge, clearly worse, is never chosen."""
@@ -447,7 +423,7 @@ def test_auto_is_stable_under_fold_reseeding_when_two_laws_tie(monkeypatch):
 
     d = np.array([0.03, -0.01, 0.02, -0.03, 0.01, -0.02, 0.02, -0.03, 0.02])  # fold-seed noise, swapping sign
     spec = {"exp": (list(0.15 + d), 0.95), "transfer": (list(0.15 - d), 0.95), "ridge": ([0.45] * 9, 0.8)}
-    laws = _fake_laws(monkeypatch, spec)
+    laws = fake_laws(spec)
     exp_lower = {bool(np.mean(d[s:s + 3]) < 0) for s in (0, 3, 6)}
     assert exp_lower == {True, False}  # the lower mean swaps between the triples: a lowest-score rule would flip
     chosen = {choose_law(laws, bimix_table(), cv_folds=3, seed=s, ensemble="never").name for s in (0, 3, 6)}
