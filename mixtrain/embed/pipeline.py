@@ -100,6 +100,18 @@ def doc_table(metas: list, fields: tuple[str, ...]) -> dict[str, Any]:
     return table
 
 
+def fitted_embedder(root, files, *, embedder: str, options: dict[str, Any] | None, fitted: str | None,
+                    fit_docs: int, seed: int, text_field: str, txt_mode: str) -> tuple[Any, dict[str, Any]]:
+    """(the embedder every document goes through, what E's manifest records of where it came from): the
+    fitted embedder of E=`fitted` as it is, or a new one fitted on the seeded reservoir sample of RAW.
+    A one-task embed and task 0 of a multi-task embed (embed/tasks.py) both fit here."""
+    if fitted:
+        return load_embedder(fitted), {"fitted": str(fitted), "fitted_sha256": read_manifest(fitted)["embedder_sha256"]}
+    model = make_embedder(embedder, {**(options or {}), "seed": seed})
+    model.fit(reservoir_sample(root, files, fit_docs=fit_docs, seed=seed, text_field=text_field, txt_mode=txt_mode))
+    return model, {}
+
+
 def embed_corpus(root: str | os.PathLike, out: str | os.PathLike, *, embedder: str = "hashing",
                  options: dict[str, Any] | None = None, fitted: str | None = None, fit_docs: int = 50_000,
                  seed: int = 0, batch_size: int = 4096, num_workers: int = 1, text_field: str = "text",
@@ -113,13 +125,8 @@ def embed_corpus(root: str | os.PathLike, out: str | os.PathLike, *, embedder: s
         raise ConfigError(f"--out {out} exists and is not an embeddings folder (no manifest.json); it would be "
                           "replaced: give a new folder or remove it yourself")
     files = corpus_files(root)
-    if fitted:
-        model = load_embedder(fitted)
-        fitted_from = {"fitted": str(fitted), "fitted_sha256": read_manifest(fitted)["embedder_sha256"]}
-    else:
-        model = make_embedder(embedder, {**(options or {}), "seed": seed})
-        model.fit(reservoir_sample(root, files, fit_docs=fit_docs, seed=seed, text_field=text_field, txt_mode=txt_mode))
-        fitted_from = {}
+    model, fitted_from = fitted_embedder(root, files, embedder=embedder, options=options, fitted=fitted,
+                                         fit_docs=fit_docs, seed=seed, text_field=text_field, txt_mode=txt_mode)
     skipped = Skipped()
     docs = iter_corpus(root, skipped, text_field=text_field, txt_mode=txt_mode, fields=fields, files=files)
     metas, chunks = _embed_all(model, docs, batch_size=batch_size, num_workers=num_workers)

@@ -36,9 +36,8 @@ from typing import Any
 import numpy as np
 
 from mixtrain.embed.documents import Skipped, corpus_files, iter_corpus
-from mixtrain.embed.embedders import make_embedder
-from mixtrain.embed.pipeline import _embed_all, _no_text, doc_table, reservoir_sample
-from mixtrain.embed.store import load_embedder, read_manifest, sha256_file, write_embeddings
+from mixtrain.embed.pipeline import _embed_all, _no_text, doc_table, fitted_embedder
+from mixtrain.embed.store import read_manifest, sha256_file, write_embeddings
 from mixtrain.errors import ConfigError, DataError
 from mixtrain.prepare.corpus import files_fingerprint
 from mixtrain.prepare.shares import Task, claim_share, resolve_task, shares_root, split_shares
@@ -125,14 +124,9 @@ def _setup(state: dict[str, Any], task: Task, timeout_s: float, started: float):
             print(f"[embed] {task}: the embedder in {work / EMBEDDER} is current; not refitted", flush=True)
             return _load(work, current)
         try:
-            if s["fitted"]:
-                model = load_embedder(s["fitted"])
-                fitted_from = {"fitted": str(s["fitted"]), "fitted_sha256": read_manifest(s["fitted"])["embedder_sha256"]}
-            else:
-                model = make_embedder(s["embedder"], {**(s["options"] or {}), "seed": s["seed"]})
-                model.fit(reservoir_sample(state["root"], state["files"], fit_docs=s["fit_docs"], seed=s["seed"],
-                                           text_field=s["text_field"], txt_mode=s["txt_mode"]))
-                fitted_from = {}
+            model, fitted_from = fitted_embedder(state["root"], state["files"], embedder=s["embedder"],
+                                                 options=s["options"], fitted=s["fitted"], fit_docs=s["fit_docs"],
+                                                 seed=s["seed"], text_field=s["text_field"], txt_mode=s["txt_mode"])
             import joblib
 
             joblib.dump(model, work / EMBEDDER)
