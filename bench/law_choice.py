@@ -211,12 +211,26 @@ def summary(rows: list[dict], label: str) -> list[str]:
     return out
 
 
+def read_rows(paths: str) -> list[dict]:
+    """Every row of the JSON-lines files `paths` (a comma list), in order; blank lines skipped. The dumps of this
+    bench and of bench/law_uniform.py are read this way."""
+    rows = []
+    for path in paths.split(","):
+        with open(path) as f:
+            rows += [json.loads(x) for x in f if x.strip()]
+    return rows
+
+
+def world_key(row: dict) -> tuple:
+    """(domains, runs, world seed): what identifies one world's row in every dump."""
+    return row["k"], row["n"], row["seed"]
+
+
 def join_regret(rows: list[dict], path: str) -> None:
     """Each world's true decision regret per law (bench/law_uniform.py rows of the same world seeds) -> row["regret"]."""
-    with open(path) as f:
-        got = {(d["k"], d["n"], d["seed"]): d for d in (json.loads(x) for x in f if x.strip())}
+    got = {world_key(d): d for d in read_rows(path)}
     for r in rows:
-        d = got.get((r["k"], r["n"], r["seed"]))
+        d = got.get(world_key(r))
         if d is not None:
             r["regret"] = {m: v["regret"] for m, v in d["laws"].items() if v.get("regret") is not None}
 
@@ -242,18 +256,14 @@ def main() -> None:
     lines = ["| setting | rule | stable under fold reseeding | held-out mean-loss Spearman of the choice | worst of the "
              "candidates | decision regret median / mean | chosen (seed 0) |", "|---|---|---|---|---|---|---|"]
     if args.fill:  # older dumps without the fresh mixtures' predictions: refit (no CV) and add them
-        with open(args.fill) as f:
-            for old in (json.loads(x) for x in f if x.strip()):
-                row = world_fits(old["k"], old["n"], old["seed"], cv_row=old)[3]
-                with open(args.dump, "a") as g:
-                    g.write(json.dumps(row) + "\n")
-                print(f"filled world {old['seed']} k={old['k']} n={old['n']}", file=sys.stderr)
+        for old in read_rows(args.fill):
+            row = world_fits(old["k"], old["n"], old["seed"], cv_row=old)[3]
+            with open(args.dump, "a") as g:
+                g.write(json.dumps(row) + "\n")
+            print(f"filled world {old['seed']} k={old['k']} n={old['n']}", file=sys.stderr)
         return
     if args.replay:
-        rows = []
-        for path in args.replay.split(","):
-            with open(path) as f:
-                rows += [json.loads(x) for x in f if x.strip()]
+        rows = read_rows(args.replay)
         if args.regret_from:
             join_regret(rows, args.regret_from)
         groups: dict = {}

@@ -45,7 +45,7 @@ from mixtrain.laws.ensemble import EnsembleLaw  # noqa: E402
 from mixtrain.laws.law_choice import band, decide  # noqa: E402
 from mixtrain.laws.optim.sampled import propose  # noqa: E402
 
-from law_choice import world_fits  # noqa: E402  (bench/law_choice.py, next to this file)
+from law_choice import read_rows, world_fits, world_key  # noqa: E402  (bench/law_choice.py, next to this file)
 
 RISK_QUANTILE = [None]  # --risk-quantile: the optimiser's shrink quantile (None: its default, 0.6)
 AUTO_RULES = ("auto (today: band + order)", "auto (ensemble if tied)", "auto (ensemble always)")
@@ -140,24 +140,19 @@ def main() -> None:
     args = ap.parse_args()
     RISK_QUANTILE[0] = args.risk_quantile
     if args.replay:
-        rows = []
-        for path in args.replay.split(","):
-            with open(path) as f:
-                rows += [json.loads(x) for x in f if x.strip()]
+        rows = read_rows(args.replay)
         print("\n".join(summary(rows)))
         return
     # worlds outermost: a run stopped early still covers every setting
     jobs = [(int(k), int(n), args.seed0 + s) for s in range(args.worlds)
             for k in args.domains.split(",") for n in args.runs.split(",")]
     cv_rows = {}
-    for path in (args.cv_from.split(",") if args.cv_from else []):
-        with open(path) as f:
-            cv_rows.update({(d["k"], d["n"], d["seed"]): d for d in (json.loads(x) for x in f if x.strip())})
+    if args.cv_from:
+        cv_rows = {world_key(d): d for d in read_rows(args.cv_from)}
         jobs = [j for j in jobs if j in cv_rows]
     done = set()
     if args.out and os.path.exists(args.out):  # resume: worlds already written are skipped
-        with open(args.out) as f:
-            done = {(d["k"], d["n"], d["seed"]) for d in (json.loads(x) for x in f if x.strip())}
+        done = {world_key(d) for d in read_rows(args.out)}
     jobs = [j for j in jobs if j not in done]
     only = set(args.laws.split(",")) if args.laws else None
     rows, t0 = [], time.time()
