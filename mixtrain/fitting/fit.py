@@ -210,16 +210,20 @@ def _predict(args) -> None:
         steps = np.full(W.shape[0], float(args.step))
     elif args.step is not None:
         raise ValueError(f"{args.predict} has a 'step' column; drop --step (or the column)")
-    pred = law.predict(W, steps)
+    write_predictions(args.out, header, rows, steps, law.eval_domains, law.predict(W, steps))
+    print(f"fit: predicted {len(rows)} mixtures with {law.name} ({args.law_file}) -> {args.out}")
+
+
+def write_predictions(out: str, header: list[str], rows: list[dict], steps, eval_domains, pred) -> None:
+    """PRED.csv: the mixture file's columns (its old loss columns dropped), a step column if it had none, and
+    the predicted loss/<domain> of every row. `fit --predict` and `fit-meta --predict` write it."""
     keep = [c for c in header if not c.startswith(LOSS_PREFIX)]
-    out_cols = keep + ([] if "step" in keep else ["step"]) + [LOSS_PREFIX + d for d in law.eval_domains]
-    with open(args.out, "w", newline="") as f:
+    with open(out, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(out_cols)
+        w.writerow(keep + ([] if "step" in keep else ["step"]) + [LOSS_PREFIX + d for d in eval_domains])
         for i, row in enumerate(rows):
             vals = [row[c] for c in keep] + ([] if "step" in keep else [repr(float(steps[i]))])
             w.writerow(vals + [repr(float(x)) for x in pred[i]])
-    print(f"fit: predicted {len(rows)} mixtures with {law.name} ({args.law_file}) -> {args.out}")
 
 
 def _optimize(args) -> None:

@@ -23,7 +23,7 @@ import numpy as np
 
 from mixtrain.laws import fit_law, load_law
 from mixtrain.laws.meta_domains import meta_table, read_domain_vectors, vector_matrix
-from mixtrain.laws.table import LOSS_PREFIX, WEIGHT_PREFIX, ObservationTable, make_table, read_mixtures, read_table
+from mixtrain.laws.table import WEIGHT_PREFIX, ObservationTable, make_table, read_mixtures, read_table
 
 
 def join_tables(tables: list[ObservationTable]) -> ObservationTable:
@@ -79,14 +79,9 @@ def _predict(args) -> None:
         if args.step is None:
             raise ValueError(f"{args.predict} has no 'step' column: pass --step S")
         steps = np.full(len(rows), float(args.step))
-    pred = law.predict(W @ V, steps)
-    keep = [c for c in header if not c.startswith(LOSS_PREFIX)]
-    with open(args.out, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(keep + ([] if "step" in keep else ["step"]) + [LOSS_PREFIX + d for d in law.eval_domains])
-        for i, row in enumerate(rows):
-            w.writerow([row[c] for c in keep] + ([] if "step" in keep else [repr(float(steps[i]))])
-                       + [repr(float(x)) for x in pred[i]])
+    from mixtrain.fitting.fit import write_predictions
+
+    write_predictions(args.out, header, rows, steps, law.eval_domains, law.predict(W @ V, steps))
     print(f"fit-meta: predicted {len(rows)} mixtures over {domains} with {law.name} ({args.law_file}) -> {args.out}")
 
 
