@@ -44,6 +44,13 @@ def _cases(data: Path, raw: Path, cwd: Path) -> dict[str, tuple[list[str], str]]
                                         "data_dir=a_file: "),
         "entropy: no data_dir": (["mixtrain.prepare.entropy_cli", "data_dir=nope"], "no manifest.json in nope"),
         "proxy": (["mixtrain.fitting.proxy", "--data-dir", "nope", "--out", "mixes"], "no manifest.json in nope"),
+        "proxy --next": (["mixtrain.fitting.proxy", "--next", "2", "--table", "nope.csv", "--out", "next"],
+                         "--table nope.csv: no such file"),
+        "fit-meta": (["mixtrain.fitting.meta_fit", "--table", "t.csv", "--domain-vectors", "nope.json", "--out", "m.json"],
+                     "--domain-vectors nope.json: cannot read it"),
+        "search_loop": (["mixtrain.fitting.search_loop", "recommend", "--table", "nope.csv", "--pool", "p.csv", "--out",
+                         "w.yaml"], "--table nope.csv: no such file"),
+        "search_rounds": (["mixtrain.fitting.search_rounds", "nope"], "nope: no round-*/weights.yaml"),
         "collect": (["mixtrain.fitting.collect", "nope", "--out", "t.csv"], "nope: not a directory"),
         "fit": (["mixtrain.fitting.fit", "--table", "nope.csv", "--out", "law.json"], "nope.csv"),
         "export": (["mixtrain.model.export", "nope", "--out", "hf"], "nope is not a mixtrain run directory"),
@@ -54,7 +61,8 @@ def _cases(data: Path, raw: Path, cwd: Path) -> dict[str, tuple[list[str], str]]
     }
 
 
-FAST = ("train: misspelt data_dir", "proxy", "collect", "fit", "report", "the mixtrain command")  # no torch import
+FAST = ("train: misspelt data_dir", "proxy", "proxy --next", "fit-meta", "search_loop", "search_rounds", "collect",
+        "fit", "report", "the mixtrain command")  # no torch import
 # but train's; the rest import torch (+ Lightning) before they refuse: ~15 s each on a shared 2-core machine
 
 

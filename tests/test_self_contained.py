@@ -33,3 +33,12 @@ def test_no_reference_to_files_outside_the_repository():
         for lineno, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
             hits += [f"{path.relative_to(ROOT)}:{lineno}: {token!r}" for token in OUTSIDE if token in line]
     assert not hits, "references to files outside the repository:\n" + "\n".join(hits)
+
+
+def test_tests_have_one_conftest_at_their_root():
+    """Test modules import shared helpers with `from conftest import ...`; a conftest.py in a subfolder of tests/
+    shadows that module for every file beside it (pytest puts each test folder first on sys.path), so fixtures
+    belong in tests/conftest.py only (a tests/laws/conftest.py once broke 14 files' imports)."""
+    tests = Path(__file__).resolve().parent
+    nested = sorted(str(p.relative_to(tests)) for p in tests.rglob("conftest.py") if p.parent != tests)
+    assert not nested, f"move these fixtures into tests/conftest.py: {nested}"

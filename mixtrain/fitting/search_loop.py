@@ -179,4 +179,6 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from mixtrain.errors import run_command
+
+    run_command(main, "mixtrain search_loop")
