@@ -43,21 +43,29 @@ warnings.filterwarnings("ignore")
 from mixtrain.laws import LAWS, make_law  # noqa: E402
 from mixtrain.laws.ensemble import EnsembleLaw  # noqa: E402
 from mixtrain.laws.law_choice import band, decide  # noqa: E402
+from mixtrain.laws.optim.bootstrap import CHECK_TREES_MIN_RUNS  # noqa: E402
 from mixtrain.laws.optim.sampled import propose  # noqa: E402
+from mixtrain.laws.synthetic import World  # noqa: E402
 
 from law_choice import read_rows, world_fits, world_key  # noqa: E402  (bench/law_choice.py, next to this file)
 
-RISK_QUANTILE = [None]  # --risk-quantile: the optimiser's shrink quantile (None: its default, 0.6)
+RISK_QUANTILE = [None]  # --risk-quantile: the optimiser's shrink quantile (None: its default)
+OPTIONS: dict = {}  # --model-error / --check-law: further ProposalSettings for every law (the CLI's defaults if unset)
+ANCHORS = [False]  # --anchors (with --no-cv): the sweep starts with uniform and natural, as `mixtrain proxy` writes it
+FORMER = [False]  # --former-rule: the optimiser's step 5 as before 2026-12-08 (one check law, refits pooled)
+NO_CV = [False]  # --no-cv: fresh worlds without bench/law_choice.py's CV (single laws only; fast)
+CV_FOLDS = [0]  # --cv-folds: refit each proposed law with this CV (the CLI's `fit` runs 5; model_error needs it)
 AUTO_RULES = ("auto (today: band + order)", "auto (ensemble if tied)", "auto (ensemble always)")
 
 
 def world_row(k: int, n: int, seed: int, candidates: int, bootstrap: int, only=None, cv_row=None) -> dict:
     """One world: every law (or those in `only`, plus auto's choices) through `propose`; `cv_row` reuses a
     bench/law_choice.py dump's CV numbers for this world instead of cross-validating again."""
+    if NO_CV[0] and cv_row is None:  # --no-cv: the single laws only (no auto, no ensemble: they need the CV)
+        return single_laws_row(k, n, seed, candidates, bootstrap, only)
     world, table, fitted, row = world_fits(k, n, seed, cv_row)  # bench/law_choice.py: 9 fold seeds, fresh mixtures
     opt = world.mean_loss(world.optimum())
     uni = world.mean_loss(np.full(k, 1.0 / k))
-    natural = dict(zip(world.domains, world.natural))
     # what `--law auto` / `--law ensemble` see with the CLI's seed 0: fold seeds 0-2, the run-count rule
     ok = {m: {"scores": [c[s]["score"] for s in (0, 1, 2)]} for m, c in row["cv"].items()
           if n >= getattr(LAWS[m], "auto_min_runs", 0)}
@@ -76,23 +84,52 @@ def world_row(k: int, n: int, seed: int, candidates: int, bootstrap: int, only=N
     if only:
         laws = {m: v for m, v in laws.items() if m in only or m == today}
     for name, law in laws.items():
-        t0 = time.time()
-        if isinstance(law, str):
-            row["laws"][name] = {"refused": law[:200], "regret": None}
-            continue
-        try:
-            p = propose(law, world.s_ref, natural=natural, candidates=candidates, bootstrap=bootstrap, seed=seed,
-                        **({"risk_quantile": RISK_QUANTILE[0]} if RISK_QUANTILE[0] is not None else {}))
-        except ValueError as e:
-            row["laws"][name] = {"refused": str(e)[:200], "regret": None}
-            continue
-        true = world.mean_loss(np.array(list(p.weights.values())))
-        row["laws"][name] = {"regret": true - opt, "worse": bool(true > uni + 1e-12), "wrote": p.chosen,
-                             "proposal_regret": world.mean_loss(np.array(list(p.proposal.values()))) - opt,
-                             "seconds": time.time() - t0}
+        row["laws"][name] = one_law(world, name, law, candidates, bootstrap, seed)
     row["auto"] = {AUTO_RULES[0]: today, AUTO_RULES[1]: "ensemble" if len(band(scores)) > 1 else today,
                    AUTO_RULES[2]: "ensemble"}
     row["ensemble_weights"] = laws["ensemble"].report["ensemble"]["weights"] if "ensemble" in laws else None
+    return row
+
+
+def one_law(world, name: str, law, candidates: int, bootstrap: int, seed: int) -> dict:
+    """`law` (fitted, or the error that refused the table) through `propose`: the written mixture's true regret."""
+    t0 = time.time()
+    if isinstance(law, str):
+        return {"refused": law[:200], "regret": None}
+    opt = world.mean_loss(world.optimum())
+    uni = world.mean_loss(np.full(len(world.domains), 1.0 / len(world.domains)))
+    try:
+        if CV_FOLDS[0] and not isinstance(law, EnsembleLaw):  # as the CLI: the law's report carries its CV
+            law = make_law(name).fit(law.table, cv_folds=CV_FOLDS[0])
+        former = {}
+        if FORMER[0]:  # the rule before 2026-12-08: one check law, refits pooled
+            many = len(law.table.run_names) >= CHECK_TREES_MIN_RUNS
+            former = {"risk_pooling": "pooled", "check_law": ("lightgbm" if many else "bimix") if name == "ridge" else "ridge"}
+        p = propose(law, world.s_ref, natural=dict(zip(world.domains, world.natural)), candidates=candidates,
+                    bootstrap=bootstrap, seed=seed,
+                    **({"risk_quantile": RISK_QUANTILE[0]} if RISK_QUANTILE[0] is not None else {}), **{**OPTIONS, **former})
+    except ValueError as e:
+        return {"refused": str(e)[:200], "regret": None}
+    true = world.mean_loss(np.array(list(p.weights.values())))
+    return {"regret": true - opt, "worse": bool(true > uni + 1e-12), "wrote": p.chosen,
+            "proposal_regret": world.mean_loss(np.array(list(p.proposal.values()))) - opt,
+            "seconds": time.time() - t0}
+
+
+def single_laws_row(k: int, n: int, seed: int, candidates: int, bootstrap: int, only=None) -> dict:
+    """--no-cv: one world, every single law (or those in `only`) fitted without CV and through `propose`."""
+    world = World(k, seed)
+    table = world.proxy_table(n, seed=seed, anchors=ANCHORS[0])
+    row = {"k": k, "n": n, "seed": seed, "anchors": ANCHORS[0], "laws": {}, "auto": {}}
+    row["uniform"] = world.mean_loss(np.full(k, 1.0 / k)) - world.mean_loss(world.optimum())
+    for name in LAWS:
+        if name == "ensemble" or (only and name not in only):
+            continue
+        try:
+            law = make_law(name).fit(table, cv_folds=0)
+        except ValueError as e:
+            law = str(e)
+        row["laws"][name] = one_law(world, name, law, candidates, bootstrap, seed)
     return row
 
 
@@ -106,7 +143,7 @@ def summary(rows: list[dict]) -> list[str]:
     for (k, n), rs in sorted(groups.items(), key=lambda x: str(x[0])):
         names = list(dict.fromkeys(m for r in rs for m in r["laws"])) + list(AUTO_RULES)
         for m in names:
-            got = [r["laws"].get(r["auto"][m]) if m in AUTO_RULES else r["laws"].get(m) for r in rs]
+            got = [r["laws"].get(r["auto"].get(m)) if m in AUTO_RULES else r["laws"].get(m) for r in rs]
             got = [g for g in got if g is not None]
             ok = [g for g in got if g.get("regret") is not None]
             if not got:
@@ -134,11 +171,28 @@ def main() -> None:
     ap.add_argument("--laws", default=None, help="propose only these laws (comma list, 'ensemble' included; auto's "
                     "choice always): the decision-regret comparison of bench/law_choice.py --regret-from")
     ap.add_argument("--risk-quantile", type=float, default=None, help="the optimiser's shrink quantile (default 0.6)")
+    ap.add_argument("--model-error", action="store_true", help="the optimiser's model_error (implies --cv-folds 5)")
+    ap.add_argument("--check-law", default=None, help="the optimiser's check law (default: its own, 'auto')")
+    ap.add_argument("--no-cv", action="store_true", help="single laws only, without the 9-seed CV (auto and the "
+                    "ensemble need it): many fresh worlds fast")
+    ap.add_argument("--anchors", action="store_true", help="with --no-cv: runs 1-2 of each table are uniform and "
+                    "natural, as `mixtrain proxy` writes every sweep (default: Dirichlet draws only, RegMix-style)")
+    ap.add_argument("--former-rule", action="store_true", help="step 5 as before 2026-12-08: one check law (ridge; "
+                    "for ridge bimix, lightgbm from 32 runs), refits pooled (the paired baseline of the new default)")
+    ap.add_argument("--cv-folds", type=int, default=0, help="refit each proposed law with this CV first (the CLI: 5)")
     ap.add_argument("--cv-from", default=None, help="bench/law_choice.py --dump files: only their worlds, with their "
                     "per-seed CV numbers (no cross-validation here)")
     ap.add_argument("--replay", default=None, help="no fitting: the table from --out files (comma list)")
     args = ap.parse_args()
     RISK_QUANTILE[0] = args.risk_quantile
+    NO_CV[0] = args.no_cv
+    FORMER[0] = args.former_rule
+    ANCHORS[0] = args.anchors
+    if args.anchors and not args.no_cv:
+        ap.error("--anchors needs --no-cv (bench/law_choice.py's CV worlds are Dirichlet-only)")
+    CV_FOLDS[0] = 5 if args.model_error and not args.cv_folds else args.cv_folds
+    OPTIONS.update({"model_error": True} if args.model_error else {})
+    OPTIONS.update({"check_law": args.check_law} if args.check_law else {})
     if args.replay:
         rows = read_rows(args.replay)
         print("\n".join(summary(rows)))
@@ -159,7 +213,7 @@ def main() -> None:
     for k, n, seed in tqdm(jobs, desc="worlds", file=sys.stderr):
         rows.append(world_row(k, n, seed, args.candidates, args.bootstrap, only, cv_rows.get((k, n, seed))))
         r = rows[-1]
-        print(f"world {seed} k={k} n={n}: auto {r['auto'][AUTO_RULES[0]]} " + " ".join(
+        print(f"world {seed} k={k} n={n}: auto {r['auto'].get(AUTO_RULES[0], '-')} " + " ".join(
             f"{m}={v['regret']:.4f}{'!' if v['worse'] else ''}" for m, v in r["laws"].items() if v.get("regret") is not None),
             file=sys.stderr)
         if args.out:

@@ -18,12 +18,15 @@ Per world and method, the mixture the method writes is scored by the TRUE loss (
   median proposal regret  the sampled optimiser's proposal, written or not (what the fallback changed)
 Methods (law/optimiser):
   */sampled   laws/optim/sampled.py, the default (candidates, B bootstrap refits, support cap 1.5x, then the step
-              from uniform towards the proposal with the lowest 60th percentile of (mixture - uniform) over
-              this law's and a check law's refits pooled: ridge, or bimix for ridge); ridge/sampled is the CLI default
+              from uniform towards the proposal whose highest 60th percentile of (mixture - uniform) over this
+              law's and each of two check laws' refits is lowest: laws/optim/bootstrap.py auto_check_law);
+              ridge/sampled is the CLI default
   */sampled-nocheck  the same without the check law (this law's refits alone decide the step)
   */sampled-noavg  the same without the top-100 average as an extra candidate (average_top=0)
   */sampled-modelerr  the same with the interval widened by the law's CV error (model_error=True)
-  */sampled-check-NAME  the same with check law NAME (e.g. sampled-check-lightgbm) instead of the default
+  */sampled-check-NAME  the same with check law(s) NAME (e.g. sampled-check-lightgbm, sampled-check-ridge+bimix)
+  */sampled-former  step 5 as before 2026-12-08: one check law (ridge; for ridge bimix, lightgbm from 32 runs),
+              refits pooled (today: two check laws, each law's own quantile must clear zero)
   bimix/slsqp the former default: SLSQP in the support box + TV 0.25 trust region (laws/optim/slsqp.py)
   lightgbm/top100  the RegMix recipe: LightGBM on the runs, the same number of Dirichlet candidates
               around the proxy mixtures, average of the top 100 (no support cap, no bootstrap)
@@ -81,10 +84,14 @@ def run_world(job) -> list[dict]:
         try:
             law = fit_law(table, "auto", cv_folds=5, seed=seed) if name == "auto" else \
                 make_law(name).fit(table, cv_folds=5 if optimiser.startswith("sampled") else 0, seed=seed)
-            if optimiser in ("sampled", "sampled-noavg", "sampled-modelerr", "sampled-nocheck") \
+            if optimiser in ("sampled", "sampled-noavg", "sampled-modelerr", "sampled-nocheck", "sampled-former") \
                     or optimiser.startswith("sampled-check-"):
+                former = {}
+                if optimiser == "sampled-former":  # step 5 before 2026-12-08: one check law, refits pooled
+                    check = ("lightgbm" if n_runs >= 32 else "bimix") if name == "ridge" else "ridge"
+                    former, optimiser = {"risk_pooling": "pooled"}, f"sampled-check-{check}"
                 p = propose(law, step, natural=natural, candidates=args.candidates, bootstrap=args.bootstrap, seed=seed,
-                            **({"average_top": 0} if optimiser == "sampled-noavg" else {}),
+                            **({"average_top": 0} if optimiser == "sampled-noavg" else {}), **former,
                             model_error=optimiser == "sampled-modelerr",
                             check_law=None if optimiser == "sampled-nocheck" else
                             optimiser.removeprefix("sampled-check-") if optimiser.startswith("sampled-check-") else "auto")

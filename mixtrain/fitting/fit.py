@@ -46,6 +46,7 @@ import sys
 import numpy as np
 
 from mixtrain.laws import LAWS, MixingLaw, Optimum, fit_law, load_law
+from mixtrain.laws.optim.bootstrap import check_law_names
 from mixtrain.laws.optim.sampled import ProposalSettings, propose
 from mixtrain.laws.optim.slsqp import solve
 from mixtrain.laws.support import DEFAULT_SUPPORT_MARGIN, DEFAULT_TRUST_RADIUS
@@ -260,13 +261,14 @@ def _optimize(args) -> None:
                        bootstrap=args.bootstrap, support_cap=args.support_cap, support_floor=args.support_floor,
                        trust_radius=radius, force_proposal=args.force_proposal, force_optimize=args.force_optimize,
                        model_error=args.model_error, seed=args.seed, repetition=rep, risk_quantile=args.risk_quantile,
-                       check_law=args.check_law, refuse_on_cv=args.refuse_on_cv, prefer_best_run=args.prefer_best_run)
+                       check_law=args.check_law, risk_pooling=args.risk_pooling, refuse_on_cv=args.refuse_on_cv,
+                       prefer_best_run=args.prefer_best_run)
         weights, report, meta, opt = prop.weights, prop.lines(), {"proposal": prop.meta()}, None
         written = (f"--candidates {args.candidates} --bootstrap {args.bootstrap} --support-cap {args.support_cap:g} "
                    f"--support-floor {args.support_floor:g} --trust-radius {args.trust_radius} --seed {args.seed}"
                    + (" --force-proposal" if args.force_proposal else "") + (" --force-optimize" if args.force_optimize else "")
                    + (" --model-error" if args.model_error else "") + f" --risk-quantile {args.risk_quantile:g} "
-                   f"--check-law {args.check_law}" + (" --refuse-on-cv" if args.refuse_on_cv else "")
+                   f"--check-law {args.check_law} --risk-pooling {args.risk_pooling}" + (" --refuse-on-cv" if args.refuse_on_cv else "")
                    + (" --prefer-best-run" if args.prefer_best_run else ""))
     r = np.array(list(weights.values()))
     pred = law.predict(r[None] if rep is None else rep.effective(r[None]), [args.step])[0]
@@ -347,9 +349,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--risk-quantile", type=float, default=SAMPLED.risk_quantile,
                     help="sampled: write the step from uniform towards the proposal whose this upper quantile of "
                     "(mixture - uniform) over the refits is lowest (higher: more cautious)")
-    ap.add_argument("--check-law", default="auto", choices=["auto", "none"] + sorted(LAWS),
-                    help="sampled: a second law whose refits must also put the step below uniform (auto: ridge; "
-                    "for ridge, bimix below 32 runs and lightgbm from 32 on; none: this law alone)")
+    ap.add_argument("--check-law", default="auto", type=check_law_names,
+                    help="sampled: laws of other families whose refits must also put the step below uniform, "
+                    "'a+b' for several (auto: ridge+bimix; for bimix, ridge; for ridge, bimix below 32 runs and "
+                    "lightgbm from 32 on; none: this law alone)")
+    ap.add_argument("--risk-pooling", default=SAMPLED.risk_pooling, choices=["each", "pooled"],
+                    help="sampled: each: every law's own --risk-quantile of (mixture - uniform) must be below zero; "
+                    "pooled: the quantile over all laws' refits pooled (the rule before 2026-12-08)")
     ap.add_argument("--refuse-on-cv", action="store_true",
                     help="sampled: do not optimise when the law's CV regret is worse than the nearest-run baseline")
     ap.add_argument("--prefer-best-run", action="store_true", help="sampled: write the best observed run when its measured "

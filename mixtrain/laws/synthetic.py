@@ -98,9 +98,13 @@ class World:
             self._opt = best
         return self._opt
 
-    def proxy_table(self, n_runs: int, *, noise: float = 0.005, seed: int = 0) -> ObservationTable:
-        """`n_runs` proxy runs at s_ref on mixtures ~ Dirichlet(c k n), c ~ logU(0.3, 3) per run (RegMix-style)."""
+    def proxy_table(self, n_runs: int, *, noise: float = 0.005, seed: int = 0, anchors: bool = False) -> ObservationTable:
+        """`n_runs` proxy runs at s_ref on mixtures ~ Dirichlet(c k n), c ~ logU(0.3, 3) per run (RegMix-style).
+        `anchors`: the first two runs are uniform and natural instead, as `mixtrain proxy` writes every sweep
+        (fitting/proxy.py); the Dirichlet draws are the same as without, minus the last two."""
         rng = np.random.default_rng(seed)
         c = np.exp(rng.uniform(np.log(0.3), np.log(3.0), n_runs))
         W = np.array([rng.dirichlet(ci * self.k * self.natural + 1e-3) for ci in c])
+        if anchors:
+            W = np.vstack([np.full(self.k, 1.0 / self.k), self.natural, W[: n_runs - 2]])
         return synthetic_table(self.loss, W, [self.s_ref], self.domains, noise=noise, seed=seed + 1)

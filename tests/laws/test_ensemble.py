@@ -80,7 +80,7 @@ def test_auto_ensemble_rule_cannot_flip_between_tied_laws(fake_laws):
 
 
 def test_ensemble_proposal_is_not_worse_than_uniform_on_a_world():
-    """The ensemble goes through the default optimiser (bootstrap refits under fixed weights, ridge checks it)."""
+    """The ensemble goes through the default optimiser (bootstrap refits under fixed weights, ridge+bimix check it)."""
     from mixtrain.laws.optim.sampled import propose
 
     world = World(4, 3)
@@ -88,5 +88,5 @@ def test_ensemble_proposal_is_not_worse_than_uniform_on_a_world():
     law = make_law("ensemble").fit(table, cv_folds=3)
     p = propose(law, world.s_ref, candidates=600, bootstrap=4, seed=0)
     r = np.array(list(p.weights.values()))
-    assert p.shrink["check_law"] == "ridge"
+    assert p.shrink["check_law"] == "ridge+bimix"
     assert world.mean_loss(r) <= world.mean_loss(np.full(4, 1 / 4)) + 1e-12

@@ -65,7 +65,9 @@ def test_sampled_proposal_beats_uniform_and_reports_intervals(ridge_law):
     nat = {d: 1.0 + i for i, d in enumerate(DOMAINS)}
     p = propose(ridge_law, 5000, natural=nat, candidates=5000, seed=1)
     t = p.shrink["t"]
-    assert 0 < t and p.shrink["risk"] < 0 and p.shrink["check_law"] == "bimix", p.lines()
+    assert 0 < t and p.shrink["risk"] < 0 and p.shrink["check_law"] == "bimix+exp", p.lines()
+    # risk_pooling "each": the written step is below uniform at the 60th percentile under every law on its own
+    assert max(p.shrink["risk_by_law"].values()) == p.shrink["risk"] < 0, p.shrink
     assert p.chosen == ("proposal" if t == 1 else f"blend {t:g}")
     r, prop = np.array(list(p.weights.values())), np.array(list(p.proposal.values()))
     np.testing.assert_allclose(r, (1 - t) / K + t * prop, atol=1e-12)  # a step along uniform -> proposal
@@ -78,7 +80,8 @@ def test_sampled_proposal_beats_uniform_and_reports_intervals(ridge_law):
     M = ridge_law.observed_mixtures
     assert np.all(prop <= 1.5 * M.max(axis=0) + 0.01 + 1e-9)
     text = "\n".join(p.lines())
-    for part in ("proposal - uniform", "95% bootstrap interval", "check law bimix: proposal - uniform", "shrinkage: ",
+    for part in ("proposal - uniform", "95% bootstrap interval", "check law bimix: proposal - uniform",
+                 "check law exp: proposal - uniform", "shrinkage: ",
                  f"written: {p.chosen}"):
         assert part in text, text
     # the separable check law is less sure of the direction (it cannot see domain 0's transfer): without it
@@ -184,20 +187,24 @@ def test_fit_cli_ridge_predict_optimize(tmp_path, capsys):
 
 
 def test_auto_check_law_follows_the_run_count(monkeypatch):
-    # few runs: the rigid separable law checks ridge's variance; from CHECK_TREES_MIN_RUNS on, trees check its bias
+    # two laws of other families each; for ridge: few runs, the rigid separable law (and exp) check its variance;
+    # from CHECK_TREES_MIN_RUNS on, trees (and exp) check its bias
     from mixtrain.laws.optim import bootstrap as refits
 
     few = make_law("ridge").fit(transfer_table(n_runs=refits.CHECK_TREES_MIN_RUNS - 1), cv_folds=0)
     many = make_law("ridge").fit(transfer_table(n_runs=refits.CHECK_TREES_MIN_RUNS), cv_folds=0)
-    assert refits.auto_check_law(few) == ("bimix", None)
-    assert refits.auto_check_law(make_law("bimix").fit(transfer_table(), cv_folds=0)) == ("ridge", None)
+    assert refits.auto_check_law(few) == ("bimix+exp", None)
+    assert refits.auto_check_law(make_law("bimix").fit(transfer_table(), cv_folds=0)) == ("ridge+exp", None)
+    assert refits.auto_check_law(make_law("loglinear").fit(transfer_table(), cv_folds=0)) == ("ridge+bimix", None)
     pytest.importorskip("lightgbm")
-    assert refits.auto_check_law(many) == ("lightgbm", None)
+    assert refits.auto_check_law(many) == ("lightgbm+exp", None)
     p = propose(many, 5000, candidates=2000, bootstrap=4, seed=0)
-    assert p.shrink["check_law"] == "lightgbm" and "check law lightgbm: proposal - uniform" in "\n".join(p.lines())
+    text = "\n".join(p.lines())
+    assert p.shrink["check_law"] == "lightgbm+exp" and set(p.shrink["risk_by_law"]) == {"ridge", "lightgbm", "exp"}
+    assert "check law lightgbm: proposal - uniform" in text and "check law exp: proposal - uniform" in text
     # without the extra: bimix checks, and the report says why
     monkeypatch.setitem(sys.modules, "lightgbm", None)
     name, note = refits.auto_check_law(many)
-    assert name == "bimix" and "mixtrain[surrogate]" in note
+    assert name == "bimix+exp" and "mixtrain[surrogate]" in note
     p = propose(many, 5000, candidates=2000, bootstrap=4, seed=0)
-    assert p.shrink["check_law"] == "bimix" and "not installed" in "\n".join(p.lines())
+    assert p.shrink["check_law"] == "bimix+exp" and "not installed" in "\n".join(p.lines())

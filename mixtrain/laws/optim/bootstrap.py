@@ -44,29 +44,57 @@ def bootstrap_laws(law: MixingLaw, B: int, rng: np.random.Generator) -> list[Mix
     return out
 
 
+def check_law_names(text: str) -> str:
+    """`--check-law`'s value: "auto", "none", or law names joined by "+" (argparse `type`: a bad name is a usage
+    error that lists the laws)."""
+    from argparse import ArgumentTypeError
+
+    from mixtrain.laws.law_registry import LAWS
+
+    if text in ("auto", "none"):
+        return text
+    bad = [one for one in text.split("+") if one not in LAWS or one == "ensemble"]
+    if bad:
+        raise ArgumentTypeError(f"{bad[0]!r} is not a law; give auto, none, or one or more of "
+                                f"{', '.join(n for n in sorted(LAWS) if n != 'ensemble')} joined by '+' (ridge+bimix)")
+    return text
+
+
 def auto_check_law(law: MixingLaw) -> tuple[str, str | None]:
-    """The "auto" check law for `law` and a note: ridge for every other law; for ridge, lightgbm from
-    `CHECK_TREES_MIN_RUNS` runs on (when the extra is installed), else bimix (laws/optim/sampled.py docstring, step 5)."""
+    """The "auto" check laws for `law` ("a+b") and a note: two laws of other families (laws/optim/sampled.py
+    docstring, step 5). ridge+bimix (a cross-domain surrogate and a separable law) for every other law; bimix is
+    checked by ridge+exp; ridge by bimix+exp, and from `CHECK_TREES_MIN_RUNS` runs on by lightgbm+exp (when the
+    extra is installed)."""
+    if law.name == "bimix":
+        return "ridge+exp", None
     if law.name != "ridge":
-        return "ridge", None
+        return "ridge+bimix", None
     n_runs = len(law.table.run_names)
     if n_runs < CHECK_TREES_MIN_RUNS:
-        return "bimix", None
+        return "bimix+exp", None
     try:
         import lightgbm  # noqa: F401  (the optional extra mixtrain[surrogate])
     except ImportError:
-        return "bimix", (f"{n_runs} runs: lightgbm would check ridge, but the extra is not installed "
-                         "(pip install 'mixtrain[surrogate]'); bimix checks instead")
-    return "lightgbm", None
+        return "bimix+exp", (f"{n_runs} runs: lightgbm would check ridge, but the extra is not installed "
+                             "(pip install 'mixtrain[surrogate]'); bimix checks instead")
+    return "lightgbm+exp", None
 
 
 def second_opinion(law: MixingLaw, check_law: str | None, B: int, rng: np.random.Generator):
-    """((check law, its B refits) or None, a note or None): a law of another family than `law` (`auto_check_law`)."""
+    """([(check law, its B refits), ...] or None, a note or None): laws of other families than `law`
+    (`auto_check_law`; "a+b" names several, each refitted B times). A check law that cannot be fitted on these
+    runs is left out with a note; with none left, `law` decides alone."""
     if check_law is None or check_law == "none" or B == 0:
         return None, "none (check_law=None)"
     name, note = auto_check_law(law) if check_law == "auto" else (check_law, None)
-    try:
-        check = make_law(name).fit(law.table, cv_folds=0)
-        return (check, bootstrap_laws(check, B, rng)), note
-    except ValueError as e:  # too few runs for the check law's parameters: this law decides alone
-        return None, f"{name} could not be fitted ({e}); {law.name} decides alone"
+    names = [one for one in dict.fromkeys(name.split("+")) if one and one != law.name]  # a law never checks itself
+    checks, notes = [], [note] if note else []
+    for one in names:
+        try:
+            check = make_law(one).fit(law.table, cv_folds=0)
+            checks.append((check, bootstrap_laws(check, B, rng)))
+        except ValueError as e:  # too few runs for the check law's parameters: left out, said in the report
+            notes.append(f"{one} could not be fitted ({e})")
+    if not checks:
+        notes.append(f"{law.name} decides alone")
+    return checks or None, "; ".join(notes)

@@ -45,10 +45,12 @@ def fallback(p: Problem, sc: Scores, base: dict[str, Any], labels, why: str) -> 
 
 def shrink(p: Problem, sc: Scores, s: ProposalSettings, u: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, dict[str, Any], Any]:
     """Step 5, from the origin `u` (uniform): (index of the chosen step, the steps T, the ray's mixtures R [steps, k], the report's `shrink`
-    dict, the check law or None). Each step t of the ray (1-t) uniform + t proposal is scored by the upper
-    `risk_quantile` of its paired difference to uniform over the refits, of this law and of a law of another
-    family (a separable law and a cross-domain surrogate are wrong in different ways; the bootstrap alone sees
-    only the fit's spread); the lowest wins (t = 0: uniform, difference exactly 0)."""
+    dict, the check laws or None). Each step t of the ray (1-t) uniform + t proposal is scored by the upper
+    `risk_quantile` of its paired difference to uniform over the refits of this law and of each check law (laws of
+    other families: a separable law and a cross-domain surrogate are wrong in different ways; the bootstrap alone
+    sees only the fit's spread). `risk_pooling` "each": the step's risk is the highest of the laws' own quantiles
+    (every law must put it below uniform); "pooled": the quantile over all refits pooled. The lowest wins (t = 0:
+    uniform, difference exactly 0)."""
     T = np.linspace(0.0, 1.0, s.shrink_steps + 1)
     R = (1 - T)[:, None] * u[None] + T[:, None] * sc.r[None]
     z2 = np.random.default_rng(s.seed + 2).standard_normal((max(1, len(sc.refits)), 50))
@@ -58,17 +60,22 @@ def shrink(p: Problem, sc: Scores, s: ProposalSettings, u: np.ndarray) -> tuple[
         D = D - D[:, :1]
         return (D[:, :, None] + sc.sigma * T[None, :, None] * z2[: len(D), None, :]).transpose(0, 2, 1).reshape(-1, len(T))
 
-    D = ray_diffs(sc.refits, p.w)
+    diffs = {p.law.name: ray_diffs(sc.refits, p.w)}
     check, check_note = second_opinion(p.law, s.check_law, len(sc.refits), p.rng)
-    check_diff = None
-    if check is not None:  # the two laws' refits pooled, equally many (seen through the same repetition hook)
-        Dc = ray_diffs([p.viewed(m) for m in check[1]], check[0].importance_vector(p.importance))
-        check_diff = (float(Dc[:, -1].mean()), *map(float, np.quantile(Dc[:, -1], sc.q)))
-        D = np.vstack([D, Dc])
-    risk = np.quantile(D, s.risk_quantile, axis=0)
+    for c_law, c_refits in check or []:  # equally many refits each, seen through the same repetition hook
+        diffs[c_law.name] = ray_diffs([p.viewed(m) for m in c_refits], c_law.importance_vector(p.importance))
+    own = {name: np.quantile(D, s.risk_quantile, axis=0) for name, D in diffs.items()}
+    if s.risk_pooling == "each":
+        risk = np.max(list(own.values()), axis=0)
+    else:
+        risk = np.quantile(np.vstack(list(diffs.values())), s.risk_quantile, axis=0)
     i = int(np.argmin(risk))
-    report = {"t": float(T[i]), "quantile": s.risk_quantile, "risk": float(risk[i]),
-              "check_law": check[0].name if check else None, "check_diff": check_diff, "check_note": check_note}
+    check_diffs = {name: (float(D[:, -1].mean()), *map(float, np.quantile(D[:, -1], sc.q)))
+                   for name, D in list(diffs.items())[1:]}
+    report = {"t": float(T[i]), "quantile": s.risk_quantile, "risk": float(risk[i]), "risk_pooling": s.risk_pooling,
+              "risk_by_law": {name: float(q[i]) for name, q in own.items()},
+              "check_law": "+".join(c.name for c, _ in check) if check else None, "check_diffs": check_diffs,
+              "check_note": check_note}
     return i, T, R, report, check
 
 
@@ -124,7 +131,7 @@ def _written(p: Problem, sc: Scores, s: ProposalSettings, settings: dict[str, An
     elif i == 0:
         chosen, why = u_label, ("every step towards the proposal risks being worse than uniform (its "
                                 f"{100 * s.risk_quantile:g}th percentile is above zero under "
-                                + (f"{law.name} or {check[0].name})" if check else f"{law.name})"))
+                                + (f"{law.name} or {' or '.join(c.name for c, _ in check)})" if check else f"{law.name})"))
     else:
         chosen, why = f"blend {t:g}", (f"{t:g} of the way from uniform to the proposal has the lowest risk against "
                                        "uniform; the full step is less certain")

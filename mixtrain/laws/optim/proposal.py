@@ -34,7 +34,8 @@ class ProposalSettings:
     model_error: bool = False  # widen the intervals by the law's CV error (step 4)
     seed: int = 0
     risk_quantile: float = 0.6  # the quantile of (mixture - uniform) the shrinkage minimises (step 5)
-    check_law: str | None = "auto"  # the law of another family whose refits judge the step too (step 5)
+    check_law: str | None = "auto"  # laws of other families whose refits judge the step too ("a+b": several; step 5)
+    risk_pooling: str = "each"  # "each": every law's own risk_quantile must clear zero; "pooled": all refits pooled
     refuse_on_cv: bool = False  # refuse when the law's CV regret is worse than the nearest run's (step 6)
     shrink_steps: int = 10  # steps t in {0, 1/n, ..., 1} from uniform to the proposal (step 5)
     prefer_best_run: bool = False  # step 7 (observed.py): the best run if measured below the written's prediction
@@ -49,6 +50,8 @@ class ProposalSettings:
         return cls(**{**asdict(base), **options})
 
     def check(self) -> None:
+        if self.risk_pooling not in ("each", "pooled"):
+            raise ValueError(f"risk_pooling must be 'each' or 'pooled', got {self.risk_pooling!r}")
         if self.candidates < 1 or self.bootstrap < 0 or self.shrink_steps < 1 or not 0.5 <= self.risk_quantile < 1:
             raise ValueError(f"candidates and shrink_steps must be >= 1, bootstrap >= 0 and risk_quantile in [0.5, 1), "
                              f"got {self.candidates}, {self.shrink_steps}, {self.bootstrap} and {self.risk_quantile}")
@@ -64,7 +67,7 @@ class ProposalSettings:
                 "refit_pool": int(refit_pool), "support_cap": self.support_cap, "support_floor": self.support_floor,
                 "trust_radius": self.trust_radius, "level": self.level, "model_error": self.model_error,
                 "seed": self.seed, "risk_quantile": self.risk_quantile, "check_law_setting": self.check_law,
-                "refuse_on_cv": self.refuse_on_cv}
+                "risk_pooling": self.risk_pooling, "refuse_on_cv": self.refuse_on_cv}
 
 
 @dataclass
@@ -97,14 +100,15 @@ class Proposal:
             out.append(f"proposal - uniform: {m:+.4f}  [{lo:+.4f}, {hi:+.4f}]"
                        + (" (refits + the law's CV error)" if s.get("model_error") else " (over refits)"))
         sh = self.shrink
-        if sh.get("check_diff") is not None:
-            m, lo, hi = sh["check_diff"]
-            out.append(f"check law {sh['check_law']}: proposal - uniform {m:+.4f}  [{lo:+.4f}, {hi:+.4f}] (over its refits)")
+        for name, (m, lo, hi) in (sh.get("check_diffs") or {}).items():
+            out.append(f"check law {name}: proposal - uniform {m:+.4f}  [{lo:+.4f}, {hi:+.4f}] (over its refits)")
         if sh.get("check_note"):
             out.append(f"check law: {sh['check_note']}")
         if "t" in sh:
+            over = ("the highest of the laws' own percentiles" if sh.get("risk_pooling") == "each"
+                    else "over all laws' refits pooled")
             out.append(f"shrinkage: {sh['t']:g} of the way from uniform to the proposal (the step whose "
-                       f"{100 * sh['quantile']:g}th percentile of (mixture - uniform) over both laws' refits is lowest: "
+                       f"{100 * sh['quantile']:g}th percentile of (mixture - uniform), {over}, is lowest: "
                        f"{sh['risk']:+.4f})")
         if self.at_cap:
             out.append("proposal at its support cap: " + ", ".join(self.at_cap))

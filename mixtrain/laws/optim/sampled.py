@@ -33,24 +33,24 @@ sampled mixtures, average the top) beat it. Here:
    of the mean loss); in step 5 the noise grows with t. Measured with the former accept-or-fall-back
    rule: it removed the proposals worse than uniform, and with them 96% of all proposals.
 5. Never worse than uniform, by shrinking rather than all-or-nothing: the written mixture is the step t
-   in {0, 0.1, ..., 1} of (1 - t) uniform + t proposal whose upper `risk_quantile` (0.6) of the paired
-   difference to uniform is lowest, over this law's refits pooled with `bootstrap` refits of a check
-   law of another family (`check_law`, "auto" = laws/optim/bootstrap.py `auto_check_law`: ridge for every other law; for
-   ridge, bimix below `CHECK_TREES_MIN_RUNS` (32) runs and lightgbm from 32 on, bimix again when the
-   lightgbm extra is missing, said in the report). Uniform (t = 0, difference exactly 0) is always a
-   candidate, so a step is taken only where most refits of both laws put it below uniform. Why: the
-   bootstrap sees the fit's spread, not the law's bias; a separable law and a cross-domain surrogate
-   err in different ways. Why the check depends on the run count: with few runs ridge's risk is its
-   variance, which a rigid law catches (trees from 16 runs were worse than uniform in 34% of the
-   8-domain tuning worlds as the check); with many runs its risk is bias, and the separable bimix,
-   itself biased, held well-supported proposals back (17 domains x 64 runs: written 0.036 median
-   regret against the proposal's 0.025; with trees as the check 0.027). Chosen on 200 synthetic worlds
-   (seeds 0-49 per setting), reported on 200 others (BENCHMARKS.md): the former accept-or-fall-back
-   rule (interval below zero, else uniform / natural / best run) was worse than uniform in 5% of
-   worlds and lost to the RegMix recipe; quantile selection over all candidates (winner's curse: the
-   pool's extremes are noise), a check without shrinkage and the worse-of-the-two-laws quantile were
-   measured too. With bimix as the law this rule is less safe than with ridge (BENCHMARKS.md); a
-   higher `risk_quantile` is more cautious. `force_proposal` writes the proposal.
+   in {0, 0.1, ..., 1} of (1 - t) uniform + t proposal whose risk against uniform is lowest. The risk of a
+   step is the highest, over this law and two check laws of other families, of each law's own upper
+   `risk_quantile` (0.6) of the paired difference (mixture_t - uniform) over its `bootstrap` refits
+   (`risk_pooling="each"`; `check_law`, "auto" = laws/optim/bootstrap.py `auto_check_law`: ridge+bimix for
+   every other law; bimix is checked by ridge+exp; ridge by bimix+exp, from `CHECK_TREES_MIN_RUNS` (32) runs by
+   lightgbm+exp). Uniform (t = 0, difference exactly 0) is always a candidate, so a step is taken only where
+   most refits of every one of the three laws put it below uniform. Why: the bootstrap sees the fit's spread,
+   not the law's bias; a separable law, a cross-domain surrogate and an exponential-transfer law err in
+   different ways, and a flexible law's own refits agree with each other most confidently where it overfits.
+   History: until 2026-12-08 one check law (ridge; for ridge bimix, trees from 32 runs) and both laws' refits
+   pooled (`risk_pooling="pooled"`, `check_law="ridge"`): chosen on 200 synthetic worlds against an
+   accept-or-fall-back rule, quantile selection over all candidates (winner's curse) and the worse-of-the-two
+   quantile. On 40 worlds at 8 domains x 16 runs it wrote a mixture truly worse than uniform in 5% (bimix,
+   exp, ridge) to 30% (lightgbm) of worlds; two check laws with each law's own quantile brought every law to
+   0-2.5% there at equal or lower median regret for four of the six laws (BENCHMARKS.md, bench/law_uniform.py
+   --former-rule for the paired comparison). With few runs ridge's risk is its variance, which the rigid bimix
+   catches; with many its risk is bias, and bimix (itself biased) held well-supported proposals back, so trees
+   check from 32 runs. A higher `risk_quantile` is more cautious. `force_proposal` writes the proposal.
 6. The law's cross-validated top-1 regret (laws/cross_validation.py) worse than the nearest-observed-run
    baseline's is reported ("treat the proposal with care"); `refuse_on_cv` (--refuse-on-cv) makes it a
    refusal that writes the best of uniform / natural / best run reliably below uniform (unless
