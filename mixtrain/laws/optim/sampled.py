@@ -45,11 +45,13 @@ sampled mixtures, average the top) beat it. Here:
    History: until 2026-12-08 one check law (ridge; for ridge bimix, trees from 32 runs) and both laws' refits
    pooled (`risk_pooling="pooled"`, `check_law="ridge"`): chosen on 200 synthetic worlds against an
    accept-or-fall-back rule, quantile selection over all candidates (winner's curse) and the worse-of-the-two
-   quantile. On 40 worlds at 8 domains x 16 runs it wrote a mixture truly worse than uniform in 5% (bimix,
-   exp, ridge) to 30% (lightgbm) of worlds; two check laws with each law's own quantile brought every law to
-   0-2.5% there at equal or lower median regret for four of the six laws (BENCHMARKS.md, bench/law_uniform.py
-   --former-rule for the paired comparison). With few runs ridge's risk is its variance, which the rigid bimix
-   catches; with many its risk is bias, and bimix (itself biased) held well-supported proposals back, so trees
+   quantile. Measured against it on 40 untouched worlds at 8 domains x 16 runs (seeds 1200-1239, paired;
+   BENCHMARKS.md, bench/law_uniform.py --former-rule): worse than uniform bimix 15% -> 7.5%, loglinear
+   27.5% -> 5%, transfer 7.5% -> 0, ridge 2.5% -> 0, lightgbm 40% -> 12.5%, exp 0 -> 0; median regret lower for
+   bimix, loglinear and lightgbm, +0.0009 for exp. On bench/optimiser.py's worlds (48, 8 and 17 domains, 16 and
+   64 runs) ridge: 2.1% -> 0% worse than uniform at a median cost of +0.0006. With few runs ridge's risk is its
+   variance, which the rigid bimix catches; with many its risk is bias, and bimix (itself biased) held
+   well-supported proposals back, so trees
    check from 32 runs. A higher `risk_quantile` is more cautious. `force_proposal` writes the proposal.
 6. The law's cross-validated top-1 regret (laws/cross_validation.py) worse than the nearest-observed-run
    baseline's is reported ("treat the proposal with care"); `refuse_on_cv` (--refuse-on-cv) makes it a
