@@ -213,10 +213,12 @@ def summary(rows: list[dict], label: str) -> list[str]:
 
 def read_rows(paths: str) -> list[dict]:
     """Every row of the JSON-lines files `paths` (a comma list), in order; blank lines skipped. The dumps of this
-    bench and of bench/law_uniform.py are read this way."""
+    bench and of bench/law_uniform.py are read this way; a .gz file (as kept under results/) is read decompressed."""
+    import gzip
+
     rows = []
     for path in paths.split(","):
-        with open(path) as f:
+        with (gzip.open(path, "rt") if path.endswith(".gz") else open(path)) as f:
             rows += [json.loads(x) for x in f if x.strip()]
     return rows
 

@@ -4,6 +4,8 @@ today's rule and the ensemble rules) on synthetic worlds with a known optimum, t
     python bench/law_uniform.py --domains 8 --runs 16,64 --worlds 25 --seed0 700 --out uni8.jsonl   # appends per world
     python bench/law_uniform.py --replay uni8.jsonl,uni17.jsonl                                    # the table again
     python bench/law_uniform.py --cv-from rep64.jsonl --laws transfer,ensemble --out reg64.jsonl   # auto's rules only
+    python bench/law_uniform.py --no-cv --worlds 60 --seed0 1200 --domains 8 --runs 16 --out new.jsonl  # single laws, fast
+    python bench/law_uniform.py --no-cv --former-rule ... --out former.jsonl; --paired former.jsonl new.jsonl
 A stopped run is resumed by the same command (worlds already in --out are skipped).
 
 Place in the flow: laws/synthetic.World (truth) -> proxy table -> every auto candidate fitted and cross-validated
@@ -133,6 +135,29 @@ def single_laws_row(k: int, n: int, seed: int, candidates: int, bootstrap: int, 
     return row
 
 
+def paired(before: list[dict], after: list[dict]) -> list[str]:
+    """--paired A B: the worlds both dumps hold, per law: share worse than uniform and median regret under each,
+    the median paired difference (B - A) and its Wilcoxon signed-rank p."""
+    from scipy.stats import wilcoxon
+
+    a, b = {world_key(r): r for r in before}, {world_key(r): r for r in after}
+    keys = sorted(set(a) & set(b))
+    out = [f"{len(keys)} paired worlds; uniform's median regret {np.median([a[k]['uniform'] for k in keys]):.4f}",
+           "| law | worse than uniform, A | worse, B | median regret, A | median regret, B | median paired "
+           "difference (B - A) | Wilcoxon p |", "|---|---|---|---|---|---|---|"]
+    names = [m for m in a[keys[0]]["laws"] if all(m in b[k]["laws"] for k in keys)] if keys else []
+    for m in names:
+        ga, gb = [a[k]["laws"][m] for k in keys], [b[k]["laws"][m] for k in keys]
+        if any(g.get("regret") is None for g in ga + gb):
+            continue
+        ra, rb = np.array([g["regret"] for g in ga]), np.array([g["regret"] for g in gb])
+        wa, wb, d = sum(g["worse"] for g in ga), sum(g["worse"] for g in gb), rb - ra
+        p = wilcoxon(d).pvalue if np.any(d != 0) else 1.0
+        out.append(f"| {m} | {100 * wa / len(keys):.1f}% ({wa}/{len(keys)}) | {100 * wb / len(keys):.1f}% "
+                   f"({wb}/{len(keys)}) | {np.median(ra):.4f} | {np.median(rb):.4f} | {np.median(d):+.4f} | {p:.2g} |")
+    return out
+
+
 def summary(rows: list[dict]) -> list[str]:
     out = ["| domains | runs | worlds | law | worse than uniform | refused (no mixture written) | median regret | "
            "mean regret | wrote uniform / blend / proposal |", "|---|---|---|---|---|---|---|---|---|"]
@@ -183,6 +208,8 @@ def main() -> None:
     ap.add_argument("--cv-from", default=None, help="bench/law_choice.py --dump files: only their worlds, with their "
                     "per-seed CV numbers (no cross-validation here)")
     ap.add_argument("--replay", default=None, help="no fitting: the table from --out files (comma list)")
+    ap.add_argument("--paired", nargs=2, metavar=("A", "B"), default=None, help="no fitting: A's and B's rows of the "
+                    "worlds both hold, law by law (e.g. --former-rule vs the default on the same seeds)")
     args = ap.parse_args()
     RISK_QUANTILE[0] = args.risk_quantile
     NO_CV[0] = args.no_cv
@@ -193,6 +220,9 @@ def main() -> None:
     CV_FOLDS[0] = 5 if args.model_error and not args.cv_folds else args.cv_folds
     OPTIONS.update({"model_error": True} if args.model_error else {})
     OPTIONS.update({"check_law": args.check_law} if args.check_law else {})
+    if args.paired:
+        print("\n".join(paired(read_rows(args.paired[0]), read_rows(args.paired[1]))))
+        return
     if args.replay:
         rows = read_rows(args.replay)
         print("\n".join(summary(rows)))
