@@ -48,7 +48,8 @@ sampled mixtures, average the top) beat it. Here:
    quantile. Measured against it on 40 untouched worlds at 8 domains x 16 runs (seeds 1200-1239, paired;
    BENCHMARKS.md, bench/law_uniform.py --former-rule): worse than uniform bimix 15% -> 7.5%, loglinear
    27.5% -> 5%, transfer 7.5% -> 0, ridge 2.5% -> 0, lightgbm 40% -> 12.5%, exp 0 -> 0; median regret lower for
-   bimix, loglinear and lightgbm, +0.0009 for exp. On bench/optimiser.py's worlds (48, 8 and 17 domains, 16 and
+   bimix, loglinear and lightgbm, +0.0009 for exp (at 17 domains x 16 runs: transfer +0.0047, ridge +0.0012;
+   at 64 runs every law 0% worse, exp and transfer +0.002-0.003). On bench/optimiser.py's worlds (48, 8 and 17 domains, 16 and
    64 runs) ridge: 2.1% -> 0% worse than uniform at a median cost of +0.0006. With few runs ridge's risk is its
    variance, which the rigid bimix catches; with many its risk is bias, and bimix (itself biased) held
    well-supported proposals back, so trees
