@@ -45,7 +45,7 @@ warnings.filterwarnings("ignore")
 from mixtrain.laws import LAWS, make_law  # noqa: E402
 from mixtrain.laws.ensemble import EnsembleLaw  # noqa: E402
 from mixtrain.laws.law_choice import band, decide  # noqa: E402
-from mixtrain.laws.optim.bootstrap import CHECK_TREES_MIN_RUNS  # noqa: E402
+from mixtrain.laws.optim.bootstrap import former_check_law  # noqa: E402
 from mixtrain.laws.optim.sampled import propose  # noqa: E402
 from mixtrain.laws.synthetic import World  # noqa: E402
 
@@ -103,10 +103,8 @@ def one_law(world, name: str, law, candidates: int, bootstrap: int, seed: int) -
     try:
         if CV_FOLDS[0] and not isinstance(law, EnsembleLaw):  # as the CLI: the law's report carries its CV
             law = make_law(name).fit(law.table, cv_folds=CV_FOLDS[0])
-        former = {}
-        if FORMER[0]:  # the rule before 2026-12-08: one check law, refits pooled
-            many = len(law.table.run_names) >= CHECK_TREES_MIN_RUNS
-            former = {"risk_pooling": "pooled", "check_law": ("lightgbm" if many else "bimix") if name == "ridge" else "ridge"}
+        # the rule before 2026-12-08: one check law, refits pooled
+        former = {"risk_pooling": "pooled", "check_law": former_check_law(law)} if FORMER[0] else {}
         p = propose(law, world.s_ref, natural=dict(zip(world.domains, world.natural)), candidates=candidates,
                     bootstrap=bootstrap, seed=seed,
                     **({"risk_quantile": RISK_QUANTILE[0]} if RISK_QUANTILE[0] is not None else {}), **{**OPTIONS, **former})

@@ -62,6 +62,7 @@ def regmix(law, M: np.ndarray, step: float, n: int, top: int, rng) -> np.ndarray
 def run_world(job) -> list[dict]:
     k, n_runs, seed, args = job
     from mixtrain.laws import fit_law, make_law
+    from mixtrain.laws.optim.bootstrap import former_check_law
     from mixtrain.laws.optim.sampled import propose
     from mixtrain.laws.optim.slsqp import solve
     from mixtrain.laws.synthetic import World
@@ -88,8 +89,7 @@ def run_world(job) -> list[dict]:
                     or optimiser.startswith("sampled-check-"):
                 former = {}
                 if optimiser == "sampled-former":  # step 5 before 2026-12-08: one check law, refits pooled
-                    check = ("lightgbm" if n_runs >= 32 else "bimix") if name == "ridge" else "ridge"
-                    former, optimiser = {"risk_pooling": "pooled"}, f"sampled-check-{check}"
+                    former, optimiser = {"risk_pooling": "pooled"}, f"sampled-check-{former_check_law(law)}"
                 p = propose(law, step, natural=natural, candidates=args.candidates, bootstrap=args.bootstrap, seed=seed,
                             **({"average_top": 0} if optimiser == "sampled-noavg" else {}), **former,
                             model_error=optimiser == "sampled-modelerr",

@@ -80,6 +80,15 @@ def auto_check_law(law: MixingLaw) -> tuple[str, str | None]:
     return "lightgbm+exp", None
 
 
+def former_check_law(law: MixingLaw) -> str:
+    """The one check law of step 5 before 2026-12-08 (with `risk_pooling="pooled"`): ridge for every other law; for
+    ridge, bimix below `CHECK_TREES_MIN_RUNS` runs and lightgbm from there on. The benches' paired baseline
+    (bench/law_uniform.py --former-rule, bench/optimiser.py */sampled-former)."""
+    if law.name != "ridge":
+        return "ridge"
+    return "lightgbm" if len(law.table.run_names) >= CHECK_TREES_MIN_RUNS else "bimix"
+
+
 def second_opinion(law: MixingLaw, check_law: str | None, B: int, rng: np.random.Generator):
     """([(check law, its B refits), ...] or None, a note or None): laws of other families than `law`
     (`auto_check_law`; "a+b" names several, each refitted B times). A check law that cannot be fitted on these
